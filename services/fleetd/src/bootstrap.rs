@@ -1,0 +1,109 @@
+//! First-start data: the first admin account, and the demo data set for `run --demo`.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::Utc;
+use fleet_domain::Role;
+use fleet_storage::Store;
+
+use crate::demo;
+
+/// Password of every demo account.
+pub const DEMO_PASSWORD: &str = "demo";
+
+/// How the admin account came to be, for the start-up message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminBootstrap {
+    /// Users existed already: nothing done.
+    Existing,
+    /// Created with the configured (or demo) password.
+    Created,
+    /// Created with a generated password, to be shown once.
+    Generated(String),
+}
+
+/// On an empty user table, creates `admin` with the given password, or `demo` in demo mode,
+/// or a generated one.
+pub async fn ensure_admin(store: &Store, password: Option<&str>, demo: bool) -> anyhow::Result<AdminBootstrap> {
+    if store.users().count().await? > 0 {
+        return Ok(AdminBootstrap::Existing);
+    }
+    let (password, outcome) = match (password, demo) {
+        (Some(p), _) => (p.to_owned(), AdminBootstrap::Created),
+        (None, true) => (DEMO_PASSWORD.to_owned(), AdminBootstrap::Created),
+        (None, false) => {
+            let p = random_password();
+            (p.clone(), AdminBootstrap::Generated(p))
+        }
+    };
+    fleet_domain::user::validate_password(&password).map_err(|e| anyhow::anyhow!("FLEET_ADMIN_PASSWORD: {e}"))?;
+    let hash = fleet_web::hash_password(&password);
+    store.users().create("admin", &hash, Role::Admin, None, None).await.context("creating the admin user")?;
+    Ok(outcome)
+}
+
+fn random_password() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rng();
+    (0..16).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+}
+
+/// Days of history the demo starts with.
+pub const DEMO_HISTORY_DAYS: u32 = 30;
+/// Sample spacing of the demo history.
+pub const DEMO_HISTORY_STEP: Duration = Duration::from_secs(30);
+
+/// Loads the demo data set into an empty database (no units yet): units, vehicles,
+/// drivers, users (password `demo`), charging stations and a month of telemetry.
+/// Returns false when the database already held data.
+pub async fn seed_demo(store: &Store) -> anyhow::Result<bool> {
+    if store.units().count().await? > 0 {
+        return Ok(false);
+    }
+    let data = demo::demo_data();
+    for u in &data.units {
+        let id = u.id.clone().context("demo units carry ids")?;
+        store.units().create(&id, u).await.with_context(|| format!("demo unit {id}"))?;
+    }
+    for v in &data.vehicles {
+        let vin = v.validate().map_err(|e| anyhow::anyhow!("demo vehicle {}: {e}", v.vin))?;
+        store.vehicles().create(&vin, v).await.with_context(|| format!("demo vehicle {}", v.vin))?;
+    }
+    for d in &data.drivers {
+        let vin = d.validate().map_err(|e| anyhow::anyhow!("demo driver {}: {e}", d.name))?;
+        let id = d.id.clone().context("demo drivers carry ids")?;
+        store.drivers().create(&id, d, vin.as_ref()).await.with_context(|| format!("demo driver {id}"))?;
+    }
+    // One hash for every demo account: they share the password, and argon2 is slow on purpose.
+    let hash = fleet_web::hash_password(DEMO_PASSWORD);
+    for u in &data.users {
+        if u.username == "admin" && store.users().credentials("admin").await?.is_some() {
+            continue;
+        }
+        store
+            .users()
+            .create(&u.username, &hash, u.role, u.unit_id.as_deref(), u.driver_id.as_deref())
+            .await
+            .with_context(|| format!("demo user {}", u.username))?;
+    }
+    for s in &data.charging_stations {
+        let station = fleet_storage::ChargingStation { id: s.id.clone(), name: s.name.clone(), lat: s.lat, lon: s.lon, power_kw: s.power_kw };
+        store.charging_stations().create(&station).await?;
+    }
+    let mut chunk = Vec::with_capacity(5000);
+    let mut total = 0usize;
+    for sample in demo::history(&data.vehicles, Utc::now(), DEMO_HISTORY_DAYS, DEMO_HISTORY_STEP, 2026) {
+        chunk.push(sample);
+        if chunk.len() == chunk.capacity() {
+            store.telemetry().commit(&chunk, &[]).await.context("demo history")?;
+            total += chunk.len();
+            chunk.clear();
+        }
+    }
+    store.telemetry().commit(&chunk, &[]).await.context("demo history")?;
+    total += chunk.len();
+    tracing::info!(demo.units = data.units.len(), demo.vehicles = data.vehicles.len(), demo.samples = total, "demo data loaded");
+    Ok(true)
+}

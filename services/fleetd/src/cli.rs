@@ -1,0 +1,158 @@
+//! Command line: subcommands, flags and their `FLEET_*` variables.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{self, ConfigError, MqttTarget, MqttUrl, Settings};
+
+/// fleetd: telematics ingest, dispatch and live map for an official EV fleet.
+#[derive(Debug, Parser)]
+#[command(name = "fleetd", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run every service in one process (HTTP API and pages, MQTT ingest).
+    Run(RunArgs),
+    /// Apply database migrations and exit.
+    Migrate(DbArgs),
+    /// Publish simulated Zhoushan fleet telemetry to a broker.
+    Simulate(SimulateArgs),
+    /// Measure throughput and latency against a baseline from the same run (prints JSON last).
+    Bench(crate::bench::BenchArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// Database URL: sqlite://path (created if missing) or postgres://user@host/db.
+    #[arg(long, env = "FLEET_DATABASE_URL", default_value = config::DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MqttArgs {
+    /// External broker, mqtt://[user:pass@]host[:port]. Unset: start the embedded broker.
+    #[arg(long, env = "FLEET_MQTT_URL")]
+    pub mqtt_url: Option<String>,
+    /// Where the embedded broker listens when no FLEET_MQTT_URL is given.
+    #[arg(long, env = "FLEET_EMBEDDED_MQTT_ADDR", default_value = config::DEFAULT_EMBEDDED_MQTT_ADDR)]
+    pub embedded_mqtt_addr: String,
+}
+
+impl MqttArgs {
+    pub fn target(&self) -> Result<MqttTarget, ConfigError> {
+        match &self.mqtt_url {
+            Some(url) => Ok(MqttTarget::External(MqttUrl::parse(url)?)),
+            None => Ok(MqttTarget::Embedded(config::socket_addr("FLEET_EMBEDDED_MQTT_ADDR", &self.embedded_mqtt_addr)?)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// HTTP listen address for the API and pages (port 0 picks a free one).
+    #[arg(long, env = "FLEET_HTTP_ADDR", default_value = config::DEFAULT_HTTP_ADDR)]
+    pub http_addr: String,
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub mqtt: MqttArgs,
+    /// Client id of fleetd's persistent MQTT session (each instance on a broker needs its own).
+    #[arg(long, env = "FLEET_MQTT_CLIENT_ID", default_value = config::DEFAULT_MQTT_CLIENT_ID)]
+    pub mqtt_client_id: String,
+    /// Split the telemetry stream with other instances through the shared subscription
+    /// group `$share/<group>/`.
+    #[arg(long, env = "FLEET_MQTT_SHARE_GROUP")]
+    pub mqtt_share_group: Option<String>,
+    /// Password of the `admin` user created on first start (generated and printed if unset).
+    #[arg(long, env = "FLEET_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+    /// Load the Zhoushan demo data into an empty database and drive the cars with the simulator.
+    #[arg(long)]
+    pub demo: bool,
+    /// Reporting interval of the demo simulator, seconds.
+    #[arg(long, env = "FLEET_DEMO_INTERVAL_S", default_value_t = 5)]
+    pub demo_interval_s: u64,
+    /// Lifetime of a login token, hours.
+    #[arg(long, env = "FLEET_TOKEN_TTL_HOURS", default_value_t = 12)]
+    pub token_ttl_hours: u64,
+    /// Most MQTT messages committed in one ingest transaction.
+    #[arg(long, env = "FLEET_INGEST_MAX_BATCH", default_value_t = fleet_ingest::Config::DEFAULT_MAX_BATCH)]
+    pub ingest_max_batch: usize,
+    /// Longest a message waits for its ingest batch to fill, milliseconds.
+    #[arg(long, env = "FLEET_INGEST_MAX_DELAY_MS", default_value_t = 25)]
+    pub ingest_max_delay_ms: u64,
+    /// Seconds to finish in-flight work after SIGINT/SIGTERM.
+    #[arg(long, env = "FLEET_SHUTDOWN_GRACE_S", default_value_t = 10)]
+    pub shutdown_grace_s: u64,
+}
+
+impl RunArgs {
+    /// Validates every setting, naming the first bad one.
+    pub fn settings(&self) -> Result<Settings, ConfigError> {
+        let http_addr = config::socket_addr("FLEET_HTTP_ADDR", &self.http_addr)?;
+        config::check_database_url(&self.db.database_url)?;
+        config::check_client_id(&self.mqtt_client_id)?;
+        let mut s = Settings::new(http_addr, self.db.database_url.clone(), self.mqtt.target()?);
+        s.mqtt_client_id = self.mqtt_client_id.clone();
+        if let Some(g) = &self.mqtt_share_group {
+            let ok = !g.is_empty() && g.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c));
+            if !ok {
+                return Err(ConfigError::new("FLEET_MQTT_SHARE_GROUP", "letters, digits, '-' and '_' only"));
+            }
+            s.mqtt_share_group = Some(g.clone());
+        }
+        if let Some(p) = &self.admin_password {
+            fleet_domain::user::validate_password(p).map_err(|e| ConfigError::new("FLEET_ADMIN_PASSWORD", e.problem))?;
+        }
+        s.admin_password = self.admin_password.clone();
+        s.demo = self.demo;
+        if !(1..=3600).contains(&self.demo_interval_s) {
+            return Err(ConfigError::new("FLEET_DEMO_INTERVAL_S", "must be 1 to 3600"));
+        }
+        s.demo_interval = Duration::from_secs(self.demo_interval_s);
+        if !(1..=24 * 30).contains(&self.token_ttl_hours) {
+            return Err(ConfigError::new("FLEET_TOKEN_TTL_HOURS", "must be 1 to 720"));
+        }
+        s.token_ttl = Duration::from_secs(self.token_ttl_hours * 3600);
+        if !(1..=100_000).contains(&self.ingest_max_batch) {
+            return Err(ConfigError::new("FLEET_INGEST_MAX_BATCH", "must be 1 to 100000"));
+        }
+        s.ingest_max_batch = self.ingest_max_batch;
+        if !(1..=10_000).contains(&self.ingest_max_delay_ms) {
+            return Err(ConfigError::new("FLEET_INGEST_MAX_DELAY_MS", "must be 1 to 10000"));
+        }
+        s.ingest_max_batch_delay = Duration::from_millis(self.ingest_max_delay_ms);
+        s.shutdown_grace = Duration::from_secs(self.shutdown_grace_s);
+        Ok(s)
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SimulateArgs {
+    /// Broker to publish to, mqtt://[user:pass@]host[:port].
+    #[arg(long, env = "FLEET_MQTT_URL", default_value = "mqtt://127.0.0.1:1884")]
+    pub mqtt_url: String,
+    /// Number of simulated cars.
+    #[arg(long, default_value_t = 60)]
+    pub vehicles: usize,
+    /// Seconds between two reports of one car.
+    #[arg(long, default_value_t = 5.0)]
+    pub interval_s: f64,
+    /// Share (0..1) of cars that speak GB/T 32960 instead of JSON.
+    #[arg(long, default_value_t = 0.3)]
+    pub gbt32960_share: f64,
+    /// Take the cars (VINs, batteries) from this database's registry instead of generating VINs.
+    #[arg(long, env = "FLEET_SIM_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Random seed (the same seed drives the same fleet).
+    #[arg(long, default_value_t = 2026)]
+    pub seed: u64,
+    /// Stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long)]
+    pub duration_s: Option<u64>,
+}

@@ -1,0 +1,164 @@
+//! Validated settings for `fleetd run`, built from flags and `FLEET_*` variables (see
+//! `cli.rs`). Every problem is a `ConfigError` that names the setting: the binary prints it
+//! on one line and exits with 64.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://./fleet-data/fleet.db";
+pub const DEFAULT_EMBEDDED_MQTT_ADDR: &str = "127.0.0.1:1884";
+pub const DEFAULT_MQTT_CLIENT_ID: &str = "fleetd";
+
+/// A setting that cannot be used, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{setting}: {problem}")]
+pub struct ConfigError {
+    pub setting: &'static str,
+    pub problem: String,
+}
+
+impl ConfigError {
+    pub fn new(setting: &'static str, problem: impl Into<String>) -> Self {
+        Self { setting, problem: problem.into() }
+    }
+}
+
+/// Which broker to use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MqttTarget {
+    /// Start an in-process broker listening here and connect to it.
+    Embedded(SocketAddr),
+    /// Connect to an existing broker.
+    External(MqttUrl),
+}
+
+/// A parsed `mqtt://user:pass@host:port` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MqttUrl {
+    pub host: String,
+    pub port: u16,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub tls: bool,
+}
+
+impl MqttUrl {
+    pub fn parse(s: &str) -> Result<Self, ConfigError> {
+        let bad = |p: &str| ConfigError::new("FLEET_MQTT_URL", format!("{p} (expected mqtt://[user:pass@]host[:port])"));
+        let url = url::Url::parse(s).map_err(|e| bad(&e.to_string()))?;
+        let tls = match url.scheme() {
+            "mqtt" | "tcp" => false,
+            "mqtts" | "ssl" => true,
+            other => return Err(bad(&format!("unknown scheme {other:?}"))),
+        };
+        if tls {
+            return Err(ConfigError::new(
+                "FLEET_MQTT_URL",
+                "mqtts:// (TLS) is not supported by this build yet; use mqtt:// on a trusted network or a local TLS-terminating broker bridge",
+            ));
+        }
+        let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| bad("no host"))?.to_owned();
+        let username = (!url.username().is_empty()).then(|| decode(url.username()));
+        let password = url.password().map(decode);
+        Ok(Self { host, port: url.port().unwrap_or(if tls { 8883 } else { 1883 }), username, password, tls })
+    }
+}
+
+fn decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default()
+}
+
+/// Resolves `host:port` to one socket address.
+pub fn socket_addr(setting: &'static str, s: &str) -> Result<SocketAddr, ConfigError> {
+    s.to_socket_addrs()
+        .map_err(|e| ConfigError::new(setting, format!("{s:?} is not a host:port address ({e})")))?
+        .next()
+        .ok_or_else(|| ConfigError::new(setting, format!("{s:?} resolves to no address")))
+}
+
+/// Everything `fleetd run` needs, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub http_addr: SocketAddr,
+    pub database_url: String,
+    pub mqtt: MqttTarget,
+    pub mqtt_client_id: String,
+    /// `$share/<group>/` prefix for the subscriptions when instances split the stream.
+    pub mqtt_share_group: Option<String>,
+    pub admin_password: Option<String>,
+    pub demo: bool,
+    /// The demo simulator's reporting interval.
+    pub demo_interval: Duration,
+    pub token_ttl: Duration,
+    pub ingest_max_batch: usize,
+    pub ingest_max_batch_delay: Duration,
+    pub shutdown_grace: Duration,
+}
+
+impl Settings {
+    /// Settings for tests and embedding: the given addresses, everything else default.
+    pub fn new(http_addr: SocketAddr, database_url: impl Into<String>, mqtt: MqttTarget) -> Self {
+        Self {
+            http_addr,
+            database_url: database_url.into(),
+            mqtt,
+            mqtt_client_id: DEFAULT_MQTT_CLIENT_ID.to_owned(),
+            mqtt_share_group: None,
+            admin_password: None,
+            demo: false,
+            demo_interval: Duration::from_secs(5),
+            token_ttl: Duration::from_secs(12 * 3600),
+            ingest_max_batch: fleet_ingest::Config::DEFAULT_MAX_BATCH,
+            ingest_max_batch_delay: fleet_ingest::Config::DEFAULT_MAX_BATCH_DELAY,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Checks a database URL's form (connecting is the app's job).
+pub fn check_database_url(url: &str) -> Result<(), ConfigError> {
+    let ok = ["sqlite:", "postgres://", "postgresql://"].iter().any(|p| url.starts_with(p));
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::new("FLEET_DATABASE_URL", format!("{url:?} must start with sqlite:// or postgres://")))
+    }
+}
+
+/// Checks an MQTT client id: the broker's persistent session is keyed by it.
+pub fn check_client_id(id: &str) -> Result<(), ConfigError> {
+    let ok = (1..=64).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if ok { Ok(()) } else { Err(ConfigError::new("FLEET_MQTT_CLIENT_ID", "1 to 64 of a-z, A-Z, 0-9, '-', '_', '.'")) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_mqtt_urls_with_and_without_credentials() {
+        let u = MqttUrl::parse("mqtt://fleetd:s%40cret@broker.example:1883").unwrap();
+        assert_eq!((u.host.as_str(), u.port, u.username.as_deref(), u.password.as_deref()), ("broker.example", 1883, Some("fleetd"), Some("s@cret")));
+        let u = MqttUrl::parse("mqtt://127.0.0.1").unwrap();
+        assert_eq!((u.port, u.username), (1883, None));
+    }
+
+    #[test]
+    fn rejects_bad_mqtt_urls_naming_the_setting() {
+        for bad in ["http://x", "127.0.0.1:1883", "mqtt://", "mqtts://x"] {
+            let e = MqttUrl::parse(bad).unwrap_err();
+            assert_eq!(e.setting, "FLEET_MQTT_URL", "{bad}");
+        }
+    }
+
+    #[test]
+    fn rejects_bad_addresses_and_database_urls() {
+        assert!(socket_addr("FLEET_HTTP_ADDR", "127.0.0.1:0").is_ok());
+        assert!(socket_addr("FLEET_HTTP_ADDR", "nonsense").is_err());
+        assert!(check_database_url("mysql://x").is_err());
+        assert!(check_database_url("sqlite://./x.db").is_ok());
+        assert!(check_client_id("fleetd-1").is_ok());
+        assert!(check_client_id("a b").is_err());
+    }
+}

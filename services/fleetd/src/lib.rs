@@ -1,0 +1,18 @@
+//! `fleetd`, the platform's only binary, as a library: configuration, composition of the
+//! services (ingest, dispatch, web) around one store, bus and broker connection, and the
+//! subcommands (`run`, `migrate`, `simulate`, `bench`, `mqtt-passwd`). The black-box tests
+//! start the same `App` the binary runs.
+
+pub mod app;
+pub mod bench;
+pub mod bootstrap;
+pub mod broker;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod observability;
+pub mod simulate;
+pub mod simulate_cmd;
+
+pub use app::App;
+pub use config::{MqttTarget, Settings};

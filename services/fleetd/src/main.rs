@@ -1,0 +1,103 @@
+//! The `fleetd` binary: parses the command line, runs the subcommand, maps the outcome to
+//! the exit codes of the contract (0 clean, 64 bad configuration, 1 anything else).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use fleetd::bootstrap::AdminBootstrap;
+use fleetd::cli::{Cli, Command};
+use fleetd::config::ConfigError;
+
+const EXIT_CONFIG: u8 = 64;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_CONFIG } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let log = std::env::var("FLEET_LOG").unwrap_or_else(|_| "info".to_owned());
+    fleetd::observability::init_logging(&log, std::env::var("FLEET_LOG_JSON").is_ok_and(|v| v == "1" || v == "true"));
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("fleetd: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if let Some(c) = e.downcast_ref::<ConfigError>() {
+                eprintln!("fleetd: bad configuration: {c}");
+                ExitCode::from(EXIT_CONFIG)
+            } else {
+                eprintln!("fleetd: {e:#}");
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Run(args) => {
+            let settings = args.settings()?;
+            let app = fleetd::App::start(settings).await?;
+            match app.admin_bootstrap() {
+                AdminBootstrap::Generated(p) => println!("created user admin with password {p} (shown once; change it)"),
+                AdminBootstrap::Created => println!("created user admin"),
+                AdminBootstrap::Existing => {}
+            }
+            if app.embedded_broker() {
+                println!("mqtt broker listening on {}", app.mqtt_addr());
+            }
+            println!("http listening on http://{}", app.http_addr());
+            let token = app.shutdown_token();
+            tokio::spawn(async move {
+                wait_for_signal().await;
+                tracing::info!("shutting down");
+                token.cancel();
+            });
+            if app.wait().await {
+                Ok(())
+            } else {
+                anyhow::bail!("services did not stop within the grace period")
+            }
+        }
+        Command::Migrate(args) => {
+            fleetd::config::check_database_url(&args.database_url)?;
+            let store = fleet_storage::Store::connect(&args.database_url).await?;
+            store.migrate().await?;
+            println!("database migrated");
+            Ok(())
+        }
+        Command::Simulate(args) => fleetd::simulate_cmd::run(args).await,
+        Command::Bench(args) => fleetd::bench::run(args).await,
+    }
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

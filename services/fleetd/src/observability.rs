@@ -1,0 +1,35 @@
+//! Logs (tracing) and metrics (Prometheus) for the whole process.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// Installs the log subscriber: human-readable text, or JSON lines for log collectors.
+/// `filter` is an env-filter directive such as `info` or `fleet_ingest=debug,info`.
+pub fn init_logging(filter: &str, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_new(format!("{filter},rumqttd=warn,sqlx=warn"))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        let _ = builder.json().try_init();
+    } else {
+        let _ = builder.try_init();
+    }
+}
+
+static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The process-wide metrics recorder (installed on first use; every `App` in the process
+/// shares it, as the tests start several).
+pub fn prometheus() -> PrometheusHandle {
+    PROMETHEUS
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Fails only if another recorder was installed first; then our handle renders
+            // nothing, which `/metrics` shows as an empty page rather than a crash.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}

@@ -1,0 +1,51 @@
+use thiserror::Error;
+
+/// What can go wrong in storage.
+#[derive(Debug, Error)]
+pub enum StorageError {
+    /// A unique constraint: the named thing exists already.
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    /// A reference to something that does not exist.
+    #[error("{0} does not exist")]
+    MissingReference(&'static str),
+    #[error("bad database configuration: {0}")]
+    Config(String),
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Db(sqlx::Error),
+}
+
+impl From<sqlx::Error> for StorageError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Db(e)
+    }
+}
+
+impl StorageError {
+    /// Maps constraint violations to `Conflict`/`MissingReference` with a readable name of
+    /// what collided, keeping every other error as is.
+    pub(crate) fn classify(e: sqlx::Error, unique: &'static str, reference: &'static str) -> Self {
+        if let Some(db) = e.as_database_error() {
+            if db.is_unique_violation() {
+                return Self::Conflict(unique);
+            }
+            if db.is_foreign_key_violation() {
+                return Self::MissingReference(reference);
+            }
+        }
+        Self::Db(e)
+    }
+
+    /// True for errors that mean the database is unreachable or failing, not that the
+    /// request was wrong: the caller should retry later.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::Db(sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Protocol(_))
+        ) || matches!(self, Self::Db(sqlx::Error::Database(db)) if db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57") || c == "5" || c == "6"))
+    }
+}

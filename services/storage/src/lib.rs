@@ -1,0 +1,167 @@
+//! Storage: one repository interface over two back ends, SQLite (the embedded default) and
+//! PostgreSQL (by URL). `Store` is a cheap handle (a pool); each aggregate has a repository
+//! (`store.vehicles()`, `store.telemetry()`, …) whose methods run the same SQL on both back
+//! ends where the dialects agree, and back-end-specific SQL where they do not (the
+//! telemetry batch write and the monthly partitions). Queries return domain types.
+//!
+//! Times are stored as integer milliseconds since the epoch, except the PostgreSQL sample
+//! table, whose `timestamptz` is its partition key.
+
+mod dead_letters;
+mod error;
+mod registry;
+mod stations;
+mod telemetry;
+mod users;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+pub use dead_letters::DeadLetters;
+pub use error::StorageError;
+pub use registry::{Drivers, Units, Vehicles};
+pub use stations::{ChargingStation, ChargingStations};
+pub use telemetry::{BatchOutcome, Telemetry};
+pub use users::{AuthTokens, Users};
+
+/// Which database engine a `Store` talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A handle to the database: clone freely.
+#[derive(Debug, Clone)]
+pub enum Store {
+    Sqlite(SqlitePool),
+    Postgres(PgPool, telemetry::Partitions),
+}
+
+/// Connections a PostgreSQL pool may hold.
+pub const PG_MAX_CONNECTIONS: u32 = 16;
+/// Connections a SQLite pool may hold (one writer at a time; readers in WAL run beside it).
+pub const SQLITE_MAX_CONNECTIONS: u32 = 8;
+/// How long a query waits for a pooled connection before failing.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs `$body` with `$pool` bound to whichever pool the store holds: for SQL that both
+/// dialects accept as written.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store {
+            $crate::Store::Sqlite($pool) => $body,
+            $crate::Store::Postgres($pool, _) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+impl Store {
+    /// Opens a pool for `url`: `sqlite://path` (the file and its folder are created if
+    /// missing) or `postgres://…`.
+    pub async fn connect(url: &str) -> Result<Self, StorageError> {
+        if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+            let path = path.split('?').next().unwrap_or(path);
+            if let Some(dir) = std::path::Path::new(path).parent() {
+                if !dir.as_os_str().is_empty() {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| StorageError::Config(format!("cannot create {}: {e}", dir.display())))?;
+                }
+            }
+            let opts = SqliteConnectOptions::new()
+                .filename(path)
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                // FULL: a committed batch survives power loss, not only a crash; the cost is
+                // one fsync per batch, not per sample.
+                .synchronous(SqliteSynchronous::Full)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10));
+            let pool = SqlitePoolOptions::new()
+                .max_connections(SQLITE_MAX_CONNECTIONS)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_with(opts)
+                .await?;
+            Ok(Self::Sqlite(pool))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let opts = PgConnectOptions::from_str(url).map_err(|e| StorageError::Config(format!("bad database URL: {e}")))?;
+            let pool = PgPoolOptions::new()
+                .max_connections(PG_MAX_CONNECTIONS)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_with(opts)
+                .await?;
+            Ok(Self::Postgres(pool, telemetry::Partitions::default()))
+        } else {
+            Err(StorageError::Config(format!(
+                "database URL must start with sqlite:// or postgres://, got {:?}",
+                url.split(':').next().unwrap_or("")
+            )))
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Self::Sqlite(_) => Backend::Sqlite,
+            Self::Postgres(..) => Backend::Postgres,
+        }
+    }
+
+    /// Applies the pending migrations of this back end.
+    pub async fn migrate(&self) -> Result<(), StorageError> {
+        match self {
+            Self::Sqlite(pool) => sqlx::migrate!("migrations/sqlite").run(pool).await?,
+            Self::Postgres(pool, _) => sqlx::migrate!("migrations/postgres").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// A round trip to the database, for health checks.
+    pub async fn ping(&self) -> Result<(), StorageError> {
+        on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Closes the pool, waiting for checked-out connections to come back.
+    pub async fn close(&self) {
+        on_pool!(self, pool => pool.close().await)
+    }
+
+    pub fn units(&self) -> Units<'_> {
+        Units(self)
+    }
+    pub fn vehicles(&self) -> Vehicles<'_> {
+        Vehicles(self)
+    }
+    pub fn drivers(&self) -> Drivers<'_> {
+        Drivers(self)
+    }
+    pub fn users(&self) -> Users<'_> {
+        Users(self)
+    }
+    pub fn tokens(&self) -> AuthTokens<'_> {
+        AuthTokens(self)
+    }
+    pub fn telemetry(&self) -> Telemetry<'_> {
+        Telemetry(self)
+    }
+    pub fn dead_letters(&self) -> DeadLetters<'_> {
+        DeadLetters(self)
+    }
+    pub fn charging_stations(&self) -> ChargingStations<'_> {
+        ChargingStations(self)
+    }
+}
+
+/// Milliseconds since the epoch, the stored form of most times.
+pub(crate) fn to_ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+pub(crate) fn from_ms(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or(DateTime::<Utc>::MIN_UTC)
+}

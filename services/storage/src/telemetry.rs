@@ -1,0 +1,414 @@
+//! Telemetry samples, the vehicles' current state, and the batch commit that writes both
+//! (with the batch's dead letters) in one transaction.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, TimeZone, Utc};
+use fleet_domain::{DeadLetter, Sample, SampleSource, VehicleState, Vin};
+
+use crate::dead_letters::insert_dead_letters;
+use crate::{Store, StorageError, from_ms, on_pool, to_ms};
+
+/// Rows per multi-row INSERT on SQLite (18 binds a row stays under its 32,766 limit).
+const SQLITE_ROWS_PER_STATEMENT: usize = 1000;
+/// Rows per UNNEST insert on PostgreSQL.
+const PG_ROWS_PER_STATEMENT: usize = 5000;
+
+/// What a batch commit did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Samples newly stored.
+    pub inserted: u64,
+    /// Samples already stored (same VIN and `ts`), stored once.
+    pub duplicates: u64,
+    pub dead_letters: u64,
+}
+
+/// The monthly partitions of the PostgreSQL sample table known to exist.
+#[derive(Debug, Clone, Default)]
+pub struct Partitions(Arc<Mutex<HashSet<(i32, u32)>>>);
+
+/// China Standard Time (UTC+8, no daylight saving): months and days are counted in it.
+fn cst() -> FixedOffset {
+    FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset")
+}
+
+/// Merges state rows into `vehicle_state`: telemetry fields move only with a newer sample,
+/// the position only with a newer valid position. Same SQL on both back ends.
+macro_rules! upsert_states {
+    ($conn:expr, $rows:expr) => {
+        for chunk in $rows.chunks(1000) {
+            let mut qb = sqlx::QueryBuilder::new(format!("INSERT INTO vehicle_state ({STATE_COLUMNS}) "));
+            qb.push_values(chunk, |mut b, r: &StateRow| {
+                b.push_bind(r.vin.clone())
+                    .push_bind(r.ts_ms)
+                    .push_bind(r.pos_ts_ms)
+                    .push_bind(r.lat)
+                    .push_bind(r.lon)
+                    .push_bind(r.speed_kmh)
+                    .push_bind(r.heading_deg)
+                    .push_bind(r.soc_pct)
+                    .push_bind(r.odometer_km)
+                    .push_bind(r.charging)
+                    .push_bind(r.ignition)
+                    .push_bind(r.range_km);
+            });
+            qb.push(UPSERT_STATE_TAIL);
+            qb.build().execute(&mut *$conn).await?;
+        }
+    };
+}
+
+/// Telemetry samples and vehicle state.
+pub struct Telemetry<'a>(pub(crate) &'a Store);
+
+impl Telemetry<'_> {
+    /// Durably stores a batch: new samples (duplicates skipped), the vehicles' newest state
+    /// (never moved backwards) and the dead letters, all in one transaction.
+    pub async fn commit(&self, samples: &[Sample], dead: &[DeadLetter]) -> Result<BatchOutcome, StorageError> {
+        let states = newest_states(samples);
+        let mut inserted = 0u64;
+        match self.0 {
+            Store::Sqlite(pool) => {
+                let mut tx = pool.begin().await?;
+                for chunk in samples.chunks(SQLITE_ROWS_PER_STATEMENT) {
+                    inserted += insert_samples_sqlite(&mut tx, chunk).await?;
+                }
+                upsert_states!(tx, &states);
+                insert_dead_letters!(tx, dead);
+                tx.commit().await?;
+            }
+            Store::Postgres(pool, partitions) => {
+                ensure_partitions(pool, partitions, samples).await?;
+                let mut tx = pool.begin().await?;
+                for chunk in samples.chunks(PG_ROWS_PER_STATEMENT) {
+                    inserted += insert_samples_postgres(&mut tx, chunk).await?;
+                }
+                upsert_states!(tx, &states);
+                insert_dead_letters!(tx, dead);
+                tx.commit().await?;
+            }
+        }
+        Ok(BatchOutcome { inserted, duplicates: samples.len() as u64 - inserted, dead_letters: dead.len() as u64 })
+    }
+
+    /// The stored samples of a vehicle in `[from, to]`, in time order, at most `limit`.
+    pub async fn track(&self, vin: &str, from: DateTime<Utc>, to: DateTime<Utc>, limit: i64) -> Result<Vec<Sample>, StorageError> {
+        let rows: Vec<SampleRow> = match self.0 {
+            Store::Sqlite(pool) => {
+                let q = format!("SELECT {SAMPLE_COLUMNS}, ts_ms, extra FROM telemetry_samples WHERE vin = $1 AND ts_ms >= $2 AND ts_ms <= $3 ORDER BY ts_ms LIMIT $4");
+                sqlx::query_as(sqlx::AssertSqlSafe(q.as_str())).bind(vin).bind(to_ms(from)).bind(to_ms(to)).bind(limit).fetch_all(pool).await?
+            }
+            Store::Postgres(pool, _) => {
+                let q = format!(
+                    "SELECT {SAMPLE_COLUMNS}, (EXTRACT(EPOCH FROM ts) * 1000)::BIGINT AS ts_ms, extra::TEXT AS extra \
+                     FROM telemetry_samples WHERE vin = $1 AND ts >= $2 AND ts <= $3 ORDER BY ts LIMIT $4"
+                );
+                sqlx::query_as(sqlx::AssertSqlSafe(q.as_str())).bind(vin).bind(from).bind(to).bind(limit).fetch_all(pool).await?
+            }
+        };
+        rows.into_iter().map(Sample::try_from).collect()
+    }
+
+    /// Stored samples, of one vehicle or of all.
+    pub async fn count(&self, vin: Option<&str>) -> Result<i64, StorageError> {
+        let q = "SELECT COUNT(*) FROM telemetry_samples WHERE $1 = '' OR vin = $1";
+        Ok(on_pool!(self.0, pool => sqlx::query_scalar(q).bind(vin.unwrap_or("")).fetch_one(pool).await)?)
+    }
+
+    /// The current state of one vehicle.
+    pub async fn state(&self, vin: &str) -> Result<Option<VehicleState>, StorageError> {
+        let q = format!("SELECT {STATE_COLUMNS} FROM vehicle_state WHERE vin = $1");
+        let row: Option<StateRow> = on_pool!(self.0, pool => sqlx::query_as(sqlx::AssertSqlSafe(q.as_str())).bind(vin).fetch_optional(pool).await)?;
+        row.map(VehicleState::try_from).transpose()
+    }
+
+    /// The current state of every vehicle that has reported.
+    pub async fn states(&self) -> Result<Vec<VehicleState>, StorageError> {
+        let q = format!("SELECT {STATE_COLUMNS} FROM vehicle_state ORDER BY vin");
+        let rows: Vec<StateRow> = on_pool!(self.0, pool => sqlx::query_as(sqlx::AssertSqlSafe(q.as_str())).fetch_all(pool).await)?;
+        rows.into_iter().map(VehicleState::try_from).collect()
+    }
+}
+
+const SAMPLE_COLUMNS: &str = "vin, lat, lon, position_valid, speed_kmh, heading_deg, soc_pct, odometer_km, charging, ignition, \
+     battery_voltage_v, battery_current_a, battery_temp_c, range_km, source";
+
+#[derive(sqlx::FromRow)]
+struct SampleRow {
+    vin: String,
+    ts_ms: i64,
+    lat: f64,
+    lon: f64,
+    position_valid: bool,
+    speed_kmh: Option<f64>,
+    heading_deg: Option<f64>,
+    soc_pct: Option<f64>,
+    odometer_km: Option<f64>,
+    charging: Option<bool>,
+    ignition: Option<bool>,
+    battery_voltage_v: Option<f64>,
+    battery_current_a: Option<f64>,
+    battery_temp_c: Option<f64>,
+    range_km: Option<f64>,
+    source: String,
+    extra: Option<String>,
+}
+
+impl TryFrom<SampleRow> for Sample {
+    type Error = StorageError;
+    fn try_from(r: SampleRow) -> Result<Self, StorageError> {
+        Ok(Sample {
+            vin: Vin::parse(&r.vin).map_err(|e| StorageError::Corrupt(format!("sample VIN {:?}: {e}", r.vin)))?,
+            ts: from_ms(r.ts_ms),
+            lat: r.lat,
+            lon: r.lon,
+            position_valid: r.position_valid,
+            speed_kmh: r.speed_kmh,
+            heading_deg: r.heading_deg,
+            soc_pct: r.soc_pct,
+            odometer_km: r.odometer_km,
+            charging: r.charging,
+            ignition: r.ignition,
+            battery_voltage_v: r.battery_voltage_v,
+            battery_current_a: r.battery_current_a,
+            battery_temp_c: r.battery_temp_c,
+            range_km: r.range_km,
+            source: SampleSource::parse(&r.source).ok_or_else(|| StorageError::Corrupt(format!("sample source {:?}", r.source)))?,
+            extra: r.extra.map(|e| serde_json::from_str(&e)).transpose().map_err(|e| StorageError::Corrupt(format!("sample extra: {e}")))?,
+        })
+    }
+}
+
+const STATE_COLUMNS: &str = "vin, ts_ms, pos_ts_ms, lat, lon, speed_kmh, heading_deg, soc_pct, odometer_km, charging, ignition, range_km";
+
+/// A vehicle's newest values within one batch, ready to merge into `vehicle_state`.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+struct StateRow {
+    vin: String,
+    ts_ms: i64,
+    pos_ts_ms: Option<i64>,
+    lat: Option<f64>,
+    lon: Option<f64>,
+    speed_kmh: Option<f64>,
+    heading_deg: Option<f64>,
+    soc_pct: Option<f64>,
+    odometer_km: Option<f64>,
+    charging: Option<bool>,
+    ignition: Option<bool>,
+    range_km: Option<f64>,
+}
+
+impl TryFrom<StateRow> for VehicleState {
+    type Error = StorageError;
+    fn try_from(r: StateRow) -> Result<Self, StorageError> {
+        Ok(VehicleState {
+            vin: Vin::parse(&r.vin).map_err(|e| StorageError::Corrupt(format!("state VIN {:?}: {e}", r.vin)))?,
+            ts: from_ms(r.ts_ms),
+            lat: r.lat,
+            lon: r.lon,
+            speed_kmh: r.speed_kmh,
+            heading_deg: r.heading_deg,
+            soc_pct: r.soc_pct,
+            odometer_km: r.odometer_km,
+            charging: r.charging,
+            ignition: r.ignition,
+            range_km: r.range_km,
+        })
+    }
+}
+
+/// Folds a batch into one state row per vehicle: the newest sample's time, each field's
+/// newest known value, and the newest valid position.
+fn newest_states(samples: &[Sample]) -> Vec<StateRow> {
+    let mut by_vin: BTreeMap<&str, Vec<&Sample>> = BTreeMap::new();
+    for s in samples {
+        by_vin.entry(s.vin.as_str()).or_default().push(s);
+    }
+    by_vin
+        .into_iter()
+        .map(|(vin, mut list)| {
+            list.sort_by_key(|s| s.ts);
+            let mut row = StateRow {
+                vin: vin.to_owned(),
+                ts_ms: i64::MIN,
+                pos_ts_ms: None,
+                lat: None,
+                lon: None,
+                speed_kmh: None,
+                heading_deg: None,
+                soc_pct: None,
+                odometer_km: None,
+                charging: None,
+                ignition: None,
+                range_km: None,
+            };
+            for s in list {
+                row.ts_ms = to_ms(s.ts);
+                if s.position_valid {
+                    row.pos_ts_ms = Some(row.ts_ms);
+                    row.lat = Some(s.lat);
+                    row.lon = Some(s.lon);
+                }
+                row.speed_kmh = s.speed_kmh.or(row.speed_kmh);
+                row.heading_deg = s.heading_deg.or(row.heading_deg);
+                row.soc_pct = s.soc_pct.or(row.soc_pct);
+                row.odometer_km = s.odometer_km.or(row.odometer_km);
+                row.charging = s.charging.or(row.charging);
+                row.ignition = s.ignition.or(row.ignition);
+                row.range_km = s.range_km.or(row.range_km);
+            }
+            row
+        })
+        .collect()
+}
+
+const UPSERT_STATE_TAIL: &str = " ON CONFLICT (vin) DO UPDATE SET
+    speed_kmh = CASE WHEN excluded.ts_ms > vehicle_state.ts_ms THEN COALESCE(excluded.speed_kmh, vehicle_state.speed_kmh) ELSE vehicle_state.speed_kmh END,
+    heading_deg = CASE WHEN excluded.ts_ms > vehicle_state.ts_ms THEN COALESCE(excluded.heading_deg, vehicle_state.heading_deg) ELSE vehicle_state.heading_deg END,
+    soc_pct = CASE WHEN excluded.ts_ms > vehicle_state.ts_ms THEN COALESCE(excluded.soc_pct, vehicle_state.soc_pct) ELSE vehicle_state.soc_pct END,
+    odometer_km = CASE WHEN excluded.ts_ms > vehicle_state.ts_ms THEN COALESCE(excluded.odometer_km, vehicle_state.odometer_km) ELSE vehicle_state.odometer_km END,
+    charging = CASE WHEN excluded.ts_ms > vehicle_state.ts_ms THEN COALESCE(excluded.charging, vehicle_state.charging) ELSE vehicle_state.charging END,
+    ignition = CASE WHEN excluded.ts_ms > vehicle_state.ts_ms THEN COALESCE(excluded.ignition, vehicle_state.ignition) ELSE vehicle_state.ignition END,
+    range_km = CASE WHEN excluded.ts_ms > vehicle_state.ts_ms THEN COALESCE(excluded.range_km, vehicle_state.range_km) ELSE vehicle_state.range_km END,
+    lat = CASE WHEN excluded.pos_ts_ms > COALESCE(vehicle_state.pos_ts_ms, -1) THEN excluded.lat ELSE vehicle_state.lat END,
+    lon = CASE WHEN excluded.pos_ts_ms > COALESCE(vehicle_state.pos_ts_ms, -1) THEN excluded.lon ELSE vehicle_state.lon END,
+    pos_ts_ms = CASE WHEN excluded.pos_ts_ms > COALESCE(vehicle_state.pos_ts_ms, -1) THEN excluded.pos_ts_ms ELSE vehicle_state.pos_ts_ms END,
+    ts_ms = CASE WHEN excluded.ts_ms > vehicle_state.ts_ms THEN excluded.ts_ms ELSE vehicle_state.ts_ms END
+WHERE excluded.ts_ms > vehicle_state.ts_ms OR excluded.pos_ts_ms > COALESCE(vehicle_state.pos_ts_ms, -1)";
+
+fn extra_text(s: &Sample) -> Option<String> {
+    s.extra.as_ref().map(serde_json::Value::to_string)
+}
+
+async fn insert_samples_sqlite(tx: &mut sqlx::SqliteConnection, chunk: &[Sample]) -> Result<u64, StorageError> {
+    let received = to_ms(Utc::now());
+    let mut qb = sqlx::QueryBuilder::new(format!("INSERT INTO telemetry_samples ({SAMPLE_COLUMNS}, ts_ms, extra, received_ms) "));
+    qb.push_values(chunk, |mut b, s| {
+        b.push_bind(s.vin.as_str().to_owned())
+            .push_bind(s.lat)
+            .push_bind(s.lon)
+            .push_bind(s.position_valid)
+            .push_bind(s.speed_kmh)
+            .push_bind(s.heading_deg)
+            .push_bind(s.soc_pct)
+            .push_bind(s.odometer_km)
+            .push_bind(s.charging)
+            .push_bind(s.ignition)
+            .push_bind(s.battery_voltage_v)
+            .push_bind(s.battery_current_a)
+            .push_bind(s.battery_temp_c)
+            .push_bind(s.range_km)
+            .push_bind(s.source.as_str())
+            .push_bind(to_ms(s.ts))
+            .push_bind(extra_text(s))
+            .push_bind(received);
+    });
+    qb.push(" ON CONFLICT DO NOTHING");
+    Ok(qb.build().execute(&mut *tx).await?.rows_affected())
+}
+
+async fn insert_samples_postgres(tx: &mut sqlx::PgConnection, chunk: &[Sample]) -> Result<u64, StorageError> {
+    let col = |f: fn(&Sample) -> Option<f64>| chunk.iter().map(f).collect::<Vec<_>>();
+    let q = format!(
+        "INSERT INTO telemetry_samples ({SAMPLE_COLUMNS}, ts, extra, received_at) \
+         SELECT vin, lat, lon, pv, sp, hd, soc, odo, ch, ig, bv, bc, bt, rk, src, ts, ex::JSONB, $18 \
+         FROM UNNEST($1::TEXT[], $2::FLOAT8[], $3::FLOAT8[], $4::BOOL[], $5::FLOAT8[], $6::FLOAT8[], $7::FLOAT8[], $8::FLOAT8[], \
+                     $9::BOOL[], $10::BOOL[], $11::FLOAT8[], $12::FLOAT8[], $13::FLOAT8[], $14::FLOAT8[], $15::TEXT[], \
+                     $16::TIMESTAMPTZ[], $17::TEXT[]) \
+              AS t(vin, lat, lon, pv, sp, hd, soc, odo, ch, ig, bv, bc, bt, rk, src, ts, ex) \
+         ON CONFLICT DO NOTHING"
+    );
+    let done = sqlx::query(sqlx::AssertSqlSafe(q.as_str()))
+        .bind(chunk.iter().map(|s| s.vin.as_str().to_owned()).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|s| s.lat).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|s| s.lon).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|s| s.position_valid).collect::<Vec<_>>())
+        .bind(col(|s| s.speed_kmh))
+        .bind(col(|s| s.heading_deg))
+        .bind(col(|s| s.soc_pct))
+        .bind(col(|s| s.odometer_km))
+        .bind(chunk.iter().map(|s| s.charging).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|s| s.ignition).collect::<Vec<_>>())
+        .bind(col(|s| s.battery_voltage_v))
+        .bind(col(|s| s.battery_current_a))
+        .bind(col(|s| s.battery_temp_c))
+        .bind(col(|s| s.range_km))
+        .bind(chunk.iter().map(|s| s.source.as_str()).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|s| s.ts).collect::<Vec<_>>())
+        .bind(chunk.iter().map(extra_text).collect::<Vec<_>>())
+        .bind(Utc::now())
+        .execute(&mut *tx)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// The (year, month) in China Standard Time of an instant.
+fn cst_month(t: DateTime<Utc>) -> (i32, u32) {
+    let local = t.with_timezone(&cst());
+    (local.year(), local.month())
+}
+
+fn month_start(year: i32, month: u32) -> DateTime<Utc> {
+    let date = NaiveDate::from_ymd_opt(year, month, 1).unwrap_or(NaiveDate::MIN);
+    cst().from_local_datetime(&date.and_time(chrono::NaiveTime::MIN)).single().map_or(DateTime::<Utc>::MIN_UTC, |d| d.with_timezone(&Utc))
+}
+
+/// Creates the monthly partitions the batch needs (month boundaries in China Standard Time),
+/// once per process; an advisory lock keeps concurrent instances from racing.
+async fn ensure_partitions(pool: &sqlx::PgPool, known: &Partitions, samples: &[Sample]) -> Result<(), StorageError> {
+    let needed: HashSet<(i32, u32)> = samples.iter().map(|s| cst_month(s.ts)).collect();
+    let missing: Vec<(i32, u32)> = {
+        let known = known.0.lock().unwrap_or_else(|p| p.into_inner());
+        needed.into_iter().filter(|m| !known.contains(m)).collect()
+    };
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(7320960)").execute(&mut *tx).await?;
+    for &(y, m) in &missing {
+        let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+        let from = month_start(y, m).to_rfc3339();
+        let to = month_start(ny, nm).to_rfc3339();
+        let q = format!(
+            "CREATE TABLE IF NOT EXISTS telemetry_samples_p{y:04}{m:02} PARTITION OF telemetry_samples FOR VALUES FROM ('{from}') TO ('{to}')"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(q.as_str())).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    known.0.lock().unwrap_or_else(|p| p.into_inner()).extend(missing);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(ts_s: i64, valid: bool, soc: Option<f64>) -> Sample {
+        let mut s = Sample::at(Vin::parse("LSJA24U66NS000001").unwrap(), from_ms(ts_s * 1000), 30.0 + ts_s as f64, 122.0, SampleSource::Json);
+        s.position_valid = valid;
+        s.soc_pct = soc;
+        s
+    }
+
+    #[test]
+    fn newest_state_takes_latest_values_and_latest_valid_position() {
+        let rows = newest_states(&[s(3, false, None), s(1, true, Some(50.0)), s(2, true, Some(60.0))]);
+        assert_eq!(rows.len(), 1);
+        let r = &rows[0];
+        assert_eq!(r.ts_ms, 3000);
+        assert_eq!(r.pos_ts_ms, Some(2000));
+        assert_eq!(r.lat, Some(32.0));
+        assert_eq!(r.soc_pct, Some(60.0));
+    }
+
+    #[test]
+    fn months_are_counted_in_china_standard_time() {
+        // 2026-10-31T16:00Z is 2026-11-01 00:00 in Shanghai.
+        let t = DateTime::parse_from_rfc3339("2026-10-31T16:00:00Z").unwrap().with_timezone(&Utc);
+        assert_eq!(cst_month(t), (2026, 11));
+        assert_eq!(month_start(2026, 11), t);
+    }
+}

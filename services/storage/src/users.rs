@@ -1,0 +1,122 @@
+//! Users (with their password hashes) and bearer tokens (stored as hashes).
+
+use chrono::{DateTime, Utc};
+use fleet_domain::{Role, User};
+
+use crate::{Store, StorageError, on_pool, to_ms};
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: i64,
+    username: String,
+    role: String,
+    unit_id: Option<String>,
+    driver_id: Option<String>,
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = StorageError;
+    fn try_from(r: UserRow) -> Result<Self, StorageError> {
+        let role = Role::parse(&r.role).ok_or_else(|| StorageError::Corrupt(format!("role {:?}", r.role)))?;
+        Ok(User { id: r.id, username: r.username, role, unit_id: r.unit_id, driver_id: r.driver_id })
+    }
+}
+
+/// Users.
+pub struct Users<'a>(pub(crate) &'a Store);
+
+impl Users<'_> {
+    /// Creates a user from validated fields and an already computed password hash.
+    pub async fn create(
+        &self,
+        username: &str,
+        password_hash: &str,
+        role: Role,
+        unit_id: Option<&str>,
+        driver_id: Option<&str>,
+    ) -> Result<User, StorageError> {
+        let q = "INSERT INTO users (username, password_hash, role, unit_id, driver_id) VALUES ($1, $2, $3, $4, $5) RETURNING id";
+        let id: i64 = on_pool!(self.0, pool => sqlx::query_scalar(q)
+            .bind(username)
+            .bind(password_hash)
+            .bind(role.as_str())
+            .bind(unit_id)
+            .bind(driver_id)
+            .fetch_one(pool)
+            .await)
+        .map_err(|e| StorageError::classify(e, "username", "unit or driver"))?;
+        Ok(User { id, username: username.to_owned(), role, unit_id: unit_id.map(str::to_owned), driver_id: driver_id.map(str::to_owned) })
+    }
+
+    /// A user and their password hash, by username (for login).
+    pub async fn credentials(&self, username: &str) -> Result<Option<(User, String)>, StorageError> {
+        let q = "SELECT id, username, role, unit_id, driver_id, password_hash FROM users WHERE username = $1";
+        let row: Option<(i64, String, String, Option<String>, Option<String>, String)> =
+            on_pool!(self.0, pool => sqlx::query_as(q).bind(username).fetch_optional(pool).await)?;
+        row.map(|(id, username, role, unit_id, driver_id, hash)| {
+            User::try_from(UserRow { id, username, role, unit_id, driver_id }).map(|u| (u, hash))
+        })
+        .transpose()
+    }
+
+    /// The password hash of a user, by id.
+    pub async fn password_hash(&self, id: i64) -> Result<Option<String>, StorageError> {
+        let q = "SELECT password_hash FROM users WHERE id = $1";
+        Ok(on_pool!(self.0, pool => sqlx::query_scalar(q).bind(id).fetch_optional(pool).await)?)
+    }
+
+    pub async fn set_password_hash(&self, id: i64, hash: &str) -> Result<(), StorageError> {
+        let q = "UPDATE users SET password_hash = $1 WHERE id = $2";
+        on_pool!(self.0, pool => sqlx::query(q).bind(hash).bind(id).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    pub async fn list(&self) -> Result<Vec<User>, StorageError> {
+        let q = "SELECT id, username, role, unit_id, driver_id FROM users ORDER BY id";
+        let rows: Vec<UserRow> = on_pool!(self.0, pool => sqlx::query_as(q).fetch_all(pool).await)?;
+        rows.into_iter().map(User::try_from).collect()
+    }
+
+    pub async fn count(&self) -> Result<i64, StorageError> {
+        Ok(on_pool!(self.0, pool => sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(pool).await)?)
+    }
+}
+
+/// Bearer tokens, kept only as hashes.
+pub struct AuthTokens<'a>(pub(crate) &'a Store);
+
+impl AuthTokens<'_> {
+    pub async fn create(&self, token_hash: &str, user_id: i64, expires_at: DateTime<Utc>) -> Result<(), StorageError> {
+        let q = "INSERT INTO auth_tokens (token_hash, user_id, created_ms, expires_ms) VALUES ($1, $2, $3, $4)";
+        on_pool!(self.0, pool => sqlx::query(q)
+            .bind(token_hash)
+            .bind(user_id)
+            .bind(to_ms(Utc::now()))
+            .bind(to_ms(expires_at))
+            .execute(pool)
+            .await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// The user holding a live (unexpired, unrevoked) token.
+    pub async fn user(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<User>, StorageError> {
+        let q = "SELECT u.id, u.username, u.role, u.unit_id, u.driver_id FROM auth_tokens t JOIN users u ON u.id = t.user_id \
+                 WHERE t.token_hash = $1 AND t.revoked_ms IS NULL AND t.expires_ms > $2";
+        let row: Option<UserRow> =
+            on_pool!(self.0, pool => sqlx::query_as(q).bind(token_hash).bind(to_ms(now)).fetch_optional(pool).await)?;
+        row.map(User::try_from).transpose()
+    }
+
+    pub async fn revoke(&self, token_hash: &str) -> Result<(), StorageError> {
+        let q = "UPDATE auth_tokens SET revoked_ms = $1 WHERE token_hash = $2 AND revoked_ms IS NULL";
+        on_pool!(self.0, pool => sqlx::query(q).bind(to_ms(Utc::now())).bind(token_hash).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Revokes every token of a user (after a password change), except `keep`.
+    pub async fn revoke_all_for(&self, user_id: i64, keep: Option<&str>) -> Result<(), StorageError> {
+        let q = "UPDATE auth_tokens SET revoked_ms = $1 WHERE user_id = $2 AND revoked_ms IS NULL AND token_hash <> $3";
+        on_pool!(self.0, pool => sqlx::query(q).bind(to_ms(Utc::now())).bind(user_id).bind(keep.unwrap_or("")).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,186 @@
+//! Decodes messages and gathers them into batches for the writer.
+
+use std::time::Duration;
+
+use fleet_domain::{DeadLetter, DeadLetterReason, Sample, Vin};
+use rumqttc::Publish;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::decode::{gbt32960, json};
+use crate::registry::Registry;
+use crate::{MAX_MESSAGE_BYTES, TopicKind, parse_topic};
+
+/// Messages waiting to be decoded. When full, the MQTT task waits, the client stops reading
+/// and the broker holds the rest: backpressure, nothing dropped.
+pub(crate) const MESSAGE_QUEUE: usize = 8192;
+/// Pause between attempts to reach storage for a registry lookup.
+const REGISTRY_RETRY: Duration = Duration::from_millis(500);
+/// A batch is committed early once no message has arrived for this long: with a broker
+/// that holds back all but a few unacked messages (Mosquitto's default
+/// `max_inflight_messages 20`), waiting for the full delay would only add latency.
+const IDLE_FLUSH: Duration = Duration::from_millis(2);
+/// Invalid samples of one message named in its dead letter's detail.
+const DETAIL_MAX_ERRORS: usize = 10;
+
+/// Decoded messages ready to commit together.
+#[derive(Default)]
+pub(crate) struct Batch {
+    pub samples: Vec<Sample>,
+    pub dead: Vec<DeadLetter>,
+    /// The messages to acknowledge once the batch is committed (payloads dropped).
+    pub acks: Vec<Publish>,
+}
+
+pub(crate) async fn run(
+    mut rx: mpsc::Receiver<Publish>,
+    tx: mpsc::Sender<Batch>,
+    mut registry: Registry,
+    max_batch: usize,
+    max_delay: Duration,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let first = tokio::select! {
+            m = rx.recv() => m,
+            () = shutdown.cancelled() => None,
+        };
+        let Some(first) = first else { break };
+        let mut batch = Batch::default();
+        if !add(&mut batch, first, &mut registry, &tx).await {
+            return;
+        }
+        let deadline = Instant::now() + max_delay;
+        while batch.acks.len() < max_batch {
+            let idle = (Instant::now() + IDLE_FLUSH).min(deadline);
+            let next = tokio::select! {
+                m = rx.recv() => m,
+                () = tokio::time::sleep_until(idle) => break,
+            };
+            let Some(msg) = next else { break };
+            if !add(&mut batch, msg, &mut registry, &tx).await {
+                return;
+            }
+        }
+        if tx.send(batch).await.is_err() {
+            return;
+        }
+    }
+    // Shutting down: what is already queued is committed; later messages stay unacked and
+    // are redelivered after the restart.
+    let mut batch = Batch::default();
+    while let Ok(msg) = rx.try_recv() {
+        if !add(&mut batch, msg, &mut registry, &tx).await {
+            return;
+        }
+    }
+    if !batch.acks.is_empty() {
+        let _ = tx.send(batch).await;
+    }
+}
+
+/// Decodes one message into the batch. False when the writer is gone.
+async fn add(batch: &mut Batch, mut msg: Publish, registry: &mut Registry, tx: &mpsc::Sender<Batch>) -> bool {
+    match decode(&msg, registry, tx).await {
+        Some(Decoded { samples, dead }) => {
+            batch.samples.extend(samples);
+            batch.dead.extend(dead);
+            msg.payload = Default::default();
+            batch.acks.push(msg);
+            true
+        }
+        None => false,
+    }
+}
+
+struct Decoded {
+    samples: Vec<Sample>,
+    dead: Option<DeadLetter>,
+}
+
+impl Decoded {
+    fn reject(msg: &Publish, vin: Option<&str>, reason: DeadLetterReason, detail: impl Into<String>) -> Self {
+        Self { samples: Vec::new(), dead: Some(DeadLetter::new(&msg.topic, vin, reason, detail, &msg.payload)) }
+    }
+}
+
+/// Turns a message into samples and at most one dead letter. None only when storage cannot
+/// be reached and the writer has gone away meanwhile (shutting down).
+async fn decode(msg: &Publish, registry: &mut Registry, tx: &mpsc::Sender<Batch>) -> Option<Decoded> {
+    let payload = &msg.payload[..];
+    let Some((vin_text, kind)) = parse_topic(&msg.topic) else {
+        return Some(Decoded::reject(msg, None, DeadLetterReason::BadTopic, "expected fleet/v1/vehicles/{vin}/telemetry or …/gbt32960"));
+    };
+    if payload.len() > MAX_MESSAGE_BYTES {
+        let detail = format!("{} bytes; the limit is {MAX_MESSAGE_BYTES}", payload.len());
+        return Some(Decoded::reject(msg, Some(vin_text), DeadLetterReason::TooLarge, detail));
+    }
+    let vin = match Vin::parse(vin_text) {
+        Ok(v) => v,
+        Err(e) => {
+            return Some(Decoded::reject(msg, Some(vin_text), DeadLetterReason::UnknownVehicle, format!("topic VIN: {e}")));
+        }
+    };
+    loop {
+        match registry.is_registered(vin.as_str()).await {
+            Ok(true) => break,
+            Ok(false) => {
+                return Some(Decoded::reject(msg, Some(vin_text), DeadLetterReason::UnknownVehicle, "no vehicle with this VIN is registered"));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "registry lookup failed; retrying");
+                if tx.is_closed() {
+                    return None;
+                }
+                tokio::time::sleep(REGISTRY_RETRY).await;
+            }
+        }
+    }
+    Some(match kind {
+        TopicKind::Json => decode_json(msg, &vin),
+        TopicKind::Gbt32960 => decode_gbt(msg, &vin),
+    })
+}
+
+fn decode_json(msg: &Publish, vin: &Vin) -> Decoded {
+    match json::decode(vin, &msg.payload) {
+        Err(e) => Decoded::reject(msg, Some(vin.as_str()), DeadLetterReason::MalformedJson, e.to_string()),
+        Ok(results) => {
+            let total = results.len();
+            let mut samples = Vec::with_capacity(total);
+            let mut errors = Vec::new();
+            for (i, r) in results.into_iter().enumerate() {
+                match r {
+                    Ok(s) => samples.push(s),
+                    Err(e) => errors.push((i, e)),
+                }
+            }
+            let dead = (!errors.is_empty()).then(|| {
+                let mut detail = format!("{} of {total} samples invalid:", errors.len());
+                for (i, e) in errors.iter().take(DETAIL_MAX_ERRORS) {
+                    detail.push_str(&format!(" [{i}] {e};"));
+                }
+                DeadLetter::new(&msg.topic, Some(vin.as_str()), DeadLetterReason::InvalidSample, detail, &msg.payload)
+            });
+            Decoded { samples, dead }
+        }
+    }
+}
+
+fn decode_gbt(msg: &Publish, vin: &Vin) -> Decoded {
+    let frame = match gbt32960::decode_frame(&msg.payload) {
+        Ok(f) => f,
+        Err(e) => return Decoded::reject(msg, Some(vin.as_str()), e.reason(), e.to_string()),
+    };
+    if frame.vin != vin.as_str() {
+        let detail = format!("frame VIN {:?} differs from the topic's", frame.vin);
+        return Decoded::reject(msg, Some(vin.as_str()), DeadLetterReason::VinMismatch, detail);
+    }
+    match gbt32960::report_sample(&frame, vin) {
+        Some(Ok(sample)) => Decoded { samples: vec![sample], dead: None },
+        Some(Err(e)) => Decoded::reject(msg, Some(vin.as_str()), DeadLetterReason::InvalidSample, e.to_string()),
+        // Login, logout, heartbeat, time sync: accepted, nothing to store.
+        None => Decoded { samples: Vec::new(), dead: None },
+    }
+}

@@ -1,0 +1,46 @@
+//! Payload decoders: the JSON telemetry format and GB/T 32960.3 binary frames (2016 and
+//! 2025 editions). Pure functions from bytes to samples; no I/O. Every failure is a concrete
+//! error that names its dead-letter reason, and no input makes a decoder panic.
+
+pub mod gbt32960;
+pub mod json;
+
+use fleet_domain::DeadLetterReason;
+
+pub use gbt32960::FrameError;
+pub use json::JsonError;
+
+/// A whole message that could not be decoded, whatever its format.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error(transparent)]
+    Json(#[from] JsonError),
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+}
+
+impl DecodeError {
+    /// The reason the message is kept under in the dead letters.
+    pub fn reason(&self) -> DeadLetterReason {
+        match self {
+            Self::Json(e) => e.reason(),
+            Self::Frame(e) => e.reason(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use fleet_domain::Vin;
+
+    use super::*;
+
+    #[test]
+    fn maps_each_format_error_to_its_dead_letter_reason() {
+        let vin = Vin::parse("LSJA24U66NS000001").unwrap();
+        let json: DecodeError = json::decode(&vin, b"{").unwrap_err().into();
+        assert_eq!(json.reason(), DeadLetterReason::MalformedJson);
+        let frame: DecodeError = gbt32960::decode_frame(b"##").unwrap_err().into();
+        assert_eq!(frame.reason(), DeadLetterReason::MalformedFrame);
+    }
+}

@@ -1,0 +1,499 @@
+//! Frame builders for tests and the vehicle simulator: what a real terminal would send for a
+//! sample, plus the session frames around it.
+
+use chrono::{Datelike, Duration, NaiveDateTime, Timelike};
+use fleet_domain::{Sample, Vin};
+
+use super::frame::assemble;
+use super::{Command, Edition};
+
+/// Cells in the simulated battery pack's one subsystem.
+const CELLS: usize = 96;
+/// Temperature probes in that subsystem.
+const PROBES: usize = 16;
+/// Drive motor revolutions per minute for each km/h (a single-speed reduction of about 9:1).
+const RPM_PER_KMH: f64 = 80.0;
+/// The wire's largest torque magnitude we emit, in N·m.
+const MAX_TORQUE_NM: f64 = 2_000.0;
+/// Length of each dummy signature value (an SM2 R or S).
+const SIGNATURE_VALUE_LEN: usize = 32;
+/// The simulated terminal's SIM card.
+const ICCID: &str = "89860012345678901234";
+
+/// Builder for tests and the simulator: a complete, realistic real-time (or reissue, command
+/// 0x03) frame carrying this sample: whole-vehicle block, position block, one drive motor,
+/// (2016: extremes block), alarm block with no alarms, one cell-voltage subsystem (96 cells)
+/// and one temperature subsystem (16 probes); 2025 adds a signature block (dummy R/S bytes) at
+/// the end. [`report_sample`](super::report_sample) of the decoded frame gives back the
+/// sample's fields within the wire's resolution (heading and range have no place on the
+/// wire; a value the wire cannot represent is sent as "invalid").
+pub fn encode_sample(edition: Edition, reissue: bool, sample: &Sample) -> Vec<u8> {
+    let mut data = Vec::with_capacity(320);
+    // Beijing time; a time beyond the calendar's end is clamped, not a panic.
+    let beijing = sample.ts.naive_utc().checked_add_signed(Duration::hours(8)).unwrap_or(NaiveDateTime::MAX);
+    put_time(&mut data, beijing);
+    whole_vehicle(&mut data, edition, sample);
+    position(&mut data, edition, sample);
+    motor(&mut data, edition, sample);
+    let cells = cell_millivolts(sample.battery_voltage_v);
+    let probes = probe_temperatures(sample.battery_temp_c);
+    if edition == Edition::V2016 {
+        extremes(&mut data, &cells, &probes);
+    }
+    no_alarms(&mut data, edition);
+    cell_voltages(&mut data, edition, sample, &cells);
+    temperatures(&mut data, edition, &probes);
+    if edition == Edition::V2025 {
+        dummy_signature(&mut data);
+    }
+    let command = if reissue { Command::ReissueReport } else { Command::RealtimeReport };
+    assemble(edition, command, sample.vin.as_str(), &data)
+}
+
+/// Login (0x01) frame for tests and the simulator, with one energy storage subsystem.
+pub fn encode_login(edition: Edition, vin: &Vin, time: NaiveDateTime, serial: u16) -> Vec<u8> {
+    let mut data = Vec::with_capacity(64);
+    put_time(&mut data, time);
+    data.extend_from_slice(&serial.to_be_bytes());
+    data.extend_from_slice(ICCID.as_bytes());
+    // One subsystem whose code is derived from the VIN, 24 characters in either edition.
+    let code = format!("BAT{}0001", vin.as_str());
+    data.push(1);
+    match edition {
+        Edition::V2016 => data.push(code.len() as u8),
+        Edition::V2025 => data.push(1),
+    }
+    data.extend_from_slice(code.as_bytes());
+    assemble(edition, Command::Login, vin.as_str(), &data)
+}
+
+/// Logout (0x04) frame for tests and the simulator; `serial` repeats the login's.
+pub fn encode_logout(edition: Edition, vin: &Vin, time: NaiveDateTime, serial: u16) -> Vec<u8> {
+    let mut data = Vec::with_capacity(8);
+    put_time(&mut data, time);
+    data.extend_from_slice(&serial.to_be_bytes());
+    assemble(edition, Command::Logout, vin.as_str(), &data)
+}
+
+/// Heartbeat (0x07) frame for tests and the simulator.
+pub fn encode_heartbeat(edition: Edition, vin: &Vin) -> Vec<u8> {
+    assemble(edition, Command::Heartbeat, vin.as_str(), &[])
+}
+
+fn put_time(data: &mut Vec<u8>, t: NaiveDateTime) {
+    let year = u8::try_from((t.year() - 2000).clamp(0, 255)).unwrap_or(0);
+    // Month, day and clock fields are below 60 by construction.
+    data.extend_from_slice(&[year, t.month() as u8, t.day() as u8, t.hour() as u8, t.minute() as u8, t.second() as u8]);
+}
+
+fn whole_vehicle(data: &mut Vec<u8>, edition: Edition, s: &Sample) {
+    let moving = s.speed_kmh.is_some_and(|v| v >= 0.5);
+    data.push(0x01);
+    data.push(match s.ignition {
+        Some(true) => 1,
+        Some(false) => 2,
+        None => 0xFF,
+    });
+    data.push(match s.charging {
+        Some(true) if moving => 2,
+        Some(true) => 1,
+        Some(false) => 3,
+        None => 0xFF,
+    });
+    data.push(1); // pure electric
+    data.extend_from_slice(&raw_word(s.speed_kmh, 10.0, 0.0).to_be_bytes());
+    data.extend_from_slice(&raw_dword(s.odometer_km, 10.0, 0.0).to_be_bytes());
+    data.extend_from_slice(&raw_word(s.battery_voltage_v, 10.0, 0.0).to_be_bytes());
+    data.extend_from_slice(&raw_word(s.battery_current_a, 10.0, current_offset(edition)).to_be_bytes());
+    data.push(raw_byte(s.soc_pct, 0.0));
+    data.push(if s.ignition == Some(true) || s.charging == Some(true) { 1 } else { 2 });
+    // Gear D with driving force while moving, P otherwise.
+    data.push(if moving { 0x20 | 14 } else { 15 });
+    data.extend_from_slice(&5_000u16.to_be_bytes()); // insulation, kΩ
+    if edition == Edition::V2016 {
+        data.push(if moving { 18 } else { 0 }); // accelerator pedal, %
+        data.push(0); // brake pedal, %
+    }
+}
+
+fn position(data: &mut Vec<u8>, edition: Edition, s: &Sample) {
+    data.push(0x05);
+    let mut status = 0u8;
+    if !s.position_valid {
+        status |= 0b001;
+    }
+    if s.lat < 0.0 {
+        status |= 0b010;
+    }
+    if s.lon < 0.0 {
+        status |= 0b100;
+    }
+    data.push(status);
+    if edition == Edition::V2025 {
+        data.push(1); // WGS-84: a sample's coordinates are WGS-84
+    }
+    data.extend_from_slice(&raw_dword(Some(s.lon.abs()), 1e6, 0.0).to_be_bytes());
+    data.extend_from_slice(&raw_dword(Some(s.lat.abs()), 1e6, 0.0).to_be_bytes());
+}
+
+fn motor(data: &mut Vec<u8>, edition: Edition, s: &Sample) {
+    let speed = s.speed_kmh.unwrap_or(0.0);
+    let current = s.battery_current_a.unwrap_or(0.0);
+    let rpm = speed * RPM_PER_KMH;
+    // Torque from electrical power over shaft speed, ignoring losses.
+    let torque = if rpm >= 100.0 {
+        (s.battery_voltage_v.unwrap_or(0.0) * current / (rpm * std::f64::consts::TAU / 60.0))
+            .clamp(-MAX_TORQUE_NM, MAX_TORQUE_NM)
+    } else {
+        0.0
+    };
+    let status = match (speed >= 0.5, s.ignition) {
+        (true, _) if current < 0.0 => 2,
+        (true, _) => 1,
+        (false, Some(true)) => 4,
+        (false, _) => 3,
+    };
+    data.extend_from_slice(&[0x02, 1, 1, status, raw_byte(Some(45.0), 40.0)]);
+    match edition {
+        Edition::V2016 => {
+            data.extend_from_slice(&raw_word(Some(rpm), 1.0, 20_000.0).to_be_bytes());
+            data.extend_from_slice(&raw_word(Some(torque), 10.0, 2_000.0).to_be_bytes());
+        }
+        Edition::V2025 => {
+            data.extend_from_slice(&raw_word(Some(rpm), 1.0, 32_000.0).to_be_bytes());
+            data.extend_from_slice(&raw_dword(Some(torque), 10.0, 20_000.0).to_be_bytes());
+        }
+    }
+    data.push(raw_byte(Some(55.0), 40.0));
+    if edition == Edition::V2016 {
+        data.extend_from_slice(&raw_word(s.battery_voltage_v, 10.0, 0.0).to_be_bytes());
+        data.extend_from_slice(&raw_word(s.battery_current_a, 10.0, 1_000.0).to_be_bytes());
+    }
+}
+
+/// Per-cell voltages in mV around the pack voltage shared out evenly, with a few mV of spread
+/// as in a real pack; all invalid when the pack voltage is unknown.
+fn cell_millivolts(pack_v: Option<f64>) -> Vec<Option<u16>> {
+    let base = pack_v.map(|v| (v * 1000.0 / CELLS as f64).round()).filter(|mv| (2.0..=65_000.0).contains(mv));
+    (0..CELLS).map(|i| base.map(|mv| (mv + (i % 5) as f64 - 2.0) as u16)).collect()
+}
+
+/// Probe temperatures in °C: the battery temperature at the hottest probes, up to 2 °C below
+/// at the others; invalid where the wire cannot carry them.
+fn probe_temperatures(battery_c: Option<f64>) -> Vec<Option<i16>> {
+    let hottest = battery_c.map(f64::round).filter(|t| (-40.0..=213.0).contains(t));
+    (0..PROBES).map(|i| hottest.map(|t| t as i16 - (i % 3) as i16).filter(|t| *t >= -40)).collect()
+}
+
+fn extremes(data: &mut Vec<u8>, cells: &[Option<u16>], probes: &[Option<i16>]) {
+    // 1-based position and value of the first maximum and minimum, or invalid throughout.
+    fn extreme<T: Copy + Ord>(values: &[Option<T>], max: bool) -> Option<(u8, T)> {
+        let found = values.iter().enumerate().filter_map(|(i, v)| v.map(|v| (i, v)));
+        let best = if max {
+            found.max_by_key(|&(i, v)| (v, std::cmp::Reverse(i)))
+        } else {
+            found.min_by_key(|&(i, v)| (v, i))
+        };
+        best.map(|(i, v)| (u8::try_from(i + 1).unwrap_or(0xFF), v))
+    }
+    data.push(0x06);
+    for max in [true, false] {
+        match extreme(cells, max) {
+            Some((cell, mv)) => {
+                data.extend_from_slice(&[1, cell]);
+                data.extend_from_slice(&mv.to_be_bytes());
+            }
+            None => data.extend_from_slice(&[0xFF, 0xFF, 0xFF, 0xFF]),
+        }
+    }
+    for max in [true, false] {
+        match extreme(probes, max) {
+            Some((probe, t)) => data.extend_from_slice(&[1, probe, raw_byte(Some(f64::from(t)), 40.0)]),
+            None => data.extend_from_slice(&[0xFF, 0xFF, 0xFF]),
+        }
+    }
+}
+
+fn no_alarms(data: &mut Vec<u8>, edition: Edition) {
+    data.push(match edition {
+        Edition::V2016 => 0x07,
+        Edition::V2025 => 0x06,
+    });
+    // Level 0, no general flags, no fault codes of any of the four kinds.
+    data.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    if edition == Edition::V2025 {
+        data.push(0); // empty general-alarm list
+    }
+}
+
+fn cell_voltages(data: &mut Vec<u8>, edition: Edition, s: &Sample, cells: &[Option<u16>]) {
+    data.push(match edition {
+        Edition::V2016 => 0x08,
+        Edition::V2025 => 0x07,
+    });
+    data.extend_from_slice(&[1, 1]); // one subsystem, number 1
+    data.extend_from_slice(&raw_word(s.battery_voltage_v, 10.0, 0.0).to_be_bytes());
+    let count = cells.len() as u16;
+    match edition {
+        Edition::V2016 => {
+            data.extend_from_slice(&raw_word(s.battery_current_a, 10.0, 1_000.0).to_be_bytes());
+            data.extend_from_slice(&count.to_be_bytes()); // cells in the subsystem
+            data.extend_from_slice(&1u16.to_be_bytes()); // this frame starts at cell 1
+            data.push(count as u8);
+        }
+        Edition::V2025 => {
+            data.extend_from_slice(&raw_word(s.battery_current_a, 10.0, 3_000.0).to_be_bytes());
+            data.extend_from_slice(&count.to_be_bytes());
+        }
+    }
+    for mv in cells {
+        data.extend_from_slice(&mv.unwrap_or(0xFFFF).to_be_bytes());
+    }
+}
+
+fn temperatures(data: &mut Vec<u8>, edition: Edition, probes: &[Option<i16>]) {
+    data.push(match edition {
+        Edition::V2016 => 0x09,
+        Edition::V2025 => 0x08,
+    });
+    data.push(1); // one subsystem
+    data.push(1); // number 1
+    data.extend_from_slice(&(probes.len() as u16).to_be_bytes());
+    data.extend(probes.iter().map(|t| raw_byte(t.map(f64::from), 40.0)));
+}
+
+fn dummy_signature(data: &mut Vec<u8>) {
+    data.extend_from_slice(&[0xFF, 1]); // signature block, SM2
+    for filler in [0x52, 0x53] {
+        data.extend_from_slice(&(SIGNATURE_VALUE_LEN as u16).to_be_bytes());
+        data.extend(std::iter::repeat_n(filler, SIGNATURE_VALUE_LEN));
+    }
+}
+
+fn current_offset(edition: Edition) -> f64 {
+    match edition {
+        Edition::V2016 => 1_000.0,
+        Edition::V2025 => 3_000.0,
+    }
+}
+
+/// The raw step count for `value` on a wire of `per_unit` steps per unit with `offset` added
+/// first, if it fits below the sentinels.
+fn raw(value: Option<f64>, per_unit: f64, offset: f64, max_valid: f64) -> Option<f64> {
+    value.map(|v| ((v + offset) * per_unit).round()).filter(|r| (0.0..=max_valid).contains(r))
+}
+
+/// A BYTE value with `offset` added, or 0xFF (invalid) when absent or unrepresentable.
+fn raw_byte(value: Option<f64>, offset: f64) -> u8 {
+    raw(value, 1.0, offset, 253.0).map_or(0xFF, |r| r as u8)
+}
+
+/// A WORD value, or 0xFFFF (invalid) when absent or unrepresentable.
+fn raw_word(value: Option<f64>, per_unit: f64, offset: f64) -> u16 {
+    raw(value, per_unit, offset, 65_533.0).map_or(0xFFFF, |r| r as u16)
+}
+
+/// A DWORD value, or 0xFFFFFFFF (invalid) when absent or unrepresentable.
+fn raw_dword(value: Option<f64>, per_unit: f64, offset: f64) -> u32 {
+    raw(value, per_unit, offset, 4_294_967_293.0).map_or(0xFFFF_FFFF, |r| r as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, Utc};
+    use proptest::prelude::*;
+
+    use super::super::tests::{at, vin};
+    use super::super::{Body, Login, Logout, decode_frame, report_sample};
+    use super::*;
+
+    fn zhoushan_sample() -> Sample {
+        let mut s = Sample::at(
+            vin(),
+            DateTime::from_timestamp(1_740_789_015, 0).unwrap(),
+            30.0165,
+            122.1068,
+            Edition::V2016.source(),
+        );
+        s.speed_kmh = Some(42.5);
+        s.soc_pct = Some(77.0);
+        s.odometer_km = Some(12_345.6);
+        s.charging = Some(false);
+        s.ignition = Some(true);
+        s.battery_voltage_v = Some(355.2);
+        s.battery_current_a = Some(-12.3);
+        s.battery_temp_c = Some(28.0);
+        s
+    }
+
+    fn round_trip(edition: Edition, reissue: bool, sample: &Sample) -> Sample {
+        let frame = decode_frame(&encode_sample(edition, reissue, sample)).expect("our own frame decodes");
+        assert_eq!(frame.edition, edition);
+        assert_eq!(frame.command, if reissue { Command::ReissueReport } else { Command::RealtimeReport });
+        assert_eq!(frame.vin, sample.vin.as_str());
+        report_sample(&frame, &sample.vin).expect("a report").expect("a valid sample")
+    }
+
+    #[test]
+    fn round_trips_a_sample_through_both_editions() {
+        let sent = zhoushan_sample();
+        for edition in [Edition::V2016, Edition::V2025] {
+            for reissue in [false, true] {
+                let got = round_trip(edition, reissue, &sent);
+                let expected = Sample { source: edition.source(), extra: got.extra.clone(), ..sent.clone() };
+                assert_eq!(got, expected, "{edition:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn builds_a_realistic_report() {
+        let frame = decode_frame(&encode_sample(Edition::V2016, false, &zhoushan_sample())).unwrap();
+        let Body::Report(r) = frame.body else { panic!("not a report") };
+        assert_eq!(r.time, at(2025, 3, 1, 8, 30, 15));
+        assert_eq!(r.motors.len(), 1);
+        assert_eq!(r.motors[0].speed_rpm, Some(3400));
+        assert_eq!(r.motors[0].status, Some(2), "negative current while moving is regeneration");
+        assert_eq!(r.cell_voltages[0].cells_v.len(), 96);
+        assert_eq!(r.cell_voltages[0].cells_v[0], Some(3.698));
+        let e = r.extremes.unwrap();
+        assert_eq!((e.max_voltage_cell, e.max_cell_voltage_v, e.min_voltage_cell), (Some(5), Some(3.702), Some(1)));
+        assert_eq!((e.max_temp_c, e.min_temp_c), (Some(28), Some(26)));
+        assert_eq!(r.alarm.unwrap().max_level, Some(0));
+        assert_eq!(r.temperatures[0].probes_c.len(), 16);
+        assert_eq!(r.signature, None);
+
+        let frame = decode_frame(&encode_sample(Edition::V2025, false, &zhoushan_sample())).unwrap();
+        let Body::Report(r) = frame.body else { panic!("not a report") };
+        assert_eq!(r.extremes, None);
+        assert_eq!(r.signature.unwrap().r.len(), 32);
+    }
+
+    #[test]
+    fn sends_absent_and_unrepresentable_values_as_invalid() {
+        let mut sent = Sample::at(
+            vin(),
+            DateTime::from_timestamp(1_740_789_015, 0).unwrap(),
+            -33.25,
+            -70.5,
+            Edition::V2016.source(),
+        );
+        sent.position_valid = false;
+        sent.battery_current_a = Some(-2_500.0); // below the 2016 wire's −1000 A
+        sent.heading_deg = Some(90.0);
+        let got = round_trip(Edition::V2016, false, &sent);
+        assert_eq!((got.lat, got.lon, got.position_valid), (-33.25, -70.5, false));
+        assert_eq!(
+            (got.battery_current_a, got.speed_kmh, got.soc_pct, got.charging, got.ignition),
+            (None, None, None, None, None)
+        );
+        assert_eq!((got.heading_deg, got.battery_temp_c), (None, None));
+        assert_eq!(round_trip(Edition::V2025, false, &sent).battery_current_a, Some(-2_500.0));
+    }
+
+    #[test]
+    fn marks_charging_while_driving() {
+        let mut sent = zhoushan_sample();
+        sent.charging = Some(true);
+        let frame = decode_frame(&encode_sample(Edition::V2025, false, &sent)).unwrap();
+        let Body::Report(r) = frame.body else { panic!("not a report") };
+        assert_eq!(r.vehicle.unwrap().charging_status, Some(2));
+        assert_eq!(round_trip(Edition::V2025, false, &sent).charging, Some(true));
+    }
+
+    #[test]
+    fn builds_login_and_logout_frames_that_decode() {
+        let time = at(2025, 3, 1, 7, 59, 58);
+        for edition in [Edition::V2016, Edition::V2025] {
+            let login = decode_frame(&encode_login(edition, &vin(), time, 42)).unwrap();
+            assert_eq!((login.edition, login.command), (edition, Command::Login));
+            let Body::Login(Login { time: t, serial, iccid, subsystems }) = login.body else { panic!("not a login") };
+            assert_eq!((t, serial, iccid.as_str()), (time, 42, ICCID));
+            assert_eq!(subsystems, vec![vec![format!("BAT{}0001", vin())]]);
+
+            let logout = decode_frame(&encode_logout(edition, &vin(), time, 42)).unwrap();
+            assert_eq!((logout.command, logout.body), (Command::Logout, Body::Logout(Logout { time, serial: 42 })));
+
+            let heartbeat = decode_frame(&encode_heartbeat(edition, &vin())).unwrap();
+            assert_eq!((heartbeat.command, heartbeat.body), (Command::Heartbeat, Body::Empty));
+        }
+    }
+
+    fn close(got: Option<f64>, sent: Option<f64>, resolution: f64) -> bool {
+        match (got, sent) {
+            (Some(g), Some(s)) => (g - s).abs() <= resolution / 2.0 + 1e-9,
+            (None, None) => true,
+            _ => false,
+        }
+    }
+
+    prop_compose! {
+        fn any_sample()(
+            secs in 946_713_600i64..1_767_225_600,
+            lat in -89.9..89.9f64,
+            lon in -179.9..179.9f64,
+            position_valid in any::<bool>(),
+            speed in proptest::option::of(0.0..220.0f64),
+            soc in proptest::option::of(0.0..=100.0f64),
+            odometer in proptest::option::of(0.0..2_000_000.0f64),
+            charging in proptest::option::of(any::<bool>()),
+            ignition in proptest::option::of(any::<bool>()),
+            voltage in proptest::option::of(0.0..1_000.0f64),
+            current in proptest::option::of(-1_000.0..1_000.0f64),
+            temp in proptest::option::of(-40.0..150.0f64),
+        ) -> Sample {
+            let mut s = Sample::at(vin(), DateTime::from_timestamp(secs, 0).unwrap(), lat, lon, Edition::V2016.source());
+            s.position_valid = position_valid;
+            s.speed_kmh = speed;
+            s.soc_pct = soc;
+            s.odometer_km = odometer;
+            s.charging = charging;
+            s.ignition = ignition;
+            s.battery_voltage_v = voltage;
+            s.battery_current_a = current;
+            s.battery_temp_c = temp;
+            s
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn round_trips_random_samples_within_the_wire_resolution(
+            sent in any_sample(),
+            edition in prop::sample::select(vec![Edition::V2016, Edition::V2025]),
+            reissue in any::<bool>(),
+        ) {
+            let got = round_trip(edition, reissue, &sent);
+            prop_assert_eq!(got.ts, sent.ts);
+            prop_assert_eq!(got.source, edition.source());
+            prop_assert!((got.lat - sent.lat).abs() <= 0.5e-6 + 1e-12);
+            prop_assert!((got.lon - sent.lon).abs() <= 0.5e-6 + 1e-12);
+            prop_assert_eq!(got.position_valid, sent.position_valid);
+            prop_assert!(close(got.speed_kmh, sent.speed_kmh, 0.1), "speed {:?} {:?}", got.speed_kmh, sent.speed_kmh);
+            prop_assert!(close(got.soc_pct, sent.soc_pct, 1.0));
+            prop_assert!(close(got.odometer_km, sent.odometer_km, 0.1));
+            prop_assert!(close(got.battery_voltage_v, sent.battery_voltage_v, 0.1));
+            prop_assert!(close(got.battery_current_a, sent.battery_current_a, 0.1));
+            prop_assert!(close(got.battery_temp_c, sent.battery_temp_c, 1.0));
+            prop_assert_eq!(got.charging, sent.charging);
+            prop_assert_eq!(got.ignition, sent.ignition);
+            prop_assert_eq!(got.heading_deg, None);
+            prop_assert_eq!(got.range_km, None);
+        }
+    }
+
+    #[test]
+    fn keeps_the_beijing_clock_in_the_frame() {
+        // 23:30 UTC is 07:30 the next day in Beijing.
+        let sent = Sample::at(
+            vin(),
+            "2025-02-28T23:30:00Z".parse::<DateTime<Utc>>().unwrap(),
+            30.0,
+            122.0,
+            Edition::V2016.source(),
+        );
+        let frame = decode_frame(&encode_sample(Edition::V2016, false, &sent)).unwrap();
+        let Body::Report(r) = frame.body else { panic!("not a report") };
+        assert_eq!(r.time, at(2025, 3, 1, 7, 30, 0));
+    }
+}

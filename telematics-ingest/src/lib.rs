@@ -1,0 +1,131 @@
+//! Telemetry ingest: subscribes to the vehicles' MQTT topics, decodes JSON and GB/T 32960.3
+//! frames into samples, writes them durably in batches and acknowledges each message only
+//! after its samples are committed (at-least-once end to end; storage dedupes on VIN and
+//! time). Rejected input goes to the dead letters with its reason and never stops ingestion.
+//!
+//! Three tasks, joined by bounded channels:
+//! - the MQTT task is the only one polling the rumqttc event loop; it forwards publishes and
+//!   does no I/O of its own;
+//! - the batcher decodes messages and gathers them into batches (by count or age);
+//! - the writer commits a batch in one transaction, then acks its messages and announces the
+//!   samples on the bus. A failed commit is retried; nothing is acked before it succeeds.
+
+pub mod decode;
+mod batcher;
+mod mqtt;
+mod registry;
+mod topic;
+mod writer;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use fleet_bus::Bus;
+use fleet_storage::Store;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use topic::{GBT32960_TOPIC_FILTER, JSON_TOPIC_FILTER, TopicKind, parse_topic};
+
+/// Largest message accepted; larger ones go to the dead letters as `too_large`.
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub host: String,
+    pub port: u16,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// The persistent session's client id: stable across restarts so that the broker keeps
+    /// what vehicles publish while we are down.
+    pub client_id: String,
+    /// Prefix for the subscriptions, e.g. `$share/fleetd/` to split the stream between
+    /// instances; empty for a plain subscription.
+    pub subscription_prefix: String,
+    /// Most messages in one committed batch.
+    pub max_batch: usize,
+    /// Longest a message waits for its batch to fill before the batch is committed anyway.
+    pub max_batch_delay: Duration,
+}
+
+impl Config {
+    pub const DEFAULT_MAX_BATCH: usize = 4000;
+    pub const DEFAULT_MAX_BATCH_DELAY: Duration = Duration::from_millis(25);
+
+    pub fn new(host: impl Into<String>, port: u16, client_id: impl Into<String>) -> Self {
+        Self {
+            host: host.into(),
+            port,
+            username: None,
+            password: None,
+            client_id: client_id.into(),
+            subscription_prefix: String::new(),
+            max_batch: Self::DEFAULT_MAX_BATCH,
+            max_batch_delay: Self::DEFAULT_MAX_BATCH_DELAY,
+        }
+    }
+}
+
+/// What can stop ingest for good (everything else is retried).
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("storage: {0}")]
+    Storage(#[from] fleet_storage::StorageError),
+}
+
+/// The ingest service.
+pub struct Ingest {
+    cfg: Config,
+    store: Store,
+    bus: Bus,
+    connected: Arc<AtomicBool>,
+}
+
+impl Ingest {
+    pub fn new(cfg: Config, store: Store, bus: Bus) -> Self {
+        Self { cfg, store, bus, connected: Arc::new(AtomicBool::new(false)) }
+    }
+
+    /// True while the broker connection is up (for `/healthz`).
+    pub fn connected(&self) -> Arc<AtomicBool> {
+        self.connected.clone()
+    }
+
+    /// Runs until `shutdown` is cancelled. On shutdown it stops taking messages, commits and
+    /// acks what is in hand, and returns; anything not committed stays unacknowledged and is
+    /// redelivered by the broker after a restart.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), IngestError> {
+        let registry = registry::Registry::load(self.store.clone()).await?;
+        let (client, eventloop) = mqtt::client(&self.cfg);
+        let (msg_tx, msg_rx) = tokio::sync::mpsc::channel(batcher::MESSAGE_QUEUE);
+        let (batch_tx, batch_rx) = tokio::sync::mpsc::channel(writer::BATCH_QUEUE);
+
+        let tasks = TaskTracker::new();
+        // The MQTT task stops first (no new messages); the batcher drains and closes the
+        // batch channel; the writer commits what remains and acks it through the client,
+        // whose event loop is still polled until the writer is done.
+        let stop_polling = CancellationToken::new();
+        tasks.spawn(mqtt::poll(
+            eventloop,
+            client.clone(),
+            self.cfg.subscription_prefix.clone(),
+            msg_tx,
+            self.connected.clone(),
+            shutdown.clone(),
+            stop_polling.clone(),
+        ));
+        tasks.spawn(batcher::run(msg_rx, batch_tx, registry, self.cfg.max_batch, self.cfg.max_batch_delay, shutdown.clone()));
+        let writer = tokio::spawn(writer::run(batch_rx, self.store.clone(), self.bus.clone(), client.clone(), shutdown.clone()));
+        let _ = writer.await;
+        // Give the event loop a moment to flush the last acks before it is dropped.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let _ = client.try_disconnect();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        stop_polling.cancel();
+        tasks.close();
+        tasks.wait().await;
+        Ok(())
+    }
+}

@@ -1,0 +1,93 @@
+//! The repository layer on both back ends.
+
+use chrono::{Duration as ChronoDuration, TimeZone, Utc};
+use fleet_domain::{DeadLetter, DeadLetterReason, NewUnit, NewVehicle, Role, Sample, SampleSource, Vin};
+use fleet_storage::StorageError;
+use fleet_tests::{both, random_vin};
+
+fn new_vehicle(vin: &str, plate: &str, unit: Option<&str>) -> NewVehicle {
+    NewVehicle {
+        vin: vin.into(),
+        plate: plate.into(),
+        model: "GAC Aion S".into(),
+        seats: 5,
+        battery_kwh: 58.8,
+        consumption_kwh_per_100km: 13.0,
+        unit_id: unit.map(Into::into),
+    }
+}
+
+both!(registry_round_trips_and_reports_conflicts, |app: TestApp| async move {
+    let s = &app.store;
+    let unit = NewUnit { id: Some("u-test".into()), name: "舟山市测试局".into(), monthly_energy_budget_kwh: 800.0, auto_approve: true };
+    s.units().create("u-test", &unit).await?;
+    assert!(matches!(s.units().create("u-test", &unit).await, Err(StorageError::Conflict("unit id"))));
+    assert_eq!(s.units().get("u-test").await?.unwrap().name, "舟山市测试局");
+
+    let vin = random_vin();
+    let v = new_vehicle(&vin, "浙LD00001", Some("u-test"));
+    let parsed = v.validate()?;
+    s.vehicles().create(&parsed, &v).await?;
+    assert_eq!(s.vehicles().get(&vin).await?.unwrap().unit_id.as_deref(), Some("u-test"));
+    let again = new_vehicle(&random_vin(), "浙LD00001", None);
+    assert!(matches!(s.vehicles().create(&again.validate()?, &again).await, Err(StorageError::Conflict("plate"))));
+    let dup_vin = new_vehicle(&vin, "浙LD00002", None);
+    assert!(matches!(s.vehicles().create(&parsed, &dup_vin).await, Err(StorageError::Conflict("VIN"))));
+    let orphan = new_vehicle(&random_vin(), "浙LD00003", Some("nope"));
+    assert!(matches!(s.vehicles().create(&orphan.validate()?, &orphan).await, Err(StorageError::MissingReference("unit"))));
+    assert_eq!(s.vehicles().list(Some("u-test")).await?.len(), 1);
+    assert!(s.vehicles().exists(&vin).await?);
+
+    let user = s.users().create("clerk", "hash", Role::Unit, Some("u-test"), None).await?;
+    assert_eq!(s.users().credentials("clerk").await?.unwrap().0, user);
+    assert!(matches!(s.users().create("clerk", "h", Role::Auditor, None, None).await, Err(StorageError::Conflict("username"))));
+    Ok(())
+});
+
+both!(tokens_expire_and_are_revoked, |app: TestApp| async move {
+    let s = &app.store;
+    let u = s.users().create("tok", "hash", Role::Auditor, None, None).await?;
+    let now = Utc::now();
+    s.tokens().create("h1", u.id, now + ChronoDuration::hours(1)).await?;
+    s.tokens().create("h2", u.id, now - ChronoDuration::seconds(1)).await?;
+    assert_eq!(s.tokens().user("h1", now).await?.map(|u| u.username), Some("tok".into()));
+    assert!(s.tokens().user("h2", now).await?.is_none(), "expired");
+    s.tokens().revoke("h1").await?;
+    assert!(s.tokens().user("h1", now).await?.is_none(), "revoked");
+    Ok(())
+});
+
+both!(batch_commit_dedupes_orders_state_and_keeps_dead_letters, |app: TestApp| async move {
+    let s = &app.store;
+    let vin = random_vin();
+    let v = new_vehicle(&vin, "浙LD10001", None);
+    s.vehicles().create(&v.validate()?, &v).await?;
+    let t0 = Utc.with_ymd_and_hms(2026, 1, 31, 15, 59, 0).single().unwrap();
+    let mk = |sec: i64, valid: bool| {
+        let mut x = Sample::at(Vin::parse(&vin).unwrap(), t0 + ChronoDuration::seconds(sec), 30.0 + sec as f64 * 1e-4, 122.0, SampleSource::Json);
+        x.position_valid = valid;
+        x.soc_pct = Some(50.0 + sec as f64 / 100.0);
+        x.extra = Some(serde_json::json!({"k": sec}));
+        x
+    };
+    // Spans a month boundary in Shanghai time (new PostgreSQL partition).
+    let batch: Vec<Sample> = (0..120).map(|i| mk(i, i != 119)).collect();
+    let dead = [DeadLetter::new("t", Some(&vin), DeadLetterReason::MalformedJson, "x", b"{")];
+    let out = s.telemetry().commit(&batch, &dead).await?;
+    assert_eq!((out.inserted, out.duplicates, out.dead_letters), (120, 0, 1));
+    let out = s.telemetry().commit(&batch[..10], &[]).await?;
+    assert_eq!((out.inserted, out.duplicates), (0, 10));
+    let state = s.telemetry().state(&vin).await?.unwrap();
+    assert_eq!(state.ts, t0 + ChronoDuration::seconds(119));
+    assert_eq!(state.lat, Some(30.0 + 118.0 * 1e-4), "the last valid position");
+    // Older data does not move it back.
+    s.telemetry().commit(&[mk(-500, true)], &[]).await?;
+    assert_eq!(s.telemetry().state(&vin).await?.unwrap().ts, t0 + ChronoDuration::seconds(119));
+    let track = s.telemetry().track(&vin, t0 - ChronoDuration::hours(1), t0 + ChronoDuration::hours(1), 1000).await?;
+    assert_eq!(track.len(), 121);
+    assert_eq!(track[0].ts, t0 - ChronoDuration::seconds(500));
+    assert_eq!(track[5].extra, Some(serde_json::json!({"k": 4})));
+    assert_eq!(s.dead_letters().recent(10, Some(DeadLetterReason::MalformedJson)).await?.len(), 1);
+    assert_eq!(s.dead_letters().recent(10, Some(DeadLetterReason::TooLarge)).await?.len(), 0);
+    Ok(())
+});
