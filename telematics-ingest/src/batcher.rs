@@ -145,7 +145,7 @@ async fn decode(msg: &Publish, registry: &mut Registry, tx: &mpsc::Sender<Batch>
 
 fn decode_json(msg: &Publish, vin: &Vin) -> Decoded {
     match json::decode(vin, &msg.payload) {
-        Err(e) => Decoded::reject(msg, Some(vin.as_str()), DeadLetterReason::MalformedJson, e.to_string()),
+        Err(e) => Decoded::reject(msg, Some(vin.as_str()), e.reason(), e.to_string()),
         Ok(results) => {
             let total = results.len();
             let mut samples = Vec::with_capacity(total);
