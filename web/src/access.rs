@@ -1,0 +1,213 @@
+//! Who may see and do what (contract §3). Handlers ask these rules; they never compare roles
+//! themselves. The order the contract fixes: an object outside the caller's view → 404
+//! (`ApiError::NotFound`), then an action the role may not take → 403 (`ApiError::Forbidden`).
+
+use axum::http::Method;
+use fleet_domain::{Driver, Role, User, Vehicle, Vin};
+use fleet_storage::Store;
+
+use crate::error::ApiError;
+
+/// The writes an auditor may make: ending their own session and changing their own password.
+const AUDITOR_MAY_WRITE: [&str; 2] = ["/api/v1/auth/logout", "/api/v1/auth/password"];
+
+/// Whether `role` may send a request with `method` to `path` at all. Auditors read
+/// everything and change nothing; checked for every authenticated request, so a new route
+/// cannot forget it.
+pub fn may_send(role: Role, method: &Method, path: &str) -> bool {
+    role != Role::Auditor || method.is_safe() || AUDITOR_MAY_WRITE.contains(&path)
+}
+
+/// Refuses with 403 unless `allowed`.
+pub fn require(allowed: bool) -> Result<(), ApiError> {
+    if allowed { Ok(()) } else { Err(ApiError::Forbidden) }
+}
+
+/// Creating units, vehicles, drivers and users, and reading users.
+pub fn manages_registry(role: Role) -> bool {
+    role == Role::Admin
+}
+
+/// Reading the dead letters of ingestion.
+pub fn reads_dead_letters(role: Role) -> bool {
+    matches!(role, Role::Admin | Role::Auditor)
+}
+
+/// Which units a caller sees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnitScope {
+    All,
+    /// A unit user: its own unit only.
+    Own(String),
+}
+
+/// The units a caller sees; `Err(Forbidden)` for a role that may not read units (drivers).
+pub fn unit_scope(user: &User) -> Result<UnitScope, ApiError> {
+    match user.role {
+        Role::Admin | Role::Dispatcher | Role::Auditor => Ok(UnitScope::All),
+        // A unit user without a unit (bad data) sees an empty own unit.
+        Role::Unit => Ok(UnitScope::Own(user.unit_id.clone().unwrap_or_default())),
+        Role::Driver => Err(ApiError::Forbidden),
+    }
+}
+
+impl UnitScope {
+    /// Whether the unit `unit_id` is in view.
+    pub fn sees(&self, unit_id: &str) -> bool {
+        match self {
+            Self::All => true,
+            Self::Own(own) => own == unit_id,
+        }
+    }
+}
+
+/// Which vehicles a caller sees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VehicleScope {
+    All,
+    /// A unit user: the vehicles whose `unit_id` is its own.
+    Unit(String),
+    /// A driver: their own car, if they have one.
+    Car(Option<Vin>),
+}
+
+impl VehicleScope {
+    /// The scope of a user; `driver_car` is the car of the user's driver record (drivers only).
+    pub fn of(user: &User, driver_car: Option<Vin>) -> Self {
+        match user.role {
+            Role::Admin | Role::Dispatcher | Role::Auditor => Self::All,
+            Role::Unit => Self::Unit(user.unit_id.clone().unwrap_or_default()),
+            Role::Driver => Self::Car(driver_car),
+        }
+    }
+
+    /// Looks up what the scope needs (a driver's car) and builds it.
+    pub async fn load(store: &Store, user: &User) -> Result<Self, ApiError> {
+        let car = match (user.role, &user.driver_id) {
+            (Role::Driver, Some(id)) => store.drivers().get(id).await?.and_then(|d| d.vehicle_vin),
+            _ => None,
+        };
+        Ok(Self::of(user, car))
+    }
+
+    /// Whether the vehicle `v` is in view.
+    pub fn sees(&self, v: &Vehicle) -> bool {
+        match self {
+            Self::All => true,
+            Self::Unit(unit) => v.unit_id.as_deref() == Some(unit.as_str()),
+            Self::Car(car) => car.as_ref() == Some(&v.vin),
+        }
+    }
+}
+
+/// Which drivers a caller sees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DriverScope {
+    All,
+    /// A unit user: the drivers bound to the unit's vehicles (whom its passengers meet).
+    UnitCars(String),
+    /// A driver: themselves.
+    Own(Option<String>),
+}
+
+impl DriverScope {
+    /// The scope of a user.
+    pub fn of(user: &User) -> Self {
+        match user.role {
+            Role::Admin | Role::Dispatcher | Role::Auditor => Self::All,
+            Role::Unit => Self::UnitCars(user.unit_id.clone().unwrap_or_default()),
+            Role::Driver => Self::Own(user.driver_id.clone()),
+        }
+    }
+
+    /// Whether the scope sees `d`; `car` is the vehicle `d` is bound to, if any (needed for
+    /// a unit's scope only).
+    pub fn sees(&self, d: &Driver, car: Option<&Vehicle>) -> bool {
+        match self {
+            Self::All => true,
+            Self::UnitCars(unit) => car.is_some_and(|v| v.unit_id.as_deref() == Some(unit.as_str())),
+            Self::Own(own) => own.as_deref() == Some(d.id.as_str()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(role: Role) -> User {
+        let unit_id = (role == Role::Unit).then(|| "u1".to_owned());
+        let driver_id = (role == Role::Driver).then(|| "d1".to_owned());
+        User { id: 1, username: "x".into(), role, unit_id, driver_id }
+    }
+
+    fn vin(n: u8) -> Vin {
+        Vin::parse(&format!("LSJA24U66NS00000{n}")).unwrap()
+    }
+
+    fn vehicle(n: u8, unit: Option<&str>) -> Vehicle {
+        Vehicle {
+            vin: vin(n),
+            plate: format!("浙LD1234{n}"),
+            model: "m".into(),
+            seats: 5,
+            battery_kwh: 60.0,
+            consumption_kwh_per_100km: 15.0,
+            unit_id: unit.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn auditors_may_only_read_and_end_their_own_session() {
+        assert!(may_send(Role::Auditor, &Method::GET, "/api/v1/vehicles"));
+        assert!(!may_send(Role::Auditor, &Method::POST, "/api/v1/vehicles"));
+        assert!(!may_send(Role::Auditor, &Method::DELETE, "/api/v1/units/u1"));
+        assert!(may_send(Role::Auditor, &Method::POST, "/api/v1/auth/logout"));
+        assert!(may_send(Role::Auditor, &Method::POST, "/api/v1/auth/password"));
+        assert!(may_send(Role::Dispatcher, &Method::POST, "/api/v1/vehicles"), "others are judged per route");
+    }
+
+    #[test]
+    fn only_admins_manage_the_registry_and_admins_and_auditors_read_dead_letters() {
+        for role in Role::ALL {
+            assert_eq!(manages_registry(role), role == Role::Admin, "{role:?}");
+            assert_eq!(reads_dead_letters(role), matches!(role, Role::Admin | Role::Auditor), "{role:?}");
+        }
+    }
+
+    #[test]
+    fn a_unit_sees_its_own_unit_and_a_driver_no_unit() {
+        assert!(unit_scope(&user(Role::Dispatcher)).unwrap().sees("u2"));
+        let own = unit_scope(&user(Role::Unit)).unwrap();
+        assert!(own.sees("u1"));
+        assert!(!own.sees("u2"));
+        assert!(matches!(unit_scope(&user(Role::Driver)), Err(ApiError::Forbidden)));
+    }
+
+    #[test]
+    fn a_unit_sees_its_vehicles_and_a_driver_only_their_car() {
+        let mine = vehicle(1, Some("u1"));
+        let other = vehicle(2, Some("u2"));
+        let pool = vehicle(3, None);
+        let unit = VehicleScope::of(&user(Role::Unit), None);
+        assert!(unit.sees(&mine) && !unit.sees(&other) && !unit.sees(&pool));
+        let driver = VehicleScope::of(&user(Role::Driver), Some(vin(2)));
+        assert!(driver.sees(&other) && !driver.sees(&mine));
+        let carless = VehicleScope::of(&user(Role::Driver), None);
+        assert!(!carless.sees(&mine) && !carless.sees(&pool));
+        let auditor = VehicleScope::of(&user(Role::Auditor), None);
+        assert!(auditor.sees(&mine) && auditor.sees(&pool));
+    }
+
+    #[test]
+    fn a_driver_sees_only_themselves_and_a_unit_the_drivers_of_its_cars() {
+        let d1 = Driver { id: "d1".into(), name: "n".into(), phone: "13800000000".into(), vehicle_vin: Some(vin(1)) };
+        let d2 = Driver { id: "d2".into(), vehicle_vin: Some(vin(2)), ..d1.clone() };
+        let own = DriverScope::of(&user(Role::Driver));
+        assert!(own.sees(&d1, None) && !own.sees(&d2, None));
+        let unit = DriverScope::of(&user(Role::Unit));
+        assert!(unit.sees(&d1, Some(&vehicle(1, Some("u1")))));
+        assert!(!unit.sees(&d2, Some(&vehicle(2, Some("u2")))));
+        assert!(!unit.sees(&d2, None));
+    }
+}

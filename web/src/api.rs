@@ -1,0 +1,76 @@
+//! The JSON API under `/api/v1`, one module per resource, and its OpenAPI document.
+
+pub(crate) mod dead_letters;
+pub(crate) mod drivers;
+pub(crate) mod stations;
+pub(crate) mod units;
+pub(crate) mod users;
+pub(crate) mod vehicles;
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use rand::Rng;
+
+/// The hand-written OpenAPI 3.1 document (`GET /api/v1/openapi.json`, no token needed).
+pub(crate) const OPENAPI: &str = include_str!("openapi.json");
+
+/// `GET /api/v1/openapi.json`.
+pub(crate) async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+/// A fresh id for an object whose creator gave none: `prefix` and 10 random lowercase
+/// letters and digits (36^10 ≈ 3.7·10^15 values, so a collision is not worth a retry).
+pub(crate) fn new_id(prefix: &str) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    let tail: String = (0..10).map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())])).collect();
+    format!("{prefix}{tail}")
+}
+
+/// `Location` of a created object.
+pub(crate) fn location(collection: &str, id: &str) -> [(header::HeaderName, String); 1] {
+    [(header::LOCATION, format!("/api/v1/{collection}/{id}"))]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_are_valid_client_ids() {
+        let id = new_id("u");
+        assert_eq!(id.len(), 11);
+        assert!(fleet_domain::registry::validate_id("id", &id).is_ok());
+        assert_ne!(id, new_id("u"));
+    }
+
+    #[test]
+    fn the_openapi_document_is_valid_json_of_version_3_1() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).expect("openapi.json parses");
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    }
+
+    #[test]
+    fn every_reference_in_the_openapi_document_resolves() {
+        fn walk(v: &serde_json::Value, doc: &serde_json::Value, bad: &mut Vec<String>) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    if let Some(r) = m.get("$ref").and_then(|r| r.as_str()) {
+                        let target = r.strip_prefix('#').and_then(|p| doc.pointer(p));
+                        if target.is_none() {
+                            bad.push(r.to_owned());
+                        }
+                    }
+                    m.values().for_each(|v| walk(v, doc, bad));
+                }
+                serde_json::Value::Array(a) => a.iter().for_each(|v| walk(v, doc, bad)),
+                _ => {}
+            }
+        }
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        let mut bad = Vec::new();
+        walk(&doc, &doc, &mut bad);
+        assert!(bad.is_empty(), "dangling $ref: {bad:?}");
+    }
+}

@@ -1,0 +1,335 @@
+//! `/api/v1/vehicles`: the registry of cars, their current state and their tracks.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use chrono::{DateTime, Utc};
+use fleet_domain::{Duty, NewVehicle, Sample, SampleSource, Vehicle, VehicleState, VehicleStatus, Vin};
+use fleet_storage::StorageError;
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::access::{self, VehicleScope};
+use crate::auth::AuthUser;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+
+/// A track without `from` covers this long before `to`.
+pub const DEFAULT_TRACK_SPAN: chrono::Duration = chrono::Duration::hours(2);
+/// Samples in a track when the request names no `limit`.
+pub const DEFAULT_TRACK_LIMIT: i64 = 10_000;
+/// The most samples one track request may ask for.
+pub const MAX_TRACK_LIMIT: i64 = 100_000;
+
+/// A vehicle's status at `now`, derived by the domain's one rule. Order duties come from
+/// dispatch later; until then every car is off duty. A car that never reported is offline.
+pub(crate) fn status_at(state: Option<&VehicleState>, now: DateTime<Utc>) -> VehicleStatus {
+    state.map_or(VehicleStatus::Offline, |s| s.status(now, Duty::default()))
+}
+
+/// The `state` of `GET /api/v1/vehicles/{vin}`.
+#[derive(Debug, Serialize)]
+pub(crate) struct StateDetail {
+    ts: DateTime<Utc>,
+    lat: Option<f64>,
+    lon: Option<f64>,
+    speed_kmh: Option<f64>,
+    heading_deg: Option<f64>,
+    soc_pct: Option<f64>,
+    odometer_km: Option<f64>,
+    charging: Option<bool>,
+    ignition: Option<bool>,
+    range_km: Option<f64>,
+    status: VehicleStatus,
+}
+
+impl StateDetail {
+    fn new(s: &VehicleState, now: DateTime<Utc>) -> Self {
+        Self {
+            ts: s.ts,
+            lat: s.lat,
+            lon: s.lon,
+            speed_kmh: s.speed_kmh,
+            heading_deg: s.heading_deg,
+            soc_pct: s.soc_pct,
+            odometer_km: s.odometer_km,
+            charging: s.charging,
+            ignition: s.ignition,
+            range_km: s.range_km,
+            status: status_at(Some(s), now),
+        }
+    }
+}
+
+/// A vehicle with its current state (null when the car never reported).
+#[derive(Debug, Serialize)]
+pub(crate) struct VehicleDetail {
+    #[serde(flatten)]
+    vehicle: Vehicle,
+    state: Option<StateDetail>,
+}
+
+/// The contract's `VehicleState` (§4): what the map shows of a car. Fields are null until
+/// the car has reported (and `lat`/`lon` until it has sent a valid position).
+#[derive(Debug, Serialize)]
+pub(crate) struct VehicleStateView {
+    pub vin: Vin,
+    pub plate: String,
+    pub ts: Option<DateTime<Utc>>,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    pub speed_kmh: Option<f64>,
+    pub heading_deg: Option<f64>,
+    pub soc_pct: Option<f64>,
+    pub status: VehicleStatus,
+}
+
+impl VehicleStateView {
+    pub(crate) fn new(v: &Vehicle, s: Option<&VehicleState>, now: DateTime<Utc>) -> Self {
+        Self {
+            vin: v.vin.clone(),
+            plate: v.plate.clone(),
+            ts: s.map(|s| s.ts),
+            lat: s.and_then(|s| s.lat),
+            lon: s.and_then(|s| s.lon),
+            speed_kmh: s.and_then(|s| s.speed_kmh),
+            heading_deg: s.and_then(|s| s.heading_deg),
+            soc_pct: s.and_then(|s| s.soc_pct),
+            status: status_at(s, now),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub(crate) struct VehicleList {
+    vehicles: Vec<Vehicle>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct StateList {
+    vehicles: Vec<VehicleStateView>,
+}
+
+/// The vehicles a scope sees, in plate order.
+async fn visible_vehicles(state: &AppState, scope: &VehicleScope) -> Result<Vec<Vehicle>, ApiError> {
+    Ok(match scope {
+        VehicleScope::All => state.store.vehicles().list(None).await?,
+        VehicleScope::Unit(unit) => state.store.vehicles().list(Some(unit)).await?,
+        VehicleScope::Car(None) => Vec::new(),
+        VehicleScope::Car(Some(vin)) => state.store.vehicles().get(vin.as_str()).await?.into_iter().collect(),
+    })
+}
+
+/// A vehicle the caller sees, else 404 (whether it exists or not).
+async fn visible_vehicle(state: &AppState, auth: &AuthUser, vin: &str) -> Result<Vehicle, ApiError> {
+    let scope = VehicleScope::load(&state.store, &auth.user).await?;
+    match state.store.vehicles().get(vin).await? {
+        Some(v) if scope.sees(&v) => Ok(v),
+        _ => Err(ApiError::NotFound("vehicle")),
+    }
+}
+
+/// `GET /api/v1/vehicles`.
+pub(crate) async fn list(State(state): State<AppState>, auth: AuthUser) -> Result<Json<VehicleList>, ApiError> {
+    let scope = VehicleScope::load(&state.store, &auth.user).await?;
+    Ok(Json(VehicleList { vehicles: visible_vehicles(&state, &scope).await? }))
+}
+
+/// `POST /api/v1/vehicles` (admin).
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiJson(new): ApiJson<NewVehicle>,
+) -> Result<impl IntoResponse, ApiError> {
+    access::require(access::manages_registry(auth.user.role))?;
+    let vin = new.validate()?;
+    let vehicle = state.store.vehicles().create(&vin, &new).await.map_err(|e| match e {
+        StorageError::MissingReference(_) => ApiError::validation("unit_id", "no unit has this id"),
+        e => e.into(),
+    })?;
+    tracing::info!(vehicle.vin = %vehicle.vin, user.id = auth.user.id, "vehicle registered");
+    Ok((StatusCode::CREATED, super::location("vehicles", vehicle.vin.as_str()), Json(vehicle)))
+}
+
+/// `GET /api/v1/vehicles/{vin}`: the vehicle and its current state.
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath(vin): ApiPath<String>,
+) -> Result<Json<VehicleDetail>, ApiError> {
+    let vehicle = visible_vehicle(&state, &auth, &vin).await?;
+    let current = state.store.telemetry().state(vehicle.vin.as_str()).await?;
+    let now = Utc::now();
+    Ok(Json(VehicleDetail { vehicle, state: current.as_ref().map(|s| StateDetail::new(s, now)) }))
+}
+
+/// `GET /api/v1/vehicles/states`: the map's view of every visible vehicle.
+pub(crate) async fn states(State(state): State<AppState>, auth: AuthUser) -> Result<Json<StateList>, ApiError> {
+    let scope = VehicleScope::load(&state.store, &auth.user).await?;
+    let vehicles = visible_vehicles(&state, &scope).await?;
+    let mut current: HashMap<Vin, VehicleState> = match &scope {
+        VehicleScope::All | VehicleScope::Unit(_) => {
+            state.store.telemetry().states().await?.into_iter().map(|s| (s.vin.clone(), s)).collect()
+        }
+        VehicleScope::Car(_) => {
+            let mut one = HashMap::new();
+            for v in &vehicles {
+                if let Some(s) = state.store.telemetry().state(v.vin.as_str()).await? {
+                    one.insert(v.vin.clone(), s);
+                }
+            }
+            one
+        }
+    };
+    let now = Utc::now();
+    let vehicles = vehicles.iter().map(|v| VehicleStateView::new(v, current.remove(&v.vin).as_ref(), now)).collect();
+    Ok(Json(StateList { vehicles }))
+}
+
+/// `GET /api/v1/vehicles/{vin}/track` query.
+#[derive(Deserialize)]
+pub(crate) struct TrackQuery {
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<i64>,
+}
+
+/// One stored sample of a track (the vehicle's VIN is said once, beside the list).
+#[derive(Serialize)]
+pub(crate) struct TrackSample {
+    ts: DateTime<Utc>,
+    lat: f64,
+    lon: f64,
+    position_valid: bool,
+    speed_kmh: Option<f64>,
+    heading_deg: Option<f64>,
+    soc_pct: Option<f64>,
+    odometer_km: Option<f64>,
+    charging: Option<bool>,
+    ignition: Option<bool>,
+    battery_voltage_v: Option<f64>,
+    battery_current_a: Option<f64>,
+    battery_temp_c: Option<f64>,
+    range_km: Option<f64>,
+    source: SampleSource,
+    extra: Option<serde_json::Value>,
+}
+
+impl From<Sample> for TrackSample {
+    fn from(s: Sample) -> Self {
+        Self {
+            ts: s.ts,
+            lat: s.lat,
+            lon: s.lon,
+            position_valid: s.position_valid,
+            speed_kmh: s.speed_kmh,
+            heading_deg: s.heading_deg,
+            soc_pct: s.soc_pct,
+            odometer_km: s.odometer_km,
+            charging: s.charging,
+            ignition: s.ignition,
+            battery_voltage_v: s.battery_voltage_v,
+            battery_current_a: s.battery_current_a,
+            battery_temp_c: s.battery_temp_c,
+            range_km: s.range_km,
+            source: s.source,
+            extra: s.extra,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub(crate) struct Track {
+    vin: Vin,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    /// True when `limit` cut the track short: ask again from the last sample's `ts`.
+    truncated: bool,
+    samples: Vec<TrackSample>,
+}
+
+/// `GET /api/v1/vehicles/{vin}/track?from=&to=&limit=`: stored samples in time order.
+pub(crate) async fn track(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath(vin): ApiPath<String>,
+    ApiQuery(q): ApiQuery<TrackQuery>,
+) -> Result<Json<Track>, ApiError> {
+    let (from, to, limit) = track_window(&q, Utc::now())?;
+    let vehicle = visible_vehicle(&state, &auth, &vin).await?;
+    let samples = state.store.telemetry().track(vehicle.vin.as_str(), from, to, limit).await?;
+    let truncated = i64::try_from(samples.len()).unwrap_or(i64::MAX) >= limit;
+    let samples = samples.into_iter().map(TrackSample::from).collect();
+    Ok(Json(Track { vin: vehicle.vin, from, to, truncated, samples }))
+}
+
+/// The time window and limit of a track request: `to` defaults to now, `from` to two hours
+/// before `to`.
+fn track_window(q: &TrackQuery, now: DateTime<Utc>) -> Result<(DateTime<Utc>, DateTime<Utc>, i64), ApiError> {
+    let to = q.to.as_deref().map(|s| parse_time("to", s)).transpose()?.unwrap_or(now);
+    let from = q.from.as_deref().map(|s| parse_time("from", s)).transpose()?.unwrap_or(to - DEFAULT_TRACK_SPAN);
+    if to < from {
+        return Err(ApiError::BadRequest(format!("to ({to}) is before from ({from})")));
+    }
+    let limit = q.limit.unwrap_or(DEFAULT_TRACK_LIMIT);
+    if !(1..=MAX_TRACK_LIMIT).contains(&limit) {
+        return Err(ApiError::BadRequest(format!("limit must be 1 to {MAX_TRACK_LIMIT}")));
+    }
+    Ok((from, to, limit))
+}
+
+/// An RFC 3339 time from a query string. A `+` of the offset that arrived unencoded reads as
+/// a space; it is taken back.
+pub(crate) fn parse_time(field: &str, s: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(s)
+        .or_else(|e| if s.contains(' ') { DateTime::parse_from_rfc3339(&s.replace(' ', "+")) } else { Err(e) })
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| ApiError::BadRequest(format!("{field}: expected an RFC 3339 time such as 2026-05-01T08:00:00+08:00 ({e})")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(from: Option<&str>, to: Option<&str>, limit: Option<i64>) -> TrackQuery {
+        TrackQuery { from: from.map(Into::into), to: to.map(Into::into), limit }
+    }
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn a_track_defaults_to_the_last_two_hours_and_ten_thousand_samples() {
+        let now = t("2026-05-01T10:00:00Z");
+        assert_eq!(track_window(&q(None, None, None), now).unwrap(), (t("2026-05-01T08:00:00Z"), now, 10_000));
+        let (from, to, _) = track_window(&q(None, Some("2026-05-01T08:00:00+08:00"), None), now).unwrap();
+        assert_eq!((from, to), (t("2026-04-30T22:00:00Z"), t("2026-05-01T00:00:00Z")));
+    }
+
+    #[test]
+    fn a_track_ending_before_it_starts_or_with_a_bad_limit_is_a_bad_request() {
+        let now = Utc::now();
+        let backwards = q(Some("2026-05-01T10:00:00Z"), Some("2026-05-01T09:00:00Z"), None);
+        assert!(matches!(track_window(&backwards, now), Err(ApiError::BadRequest(_))));
+        assert!(matches!(track_window(&q(None, None, Some(0)), now), Err(ApiError::BadRequest(_))));
+        assert!(matches!(track_window(&q(None, None, Some(100_001)), now), Err(ApiError::BadRequest(_))));
+        assert!(track_window(&q(None, None, Some(100_000)), now).is_ok());
+    }
+
+    #[test]
+    fn times_parse_as_rfc3339_even_with_an_unencoded_plus() {
+        assert_eq!(parse_time("from", "2026-05-01T08:00:00 08:00").unwrap(), t("2026-05-01T00:00:00Z"));
+        assert_eq!(parse_time("from", "2026-05-01T00:00:00Z").unwrap(), t("2026-05-01T00:00:00Z"));
+        let e = parse_time("from", "yesterday").unwrap_err();
+        assert!(e.to_string().starts_with("from: "), "{e}");
+    }
+
+    #[test]
+    fn a_car_that_never_reported_is_offline() {
+        assert_eq!(status_at(None, Utc::now()), VehicleStatus::Offline);
+    }
+}
