@@ -12,15 +12,8 @@ use crate::decode::{gbt32960, json};
 use crate::registry::Registry;
 use crate::{MAX_MESSAGE_BYTES, TopicKind, parse_topic};
 
-/// Messages waiting to be decoded. When full, the MQTT task waits, the client stops reading
-/// and the broker holds the rest: backpressure, nothing dropped.
-pub(crate) const MESSAGE_QUEUE: usize = 8192;
 /// Pause between attempts to reach storage for a registry lookup.
 const REGISTRY_RETRY: Duration = Duration::from_millis(500);
-/// A batch is committed early once no message has arrived for this long: with a broker
-/// that holds back all but a few unacked messages (Mosquitto's default
-/// `max_inflight_messages 20`), waiting for the full delay would only add latency.
-const IDLE_FLUSH: Duration = Duration::from_millis(2);
 /// Invalid samples of one message named in its dead letter's detail.
 const DETAIL_MAX_ERRORS: usize = 10;
 
@@ -34,7 +27,7 @@ pub(crate) struct Batch {
 }
 
 pub(crate) async fn run(
-    mut rx: mpsc::Receiver<Publish>,
+    mut rx: mpsc::UnboundedReceiver<Publish>,
     tx: mpsc::Sender<Batch>,
     mut registry: Registry,
     max_batch: usize,
@@ -51,18 +44,28 @@ pub(crate) async fn run(
         if !add(&mut batch, first, &mut registry, &tx).await {
             return;
         }
+        // Gather what is already waiting, up to the batch size or age; commit as soon as
+        // nothing more is at hand. While the writer is busy, messages pile up and the next
+        // batch is larger: batches grow with the load instead of waiting on a timer (a broker
+        // that holds back all but a few unacked messages would otherwise stall us).
         let deadline = Instant::now() + max_delay;
-        while batch.acks.len() < max_batch {
-            let idle = (Instant::now() + IDLE_FLUSH).min(deadline);
-            let next = tokio::select! {
-                m = rx.recv() => m,
-                () = tokio::time::sleep_until(idle) => break,
+        while batch.acks.len() < max_batch && Instant::now() < deadline {
+            let msg = match rx.try_recv() {
+                Ok(m) => m,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    tokio::task::yield_now().await;
+                    match rx.try_recv() {
+                        Ok(m) => m,
+                        Err(_) => break,
+                    }
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
             };
-            let Some(msg) = next else { break };
             if !add(&mut batch, msg, &mut registry, &tx).await {
                 return;
             }
         }
+        metrics::histogram!("fleet_ingest_batch_messages").record(batch.acks.len() as f64);
         if tx.send(batch).await.is_err() {
             return;
         }

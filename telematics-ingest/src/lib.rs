@@ -99,7 +99,10 @@ impl Ingest {
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), IngestError> {
         let registry = registry::Registry::load(self.store.clone()).await?;
         let (client, eventloop) = mqtt::client(&self.cfg);
-        let (msg_tx, msg_rx) = tokio::sync::mpsc::channel(batcher::MESSAGE_QUEUE);
+        // Unbounded on purpose: see `mqtt::poll`. What it holds is bounded by the broker's
+        // in-flight window for our session (messages sent to us and not yet acknowledged).
+        let (msg_tx, msg_rx) = tokio::sync::mpsc::unbounded_channel();
+        let in_hand = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let (batch_tx, batch_rx) = tokio::sync::mpsc::channel(writer::BATCH_QUEUE);
 
         let tasks = TaskTracker::new();
@@ -112,12 +115,13 @@ impl Ingest {
             client.clone(),
             self.cfg.subscription_prefix.clone(),
             msg_tx,
+            in_hand.clone(),
             self.connected.clone(),
             shutdown.clone(),
             stop_polling.clone(),
         ));
         tasks.spawn(batcher::run(msg_rx, batch_tx, registry, self.cfg.max_batch, self.cfg.max_batch_delay, shutdown.clone()));
-        let writer = tokio::spawn(writer::run(batch_rx, self.store.clone(), self.bus.clone(), client.clone(), shutdown.clone()));
+        let writer = tokio::spawn(writer::run(batch_rx, self.store.clone(), self.bus.clone(), client.clone(), in_hand, shutdown.clone()));
         let _ = writer.await;
         // Give the event loop a moment to flush the last acks before it is dropped.
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -1,7 +1,7 @@
 //! The broker connection: the one task that polls the rumqttc event loop.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
@@ -10,10 +10,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{Config, GBT32960_TOPIC_FILTER, JSON_TOPIC_FILTER, MAX_MESSAGE_BYTES};
 
-/// Capacity of the client's request channel, which carries our acks to the event loop. It
-/// must hold every ack that can be outstanding (queued messages plus batches in hand), so that
-/// the writer never waits on the poll task while the poll task waits on the batcher.
+/// Capacity of the client's request channel, which carries our acks to the event loop. The
+/// poll task never waits on anything but the event loop, so this channel always drains; its
+/// size only decides how long the writer may wait to queue an ack.
 const REQUEST_CAPACITY: usize = 65_536;
+/// Messages in hand (forwarded, not yet acknowledged) above which a warning is logged: the
+/// broker lets too many unacknowledged messages be in flight to fleetd (Mosquitto:
+/// `max_inflight_messages`/`max_inflight_bytes`, see deploy/mosquitto).
+const IN_HAND_WARNING: u64 = 100_000;
 /// Largest incoming packet read off the wire. Larger than `MAX_MESSAGE_BYTES` so an oversized
 /// message is read and dead-lettered as `too_large` instead of breaking the connection (and
 /// being redelivered forever); brokers should cap messages below this (deploy/mosquitto).
@@ -38,11 +42,17 @@ pub(crate) fn client(cfg: &Config) -> (AsyncClient, EventLoop) {
 /// Polls the event loop: forwards publishes to the batcher, (re)subscribes on every
 /// connection, reconnects with capped backoff. Stops forwarding at `shutdown` (messages not
 /// forwarded stay unacked and come back after a restart) and stops polling at `stop`.
+///
+/// It never waits on the batcher: the same event loop that reads messages also sends our
+/// acks, so a poll task blocked on a full queue would stop the acks that would free it
+/// (a deadlock once a broker floods us). The flow control is the broker's in-flight window
+/// for fleetd's session (unacked messages in flight to us), which bounds `in_hand`.
 pub(crate) async fn poll(
     mut eventloop: EventLoop,
     client: AsyncClient,
     prefix: String,
-    tx: mpsc::Sender<Publish>,
+    tx: mpsc::UnboundedSender<Publish>,
+    in_hand: Arc<AtomicU64>,
     connected: Arc<AtomicBool>,
     shutdown: CancellationToken,
     stop: CancellationToken,
@@ -71,9 +81,16 @@ pub(crate) async fn poll(
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 metrics::counter!("fleet_ingest_messages_received_total").increment(1);
-                if !shutdown.is_cancelled() && tx.send(p).await.is_err() {
-                    // The batcher is gone (shutting down): leave the message unacked.
+                if shutdown.is_cancelled() {
+                    // Leave the message unacked: the broker redelivers it after the restart.
+                    continue;
                 }
+                let n = in_hand.fetch_add(1, Ordering::Relaxed) + 1;
+                if n == IN_HAND_WARNING {
+                    tracing::warn!(ingest.in_hand = n, "the broker sends far more unacknowledged messages than fleetd can commit; limit its in-flight window for fleetd");
+                }
+                // An error means the batcher is gone (shutting down): the message stays unacked.
+                let _ = tx.send(p);
             }
             Ok(_) => {}
             Err(e) => {

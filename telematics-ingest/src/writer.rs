@@ -1,6 +1,7 @@
 //! Commits batches, then acknowledges their messages.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use fleet_bus::{Bus, Event};
@@ -18,7 +19,14 @@ pub(crate) const BATCH_QUEUE: usize = 2;
 const RETRY_FIRST: Duration = Duration::from_millis(200);
 const RETRY_CAP: Duration = Duration::from_secs(5);
 
-pub(crate) async fn run(mut rx: mpsc::Receiver<Batch>, store: Store, bus: Bus, client: AsyncClient, shutdown: CancellationToken) {
+pub(crate) async fn run(
+    mut rx: mpsc::Receiver<Batch>,
+    store: Store,
+    bus: Bus,
+    client: AsyncClient,
+    in_hand: Arc<AtomicU64>,
+    shutdown: CancellationToken,
+) {
     while let Some(batch) = rx.recv().await {
         let started = Instant::now();
         let mut retry = RETRY_FIRST;
@@ -51,6 +59,8 @@ pub(crate) async fn run(mut rx: mpsc::Receiver<Batch>, store: Store, bus: Bus, c
                 tracing::warn!(error = %e, "cannot queue an ack; the broker will redeliver");
             }
         }
+        let left = in_hand.fetch_sub(batch.acks.len() as u64, Ordering::Relaxed) - batch.acks.len() as u64;
+        metrics::gauge!("fleet_ingest_messages_in_hand").set(left as f64);
         metrics::counter!("fleet_ingest_messages_committed_total").increment(batch.acks.len() as u64);
         if !batch.samples.is_empty() {
             bus.publish(Event::SamplesCommitted(Arc::from(batch.samples)));

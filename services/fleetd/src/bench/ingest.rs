@@ -206,7 +206,7 @@ async fn measure(args: &IngestArgs, broker: &Broker, db: &BenchDb) -> anyhow::Re
         progress(format!("durable {name}: {r:.0} msg/s ({:.2}x baseline), fleetd CPU {cpu:.2} cores", r / baseline));
         out.insert(format!("ingest.durable_{name}_per_s"), json!(r.round()));
         out.insert(format!("ingest.durable_{name}_ratio"), json!((r / baseline * 1000.0).round() / 1000.0));
-        out.insert(format!("ingest.durable_{name}_fleetd_cpu_cores_ratio"), json!((cpu * 100.0).round() / 100.0));
+        out.insert(format!("ingest.durable_{name}_fleetd_cpu_ratio"), json!((cpu * 100.0).round() / 100.0));
     }
 
     // Memory: every registered car reports.

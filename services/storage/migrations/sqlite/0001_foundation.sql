@@ -50,8 +50,12 @@ CREATE TABLE auth_tokens (
 );
 CREATE INDEX auth_tokens_user_idx ON auth_tokens (user_id);
 
--- The big time series. One row per (vin, ts): a repeated sample is stored once.
+-- The big time series. One row per (vin, ts): a repeated sample is stored once. A rowid
+-- table (rows appended in arrival order) with a separate (vin, ts) index: rows are large
+-- (GB/T blocks), and keeping them in (vin, ts) order would split pages all over the table
+-- on every batch from a thousand cars.
 CREATE TABLE telemetry_samples (
+    id INTEGER PRIMARY KEY,
     vin TEXT NOT NULL,
     ts_ms INTEGER NOT NULL,
     lat REAL NOT NULL,
@@ -70,8 +74,8 @@ CREATE TABLE telemetry_samples (
     source TEXT NOT NULL,
     extra TEXT,
     received_ms INTEGER NOT NULL,
-    PRIMARY KEY (vin, ts_ms)
-) WITHOUT ROWID;
+    CONSTRAINT telemetry_samples_vin_ts_key UNIQUE (vin, ts_ms)
+);
 
 -- The newest state per vehicle; `ts_ms` is the newest sample, `pos_ts_ms` the newest valid
 -- position. Neither ever moves backwards.
