@@ -181,7 +181,12 @@ fn decode_gbt(msg: &Publish, vin: &Vin) -> Decoded {
         return Decoded::reject(msg, Some(vin.as_str()), DeadLetterReason::VinMismatch, detail);
     }
     match gbt32960::report_sample(&frame, vin) {
-        Some(Ok(sample)) => Decoded { samples: vec![sample], dead: None },
+        Some(Ok(mut sample)) => {
+            // The frame is what the sample keeps of its other blocks: smaller than any
+            // re-encoding of them, and decoded only when someone reads it.
+            sample.frame = Some(msg.payload.to_vec());
+            Decoded { samples: vec![sample], dead: None }
+        }
         Some(Err(e)) => Decoded::reject(msg, Some(vin.as_str()), DeadLetterReason::InvalidSample, e.to_string()),
         // Login, logout, heartbeat, time sync: accepted, nothing to store.
         None => Decoded { samples: Vec::new(), dead: None },

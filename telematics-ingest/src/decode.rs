@@ -1,8 +1,11 @@
 //! Payload decoders: the JSON telemetry format and GB/T 32960.3 binary frames (2016 and
 //! 2025 editions). Pure functions from bytes to samples; no I/O. Every failure is a concrete
 //! error that names its dead-letter reason, and no input makes a decoder panic.
+//!
+//! The GB/T 32960 codec is its own crate (`fleet-gbt32960`), shared with the web API that
+//! shows stored frames; it is re-exported here under its old path.
 
-pub mod gbt32960;
+pub use fleet_gbt32960 as gbt32960;
 pub mod json;
 
 use fleet_domain::DeadLetterReason;

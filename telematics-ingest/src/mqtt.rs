@@ -93,6 +93,12 @@ pub(crate) async fn poll(
                 let _ = tx.send(p);
             }
             Ok(_) => {}
+            Err(e) if shutdown.is_cancelled() => {
+                // Our own disconnect at shutdown, or the broker going away meanwhile.
+                connected.store(false, Ordering::Relaxed);
+                tracing::debug!(error = %e, "MQTT connection closed while shutting down");
+                break;
+            }
             Err(e) => {
                 connected.store(false, Ordering::Relaxed);
                 metrics::counter!("fleet_ingest_connection_errors_total").increment(1);

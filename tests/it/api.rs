@@ -3,6 +3,7 @@
 
 use chrono::Utc;
 use fleet_domain::{Sample, SampleSource, Vin};
+use fleet_ingest::decode::gbt32960;
 use fleet_tests::{ADMIN_PASSWORD, TestApp, both, random_vin};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -331,9 +332,11 @@ both!(vehicle_state_and_track_come_from_stored_telemetry, |app: TestApp| async m
     let now = Utc::now();
     let mut older = Sample::at(Vin::parse(&vin)?, now - chrono::Duration::seconds(30), 29.98, 122.20, SampleSource::Json);
     older.soc_pct = Some(81.0);
-    let mut newer = Sample::at(Vin::parse(&vin)?, now - chrono::Duration::seconds(5), 29.99, 122.21, SampleSource::Json);
+    let mut newer = Sample::at(Vin::parse(&vin)?, now - chrono::Duration::seconds(5), 29.99, 122.21, SampleSource::Gbt2016);
     newer.soc_pct = Some(80.0);
     newer.speed_kmh = Some(42.0);
+    // As ingest stores a GB/T sample: with the frame it came in.
+    newer.frame = Some(gbt32960::encode_sample(gbt32960::Edition::V2016, false, &newer));
     app.store.telemetry().commit(&[older, newer], &[]).await?;
 
     let (s, v) = get(&app, &format!("/api/v1/vehicles/{vin}"), &admin).await?;
@@ -346,6 +349,10 @@ both!(vehicle_state_and_track_come_from_stored_telemetry, |app: TestApp| async m
     assert_eq!(s, StatusCode::OK, "{track}");
     let socs: Vec<f64> = track["samples"].as_array().unwrap().iter().filter_map(|x| x["soc_pct"].as_f64()).collect();
     assert_eq!(socs, vec![81.0, 80.0], "in time order");
+    assert_eq!(track["samples"][0]["blocks"], Value::Null, "a JSON sample has no other blocks");
+    let blocks = &track["samples"][1]["blocks"];
+    assert_eq!(blocks["edition"], "2016", "the stored frame is shown decoded: {track}");
+    assert!(blocks["motors"][0]["speed_rpm"].is_u64(), "{blocks}");
     let (s, track) = get(&app, &format!("/api/v1/vehicles/{vin}/track?limit=1"), &admin).await?;
     assert_eq!((s, track["samples"].as_array().map(Vec::len)), (StatusCode::OK, Some(1)));
     let (s, b) = get(&app, &format!("/api/v1/vehicles/{vin}/track?from=2026-05-02T00:00:00Z&to=2026-05-01T00:00:00Z"), &admin).await?;

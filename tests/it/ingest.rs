@@ -117,7 +117,8 @@ both!(gbt32960_frames_of_both_editions_become_samples, |app: TestApp| async move
     let login_time = (t0() + ChronoDuration::hours(8)).naive_utc();
     p.gbt(&vin, gbt32960::encode_login(Edition::V2016, &v, login_time, 1)).await?;
     p.gbt(&vin, gbt32960::encode_heartbeat(Edition::V2016, &v)).await?;
-    p.gbt(&vin, gbt32960::encode_sample(Edition::V2016, false, &sample(&vin, 0, SampleSource::Gbt2016))).await?;
+    let report_2016 = gbt32960::encode_sample(Edition::V2016, false, &sample(&vin, 0, SampleSource::Gbt2016));
+    p.gbt(&vin, report_2016.clone()).await?;
     p.gbt(&vin, gbt32960::encode_sample(Edition::V2025, false, &sample(&vin, 10, SampleSource::Gbt2025))).await?;
     // A re-issued (0x03) report of an older instant.
     p.gbt(&vin, gbt32960::encode_sample(Edition::V2025, true, &sample(&vin, -3600, SampleSource::Gbt2025))).await?;
@@ -129,7 +130,10 @@ both!(gbt32960_frames_of_both_editions_become_samples, |app: TestApp| async move
     assert_eq!(s.ts, t0());
     assert!((s.lat - 30.0123).abs() < 1e-6 && (s.lon - 122.1034).abs() < 1e-6, "{s:?}");
     assert_eq!((s.speed_kmh, s.soc_pct, s.odometer_km), (Some(42.5), Some(77.0), Some(12345.6)));
-    assert!(s.extra.is_some(), "the other blocks are kept with the sample");
+    assert_eq!(s.frame.as_ref(), Some(&report_2016), "the other blocks are kept with the sample, in the frame");
+    let blocks = gbt32960::blocks_json(&report_2016).expect("the stored frame decodes");
+    assert_eq!(blocks["edition"], "2016");
+    assert!(blocks["motors"][0]["speed_rpm"].is_u64(), "{blocks}");
     let state = app.store.telemetry().state(&vin).await?.unwrap();
     assert_eq!(state.ts, t0() + ChronoDuration::seconds(10));
     assert!(app.dead_letters_of(&vin).await?.is_empty(), "login, heartbeat and logout are accepted");

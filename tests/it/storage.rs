@@ -67,7 +67,8 @@ both!(batch_commit_dedupes_orders_state_and_keeps_dead_letters, |app: TestApp| a
         let mut x = Sample::at(Vin::parse(&vin).unwrap(), t0 + ChronoDuration::seconds(sec), 30.0 + sec as f64 * 1e-4, 122.0, SampleSource::Json);
         x.position_valid = valid;
         x.soc_pct = Some(50.0 + sec as f64 / 100.0);
-        x.extra = Some(serde_json::json!({"k": sec}));
+        // Any bytes, NULs and 0xFF included, come back as they went in.
+        x.frame = Some([&b"##"[..], &sec.to_be_bytes(), &[0x00, 0xFF]].concat());
         x
     };
     // Spans a month boundary in Shanghai time (new PostgreSQL partition).
@@ -86,7 +87,7 @@ both!(batch_commit_dedupes_orders_state_and_keeps_dead_letters, |app: TestApp| a
     let track = s.telemetry().track(&vin, t0 - ChronoDuration::hours(1), t0 + ChronoDuration::hours(1), 1000).await?;
     assert_eq!(track.len(), 121);
     assert_eq!(track[0].ts, t0 - ChronoDuration::seconds(500));
-    assert_eq!(track[5].extra, Some(serde_json::json!({"k": 4})));
+    assert_eq!(track[5].frame, Some([&b"##"[..], &4i64.to_be_bytes(), &[0x00, 0xFF]].concat()));
     assert_eq!(s.dead_letters().recent(10, Some(DeadLetterReason::MalformedJson)).await?.len(), 1);
     assert_eq!(s.dead_letters().recent(10, Some(DeadLetterReason::TooLarge)).await?.len(), 0);
     Ok(())

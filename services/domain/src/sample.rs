@@ -54,9 +54,9 @@ pub struct Sample {
     pub battery_temp_c: Option<f64>,
     pub range_km: Option<f64>,
     pub source: SampleSource,
-    /// Further decoded blocks kept with the sample (GB/T 32960 motors, cells, extremes,
-    /// alarms, signature), as JSON.
-    pub extra: Option<serde_json::Value>,
+    /// The GB/T 32960 frame the sample was decoded from, kept whole; its other blocks
+    /// (motors, cells, extremes, alarms, signature) are decoded from it on demand.
+    pub frame: Option<Vec<u8>>,
 }
 
 /// Why a sample is invalid: the field and what is wrong with it.
@@ -107,7 +107,7 @@ impl Sample {
             battery_temp_c: None,
             range_km: None,
             source,
-            extra: None,
+            frame: None,
         }
     }
 

@@ -89,8 +89,7 @@ pub async fn seed_demo(store: &Store) -> anyhow::Result<bool> {
             .with_context(|| format!("demo user {}", u.username))?;
     }
     for s in &data.charging_stations {
-        let station = fleet_storage::ChargingStation { id: s.id.clone(), name: s.name.clone(), lat: s.lat, lon: s.lon, power_kw: s.power_kw };
-        store.charging_stations().create(&station).await?;
+        store.charging_stations().create(s).await?;
     }
     let mut chunk = Vec::with_capacity(5000);
     let mut total = 0usize;

@@ -3,7 +3,7 @@
 //! production. It keeps persistent sessions in memory only (no disk): a real deployment uses
 //! an external broker (`deploy/mosquitto/`).
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -62,12 +62,14 @@ pub fn start(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
             }
         })
         .context("cannot start the embedded broker thread")?;
+    // Wait until the broker holds the port (binding it ourselves then fails). A test
+    // connection would do too, but the broker logs every half-open connection as an error.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+    while TcpListener::bind(addr).is_ok() {
         if Instant::now() > deadline {
             bail!("the embedded MQTT broker did not start listening on {addr}");
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(10));
     }
     Ok(addr)
 }

@@ -28,15 +28,8 @@ pub struct DemoData {
     pub charging_stations: Vec<ChargingStation>,
 }
 
-/// A public charging site.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ChargingStation {
-    pub id: String,
-    pub name: String,
-    pub lat: f64,
-    pub lon: f64,
-    pub power_kw: f64,
-}
+/// A public charging site (the stored type itself: the demo data is loaded as is).
+pub use fleet_storage::ChargingStation;
 
 /// The demo data set. Deterministic: the same on every call.
 pub fn demo_data() -> DemoData {

@@ -5,9 +5,11 @@ use std::sync::OnceLock;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 /// Installs the log subscriber: human-readable text, or JSON lines for log collectors.
-/// `filter` is an env-filter directive such as `info` or `fleet_ingest=debug,info`.
+/// `filter` is an env-filter directive such as `info` or `fleet_ingest=debug,info`. The
+/// embedded broker's own logs are off unless asked for (`rumqttd=info`): it reports every
+/// ordinary client disconnect as an error.
 pub fn init_logging(filter: &str, json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_new(format!("{filter},rumqttd=warn,sqlx=warn"))
+    let filter = tracing_subscriber::EnvFilter::try_new(format!("rumqttd=off,sqlx=warn,{filter}"))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if json {

@@ -97,12 +97,12 @@ impl Telemetry<'_> {
     pub async fn track(&self, vin: &str, from: DateTime<Utc>, to: DateTime<Utc>, limit: i64) -> Result<Vec<Sample>, StorageError> {
         let rows: Vec<SampleRow> = match self.0 {
             Store::Sqlite(pool) => {
-                let q = format!("SELECT {SAMPLE_COLUMNS}, ts_ms, extra FROM telemetry_samples WHERE vin = $1 AND ts_ms >= $2 AND ts_ms <= $3 ORDER BY ts_ms LIMIT $4");
+                let q = format!("SELECT {SAMPLE_COLUMNS}, ts_ms, frame FROM telemetry_samples WHERE vin = $1 AND ts_ms >= $2 AND ts_ms <= $3 ORDER BY ts_ms LIMIT $4");
                 sqlx::query_as(sqlx::AssertSqlSafe(q.as_str())).bind(vin).bind(to_ms(from)).bind(to_ms(to)).bind(limit).fetch_all(pool).await?
             }
             Store::Postgres(pool, _) => {
                 let q = format!(
-                    "SELECT {SAMPLE_COLUMNS}, (EXTRACT(EPOCH FROM ts) * 1000)::BIGINT AS ts_ms, extra::TEXT AS extra \
+                    "SELECT {SAMPLE_COLUMNS}, (EXTRACT(EPOCH FROM ts) * 1000)::BIGINT AS ts_ms, frame \
                      FROM telemetry_samples WHERE vin = $1 AND ts >= $2 AND ts <= $3 ORDER BY ts LIMIT $4"
                 );
                 sqlx::query_as(sqlx::AssertSqlSafe(q.as_str())).bind(vin).bind(from).bind(to).bind(limit).fetch_all(pool).await?
@@ -153,7 +153,7 @@ struct SampleRow {
     battery_temp_c: Option<f64>,
     range_km: Option<f64>,
     source: String,
-    extra: Option<String>,
+    frame: Option<Vec<u8>>,
 }
 
 impl TryFrom<SampleRow> for Sample {
@@ -176,7 +176,7 @@ impl TryFrom<SampleRow> for Sample {
             battery_temp_c: r.battery_temp_c,
             range_km: r.range_km,
             source: SampleSource::parse(&r.source).ok_or_else(|| StorageError::Corrupt(format!("sample source {:?}", r.source)))?,
-            extra: r.extra.map(|e| serde_json::from_str(&e)).transpose().map_err(|e| StorageError::Corrupt(format!("sample extra: {e}")))?,
+            frame: r.frame,
         })
     }
 }
@@ -278,13 +278,9 @@ const UPSERT_STATE_TAIL: &str = " ON CONFLICT (vin) DO UPDATE SET
     ts_ms = CASE WHEN excluded.ts_ms > vehicle_state.ts_ms THEN excluded.ts_ms ELSE vehicle_state.ts_ms END
 WHERE excluded.ts_ms > vehicle_state.ts_ms OR excluded.pos_ts_ms > COALESCE(vehicle_state.pos_ts_ms, -1)";
 
-fn extra_text(s: &Sample) -> Option<String> {
-    s.extra.as_ref().map(serde_json::Value::to_string)
-}
-
 async fn insert_samples_sqlite(tx: &mut sqlx::SqliteConnection, chunk: &[Sample]) -> Result<u64, StorageError> {
     let received = to_ms(Utc::now());
-    let mut qb = sqlx::QueryBuilder::new(format!("INSERT INTO telemetry_samples ({SAMPLE_COLUMNS}, ts_ms, extra, received_ms) "));
+    let mut qb = sqlx::QueryBuilder::new(format!("INSERT INTO telemetry_samples ({SAMPLE_COLUMNS}, ts_ms, frame, received_ms) "));
     qb.push_values(chunk, |mut b, s| {
         b.push_bind(s.vin.as_str().to_owned())
             .push_bind(s.lat)
@@ -302,7 +298,7 @@ async fn insert_samples_sqlite(tx: &mut sqlx::SqliteConnection, chunk: &[Sample]
             .push_bind(s.range_km)
             .push_bind(s.source.as_str())
             .push_bind(to_ms(s.ts))
-            .push_bind(extra_text(s))
+            .push_bind(s.frame.as_deref())
             .push_bind(received);
     });
     qb.push(" ON CONFLICT DO NOTHING");
@@ -312,12 +308,12 @@ async fn insert_samples_sqlite(tx: &mut sqlx::SqliteConnection, chunk: &[Sample]
 async fn insert_samples_postgres(tx: &mut sqlx::PgConnection, chunk: &[Sample]) -> Result<u64, StorageError> {
     let col = |f: fn(&Sample) -> Option<f64>| chunk.iter().map(f).collect::<Vec<_>>();
     let q = format!(
-        "INSERT INTO telemetry_samples ({SAMPLE_COLUMNS}, ts, extra, received_at) \
-         SELECT vin, lat, lon, pv, sp, hd, soc, odo, ch, ig, bv, bc, bt, rk, src, ts, ex::JSONB, $18 \
+        "INSERT INTO telemetry_samples ({SAMPLE_COLUMNS}, ts, frame, received_at) \
+         SELECT vin, lat, lon, pv, sp, hd, soc, odo, ch, ig, bv, bc, bt, rk, src, ts, fr, $18 \
          FROM UNNEST($1::TEXT[], $2::FLOAT8[], $3::FLOAT8[], $4::BOOL[], $5::FLOAT8[], $6::FLOAT8[], $7::FLOAT8[], $8::FLOAT8[], \
                      $9::BOOL[], $10::BOOL[], $11::FLOAT8[], $12::FLOAT8[], $13::FLOAT8[], $14::FLOAT8[], $15::TEXT[], \
-                     $16::TIMESTAMPTZ[], $17::TEXT[]) \
-              AS t(vin, lat, lon, pv, sp, hd, soc, odo, ch, ig, bv, bc, bt, rk, src, ts, ex) \
+                     $16::TIMESTAMPTZ[], $17::BYTEA[]) \
+              AS t(vin, lat, lon, pv, sp, hd, soc, odo, ch, ig, bv, bc, bt, rk, src, ts, fr) \
          ON CONFLICT DO NOTHING"
     );
     let done = sqlx::query(sqlx::AssertSqlSafe(q.as_str()))
@@ -337,7 +333,7 @@ async fn insert_samples_postgres(tx: &mut sqlx::PgConnection, chunk: &[Sample]) 
         .bind(col(|s| s.range_km))
         .bind(chunk.iter().map(|s| s.source.as_str()).collect::<Vec<_>>())
         .bind(chunk.iter().map(|s| s.ts).collect::<Vec<_>>())
-        .bind(chunk.iter().map(extra_text).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|s| s.frame.as_deref()).collect::<Vec<_>>())
         .bind(Utc::now())
         .execute(&mut *tx)
         .await?;

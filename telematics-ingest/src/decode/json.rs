@@ -162,7 +162,7 @@ mod tests {
         assert_eq!(s.battery_temp_c, Some(28.0));
         assert_eq!(s.range_km, Some(210.0));
         assert_eq!(s.source, SampleSource::Json);
-        assert_eq!(s.extra, None);
+        assert_eq!(s.frame, None);
     }
 
     #[test]

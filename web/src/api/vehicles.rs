@@ -215,7 +215,8 @@ pub(crate) struct TrackSample {
     battery_temp_c: Option<f64>,
     range_km: Option<f64>,
     source: SampleSource,
-    extra: Option<serde_json::Value>,
+    /// A GB/T 32960 sample's other blocks, decoded from its stored frame.
+    blocks: Option<serde_json::Value>,
 }
 
 impl From<Sample> for TrackSample {
@@ -236,7 +237,7 @@ impl From<Sample> for TrackSample {
             battery_temp_c: s.battery_temp_c,
             range_km: s.range_km,
             source: s.source,
-            extra: s.extra,
+            blocks: s.frame.as_deref().and_then(fleet_gbt32960::blocks_json),
         }
     }
 }

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::child::Fleetd;
 use super::db::BenchDb;
-use super::load::{CountingSubscriber, Message, publish_all};
+use super::load::{CountingSubscriber, Message, publish_all, publish_paced};
 use super::progress;
 use crate::config::{self, MqttUrl};
 
@@ -32,6 +32,9 @@ pub struct IngestArgs {
     /// Messages per vehicle in the memory run.
     #[arg(long, default_value_t = 10)]
     pub rss_messages_per_vehicle: usize,
+    /// Seconds between two reports of one vehicle in the memory run.
+    #[arg(long, default_value_t = 5.0)]
+    pub rss_interval_s: f64,
     /// Publishing connections.
     #[arg(long, default_value_t = 4)]
     pub publishers: usize,
@@ -116,7 +119,10 @@ fn rate(n: usize, from: Instant, to: Instant) -> f64 {
 }
 
 pub(crate) async fn run(args: IngestArgs) -> anyhow::Result<Value> {
-    anyhow::ensure!(args.vehicles > 0 && args.messages > 0 && args.publishers > 0, "vehicles, messages and publishers must be positive");
+    anyhow::ensure!(
+        args.vehicles > 0 && args.messages > 0 && args.publishers > 0 && args.rss_interval_s > 0.0,
+        "vehicles, messages, publishers and the report interval must be positive"
+    );
     let broker = broker(&args)?;
     let db = BenchDb::create(&args.database_url).await?;
     let result = measure(&args, &broker, &db).await;
@@ -209,19 +215,29 @@ async fn measure(args: &IngestArgs, broker: &Broker, db: &BenchDb) -> anyhow::Re
         out.insert(format!("ingest.durable_{name}_fleetd_cpu_ratio"), json!((cpu * 100.0).round() / 100.0));
     }
 
-    // Memory: every registered car reports.
+    let burst_rss = fleetd.peak_rss_mib().context("reading fleetd's peak RSS")?;
+    progress(format!("fleetd peak RSS after the bursts {burst_rss:.1} MiB"));
+    out.insert("ingest.burst_fleetd_peak_rss_mib".into(), json!((burst_rss * 10.0).round() / 10.0));
+    store.close().await;
+    fleetd.stop().await?;
+
+    // Memory: a fresh fleetd while every registered car reports on its schedule (one sample
+    // every `rss_interval_s`), as a fleet does.
+    let fleetd = Fleetd::spawn(&db.url, &broker.url, &format!("{client_id}-rss")).await?;
+    let store = db.store().await?;
     let per = args.rss_messages_per_vehicle;
     let messages = Arc::new(build_messages(args.rss_vehicles, args.rss_vehicles * per, day(20), false));
-    let expected = stored + messages.len() as i64;
-    progress(format!("memory: {} vehicles × {per} messages", args.rss_vehicles));
-    publish_all(&broker.host, broker.port, messages.clone(), args.publishers, "bench-rss").await?;
+    let expected = store.telemetry().count(None).await? + messages.len() as i64;
+    let rate = args.rss_vehicles as f64 / args.rss_interval_s;
+    progress(format!("memory: {} vehicles reporting every {} s, {} messages", args.rss_vehicles, args.rss_interval_s, messages.len()));
+    publish_paced(&broker.host, broker.port, messages.clone(), args.publishers, "bench-rss", rate).await?;
     let deadline = Instant::now() + Duration::from_secs(900);
     while store.telemetry().count(None).await? < expected {
         anyhow::ensure!(Instant::now() < deadline, "memory run: samples not all stored after 15 minutes");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let rss = fleetd.peak_rss_mib().context("reading fleetd's peak RSS")?;
-    progress(format!("fleetd peak RSS {rss:.1} MiB"));
+    progress(format!("fleetd peak RSS with {} vehicles {rss:.1} MiB", args.rss_vehicles));
     out.insert("ingest.fleetd_peak_rss_mib".into(), json!((rss * 10.0).round() / 10.0));
     out.insert("ingest.rss_vehicles".into(), json!(args.rss_vehicles));
     out.insert("ingest.vehicles".into(), json!(args.vehicles));

@@ -21,6 +21,19 @@ const PUBLISH_INFLIGHT: u16 = 1000;
 /// Publishes every message at QoS 1 over `connections` connections and waits for every
 /// PUBACK. Returns when the broker has acknowledged them all.
 pub(crate) async fn publish_all(host: &str, port: u16, messages: Arc<Vec<Message>>, connections: usize, tag: &str) -> anyhow::Result<()> {
+    publish(host, port, messages, connections, tag, None).await
+}
+
+/// Like `publish_all`, but at most `rate_per_s` messages a second in all (a fleet reporting
+/// on its schedule rather than a burst).
+pub(crate) async fn publish_paced(host: &str, port: u16, messages: Arc<Vec<Message>>, connections: usize, tag: &str, rate_per_s: f64) -> anyhow::Result<()> {
+    publish(host, port, messages, connections, tag, Some(rate_per_s)).await
+}
+
+/// Ticks of the paced publisher.
+const PACE_TICK: Duration = Duration::from_millis(10);
+
+async fn publish(host: &str, port: u16, messages: Arc<Vec<Message>>, connections: usize, tag: &str, rate_per_s: Option<f64>) -> anyhow::Result<()> {
     let mut handles = Vec::new();
     for c in 0..connections {
         let mut o = MqttOptions::new(format!("{tag}-pub-{c}-{}", std::process::id()), host, port);
@@ -48,7 +61,14 @@ pub(crate) async fn publish_all(host: &str, port: u16, messages: Arc<Vec<Message
                     }
                 }
             });
-            for m in messages.iter().skip(c).step_by(connections) {
+            let per_tick = rate_per_s.map(|r| (r / connections as f64 * PACE_TICK.as_secs_f64()).max(1.0) as usize);
+            let mut tick = tokio::time::interval(PACE_TICK);
+            for (n, m) in messages.iter().skip(c).step_by(connections).enumerate() {
+                if let Some(k) = per_tick {
+                    if n % k == 0 {
+                        tick.tick().await;
+                    }
+                }
                 client.publish(m.topic.clone(), QoS::AtLeastOnce, false, m.payload.clone()).await?;
             }
             if expected > 0 {

@@ -69,7 +69,7 @@ CREATE TABLE telemetry_samples (
     battery_temp_c DOUBLE PRECISION,
     range_km DOUBLE PRECISION,
     source TEXT NOT NULL,
-    extra JSONB,
+    frame BYTEA, -- the GB/T 32960 frame the sample was decoded from, whole
     received_at TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (vin, ts)
 ) PARTITION BY RANGE (ts);

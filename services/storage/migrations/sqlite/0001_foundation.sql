@@ -72,7 +72,7 @@ CREATE TABLE telemetry_samples (
     battery_temp_c REAL,
     range_km REAL,
     source TEXT NOT NULL,
-    extra TEXT,
+    frame BLOB, -- the GB/T 32960 frame the sample was decoded from, whole
     received_ms INTEGER NOT NULL,
     CONSTRAINT telemetry_samples_vin_ts_key UNIQUE (vin, ts_ms)
 );

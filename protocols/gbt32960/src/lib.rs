@@ -8,11 +8,17 @@
 //!
 //! - [`decode_frame`] parses a frame into typed blocks (`frame.rs`, `report.rs`);
 //! - [`report_sample`] turns a real-time or re-issued report into a [`Sample`] (`sample.rs`);
+//!   the frame itself is what a sample keeps of the other blocks (`Sample::frame`), and
+//!   [`blocks_json`] decodes them from those bytes when someone reads them (`blocks.rs`);
 //! - [`encode_sample`] and friends build frames for tests and the simulator (`encode.rs`);
 //! - [`gcj02`] converts the Chinese map datum back to WGS-84.
 //!
+//! Pure functions from bytes to values, no I/O: ingest decodes with it, the web API shows
+//! stored frames with it, the simulator and the bench encode with it.
+//!
 //! [`Sample`]: fleet_domain::Sample
 
+mod blocks;
 mod encode;
 mod frame;
 pub mod gcj02;
@@ -27,6 +33,7 @@ use chrono::NaiveDateTime;
 use fleet_domain::{DeadLetterReason, SampleSource};
 use serde::Serialize;
 
+pub use blocks::blocks_json;
 pub use encode::{encode_heartbeat, encode_login, encode_logout, encode_sample};
 pub use frame::decode_frame;
 pub use report::{

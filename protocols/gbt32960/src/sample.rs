@@ -1,15 +1,12 @@
 //! A report as a [`Sample`]: whole-vehicle data and position become the same fields as the
-//! JSON format; every other block is kept alongside in `extra`.
+//! JSON format. The other blocks stay in the frame, which the caller keeps with the sample
+//! (`Sample::frame`); [`blocks_json`](crate::blocks_json) decodes them from it on demand.
 
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use fleet_domain::{InvalidSample, Sample, Vin};
-use serde::Serialize;
 
 use super::gcj02;
-use super::report::{
-    Alarm, CellVoltages, CoordinateSystem, Engine, Extremes, FuelCell, Motor, Position, ProbeTemperatures, Report,
-    Signature, WholeVehicle,
-};
+use super::report::{CoordinateSystem, Position, Report};
 use super::{Body, Edition, Frame};
 
 /// Report times are Beijing time (GMT+8), whatever the vehicle's location.
@@ -18,9 +15,9 @@ const REPORT_UTC_OFFSET_HOURS: i64 = 8;
 /// For a report frame: the Sample (source Gbt2016/Gbt2025): ts from report time (GMT+8 ->
 /// UTC), whole-vehicle fields, position (GCJ-02 converted to WGS-84; an invalid fix gives
 /// `position_valid = false`), heading and range absent, `battery_temp_c` the hottest probe,
-/// `extra` = JSON of the other blocks. Sentinel values are absent fields. A report without a
-/// position (or with the coordinates flagged abnormal/invalid) is an invalid sample, as is one
-/// that fails [`Sample::validate`].
+/// `frame` absent (the caller holds the bytes and keeps them). Sentinel values are absent
+/// fields. A report without a position (or with the coordinates flagged abnormal/invalid) is
+/// an invalid sample, as is one that fails [`Sample::validate`].
 ///
 /// Returns None for non-report frames. `vin` is the topic's VIN, which the caller has matched
 /// against the frame's.
@@ -60,7 +57,6 @@ fn sample(edition: Edition, report: &Report, vin: &Vin) -> Result<Sample, Invali
         });
     }
     sample.battery_temp_c = hottest_probe(report).map(f64::from);
-    sample.extra = serde_json::to_value(Extra::of(edition, report)).ok();
     sample.validate()?;
     Ok(sample)
 }
@@ -88,56 +84,6 @@ fn hottest_probe(report: &Report) -> Option<i16> {
         .or_else(|| report.extremes.as_ref().and_then(|e| e.max_temp_c))
 }
 
-/// What `extra` holds: every decoded block that has no place among the sample's fields.
-#[derive(Serialize)]
-struct Extra<'a> {
-    edition: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    vehicle: Option<&'a WholeVehicle>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    coordinate_system: Option<CoordinateSystem>,
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    motors: &'a [Motor],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    fuel_cell: Option<&'a FuelCell>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    engine: Option<&'a Engine>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    extremes: Option<&'a Extremes>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    alarm: Option<&'a Alarm>,
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    cell_voltages: &'a [CellVoltages],
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    temperatures: &'a [ProbeTemperatures],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    signature: Option<&'a Signature>,
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    skipped_vendor_blocks: &'a [u8],
-}
-
-impl<'a> Extra<'a> {
-    fn of(edition: Edition, report: &'a Report) -> Self {
-        Self {
-            edition: match edition {
-                Edition::V2016 => "2016",
-                Edition::V2025 => "2025",
-            },
-            vehicle: report.vehicle.as_ref(),
-            coordinate_system: report.position.as_ref().and_then(|p| p.coordinate_system),
-            motors: &report.motors,
-            fuel_cell: report.fuel_cell.as_ref(),
-            engine: report.engine.as_ref(),
-            extremes: report.extremes.as_ref(),
-            alarm: report.alarm.as_ref(),
-            cell_voltages: &report.cell_voltages,
-            temperatures: &report.temperatures,
-            signature: report.signature.as_ref(),
-            skipped_vendor_blocks: &report.skipped_vendor_blocks,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
@@ -153,7 +99,7 @@ mod tests {
     }
 
     #[test]
-    fn turns_a_2016_report_into_a_sample_with_the_other_blocks_in_extra() {
+    fn turns_a_2016_report_into_a_sample() {
         let s = sample_of(&report_2016(&[
             VEHICLE_2016,
             MOTORS_2016,
@@ -175,21 +121,11 @@ mod tests {
         assert_eq!((s.charging, s.ignition), (Some(false), Some(true)));
         assert_eq!((s.heading_deg, s.range_km), (None, None));
         assert_eq!(s.battery_temp_c, Some(28.0));
-
-        let extra = s.extra.unwrap();
-        assert_eq!(extra["edition"], "2016");
-        assert_eq!(extra["motors"][0]["speed_rpm"], 3400);
-        assert_eq!(extra["extremes"]["max_cell_voltage_v"], 3.8);
-        assert_eq!(extra["alarm"]["ress_faults"][0], 0x1234);
-        assert_eq!(extra["cell_voltages"][0]["cells_v"][2], serde_json::Value::Null);
-        assert_eq!(extra["temperatures"][0]["probes_c"][0], 28);
-        assert_eq!(extra["vehicle"]["insulation_kohm"], 5000);
-        assert_eq!(extra["skipped_vendor_blocks"][0], 0x80);
-        assert!(extra.get("signature").is_none());
+        assert_eq!(s.frame, None, "the caller, who holds the bytes, keeps the frame");
     }
 
     #[test]
-    fn turns_a_2025_report_into_a_sample_with_a_hex_signature() {
+    fn turns_a_2025_report_into_a_sample() {
         let position = position_2025(0x01, 122_106_800, 30_016_500);
         let s = sample_of(&report_2025(&[VEHICLE_2025, &position, ALARM_2025, TEMPS_2025, SIGNATURE_2025])).unwrap();
         assert_eq!(s.source, SampleSource::Gbt2025);
@@ -197,11 +133,6 @@ mod tests {
         assert_eq!((s.lat, s.lon), (30.0165, 122.1068));
         assert_eq!((s.battery_current_a, s.charging, s.ignition), (Some(-50.5), Some(true), Some(true)));
         assert_eq!(s.battery_temp_c, Some(22.0));
-        let extra = s.extra.unwrap();
-        assert_eq!(extra["edition"], "2025");
-        assert_eq!(extra["coordinate_system"], "wgs84");
-        assert_eq!(extra["signature"], serde_json::json!({"algorithm": 1, "r": "abcd", "s": "ef"}));
-        assert_eq!(extra["alarm"]["warnings"], serde_json::json!([{"id": 23, "level": 3}]));
     }
 
     #[test]
