@@ -117,8 +117,7 @@ impl Ingest {
             msg_tx,
             in_hand.clone(),
             self.connected.clone(),
-            shutdown.clone(),
-            stop_polling.clone(),
+            mqtt::Stops { intake: shutdown.clone(), polling: stop_polling.clone() },
         ));
         tasks.spawn(batcher::run(msg_rx, batch_tx, registry, self.cfg.max_batch, self.cfg.max_batch_delay, shutdown.clone()));
         let writer = tokio::spawn(writer::run(batch_rx, self.store.clone(), self.bus.clone(), client.clone(), in_hand, shutdown.clone()));

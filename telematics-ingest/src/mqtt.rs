@@ -39,6 +39,13 @@ pub(crate) fn client(cfg: &Config) -> (AsyncClient, EventLoop) {
     AsyncClient::new(o, REQUEST_CAPACITY)
 }
 
+/// When the poll task stops forwarding messages (`intake`: shutdown begins) and when it
+/// stops polling (`polling`: the writer's last acks are out).
+pub(crate) struct Stops {
+    pub intake: CancellationToken,
+    pub polling: CancellationToken,
+}
+
 /// Polls the event loop: forwards publishes to the batcher, (re)subscribes on every
 /// connection, reconnects with capped backoff. Stops forwarding at `shutdown` (messages not
 /// forwarded stay unacked and come back after a restart) and stops polling at `stop`.
@@ -54,9 +61,9 @@ pub(crate) async fn poll(
     tx: mpsc::UnboundedSender<Publish>,
     in_hand: Arc<AtomicU64>,
     connected: Arc<AtomicBool>,
-    shutdown: CancellationToken,
-    stop: CancellationToken,
+    stops: Stops,
 ) {
+    let Stops { intake: shutdown, polling: stop } = stops;
     let mut backoff = BACKOFF_FIRST;
     loop {
         let event = tokio::select! {

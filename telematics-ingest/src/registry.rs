@@ -30,11 +30,10 @@ impl Registry {
         if self.known.contains(vin) {
             return Ok(true);
         }
-        if let Some(at) = self.unknown.get(vin) {
-            if at.elapsed() < NEGATIVE_TTL {
+        if let Some(at) = self.unknown.get(vin)
+            && at.elapsed() < NEGATIVE_TTL {
                 return Ok(false);
             }
-        }
         if self.store.vehicles().exists(vin).await? {
             self.unknown.remove(vin);
             self.known.insert(vin.to_owned());

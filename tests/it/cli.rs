@@ -120,12 +120,11 @@ fn run_prints_its_listeners_serves_and_stops_cleanly_on_sigterm() {
         let c = reqwest::Client::new();
         let mut ok = false;
         for _ in 0..200 {
-            if let Ok(r) = c.get(format!("http://{http}/healthz")).send().await {
-                if r.status() == 200 {
+            if let Ok(r) = c.get(format!("http://{http}/healthz")).send().await
+                && r.status() == 200 {
                     ok = true;
                     break;
                 }
-            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert!(ok, "/healthz turns 200 once the broker connection is up");

@@ -67,12 +67,11 @@ impl Store {
     pub async fn connect(url: &str) -> Result<Self, StorageError> {
         if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
             let path = path.split('?').next().unwrap_or(path);
-            if let Some(dir) = std::path::Path::new(path).parent() {
-                if !dir.as_os_str().is_empty() {
+            if let Some(dir) = std::path::Path::new(path).parent()
+                && !dir.as_os_str().is_empty() {
                     std::fs::create_dir_all(dir)
                         .map_err(|e| StorageError::Config(format!("cannot create {}: {e}", dir.display())))?;
                 }
-            }
             let opts = SqliteConnectOptions::new()
                 .filename(path)
                 .create_if_missing(true)

@@ -22,6 +22,13 @@ impl TryFrom<UserRow> for User {
     }
 }
 
+#[derive(sqlx::FromRow)]
+struct CredentialsRow {
+    #[sqlx(flatten)]
+    user: UserRow,
+    password_hash: String,
+}
+
 /// Users.
 pub struct Users<'a>(pub(crate) &'a Store);
 
@@ -51,12 +58,8 @@ impl Users<'_> {
     /// A user and their password hash, by username (for login).
     pub async fn credentials(&self, username: &str) -> Result<Option<(User, String)>, StorageError> {
         let q = "SELECT id, username, role, unit_id, driver_id, password_hash FROM users WHERE username = $1";
-        let row: Option<(i64, String, String, Option<String>, Option<String>, String)> =
-            on_pool!(self.0, pool => sqlx::query_as(q).bind(username).fetch_optional(pool).await)?;
-        row.map(|(id, username, role, unit_id, driver_id, hash)| {
-            User::try_from(UserRow { id, username, role, unit_id, driver_id }).map(|u| (u, hash))
-        })
-        .transpose()
+        let row: Option<CredentialsRow> = on_pool!(self.0, pool => sqlx::query_as(q).bind(username).fetch_optional(pool).await)?;
+        row.map(|r| User::try_from(r.user).map(|u| (u, r.password_hash))).transpose()
     }
 
     /// The password hash of a user, by id.

@@ -64,11 +64,10 @@ async fn publish(host: &str, port: u16, messages: Arc<Vec<Message>>, connections
             let per_tick = rate_per_s.map(|r| (r / connections as f64 * PACE_TICK.as_secs_f64()).max(1.0) as usize);
             let mut tick = tokio::time::interval(PACE_TICK);
             for (n, m) in messages.iter().skip(c).step_by(connections).enumerate() {
-                if let Some(k) = per_tick {
-                    if n % k == 0 {
+                if let Some(k) = per_tick
+                    && n % k == 0 {
                         tick.tick().await;
                     }
-                }
                 client.publish(m.topic.clone(), QoS::AtLeastOnce, false, m.payload.clone()).await?;
             }
             if expected > 0 {
