@@ -5,7 +5,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
 pub(crate) struct Fleetd {
@@ -67,6 +67,25 @@ impl Fleetd {
         let utime: f64 = fields.get(11)?.parse().ok()?;
         let stime: f64 = fields.get(12)?.parse().ok()?;
         Some((utime + stime) / 100.0)
+    }
+
+    /// fleetd's count of committed samples (`fleet_ingest_samples_stored_total` on /metrics).
+    pub(crate) async fn samples_stored(&self) -> anyhow::Result<u64> {
+        let fetch = async {
+            let mut conn = tokio::net::TcpStream::connect(self.http).await.context("connecting to fleetd")?;
+            conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: fleetd\r\nConnection: close\r\n\r\n").await?;
+            let mut body = Vec::new();
+            conn.read_to_end(&mut body).await?;
+            Ok::<_, anyhow::Error>(String::from_utf8_lossy(&body).into_owned())
+        };
+        let body = tokio::time::timeout(Duration::from_secs(10), fetch).await.context("fleetd /metrics timed out")??;
+        let value = body
+            .lines()
+            .find_map(|l| l.strip_prefix("fleet_ingest_samples_stored_total "))
+            .map(|v| v.trim().parse::<f64>())
+            .transpose()?
+            .unwrap_or(0.0);
+        Ok(value as u64)
     }
 
     /// SIGTERM, then wait for a clean exit.
