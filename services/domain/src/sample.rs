@@ -55,7 +55,9 @@ pub struct Sample {
     pub range_km: Option<f64>,
     pub source: SampleSource,
     /// The GB/T 32960 frame the sample was decoded from, kept whole; its other blocks
-    /// (motors, cells, extremes, alarms, signature) are decoded from it on demand.
+    /// (motors, cells, extremes, alarms, signature) are decoded from it on demand. Not part
+    /// of a sample's JSON form: readers show the decoded blocks instead.
+    #[serde(skip)]
     pub frame: Option<Vec<u8>>,
 }
 

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
-use fleet_domain::{Duty, NewVehicle, Sample, SampleSource, Vehicle, VehicleState, VehicleStatus, Vin};
+use fleet_domain::{Duty, NewVehicle, Sample, Vehicle, VehicleState, VehicleStatus, Vin};
 use fleet_storage::StorageError;
 use serde::{Deserialize, Serialize};
 
@@ -197,48 +197,19 @@ pub(crate) struct TrackQuery {
     limit: Option<i64>,
 }
 
-/// One stored sample of a track (the vehicle's VIN is said once, beside the list).
+/// One stored sample of a track: the sample's fields, and a GB/T 32960 sample's other blocks
+/// decoded from its stored frame.
 #[derive(Serialize)]
 pub(crate) struct TrackSample {
-    ts: DateTime<Utc>,
-    lat: f64,
-    lon: f64,
-    position_valid: bool,
-    speed_kmh: Option<f64>,
-    heading_deg: Option<f64>,
-    soc_pct: Option<f64>,
-    odometer_km: Option<f64>,
-    charging: Option<bool>,
-    ignition: Option<bool>,
-    battery_voltage_v: Option<f64>,
-    battery_current_a: Option<f64>,
-    battery_temp_c: Option<f64>,
-    range_km: Option<f64>,
-    source: SampleSource,
-    /// A GB/T 32960 sample's other blocks, decoded from its stored frame.
+    #[serde(flatten)]
+    sample: Sample,
     blocks: Option<serde_json::Value>,
 }
 
 impl From<Sample> for TrackSample {
-    fn from(s: Sample) -> Self {
-        Self {
-            ts: s.ts,
-            lat: s.lat,
-            lon: s.lon,
-            position_valid: s.position_valid,
-            speed_kmh: s.speed_kmh,
-            heading_deg: s.heading_deg,
-            soc_pct: s.soc_pct,
-            odometer_km: s.odometer_km,
-            charging: s.charging,
-            ignition: s.ignition,
-            battery_voltage_v: s.battery_voltage_v,
-            battery_current_a: s.battery_current_a,
-            battery_temp_c: s.battery_temp_c,
-            range_km: s.range_km,
-            source: s.source,
-            blocks: s.frame.as_deref().and_then(fleet_gbt32960::blocks_json),
-        }
+    fn from(sample: Sample) -> Self {
+        let blocks = sample.frame.as_deref().and_then(fleet_gbt32960::blocks_json);
+        Self { sample, blocks }
     }
 }
 
