@@ -5,20 +5,34 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use fleet_bus::{Bus, Event};
-use fleet_storage::Store;
+use fleet_storage::{Backend, BatchOutcome, Store};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
 use rumqttc::AsyncClient;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::batcher::Batch;
 
-/// Batches decoded ahead of the writer: one being committed, the next one or two ready, so
-/// decoding overlaps the commit. When full, the batcher waits.
+/// Batches decoded ahead of the writer, so decoding overlaps the commits. When full, the
+/// batcher waits and messages queue up, which makes the next batch larger.
 pub(crate) const BATCH_QUEUE: usize = 2;
 /// Retry delays after a failed commit grow from the first to the cap.
 const RETRY_FIRST: Duration = Duration::from_millis(200);
 const RETRY_CAP: Duration = Duration::from_secs(5);
 
+/// Batches committed at once. PostgreSQL runs them side by side on separate connections;
+/// SQLite has a single writer, where a second commit would only wait for the lock.
+fn parallel_commits(store: &Store) -> usize {
+    match store.backend() {
+        Backend::Postgres => 2,
+        Backend::Sqlite => 1,
+    }
+}
+
+/// Commits batches (several at once where the database allows) and acknowledges them in the
+/// order they were received: MQTT wants PUBACKs in PUBLISH order, and rumqttd insists.
+/// Reordered commits are harmless: duplicates are skipped and the state never moves back.
 pub(crate) async fn run(
     mut rx: mpsc::Receiver<Batch>,
     store: Store,
@@ -27,43 +41,69 @@ pub(crate) async fn run(
     in_hand: Arc<AtomicU64>,
     shutdown: CancellationToken,
 ) {
-    while let Some(batch) = rx.recv().await {
-        let started = Instant::now();
-        let mut retry = RETRY_FIRST;
-        let outcome = loop {
-            match store.telemetry().commit(&batch.samples, &batch.dead).await {
-                Ok(outcome) => break outcome,
-                Err(e) => {
-                    metrics::counter!("fleet_ingest_commit_errors_total").increment(1);
-                    tracing::error!(error = %e, batch.messages = batch.acks.len(), retry_in_ms = retry.as_millis() as u64, "commit failed; messages stay unacked");
-                    if shutdown.is_cancelled() {
-                        // Not acked: the broker redelivers after the restart.
-                        return;
-                    }
-                    tokio::select! {
-                        () = shutdown.cancelled() => return,
-                        () = tokio::time::sleep(retry) => {}
-                    }
-                    retry = (retry * 2).min(RETRY_CAP);
+    let parallel = parallel_commits(&store);
+    let mut in_flight = FuturesOrdered::new();
+    let mut open = true;
+    loop {
+        tokio::select! {
+            biased;
+            Some(done) = in_flight.next(), if !in_flight.is_empty() => {
+                // None: shutting down while a commit was failing. Later batches may have
+                // committed, but acking them before this one would break the order: none is
+                // acked, and the broker redelivers them all (stored once).
+                let Some((batch, outcome)) = done else { return };
+                finish(batch, outcome, &bus, &client, &in_hand).await;
+            }
+            next = rx.recv(), if open && in_flight.len() < parallel => match next {
+                Some(batch) => in_flight.push_back(commit(store.clone(), batch, shutdown.clone())),
+                None => open = false,
+            },
+            else => break,
+        }
+    }
+}
+
+/// Commits one batch, retrying with capped backoff; None if shutdown comes first.
+async fn commit(store: Store, batch: Batch, shutdown: CancellationToken) -> Option<(Batch, BatchOutcome)> {
+    let started = Instant::now();
+    let mut retry = RETRY_FIRST;
+    loop {
+        match store.telemetry().commit(&batch.samples, &batch.dead).await {
+            Ok(outcome) => {
+                metrics::histogram!("fleet_ingest_commit_seconds").record(started.elapsed().as_secs_f64());
+                return Some((batch, outcome));
+            }
+            Err(e) => {
+                metrics::counter!("fleet_ingest_commit_errors_total").increment(1);
+                tracing::error!(error = %e, batch.messages = batch.acks.len(), retry_in_ms = retry.as_millis() as u64, "commit failed; messages stay unacked");
+                tokio::select! {
+                    // Not acked: the broker redelivers after the restart.
+                    () = shutdown.cancelled() => return None,
+                    () = tokio::time::sleep(retry) => {}
                 }
-            }
-        };
-        metrics::histogram!("fleet_ingest_commit_seconds").record(started.elapsed().as_secs_f64());
-        metrics::counter!("fleet_ingest_samples_stored_total").increment(outcome.inserted);
-        metrics::counter!("fleet_ingest_samples_duplicate_total").increment(outcome.duplicates);
-        for d in &batch.dead {
-            metrics::counter!("fleet_ingest_dead_letters_total", "reason" => d.reason.as_str()).increment(1);
-        }
-        for p in &batch.acks {
-            if let Err(e) = client.ack(p).await {
-                tracing::warn!(error = %e, "cannot queue an ack; the broker will redeliver");
+                retry = (retry * 2).min(RETRY_CAP);
             }
         }
-        let left = in_hand.fetch_sub(batch.acks.len() as u64, Ordering::Relaxed) - batch.acks.len() as u64;
-        metrics::gauge!("fleet_ingest_messages_in_hand").set(left as f64);
-        metrics::counter!("fleet_ingest_messages_committed_total").increment(batch.acks.len() as u64);
-        if !batch.samples.is_empty() {
-            bus.publish(Event::SamplesCommitted(Arc::from(batch.samples)));
+    }
+}
+
+/// After the commit: count, acknowledge every message of the batch, announce the samples.
+async fn finish(batch: Batch, outcome: BatchOutcome, bus: &Bus, client: &AsyncClient, in_hand: &AtomicU64) {
+    metrics::counter!("fleet_ingest_samples_stored_total").increment(outcome.inserted);
+    metrics::counter!("fleet_ingest_samples_duplicate_total").increment(outcome.duplicates);
+    for d in &batch.dead {
+        metrics::counter!("fleet_ingest_dead_letters_total", "reason" => d.reason.as_str()).increment(1);
+    }
+    for p in &batch.acks {
+        if let Err(e) = client.ack(p).await {
+            tracing::warn!(error = %e, "cannot queue an ack; the broker will redeliver");
         }
+    }
+    let n = batch.acks.len() as u64;
+    let left = in_hand.fetch_sub(n, Ordering::Relaxed) - n;
+    metrics::gauge!("fleet_ingest_messages_in_hand").set(left as f64);
+    metrics::counter!("fleet_ingest_messages_committed_total").increment(n);
+    if !batch.samples.is_empty() {
+        bus.publish(Event::SamplesCommitted(Arc::from(batch.samples)));
     }
 }
