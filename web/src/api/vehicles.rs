@@ -30,37 +30,17 @@ pub(crate) fn status_at(state: Option<&VehicleState>, now: DateTime<Utc>) -> Veh
     state.map_or(VehicleStatus::Offline, |s| s.status(now, Duty::default()))
 }
 
-/// The `state` of `GET /api/v1/vehicles/{vin}`.
+/// The `state` of `GET /api/v1/vehicles/{vin}`: the stored state and its derived status.
 #[derive(Debug, Serialize)]
 pub(crate) struct StateDetail {
-    ts: DateTime<Utc>,
-    lat: Option<f64>,
-    lon: Option<f64>,
-    speed_kmh: Option<f64>,
-    heading_deg: Option<f64>,
-    soc_pct: Option<f64>,
-    odometer_km: Option<f64>,
-    charging: Option<bool>,
-    ignition: Option<bool>,
-    range_km: Option<f64>,
+    #[serde(flatten)]
+    state: VehicleState,
     status: VehicleStatus,
 }
 
 impl StateDetail {
     fn new(s: &VehicleState, now: DateTime<Utc>) -> Self {
-        Self {
-            ts: s.ts,
-            lat: s.lat,
-            lon: s.lon,
-            speed_kmh: s.speed_kmh,
-            heading_deg: s.heading_deg,
-            soc_pct: s.soc_pct,
-            odometer_km: s.odometer_km,
-            charging: s.charging,
-            ignition: s.ignition,
-            range_km: s.range_km,
-            status: status_at(Some(s), now),
-        }
+        Self { state: s.clone(), status: status_at(Some(s), now) }
     }
 }
 
