@@ -4,4 +4,5 @@ mod api;
 mod cli;
 mod health;
 mod ingest;
+mod live;
 mod storage;

@@ -5,6 +5,8 @@
 //! A service that is not running makes the test fail loudly with what to start; nothing is
 //! skipped. `tests/run` starts (or installs) the services first.
 
+pub mod live;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -158,6 +160,16 @@ impl TestApp {
         let me = Self { http: reqwest::Client::new(), base, store, settings, client_id, db, app: Some(app) };
         me.wait_until("MQTT connected", || async { Ok(me.health_ok().await) }).await.expect("fleetd connects to the broker");
         me
+    }
+
+    /// The running app's event bus.
+    pub fn bus(&self) -> &fleet_bus::Bus {
+        self.app.as_ref().expect("fleetd is running").bus()
+    }
+
+    /// The live feed's WebSocket URL with a token and extra query (`&bbox=…`).
+    pub fn live_url(&self, token: &str, query: &str) -> String {
+        format!("{}/api/v1/live?token={token}{query}", self.base.replacen("http://", "ws://", 1))
     }
 
     pub fn url(&self, path: &str) -> String {

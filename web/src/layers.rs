@@ -11,7 +11,11 @@ use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use axum::extract::State;
+
+use crate::AppState;
 use crate::error::ApiError;
+use crate::map::TileLayer;
 
 /// Request bodies larger than this are refused with 413.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -24,20 +28,29 @@ pub const DRAIN_MAX_BYTES: u64 = 16 * 1024 * 1024;
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the pages may load: only this origin, plus inline styles and `data:` images (map
-/// markers, chart exports). Nothing from a CDN.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
+/// markers, chart exports), and the images of configured tile servers (`{tiles}`). Nothing
+/// from a CDN.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' data:{tiles}; style-src 'self' 'unsafe-inline'; \
      script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
 
-const SECURITY_HEADERS: [(HeaderName, &str); 4] = [
+/// The Content-Security-Policy for a server with these tile layers.
+pub(crate) fn content_security_policy(tiles: &[TileLayer]) -> HeaderValue {
+    let sources: String = tiles.iter().map(|t| format!(" {}", t.csp_source())).collect();
+    let csp = CONTENT_SECURITY_POLICY.replace("{tiles}", &sources);
+    // Tile URLs are validated at configuration; a value that still cannot be a header falls
+    // back to the policy without them.
+    HeaderValue::from_str(&csp).unwrap_or_else(|_| HeaderValue::from_str(&CONTENT_SECURITY_POLICY.replace("{tiles}", "")).expect("static CSP"))
+}
+
+const SECURITY_HEADERS: [(HeaderName, &str); 3] = [
     (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
     (header::X_FRAME_OPTIONS, "DENY"),
     (header::REFERRER_POLICY, "no-referrer"),
-    (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
 ];
 
 /// Adds the security headers to every response, keeps API answers out of caches (they
 /// carry personal data), and gives the body-limit layer's plain-text 413 the API's shape.
-pub(crate) async fn harden(req: Request, next: Next) -> Response {
+pub(crate) async fn harden(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let is_api = req.uri().path().starts_with("/api/");
     let mut response = next.run(req).await;
     if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_json(&response) {
@@ -47,6 +60,7 @@ pub(crate) async fn harden(req: Request, next: Next) -> Response {
     for (name, value) in SECURITY_HEADERS {
         headers.insert(name, HeaderValue::from_static(value));
     }
+    headers.insert(header::CONTENT_SECURITY_POLICY, state.csp.clone());
     if is_api && !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }

@@ -1,7 +1,7 @@
 //! fleet-web: the HTTP side of the platform. It owns the JSON API under `/api/v1` (login and
 //! bearer tokens, the registry of units, vehicles, drivers and users, tracks, dead letters,
 //! charging stations), its OpenAPI document, `/healthz`, `/metrics`, and the embedded pages
-//! (`web/assets`). The live WebSocket feed will join it.
+//! (`web/assets`), and the live WebSocket feed ([`live`]).
 //!
 //! Everything a request may be refused for is one [`error::ApiError`], rendered as the
 //! contract's `{"error": {"code", "message"}}`. Who may see and do what is decided in
@@ -15,6 +15,8 @@ mod error;
 mod extract;
 mod health;
 mod layers;
+mod live;
+mod map;
 mod router;
 
 use std::net::SocketAddr;
@@ -29,6 +31,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use auth::hash_password;
+pub use live::{DEFAULT_SEND_TIMEOUT as DEFAULT_LIVE_SEND_TIMEOUT, TICK as LIVE_TICK};
+pub use map::{MapConfig, TileCrs, TileLayer};
 
 /// Where the HTTP server listens when nothing else is configured.
 pub const DEFAULT_HTTP_ADDR: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8080);
@@ -42,11 +46,20 @@ pub struct Config {
     pub addr: SocketAddr,
     /// Lifetime of a token handed out by a login.
     pub token_ttl: Duration,
+    /// A live-feed connection whose socket takes no message for this long is dropped.
+    pub live_send_timeout: Duration,
+    /// Tile layers and alarm thresholds for the map page.
+    pub map: MapConfig,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { addr: DEFAULT_HTTP_ADDR, token_ttl: DEFAULT_TOKEN_TTL }
+        Self {
+            addr: DEFAULT_HTTP_ADDR,
+            token_ttl: DEFAULT_TOKEN_TTL,
+            live_send_timeout: live::DEFAULT_SEND_TIMEOUT,
+            map: MapConfig::default(),
+        }
     }
 }
 
@@ -80,12 +93,15 @@ pub(crate) struct AppState(Arc<Shared>);
 
 pub(crate) struct Shared {
     pub store: Store,
-    #[expect(dead_code, reason = "the live feed subscribes to it; it comes with the next issue")]
     pub bus: Bus,
     pub health: Health,
     pub metrics: MetricsRender,
     pub token_ttl: Duration,
     pub throttle: auth::LoginThrottle,
+    pub live: Arc<live::Live>,
+    pub map: MapConfig,
+    /// The Content-Security-Policy of every response (it names configured tile servers).
+    pub csp: axum::http::HeaderValue,
 }
 
 impl Deref for AppState {
@@ -104,6 +120,9 @@ impl AppState {
             metrics: deps.metrics,
             token_ttl: cfg.token_ttl,
             throttle: auth::LoginThrottle::default(),
+            live: Arc::new(live::Live::new(cfg.live_send_timeout)),
+            map: cfg.map.clone(),
+            csp: layers::content_security_policy(&cfg.map.tiles),
         }))
     }
 }
@@ -113,6 +132,7 @@ pub struct WebServer {
     listener: TcpListener,
     local_addr: SocketAddr,
     router: axum::Router,
+    state: AppState,
 }
 
 impl WebServer {
@@ -120,8 +140,9 @@ impl WebServer {
     pub async fn bind(cfg: Config, deps: Deps) -> std::io::Result<Self> {
         let listener = TcpListener::bind(cfg.addr).await?;
         let local_addr = listener.local_addr()?;
-        let router = router::router(AppState::new(&cfg, deps));
-        Ok(Self { listener, local_addr, router })
+        let state = AppState::new(&cfg, deps);
+        let router = router::router(state.clone());
+        Ok(Self { listener, local_addr, router, state })
     }
 
     /// The address actually bound.
@@ -129,10 +150,20 @@ impl WebServer {
         self.local_addr
     }
 
-    /// Serves until `shutdown` is cancelled, then finishes in-flight requests (axum graceful shutdown).
+    /// Serves until `shutdown` is cancelled, then closes the live feed's connections and
+    /// finishes in-flight requests (axum graceful shutdown).
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
         tracing::info!(http.addr = %self.local_addr, "http server started");
-        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
+        let live = self.state.live.clone();
+        let hub = tokio::spawn(live::run_hub(live.clone(), self.state.store.clone(), self.state.bus.clone()));
+        let stop = async move {
+            shutdown.cancelled().await;
+            live.stop.cancel();
+        };
+        let served = axum::serve(self.listener, self.router).with_graceful_shutdown(stop).await;
+        self.state.live.stop.cancel();
+        let _ = hub.await;
+        served?;
         tracing::info!(http.addr = %self.local_addr, "http server stopped");
         Ok(())
     }

@@ -7,7 +7,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
-use crate::{AppState, api, assets, auth, health, layers};
+use crate::{AppState, api, assets, auth, health, layers, live, map};
 
 /// Every route: path template and handlers. The OpenAPI test walks this same table, so a
 /// route cannot be added without being documented.
@@ -32,6 +32,8 @@ pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/api/v1/drivers/{id}", get(api::drivers::get)),
         ("/api/v1/dead-letters", get(api::dead_letters::list)),
         ("/api/v1/charging-stations", get(api::stations::list)),
+        ("/api/v1/live", get(live::live)),
+        ("/api/v1/map/config", get(map::config)),
     ]
 }
 
@@ -48,7 +50,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .layer(RequestBodyLimitLayer::new(layers::MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(layers::reject_oversized))
         .layer(CatchPanicLayer::custom(layers::panic_response))
-        .layer(axum::middleware::from_fn(layers::harden))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), layers::harden))
         .layer(axum::middleware::from_fn(layers::observe))
         .layer(TraceLayer::new_for_http().make_span_with(layers::request_span).on_failure(()))
         .with_state(state)

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use fleet_domain::Sample;
+use fleet_domain::{Order, Sample, Vehicle};
 use tokio::sync::broadcast;
 
 /// Events kept for the slowest listener. When it falls further behind, it receives
@@ -18,6 +18,10 @@ pub enum Event {
     /// Samples just committed by ingest (in arrival order; older samples included, listeners
     /// compare times themselves).
     SamplesCommitted(Arc<[Sample]>),
+    /// An order changed status (or car): its state after the change.
+    OrderChanged(Arc<Order>),
+    /// A vehicle was registered or its registry record changed.
+    VehicleChanged(Arc<Vehicle>),
 }
 
 /// The event bus: clone freely.

@@ -1,9 +1,10 @@
 //! Pure fleet types and rules shared by every service: the VIN, a telemetry sample, the
 //! registry (units, vehicles, drivers, users), a vehicle's current state and how its status
-//! is derived. Nothing here does I/O; every type that exists is valid (validated once, in
-//! `parse`/`TryFrom`).
+//! is derived, the shape of an order. Nothing here does I/O; every type that exists is valid
+//! (validated once, in `parse`/`TryFrom`).
 
 pub mod dead_letter;
+pub mod order;
 pub mod registry;
 pub mod sample;
 pub mod state;
@@ -11,6 +12,7 @@ pub mod user;
 pub mod vin;
 
 pub use dead_letter::{DeadLetter, DeadLetterReason};
+pub use order::{Order, OrderStatus, Place};
 pub use registry::{Driver, NewDriver, NewUnit, NewVehicle, Unit, Vehicle, ValidationError};
 pub use sample::{InvalidSample, Sample, SampleSource};
 pub use state::{Duty, OFFLINE_AFTER_SECS, VehicleState, VehicleStatus};

@@ -22,6 +22,7 @@ pub struct App {
     mqtt_addr: SocketAddr,
     embedded_broker: bool,
     store: Store,
+    bus: Bus,
     admin: AdminBootstrap,
     shutdown: CancellationToken,
     tasks: TaskTracker,
@@ -75,7 +76,12 @@ impl App {
 
         let prometheus = observability::prometheus();
         let web = fleet_web::WebServer::bind(
-            fleet_web::Config { addr: settings.http_addr, token_ttl: settings.token_ttl },
+            fleet_web::Config {
+                addr: settings.http_addr,
+                token_ttl: settings.token_ttl,
+                live_send_timeout: settings.live_send_timeout,
+                map: settings.map.clone(),
+            },
             fleet_web::Deps {
                 store: store.clone(),
                 bus: bus.clone(),
@@ -120,7 +126,12 @@ impl App {
             });
         }
         tasks.close();
-        Ok(Self { http_addr, mqtt_addr, embedded_broker, store, admin, shutdown, tasks, grace: settings.shutdown_grace })
+        Ok(Self { http_addr, mqtt_addr, embedded_broker, store, bus, admin, shutdown, tasks, grace: settings.shutdown_grace })
+    }
+
+    /// The in-process event bus (services announce committed telemetry and order changes on it).
+    pub fn bus(&self) -> &Bus {
+        &self.bus
     }
 
     pub fn http_addr(&self) -> SocketAddr {

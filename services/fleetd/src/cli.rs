@@ -17,7 +17,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run every service in one process (HTTP API and pages, MQTT ingest).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Apply database migrations and exit.
     Migrate(DbArgs),
     /// Publish simulated Zhoushan fleet telemetry to a broker.
@@ -89,6 +89,65 @@ pub struct RunArgs {
     /// Seconds to finish in-flight work after SIGINT/SIGTERM.
     #[arg(long, env = "FLEET_SHUTDOWN_GRACE_S", default_value_t = 10)]
     pub shutdown_grace_s: u64,
+    #[command(flatten)]
+    pub map: MapArgs,
+}
+
+/// The map page: an optional online tile layer and the alarm thresholds.
+#[derive(Debug, Clone, Args)]
+pub struct MapArgs {
+    /// Tile URL template of an online base map (`https://…/{z}/{x}/{y}…`, `{s}` for a
+    /// subdomain); unset: the embedded offline land map only.
+    #[arg(long, env = "FLEET_MAP_TILE_URL")]
+    pub map_tile_url: Option<String>,
+    /// Coordinate system of the tile layer: `wgs84` (Tianditu `_w`, OpenStreetMap) or
+    /// `gcj02` (AMap, Tencent; positions are shifted for display only).
+    #[arg(long, env = "FLEET_MAP_TILE_CRS", default_value = "wgs84")]
+    pub map_tile_crs: String,
+    /// Attribution shown for the tile layer.
+    #[arg(long, env = "FLEET_MAP_TILE_ATTRIBUTION", default_value = "")]
+    pub map_tile_attribution: String,
+    /// Subdomains substituted for `{s}` (e.g. `01234567`).
+    #[arg(long, env = "FLEET_MAP_TILE_SUBDOMAINS")]
+    pub map_tile_subdomains: Option<String>,
+    /// Speed above which the map raises a speeding alarm, km/h.
+    #[arg(long, env = "FLEET_SPEED_LIMIT_KMH", default_value_t = fleet_web::MapConfig::default().speed_limit_kmh)]
+    pub speed_limit_kmh: f64,
+    /// State of charge below which the map raises a low-charge alarm, percent.
+    #[arg(long, env = "FLEET_LOW_SOC_PCT", default_value_t = fleet_web::MapConfig::default().low_soc_pct)]
+    pub low_soc_pct: f64,
+}
+
+impl MapArgs {
+    fn map_config(&self) -> Result<fleet_web::MapConfig, ConfigError> {
+        let mut map = fleet_web::MapConfig::default();
+        if let Some(url) = &self.map_tile_url {
+            let crs = match self.map_tile_crs.as_str() {
+                "wgs84" => fleet_web::TileCrs::Wgs84,
+                "gcj02" => fleet_web::TileCrs::Gcj02,
+                other => return Err(ConfigError::new("FLEET_MAP_TILE_CRS", format!("{other:?} must be wgs84 or gcj02"))),
+            };
+            let layer = fleet_web::TileLayer {
+                name: "tiles".to_owned(),
+                url: url.clone(),
+                crs,
+                attribution: self.map_tile_attribution.clone(),
+                subdomains: self.map_tile_subdomains.clone().filter(|s| !s.is_empty()),
+                max_zoom: 18,
+            };
+            layer.validate().map_err(|e| ConfigError::new("FLEET_MAP_TILE_URL", e))?;
+            map.tiles.push(layer);
+        }
+        if !(1.0..=300.0).contains(&self.speed_limit_kmh) {
+            return Err(ConfigError::new("FLEET_SPEED_LIMIT_KMH", "must be 1 to 300"));
+        }
+        if !(0.0..=100.0).contains(&self.low_soc_pct) {
+            return Err(ConfigError::new("FLEET_LOW_SOC_PCT", "must be 0 to 100"));
+        }
+        map.speed_limit_kmh = self.speed_limit_kmh;
+        map.low_soc_pct = self.low_soc_pct;
+        Ok(map)
+    }
 }
 
 impl RunArgs {
@@ -128,6 +187,7 @@ impl RunArgs {
         }
         s.ingest_max_batch_delay = Duration::from_millis(self.ingest_max_delay_ms);
         s.shutdown_grace = Duration::from_secs(self.shutdown_grace_s);
+        s.map = self.map.map_config()?;
         Ok(s)
     }
 }

@@ -94,6 +94,10 @@ pub struct Settings {
     pub ingest_max_batch: usize,
     pub ingest_max_batch_delay: Duration,
     pub shutdown_grace: Duration,
+    /// The map page's tile layer and alarm thresholds.
+    pub map: fleet_web::MapConfig,
+    /// A live-feed connection whose socket takes no message for this long is dropped.
+    pub live_send_timeout: Duration,
 }
 
 impl Settings {
@@ -112,6 +116,8 @@ impl Settings {
             ingest_max_batch: fleet_ingest::Config::DEFAULT_MAX_BATCH,
             ingest_max_batch_delay: fleet_ingest::Config::DEFAULT_MAX_BATCH_DELAY,
             shutdown_grace: Duration::from_secs(10),
+            map: fleet_web::MapConfig::default(),
+            live_send_timeout: fleet_web::DEFAULT_LIVE_SEND_TIMEOUT,
         }
     }
 }

@@ -52,12 +52,14 @@ pub(crate) struct VehicleDetail {
     state: Option<StateDetail>,
 }
 
-/// The contract's `VehicleState` (§4): what the map shows of a car. Fields are null until
-/// the car has reported (and `lat`/`lon` until it has sent a valid position).
+/// The contract's `VehicleState` (§4): what the map and the live feed show of a car, with
+/// the car's unit beside it. Fields are null until the car has reported (and `lat`/`lon`
+/// until it has sent a valid position).
 #[derive(Debug, Serialize)]
 pub(crate) struct VehicleStateView {
     pub vin: Vin,
     pub plate: String,
+    pub unit_id: Option<String>,
     pub ts: Option<DateTime<Utc>>,
     pub lat: Option<f64>,
     pub lon: Option<f64>,
@@ -69,16 +71,22 @@ pub(crate) struct VehicleStateView {
 
 impl VehicleStateView {
     pub(crate) fn new(v: &Vehicle, s: Option<&VehicleState>, now: DateTime<Utc>) -> Self {
+        Self::with_status(v, s, status_at(s, now))
+    }
+
+    /// The view of a car whose status is already derived (the live feed adds order duties).
+    pub(crate) fn with_status(v: &Vehicle, s: Option<&VehicleState>, status: VehicleStatus) -> Self {
         Self {
             vin: v.vin.clone(),
             plate: v.plate.clone(),
+            unit_id: v.unit_id.clone(),
             ts: s.map(|s| s.ts),
             lat: s.and_then(|s| s.lat),
             lon: s.and_then(|s| s.lon),
             speed_kmh: s.and_then(|s| s.speed_kmh),
             heading_deg: s.and_then(|s| s.heading_deg),
             soc_pct: s.and_then(|s| s.soc_pct),
-            status: status_at(s, now),
+            status,
         }
     }
 }
@@ -131,6 +139,7 @@ pub(crate) async fn create(
         e => e.into(),
     })?;
     tracing::info!(vehicle.vin = %vehicle.vin, user.id = auth.user.id, "vehicle registered");
+    state.bus.publish(fleet_bus::Event::VehicleChanged(std::sync::Arc::new(vehicle.clone())));
     Ok((StatusCode::CREATED, super::location("vehicles", vehicle.vin.as_str()), Json(vehicle)))
 }
 
