@@ -170,6 +170,8 @@ both!(order_changes_reach_who_may_see_them_and_set_the_cars_status, |app: TestAp
     assert_eq!((got["id"].as_str(), got["status"].as_str(), got["vin"].as_str()), (Some("o1"), Some("assigned"), Some(car.as_str())));
     let assigned = all.wait_for("the car's new status", |m| vehicle_in(m, &car).cloned()).await?;
     assert_eq!(assigned["status"], "assigned");
+    let detail: Value = app.http.get(app.url(&format!("/api/v1/vehicles/{car}"))).bearer_auth(&admin).send().await?.json().await?;
+    assert_eq!(detail["state"]["status"], "assigned", "the API derives the same status as the feed");
 
     app.bus().publish(fleet_bus::Event::OrderChanged(Arc::new(order("o1", &u1, OrderStatus::PickedUp, Some(&car), None))));
     let on_trip = all.wait_for("on trip", |m| vehicle_in(m, &car).cloned()).await?;

@@ -24,10 +24,11 @@ pub const DEFAULT_TRACK_LIMIT: i64 = 10_000;
 /// The most samples one track request may ask for.
 pub const MAX_TRACK_LIMIT: i64 = 100_000;
 
-/// A vehicle's status at `now`, derived by the domain's one rule. Order duties come from
-/// dispatch later; until then every car is off duty. A car that never reported is offline.
-pub(crate) fn status_at(state: Option<&VehicleState>, now: DateTime<Utc>) -> VehicleStatus {
-    state.map_or(VehicleStatus::Offline, |s| s.status(now, Duty::default()))
+/// A vehicle's status at `now`, derived by the domain's one rule from its state and its
+/// order duty (as the live feed tracks it from order events). A car that never reported is
+/// offline.
+pub(crate) fn status_at(state: Option<&VehicleState>, duty: Duty, now: DateTime<Utc>) -> VehicleStatus {
+    state.map_or(VehicleStatus::Offline, |s| s.status(now, duty))
 }
 
 /// The `state` of `GET /api/v1/vehicles/{vin}`: the stored state and its derived status.
@@ -39,8 +40,8 @@ pub(crate) struct StateDetail {
 }
 
 impl StateDetail {
-    fn new(s: &VehicleState, now: DateTime<Utc>) -> Self {
-        Self { state: s.clone(), status: status_at(Some(s), now) }
+    fn new(s: &VehicleState, duty: Duty, now: DateTime<Utc>) -> Self {
+        Self { state: s.clone(), status: status_at(Some(s), duty, now) }
     }
 }
 
@@ -70,8 +71,8 @@ pub(crate) struct VehicleStateView {
 }
 
 impl VehicleStateView {
-    pub(crate) fn new(v: &Vehicle, s: Option<&VehicleState>, now: DateTime<Utc>) -> Self {
-        Self::with_status(v, s, status_at(s, now))
+    pub(crate) fn new(v: &Vehicle, s: Option<&VehicleState>, duty: Duty, now: DateTime<Utc>) -> Self {
+        Self::with_status(v, s, status_at(s, duty, now))
     }
 
     /// The view of a car whose status is already derived (the live feed adds order duties).
@@ -152,7 +153,8 @@ pub(crate) async fn get(
     let vehicle = visible_vehicle(&state, &auth, &vin).await?;
     let current = state.store.telemetry().state(vehicle.vin.as_str()).await?;
     let now = Utc::now();
-    Ok(Json(VehicleDetail { vehicle, state: current.as_ref().map(|s| StateDetail::new(s, now)) }))
+    let duty = state.live.duty(&vehicle.vin);
+    Ok(Json(VehicleDetail { vehicle, state: current.as_ref().map(|s| StateDetail::new(s, duty, now)) }))
 }
 
 /// `GET /api/v1/vehicles/states`: the map's view of every visible vehicle.
@@ -174,7 +176,7 @@ pub(crate) async fn states(State(state): State<AppState>, auth: AuthUser) -> Res
         }
     };
     let now = Utc::now();
-    let vehicles = vehicles.iter().map(|v| VehicleStateView::new(v, current.remove(&v.vin).as_ref(), now)).collect();
+    let vehicles = vehicles.iter().map(|v| VehicleStateView::new(v, current.remove(&v.vin).as_ref(), state.live.duty(&v.vin), now)).collect();
     Ok(Json(StateList { vehicles }))
 }
 
@@ -291,6 +293,6 @@ mod tests {
 
     #[test]
     fn a_car_that_never_reported_is_offline() {
-        assert_eq!(status_at(None, Utc::now()), VehicleStatus::Offline);
+        assert_eq!(status_at(None, Duty::default(), Utc::now()), VehicleStatus::Offline);
     }
 }
