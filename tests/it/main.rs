@@ -5,4 +5,5 @@ mod cli;
 mod health;
 mod ingest;
 mod live;
+mod pages;
 mod storage;

@@ -5,6 +5,7 @@
 //! A service that is not running makes the test fail loudly with what to start; nothing is
 //! skipped. `tests/run` starts (or installs) the services first.
 
+pub mod browser;
 pub mod live;
 
 use std::net::SocketAddr;
