@@ -5,5 +5,6 @@ mod cli;
 mod health;
 mod ingest;
 mod live;
+mod order_store;
 mod pages;
 mod storage;

@@ -4,6 +4,7 @@
 //! (validated once, in `parse`/`TryFrom`).
 
 pub mod dead_letter;
+pub mod feasibility;
 pub mod order;
 pub mod registry;
 pub mod sample;
@@ -12,7 +13,8 @@ pub mod user;
 pub mod vin;
 
 pub use dead_letter::{DeadLetter, DeadLetterReason};
-pub use order::{Order, OrderStatus, Place};
+pub use feasibility::{CarFacts, DispatchParams, Feasible, GeoPoint, Infeasible, OrderFacts, TimeWindow, WaitReason, WaitTally};
+pub use order::{NewOrder, Order, OrderAction, OrderEvent, OrderStatus, Place};
 pub use registry::{Driver, NewDriver, NewUnit, NewVehicle, Unit, Vehicle, ValidationError};
 pub use sample::{InvalidSample, Sample, SampleSource};
 pub use state::{Duty, OFFLINE_AFTER_SECS, VehicleState, VehicleStatus};

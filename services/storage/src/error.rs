@@ -15,6 +15,15 @@ pub enum StorageError {
     Corrupt(String),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The order's status does not allow the action (contract §3: 409 `invalid_transition`).
+    #[error("cannot {action} an order that is {from}")]
+    InvalidTransition { action: &'static str, from: &'static str },
+    /// The car already holds an order whose window overlaps (409 `vehicle_busy`).
+    #[error("the vehicle already holds an overlapping order")]
+    VehicleBusy,
+    /// The order changed since it was read (a concurrent writer won); read it again.
+    #[error("the order changed meanwhile")]
+    Stale,
     #[error("database error: {0}")]
     Db(sqlx::Error),
 }

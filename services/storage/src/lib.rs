@@ -9,6 +9,7 @@
 
 mod dead_letters;
 mod error;
+mod orders;
 mod registry;
 mod stations;
 mod telemetry;
@@ -23,6 +24,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 pub use dead_letters::DeadLetters;
 pub use error::StorageError;
+pub use orders::{Act, Acted, Actor, IdempotencyKeys, KeptAnswer, OrderQuery, OrderRecord, Orders};
 pub use registry::{Drivers, Units, Vehicles};
 pub use stations::{ChargingStation, ChargingStations};
 pub use telemetry::{BatchOutcome, Telemetry};
@@ -153,6 +155,12 @@ impl Store {
     }
     pub fn charging_stations(&self) -> ChargingStations<'_> {
         ChargingStations(self)
+    }
+    pub fn orders(&self) -> Orders<'_> {
+        Orders(self)
+    }
+    pub fn idempotency_keys(&self) -> IdempotencyKeys<'_> {
+        IdempotencyKeys(self)
     }
 }
 

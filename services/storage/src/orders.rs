@@ -1,0 +1,504 @@
+//! Orders: the order rows, their append-only history, the cars that declined them, and the
+//! one transactional path every status change takes ([`Orders::act`]).
+
+use chrono::{DateTime, Utc};
+use fleet_domain::{NewOrder, Order, OrderAction, OrderEvent, OrderStatus, Place, Vin};
+
+use crate::{Store, StorageError, from_ms, on_pool, to_ms};
+
+/// An order with what dispatch keeps beside it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderRecord {
+    pub order: Order,
+    /// The time the order holds its car: `[start, end)`.
+    pub window_start: DateTime<Utc>,
+    pub window_end: DateTime<Utc>,
+    /// When the current assignment was made (the driver's accept deadline runs from it).
+    pub assigned_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    /// Bumped by every status change: a writer that read version `v` may insist on it.
+    pub version: i64,
+}
+
+/// Who acts on an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// A username, or `dispatch` for the batch and timeouts.
+    pub name: String,
+    pub user_id: Option<i64>,
+    /// A dispatcher or admin acting for the driver.
+    pub on_behalf: bool,
+}
+
+impl Actor {
+    /// Dispatch itself (batch assignment, accept timeouts).
+    pub fn dispatch() -> Self {
+        Self { name: "dispatch".to_owned(), user_id: None, on_behalf: false }
+    }
+}
+
+/// One status change to make.
+#[derive(Debug, Clone)]
+pub struct Act<'a> {
+    pub action: OrderAction,
+    pub actor: &'a Actor,
+    pub reason: Option<&'a str>,
+    /// For `Assign`: the car and its driver.
+    pub car: Option<(Vin, Option<String>)>,
+    /// Change only if the order is still at this version (else [`StorageError::Stale`]).
+    pub expected_version: Option<i64>,
+}
+
+/// What [`Orders::act`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Acted {
+    Changed(OrderRecord),
+    /// The same actor repeated the action that brought the order to its status: nothing
+    /// was recorded (contract §3, retried taps).
+    Unchanged(OrderRecord),
+}
+
+impl Acted {
+    pub fn record(&self) -> &OrderRecord {
+        match self {
+            Self::Changed(r) | Self::Unchanged(r) => r,
+        }
+    }
+}
+
+/// Which orders a listing wants.
+#[derive(Debug, Clone, Default)]
+pub struct OrderQuery {
+    pub unit_id: Option<String>,
+    pub driver_id: Option<String>,
+    /// Empty: every status.
+    pub statuses: Vec<OrderStatus>,
+    /// Pickup time bounds.
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub limit: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct OrderRow {
+    id: String,
+    unit_id: String,
+    status: String,
+    passengers: i32,
+    pickup_lat: f64,
+    pickup_lon: f64,
+    pickup_name: String,
+    dropoff_lat: f64,
+    dropoff_lon: f64,
+    dropoff_name: String,
+    pickup_at_ms: i64,
+    purpose: String,
+    vin: Option<String>,
+    driver_id: Option<String>,
+    unmatched_reason: Option<String>,
+    window_start_ms: i64,
+    window_end_ms: i64,
+    assigned_ms: Option<i64>,
+    created_ms: i64,
+    version: i64,
+}
+
+const ORDER_COLUMNS: &str = "id, unit_id, status, passengers, pickup_lat, pickup_lon, pickup_name, dropoff_lat, dropoff_lon, \
+     dropoff_name, pickup_at_ms, purpose, vin, driver_id, unmatched_reason, window_start_ms, window_end_ms, assigned_ms, \
+     created_ms, version";
+
+fn corrupt(what: &str, value: &str) -> StorageError {
+    StorageError::Corrupt(format!("order {what} {value:?}"))
+}
+
+impl TryFrom<OrderRow> for OrderRecord {
+    type Error = StorageError;
+    fn try_from(r: OrderRow) -> Result<Self, StorageError> {
+        let status = OrderStatus::parse(&r.status).ok_or_else(|| corrupt("status", &r.status))?;
+        let vin = r.vin.as_deref().map(|v| Vin::parse(v).map_err(|_| corrupt("VIN", v))).transpose()?;
+        Ok(OrderRecord {
+            order: Order {
+                id: r.id,
+                unit_id: r.unit_id,
+                status,
+                passengers: u32::try_from(r.passengers).map_err(|_| corrupt("passengers", &r.passengers.to_string()))?,
+                pickup: Place { lat: r.pickup_lat, lon: r.pickup_lon, name: r.pickup_name },
+                dropoff: Place { lat: r.dropoff_lat, lon: r.dropoff_lon, name: r.dropoff_name },
+                pickup_at: from_ms(r.pickup_at_ms),
+                purpose: r.purpose,
+                vin,
+                driver_id: r.driver_id,
+                unmatched_reason: r.unmatched_reason,
+            },
+            window_start: from_ms(r.window_start_ms),
+            window_end: from_ms(r.window_end_ms),
+            assigned_at: r.assigned_ms.map(from_ms),
+            created_at: from_ms(r.created_ms),
+            version: r.version,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    ts_ms: i64,
+    actor: String,
+    actor_user_id: Option<i64>,
+    action: String,
+    from_status: Option<String>,
+    to_status: String,
+    reason: Option<String>,
+    vin: Option<String>,
+    on_behalf: bool,
+}
+
+impl EventRow {
+    fn into_event(self) -> Result<(OrderEvent, Option<i64>), StorageError> {
+        let status = |s: &str| OrderStatus::parse(s).ok_or_else(|| corrupt("event status", s));
+        let event = OrderEvent {
+            ts: from_ms(self.ts_ms),
+            actor: self.actor,
+            action: OrderAction::parse(&self.action).ok_or_else(|| corrupt("event action", &self.action))?,
+            from: self.from_status.as_deref().map(status).transpose()?,
+            to: status(&self.to_status)?,
+            reason: self.reason,
+            vin: self.vin.as_deref().map(|v| Vin::parse(v).map_err(|_| corrupt("event VIN", v))).transpose()?,
+            on_behalf: self.on_behalf,
+        };
+        Ok((event, self.actor_user_id))
+    }
+}
+
+const EVENT_COLUMNS: &str = "ts_ms, actor, actor_user_id, action, from_status, to_status, reason, vin, on_behalf";
+const INSERT_EVENT: &str = "INSERT INTO order_events (order_id, ts_ms, actor, actor_user_id, action, from_status, to_status, reason, vin, on_behalf) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+
+/// A double booking refused by the database (PostgreSQL's exclusion constraint, SQLite's
+/// trigger) becomes [`StorageError::VehicleBusy`].
+fn busy_or(e: sqlx::Error) -> StorageError {
+    let busy = e.as_database_error().is_some_and(|d| d.code().as_deref() == Some("23P01") || d.message().contains("orders_no_double_booking"));
+    if busy { StorageError::VehicleBusy } else { StorageError::classify(e, "order id", "unit, vehicle or driver") }
+}
+
+/// Orders and their history.
+pub struct Orders<'a>(pub(crate) &'a Store);
+
+/// The body of [`Orders::act`] for one back end: `$tx` is an open transaction, `$lock` the
+/// row-lock suffix of the first read (`FOR UPDATE` on PostgreSQL; SQLite's transaction is
+/// `IMMEDIATE`, so it already holds the write lock).
+macro_rules! act_in_tx {
+    ($tx:ident, $lock:expr, $id:expr, $act:expr, $now:expr) => {{
+        let (id, act, now): (&str, &Act<'_>, DateTime<Utc>) = ($id, $act, $now);
+        let q = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1{}", $lock);
+        let row: Option<OrderRow> = sqlx::query_as(sqlx::AssertSqlSafe(q)).bind(id).fetch_optional(&mut *$tx).await?;
+        let Some(row) = row else { return Ok(None) };
+        let current = OrderRecord::try_from(row)?;
+        if act.expected_version.is_some_and(|v| v != current.version) {
+            return Err(StorageError::Stale);
+        }
+        let from = current.order.status;
+        let q = format!("SELECT {EVENT_COLUMNS} FROM order_events WHERE order_id = $1 ORDER BY id DESC LIMIT 1");
+        let last: Option<EventRow> = sqlx::query_as(sqlx::AssertSqlSafe(q)).bind(id).fetch_optional(&mut *$tx).await?;
+        if let Some(last) = last {
+            let (last, user) = last.into_event()?;
+            let same_actor = user == act.actor.user_id && (user.is_some() || last.actor == act.actor.name);
+            let same_car = act.action != OrderAction::Assign || last.vin == act.car.as_ref().map(|c| c.0.clone());
+            if last.action == act.action && last.to == from && same_actor && same_car {
+                return Ok(Some(Acted::Unchanged(current)));
+            }
+        }
+        let to = act
+            .action
+            .target(from)
+            .ok_or(StorageError::InvalidTransition { action: act.action.as_str(), from: from.as_str() })?;
+        let mut next = current.clone();
+        next.order.status = to;
+        let event_vin = match act.action {
+            OrderAction::Assign => {
+                let (vin, driver) = act.car.clone().ok_or_else(|| StorageError::Corrupt("an assignment names no car".into()))?;
+                next.order.vin = Some(vin.clone());
+                next.order.driver_id = driver;
+                next.order.unmatched_reason = None;
+                next.assigned_at = Some(now);
+                Some(vin)
+            }
+            OrderAction::Decline | OrderAction::Expire => {
+                let old = next.order.vin.take();
+                next.order.driver_id = None;
+                next.assigned_at = None;
+                if let Some(vin) = &old {
+                    sqlx::query("INSERT INTO order_exclusions (order_id, vin) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                        .bind(id)
+                        .bind(vin.as_str())
+                        .execute(&mut *$tx)
+                        .await?;
+                }
+                old
+            }
+            _ => next.order.vin.clone(),
+        };
+        next.version += 1;
+        sqlx::query(
+            "UPDATE orders SET status = $2, vin = $3, driver_id = $4, unmatched_reason = $5, assigned_ms = $6, \
+             updated_ms = $7, version = $8 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(to.as_str())
+        .bind(next.order.vin.as_ref().map(Vin::as_str))
+        .bind(&next.order.driver_id)
+        .bind(&next.order.unmatched_reason)
+        .bind(next.assigned_at.map(to_ms))
+        .bind(to_ms(now))
+        .bind(next.version)
+        .execute(&mut *$tx)
+        .await
+        .map_err(busy_or)?;
+        sqlx::query(INSERT_EVENT)
+            .bind(id)
+            .bind(to_ms(now))
+            .bind(&act.actor.name)
+            .bind(act.actor.user_id)
+            .bind(act.action.as_str())
+            .bind(Some(from.as_str()))
+            .bind(to.as_str())
+            .bind(act.reason)
+            .bind(event_vin.as_ref().map(Vin::as_str))
+            .bind(act.actor.on_behalf)
+            .execute(&mut *$tx)
+            .await?;
+        $tx.commit().await?;
+        Ok(Some(Acted::Changed(next)))
+    }};
+}
+
+impl Orders<'_> {
+    /// Stores a new order (validated by `NewOrder::validate`) in `status` (pending approval,
+    /// or approved in an auto-approving unit) with its creation event.
+    #[expect(clippy::too_many_arguments, reason = "one row's worth of fields, named at the call")]
+    pub async fn create(
+        &self,
+        id: &str,
+        new: &NewOrder,
+        pickup_at: DateTime<Utc>,
+        status: OrderStatus,
+        window: (DateTime<Utc>, DateTime<Utc>),
+        actor: &Actor,
+        reason: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<OrderRecord, StorageError> {
+        let insert = "INSERT INTO orders (id, unit_id, status, passengers, pickup_lat, pickup_lon, pickup_name, dropoff_lat, \
+             dropoff_lon, dropoff_name, pickup_at_ms, purpose, window_start_ms, window_end_ms, created_ms, updated_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)";
+        let passengers = i32::try_from(new.passengers).map_err(|_| StorageError::Corrupt("passengers out of range".into()))?;
+        macro_rules! run {
+            ($tx:ident) => {{
+                sqlx::query(insert)
+                    .bind(id)
+                    .bind(&new.unit_id)
+                    .bind(status.as_str())
+                    .bind(passengers)
+                    .bind(new.pickup.lat)
+                    .bind(new.pickup.lon)
+                    .bind(new.pickup.name.trim())
+                    .bind(new.dropoff.lat)
+                    .bind(new.dropoff.lon)
+                    .bind(new.dropoff.name.trim())
+                    .bind(to_ms(pickup_at))
+                    .bind(new.purpose.trim())
+                    .bind(to_ms(window.0))
+                    .bind(to_ms(window.1))
+                    .bind(to_ms(now))
+                    .execute(&mut *$tx)
+                    .await
+                    .map_err(busy_or)?;
+                sqlx::query(INSERT_EVENT)
+                    .bind(id)
+                    .bind(to_ms(now))
+                    .bind(&actor.name)
+                    .bind(actor.user_id)
+                    .bind(OrderAction::Create.as_str())
+                    .bind(None::<&str>)
+                    .bind(status.as_str())
+                    .bind(reason)
+                    .bind(None::<&str>)
+                    .bind(actor.on_behalf)
+                    .execute(&mut *$tx)
+                    .await?;
+                $tx.commit().await?;
+            }};
+        }
+        match self.0 {
+            Store::Sqlite(pool) => {
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                run!(tx)
+            }
+            Store::Postgres(pool, _) => {
+                let mut tx = pool.begin().await?;
+                run!(tx)
+            }
+        }
+        self.get(id).await?.ok_or_else(|| StorageError::Corrupt(format!("order {id} vanished after its creation")))
+    }
+
+    /// Changes an order's status by `act`, in one transaction with its history entry:
+    /// checks the transition against the domain's state machine, treats a same-actor repeat
+    /// as a no-op, excludes a declining car from the order, and lets the database refuse a
+    /// double booking. `None` when no order has this id.
+    pub async fn act(&self, id: &str, act: &Act<'_>, now: DateTime<Utc>) -> Result<Option<Acted>, StorageError> {
+        match self.0 {
+            Store::Sqlite(pool) => {
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                act_in_tx!(tx, "", id, act, now)
+            }
+            Store::Postgres(pool, _) => {
+                let mut tx = pool.begin().await?;
+                act_in_tx!(tx, " FOR UPDATE", id, act, now)
+            }
+        }
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<OrderRecord>, StorageError> {
+        let q = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1");
+        let row: Option<OrderRow> = on_pool!(self.0, pool => sqlx::query_as(sqlx::AssertSqlSafe(q)).bind(id).fetch_optional(pool).await)?;
+        row.map(OrderRecord::try_from).transpose()
+    }
+
+    /// The order's history, oldest first, with each acting user's id.
+    pub async fn events(&self, id: &str) -> Result<Vec<(OrderEvent, Option<i64>)>, StorageError> {
+        let q = format!("SELECT {EVENT_COLUMNS} FROM order_events WHERE order_id = $1 ORDER BY id");
+        let rows: Vec<EventRow> = on_pool!(self.0, pool => sqlx::query_as(sqlx::AssertSqlSafe(q)).bind(id).fetch_all(pool).await)?;
+        rows.into_iter().map(EventRow::into_event).collect()
+    }
+
+    /// Cars never to be offered this order again (they declined it or let it time out).
+    pub async fn excluded(&self, id: &str) -> Result<Vec<Vin>, StorageError> {
+        let rows: Vec<String> = on_pool!(self.0, pool => sqlx::query_scalar("SELECT vin FROM order_exclusions WHERE order_id = $1 ORDER BY vin").bind(id).fetch_all(pool).await)?;
+        rows.iter().map(|v| Vin::parse(v).map_err(|_| corrupt("excluded VIN", v))).collect()
+    }
+
+    /// Orders matching `q`, by pickup time, newest first.
+    pub async fn list(&self, q: &OrderQuery) -> Result<Vec<OrderRecord>, StorageError> {
+        let mut clauses = Vec::new();
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            format!("${n}")
+        };
+        if q.unit_id.is_some() {
+            clauses.push(format!("unit_id = {}", next()));
+        }
+        if q.driver_id.is_some() {
+            clauses.push(format!("driver_id = {}", next()));
+        }
+        if !q.statuses.is_empty() {
+            let list: Vec<String> = q.statuses.iter().map(|_| next()).collect();
+            clauses.push(format!("status IN ({})", list.join(", ")));
+        }
+        if q.from.is_some() {
+            clauses.push(format!("pickup_at_ms >= {}", next()));
+        }
+        if q.to.is_some() {
+            clauses.push(format!("pickup_at_ms < {}", next()));
+        }
+        let limit = next();
+        let filter = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
+        let sql = format!("SELECT {ORDER_COLUMNS} FROM orders {filter} ORDER BY pickup_at_ms DESC, id LIMIT {limit}");
+        let rows: Vec<OrderRow> = on_pool!(self.0, pool => {
+            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
+            if let Some(u) = &q.unit_id {
+                query = query.bind(u);
+            }
+            if let Some(d) = &q.driver_id {
+                query = query.bind(d);
+            }
+            for s in &q.statuses {
+                query = query.bind(s.as_str());
+            }
+            if let Some(f) = q.from {
+                query = query.bind(to_ms(f));
+            }
+            if let Some(t) = q.to {
+                query = query.bind(to_ms(t));
+            }
+            query.bind(q.limit).fetch_all(pool).await
+        })?;
+        rows.into_iter().map(OrderRecord::try_from).collect()
+    }
+
+    /// Approved orders whose window opens by `horizon`: the next batch's orders, oldest
+    /// pickup first.
+    pub async fn due(&self, horizon: DateTime<Utc>) -> Result<Vec<OrderRecord>, StorageError> {
+        let q = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE status = 'approved' AND window_start_ms <= $1 ORDER BY pickup_at_ms, created_ms");
+        let rows: Vec<OrderRow> = on_pool!(self.0, pool => sqlx::query_as(sqlx::AssertSqlSafe(q)).bind(to_ms(horizon)).fetch_all(pool).await)?;
+        rows.into_iter().map(OrderRecord::try_from).collect()
+    }
+
+    /// Orders that occupy a car now or later (assigned, accepted, picked up): the
+    /// reservations and the cars' duties.
+    pub async fn occupying(&self) -> Result<Vec<OrderRecord>, StorageError> {
+        let q = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE status IN ('assigned', 'accepted', 'picked_up') ORDER BY window_start_ms");
+        let rows: Vec<OrderRow> = on_pool!(self.0, pool => sqlx::query_as(sqlx::AssertSqlSafe(q)).fetch_all(pool).await)?;
+        rows.into_iter().map(OrderRecord::try_from).collect()
+    }
+
+    /// Assigned orders whose driver has not answered since before `cutoff`.
+    pub async fn unanswered_since(&self, cutoff: DateTime<Utc>) -> Result<Vec<OrderRecord>, StorageError> {
+        let q = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE status = 'assigned' AND assigned_ms < $1 ORDER BY assigned_ms");
+        let rows: Vec<OrderRow> = on_pool!(self.0, pool => sqlx::query_as(sqlx::AssertSqlSafe(q)).bind(to_ms(cutoff)).fetch_all(pool).await)?;
+        rows.into_iter().map(OrderRecord::try_from).collect()
+    }
+
+    /// Records why an approved order still waits; true when the reason changed.
+    pub async fn set_unmatched_reason(&self, id: &str, reason: Option<&str>) -> Result<bool, StorageError> {
+        let q = "UPDATE orders SET unmatched_reason = $2 WHERE id = $1 AND status = 'approved' AND unmatched_reason IS DISTINCT FROM $2";
+        let n = on_pool!(self.0, pool => sqlx::query(q).bind(id).bind(reason).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(n > 0)
+    }
+}
+
+/// Answers kept for `Idempotency-Key` retries.
+pub struct IdempotencyKeys<'a>(pub(crate) &'a Store);
+
+/// A kept answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptAnswer {
+    /// The request it answered (`POST /api/v1/orders/…`): a key reused for another request
+    /// is refused.
+    pub request: String,
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+impl IdempotencyKeys<'_> {
+    /// The answer kept for this user's key, if kept since `since`.
+    pub async fn get(&self, user_id: i64, key: &str, since: DateTime<Utc>) -> Result<Option<KeptAnswer>, StorageError> {
+        let q = "SELECT request, status, body FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND created_ms >= $3";
+        let row: Option<(String, i32, Vec<u8>)> =
+            on_pool!(self.0, pool => sqlx::query_as(q).bind(user_id).bind(key).bind(to_ms(since)).fetch_optional(pool).await)?;
+        Ok(row.map(|(request, status, body)| KeptAnswer { request, status: u16::try_from(status).unwrap_or(500), body }))
+    }
+
+    /// Keeps an answer (the first one wins; an older expired one is replaced).
+    pub async fn put(&self, user_id: i64, key: &str, answer: &KeptAnswer, now: DateTime<Utc>, expired_before: DateTime<Utc>) -> Result<(), StorageError> {
+        let q = "INSERT INTO idempotency_keys (user_id, key, request, status, body, created_ms) VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (user_id, key) DO UPDATE SET request = excluded.request, status = excluded.status, body = excluded.body, \
+                 created_ms = excluded.created_ms WHERE idempotency_keys.created_ms < $7";
+        on_pool!(self.0, pool => sqlx::query(q)
+            .bind(user_id)
+            .bind(key)
+            .bind(&answer.request)
+            .bind(i32::from(answer.status))
+            .bind(&answer.body)
+            .bind(to_ms(now))
+            .bind(to_ms(expired_before))
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Forgets answers kept before `before`; answers how many.
+    pub async fn purge(&self, before: DateTime<Utc>) -> Result<u64, StorageError> {
+        Ok(on_pool!(self.0, pool => sqlx::query("DELETE FROM idempotency_keys WHERE created_ms < $1").bind(to_ms(before)).execute(pool).await.map(|r| r.rows_affected()))?)
+    }
+}
