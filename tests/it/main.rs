@@ -6,5 +6,6 @@ mod health;
 mod ingest;
 mod live;
 mod order_store;
+mod orders;
 mod pages;
 mod storage;

@@ -3,7 +3,7 @@
 //! (`ApiError::NotFound`), then an action the role may not take → 403 (`ApiError::Forbidden`).
 
 use axum::http::Method;
-use fleet_domain::{Driver, Role, User, Vehicle, Vin};
+use fleet_domain::{Driver, Order, OrderAction, Role, User, Vehicle, Vin};
 use fleet_storage::Store;
 
 use crate::error::ApiError;
@@ -131,6 +131,69 @@ impl DriverScope {
     }
 }
 
+/// Which orders a caller sees (contract §3): a unit its own, a driver those assigned to
+/// them (and those they acted on, so a retried decline still answers), everyone else all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrderScope {
+    All,
+    Unit(String),
+    Driver(Option<String>),
+}
+
+impl OrderScope {
+    pub fn of(user: &User) -> Self {
+        match user.role {
+            Role::Admin | Role::Dispatcher | Role::Auditor => Self::All,
+            Role::Unit => Self::Unit(user.unit_id.clone().unwrap_or_default()),
+            Role::Driver => Self::Driver(user.driver_id.clone()),
+        }
+    }
+
+    /// Whether `order` is in view; `acted_on_it` says the caller appears in its history.
+    pub fn sees(&self, order: &Order, acted_on_it: bool) -> bool {
+        match self {
+            Self::All => true,
+            Self::Unit(unit) => &order.unit_id == unit,
+            Self::Driver(Some(id)) => order.driver_id.as_deref() == Some(id.as_str()) || acted_on_it,
+            Self::Driver(None) => false,
+        }
+    }
+}
+
+/// Whether a user who sees `order` may take `action` on it; `Some(on_behalf)` when allowed
+/// (`true`: a dispatcher or admin acting for the driver). Approve, reject and cancel: the
+/// order's unit, dispatchers, admins. Accept, decline, pickup, complete: the assigned driver,
+/// or a dispatcher or admin on their behalf. Assign: dispatchers and admins.
+pub fn may_act(user: &User, action: OrderAction, order: &Order) -> Option<bool> {
+    let staff = matches!(user.role, Role::Admin | Role::Dispatcher);
+    match action {
+        OrderAction::Approve | OrderAction::Reject | OrderAction::Cancel => {
+            let own_unit = user.role == Role::Unit && user.unit_id.as_deref() == Some(order.unit_id.as_str());
+            (staff || own_unit).then_some(false)
+        }
+        OrderAction::Accept | OrderAction::Decline | OrderAction::Pickup | OrderAction::Complete => {
+            if staff {
+                Some(true)
+            } else {
+                (user.role == Role::Driver && user.driver_id.is_some() && user.driver_id == order.driver_id).then_some(false)
+            }
+        }
+        OrderAction::Assign => staff.then_some(false),
+        OrderAction::Create | OrderAction::Expire => None,
+    }
+}
+
+/// Whether `user` may apply for an order for `unit_id`: 403 for roles that never do
+/// (drivers, auditors), 404 for a unit user naming another unit (outside their view).
+pub fn may_create_order(user: &User, unit_id: &str) -> Result<(), ApiError> {
+    match user.role {
+        Role::Admin | Role::Dispatcher => Ok(()),
+        Role::Unit if user.unit_id.as_deref() == Some(unit_id) => Ok(()),
+        Role::Unit => Err(ApiError::NotFound("unit")),
+        Role::Driver | Role::Auditor => Err(ApiError::Forbidden),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,6 +260,51 @@ mod tests {
         assert!(!carless.sees(&mine) && !carless.sees(&pool));
         let auditor = VehicleScope::of(&user(Role::Auditor), None);
         assert!(auditor.sees(&mine) && auditor.sees(&pool));
+    }
+
+    fn order(unit: &str, driver: Option<&str>) -> Order {
+        let place = fleet_domain::Place { lat: 30.0, lon: 122.1, name: "p".into() };
+        Order {
+            id: "o1".into(),
+            unit_id: unit.into(),
+            status: fleet_domain::OrderStatus::Assigned,
+            passengers: 1,
+            pickup: place.clone(),
+            dropoff: place,
+            pickup_at: chrono::Utc::now(),
+            purpose: "x".into(),
+            vin: None,
+            driver_id: driver.map(str::to_owned),
+            unmatched_reason: None,
+        }
+    }
+
+    #[test]
+    fn orders_are_seen_and_acted_on_by_the_contracts_roles() {
+        use OrderAction as A;
+        let mine = order("u1", Some("d1"));
+        let theirs = order("u2", Some("d2"));
+        let unit = user(Role::Unit);
+        let driver = user(Role::Driver);
+        assert!(OrderScope::of(&unit).sees(&mine, false) && !OrderScope::of(&unit).sees(&theirs, true));
+        assert!(OrderScope::of(&driver).sees(&mine, false) && !OrderScope::of(&driver).sees(&theirs, false));
+        assert!(OrderScope::of(&driver).sees(&theirs, true), "a driver who acted on an order still sees it");
+        for role in [Role::Admin, Role::Dispatcher, Role::Auditor] {
+            assert!(OrderScope::of(&user(role)).sees(&theirs, false));
+        }
+        assert_eq!(may_act(&unit, A::Approve, &mine), Some(false));
+        assert_eq!(may_act(&unit, A::Accept, &mine), None);
+        assert_eq!(may_act(&unit, A::Assign, &mine), None);
+        assert_eq!(may_act(&driver, A::Accept, &mine), Some(false));
+        assert_eq!(may_act(&driver, A::Accept, &theirs), None);
+        assert_eq!(may_act(&driver, A::Cancel, &mine), None);
+        assert_eq!(may_act(&user(Role::Dispatcher), A::Pickup, &mine), Some(true), "on the driver's behalf");
+        assert_eq!(may_act(&user(Role::Admin), A::Assign, &mine), Some(false));
+        assert_eq!(may_act(&user(Role::Auditor), A::Cancel, &mine), None);
+        assert!(may_create_order(&unit, "u1").is_ok());
+        assert!(matches!(may_create_order(&unit, "u2"), Err(ApiError::NotFound(_))));
+        assert!(matches!(may_create_order(&driver, "u1"), Err(ApiError::Forbidden)));
+        assert!(may_create_order(&user(Role::Dispatcher), "u2").is_ok());
     }
 
     #[test]

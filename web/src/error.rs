@@ -34,6 +34,12 @@ pub enum ApiError {
     /// A unique key exists already; the message says which.
     #[error("{0}")]
     Conflict(String),
+    /// The order's status does not allow the action.
+    #[error("{0}")]
+    InvalidTransition(String),
+    /// The car holds an overlapping active order.
+    #[error("the vehicle already holds an overlapping active order")]
+    VehicleBusy,
     #[error("the request body is too large")]
     TooLarge,
     /// A field fails validation; the message names it.
@@ -61,6 +67,8 @@ impl ApiError {
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Self::InvalidTransition(_) => (StatusCode::CONFLICT, "invalid_transition"),
+            Self::VehicleBusy => (StatusCode::CONFLICT, "vehicle_busy"),
             Self::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             Self::Validation { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
             Self::TooManyAttempts { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
@@ -103,6 +111,9 @@ impl From<StorageError> for ApiError {
         match e {
             StorageError::Conflict(what) => Self::Conflict(format!("{what} already exists")),
             StorageError::MissingReference(what) => Self::validation(what, format!("{what} does not exist")),
+            e @ StorageError::InvalidTransition { .. } => Self::InvalidTransition(e.to_string()),
+            StorageError::VehicleBusy => Self::VehicleBusy,
+            StorageError::Stale => Self::Conflict("the order changed meanwhile; read it again".to_owned()),
             e if e.is_transient() => Self::Unavailable(e.to_string()),
             e => Self::Internal(e.to_string()),
         }

@@ -14,6 +14,7 @@ mod auth;
 mod error;
 mod extract;
 mod health;
+mod idempotency;
 mod layers;
 mod live;
 mod map;
@@ -50,6 +51,10 @@ pub struct Config {
     pub live_send_timeout: Duration,
     /// Tile layers and alarm thresholds for the map page.
     pub map: MapConfig,
+    /// Road factor and average speed (for an order's reservation window).
+    pub dispatch: fleet_domain::DispatchParams,
+    /// How long before pickup an order is matched and its car reserved.
+    pub dispatch_lead: chrono::Duration,
 }
 
 impl Default for Config {
@@ -59,6 +64,8 @@ impl Default for Config {
             token_ttl: DEFAULT_TOKEN_TTL,
             live_send_timeout: live::DEFAULT_SEND_TIMEOUT,
             map: MapConfig::default(),
+            dispatch: fleet_domain::DispatchParams::default(),
+            dispatch_lead: fleet_domain::order::DEFAULT_DISPATCH_LEAD,
         }
     }
 }
@@ -100,6 +107,8 @@ pub(crate) struct Shared {
     pub throttle: auth::LoginThrottle,
     pub live: Arc<live::Live>,
     pub map: MapConfig,
+    pub dispatch: fleet_domain::DispatchParams,
+    pub dispatch_lead: chrono::Duration,
     /// The Content-Security-Policy of every response (it names configured tile servers).
     pub csp: axum::http::HeaderValue,
 }
@@ -122,6 +131,8 @@ impl AppState {
             throttle: auth::LoginThrottle::default(),
             live: Arc::new(live::Live::new(cfg.live_send_timeout)),
             map: cfg.map.clone(),
+            dispatch: cfg.dispatch,
+            dispatch_lead: cfg.dispatch_lead,
             csp: layers::content_security_policy(&cfg.map.tiles),
         }))
     }

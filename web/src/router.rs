@@ -7,7 +7,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
-use crate::{AppState, api, assets, auth, health, layers, live, map};
+use crate::{AppState, api, assets, auth, health, idempotency, layers, live, map};
 
 /// Every route: path template and handlers. The OpenAPI test walks this same table, so a
 /// route cannot be added without being documented.
@@ -32,6 +32,16 @@ pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/api/v1/drivers/{id}", get(api::drivers::get)),
         ("/api/v1/dead-letters", get(api::dead_letters::list)),
         ("/api/v1/charging-stations", get(api::stations::list)),
+        ("/api/v1/orders", get(api::orders::list).post(api::orders::create)),
+        ("/api/v1/orders/{id}", get(api::orders::get)),
+        ("/api/v1/orders/{id}/approve", post(api::orders::approve)),
+        ("/api/v1/orders/{id}/reject", post(api::orders::reject)),
+        ("/api/v1/orders/{id}/cancel", post(api::orders::cancel)),
+        ("/api/v1/orders/{id}/accept", post(api::orders::accept)),
+        ("/api/v1/orders/{id}/decline", post(api::orders::decline)),
+        ("/api/v1/orders/{id}/pickup", post(api::orders::pickup)),
+        ("/api/v1/orders/{id}/complete", post(api::orders::complete)),
+        ("/api/v1/orders/{id}/assign", post(api::orders::assign)),
         ("/api/v1/live", get(live::live)),
         ("/api/v1/map/config", get(map::config)),
     ]
@@ -47,6 +57,7 @@ pub(crate) fn router(state: AppState) -> Router {
     router
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .fallback(assets::fallback)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::idempotent))
         .layer(RequestBodyLimitLayer::new(layers::MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(layers::reject_oversized))
         .layer(CatchPanicLayer::custom(layers::panic_response))

@@ -14,6 +14,23 @@ pub const MAX_BOOKING_AHEAD: chrono::Duration = chrono::Duration::days(90);
 /// A `pickup_at` this far in the past is refused (clock skew and slow forms are tolerated).
 pub const MAX_PICKUP_IN_PAST: chrono::Duration = chrono::Duration::minutes(10);
 
+/// How long before its pickup time an order is matched to a car (and the car reserved),
+/// unless configured otherwise.
+pub const DEFAULT_DISPATCH_LEAD: chrono::Duration = chrono::Duration::minutes(30);
+/// Slack after a trip's estimated end before its car may serve another order.
+pub const RESERVATION_SLACK: chrono::Duration = chrono::Duration::minutes(15);
+
+/// The time an order holds its car: from `lead` before pickup (the car is matched and sets
+/// off) to the trip's estimated end (`trip_eta` after pickup) plus [`RESERVATION_SLACK`].
+pub fn reservation_window(
+    pickup_at: DateTime<Utc>,
+    trip_eta: std::time::Duration,
+    lead: chrono::Duration,
+) -> (DateTime<Utc>, DateTime<Utc>) {
+    let trip = chrono::Duration::from_std(trip_eta).unwrap_or(chrono::Duration::hours(24));
+    (pickup_at - lead, pickup_at + trip + RESERVATION_SLACK)
+}
+
 /// Where an order's lifecycle stands (contract §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -303,7 +320,8 @@ mod tests {
     fn a_new_order_is_validated_field_by_field() {
         let now = Utc::now();
         assert_eq!(new_order().validate(now).unwrap(), now);
-        let cases: Vec<(&str, Box<dyn Fn(&mut NewOrder)>)> = vec![
+        type Change = Box<dyn Fn(&mut NewOrder)>;
+        let cases: Vec<(&str, Change)> = vec![
             ("passengers", Box::new(|o| o.passengers = 0)),
             ("passengers", Box::new(|o| o.passengers = 51)),
             ("pickup", Box::new(|o| o.pickup.lat = 91.0)),

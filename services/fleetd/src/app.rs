@@ -81,6 +81,8 @@ impl App {
                 token_ttl: settings.token_ttl,
                 live_send_timeout: settings.live_send_timeout,
                 map: settings.map.clone(),
+                dispatch: settings.dispatch.params,
+                dispatch_lead: chrono::Duration::from_std(settings.dispatch.lead).unwrap_or(fleet_domain::order::DEFAULT_DISPATCH_LEAD),
             },
             fleet_web::Deps {
                 store: store.clone(),

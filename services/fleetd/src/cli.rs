@@ -91,6 +91,64 @@ pub struct RunArgs {
     pub shutdown_grace_s: u64,
     #[command(flatten)]
     pub map: MapArgs,
+    #[command(flatten)]
+    pub dispatch: DispatchArgs,
+}
+
+/// Dispatch rules (contract §6).
+#[derive(Debug, Clone, Args)]
+pub struct DispatchArgs {
+    /// Road distance = great-circle distance × this factor.
+    #[arg(long, env = "FLEET_DISPATCH_ROAD_FACTOR", default_value_t = fleet_domain::feasibility::DEFAULT_ROAD_FACTOR)]
+    pub dispatch_road_factor: f64,
+    /// Average speed for ETAs and reservation windows, km/h.
+    #[arg(long, env = "FLEET_DISPATCH_AVG_SPEED_KMH", default_value_t = fleet_domain::feasibility::DEFAULT_AVG_SPEED_KMH)]
+    pub dispatch_avg_speed_kmh: f64,
+    /// Battery share a car must keep after pickup and trip, percent.
+    #[arg(long, env = "FLEET_DISPATCH_RESERVE_PCT", default_value_t = fleet_domain::feasibility::DEFAULT_RESERVE_PCT)]
+    pub dispatch_reserve_pct: f64,
+    /// How often due orders are matched in one batch, milliseconds.
+    #[arg(long, env = "FLEET_DISPATCH_BATCH_INTERVAL_MS", default_value_t = 2000)]
+    pub dispatch_batch_interval_ms: u64,
+    /// Time a driver has to accept an assignment, seconds.
+    #[arg(long, env = "FLEET_DISPATCH_ACCEPT_TIMEOUT_S", default_value_t = 30)]
+    pub dispatch_accept_timeout_s: u64,
+    /// How long before pickup a booked order is matched and its car reserved, minutes.
+    #[arg(long, env = "FLEET_DISPATCH_LEAD_MIN", default_value_t = 30)]
+    pub dispatch_lead_min: u64,
+}
+
+impl DispatchArgs {
+    fn apply(&self, s: &mut Settings) -> Result<(), ConfigError> {
+        let params = fleet_domain::DispatchParams {
+            road_factor: self.dispatch_road_factor,
+            avg_speed_kmh: self.dispatch_avg_speed_kmh,
+            reserve_pct: self.dispatch_reserve_pct,
+            ..fleet_domain::DispatchParams::default()
+        };
+        params.validate().map_err(|e| {
+            let setting = match e.field {
+                "road_factor" => "FLEET_DISPATCH_ROAD_FACTOR",
+                "avg_speed_kmh" => "FLEET_DISPATCH_AVG_SPEED_KMH",
+                _ => "FLEET_DISPATCH_RESERVE_PCT",
+            };
+            ConfigError::new(setting, e.problem)
+        })?;
+        if !(100..=600_000).contains(&self.dispatch_batch_interval_ms) {
+            return Err(ConfigError::new("FLEET_DISPATCH_BATCH_INTERVAL_MS", "must be 100 to 600000"));
+        }
+        if !(5..=3600).contains(&self.dispatch_accept_timeout_s) {
+            return Err(ConfigError::new("FLEET_DISPATCH_ACCEPT_TIMEOUT_S", "must be 5 to 3600"));
+        }
+        if !(1..=24 * 60).contains(&self.dispatch_lead_min) {
+            return Err(ConfigError::new("FLEET_DISPATCH_LEAD_MIN", "must be 1 to 1440"));
+        }
+        s.dispatch.params = params;
+        s.dispatch.batch_interval = Duration::from_millis(self.dispatch_batch_interval_ms);
+        s.dispatch.accept_timeout = Duration::from_secs(self.dispatch_accept_timeout_s);
+        s.dispatch.lead = Duration::from_secs(self.dispatch_lead_min * 60);
+        Ok(())
+    }
 }
 
 /// The map page: an optional online tile layer and the alarm thresholds.
@@ -188,6 +246,7 @@ impl RunArgs {
         s.ingest_max_batch_delay = Duration::from_millis(self.ingest_max_delay_ms);
         s.shutdown_grace = Duration::from_secs(self.shutdown_grace_s);
         s.map = self.map.map_config()?;
+        self.dispatch.apply(&mut s)?;
         Ok(s)
     }
 }

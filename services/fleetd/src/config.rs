@@ -98,6 +98,30 @@ pub struct Settings {
     pub map: fleet_web::MapConfig,
     /// A live-feed connection whose socket takes no message for this long is dropped.
     pub live_send_timeout: Duration,
+    pub dispatch: DispatchSettings,
+}
+
+/// Dispatch's rules and rhythm.
+#[derive(Debug, Clone)]
+pub struct DispatchSettings {
+    pub params: fleet_domain::DispatchParams,
+    /// Due orders are matched this often.
+    pub batch_interval: Duration,
+    /// A driver's time to accept an assignment.
+    pub accept_timeout: Duration,
+    /// How long before pickup an order is matched and its car reserved.
+    pub lead: Duration,
+}
+
+impl Default for DispatchSettings {
+    fn default() -> Self {
+        Self {
+            params: fleet_domain::DispatchParams::default(),
+            batch_interval: Duration::from_secs(2),
+            accept_timeout: Duration::from_secs(30),
+            lead: fleet_domain::order::DEFAULT_DISPATCH_LEAD.to_std().unwrap_or(Duration::from_secs(1800)),
+        }
+    }
 }
 
 impl Settings {
@@ -118,6 +142,7 @@ impl Settings {
             shutdown_grace: Duration::from_secs(10),
             map: fleet_web::MapConfig::default(),
             live_send_timeout: fleet_web::DEFAULT_LIVE_SEND_TIMEOUT,
+            dispatch: DispatchSettings::default(),
         }
     }
 }

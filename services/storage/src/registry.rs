@@ -191,6 +191,13 @@ impl Drivers<'_> {
         rows.into_iter().map(Driver::try_from).collect()
     }
 
+    /// The driver bound to a car (the first by id if several are).
+    pub async fn of_vehicle(&self, vin: &str) -> Result<Option<Driver>, StorageError> {
+        let q = "SELECT id, name, phone, vehicle_vin FROM drivers WHERE vehicle_vin = $1 ORDER BY id LIMIT 1";
+        let row: Option<DriverRow> = on_pool!(self.0, pool => sqlx::query_as(q).bind(vin).fetch_optional(pool).await)?;
+        row.map(Driver::try_from).transpose()
+    }
+
     pub async fn get(&self, id: &str) -> Result<Option<Driver>, StorageError> {
         let q = "SELECT id, name, phone, vehicle_vin FROM drivers WHERE id = $1";
         let row: Option<DriverRow> = on_pool!(self.0, pool => sqlx::query_as(q).bind(id).fetch_optional(pool).await)?;

@@ -1,0 +1,266 @@
+//! `/api/v1/orders`: applying for trips, approving them, the driver's and dispatcher's
+//! actions, and the append-only history (contract §3). Every status change goes through
+//! `Orders::act` (one transaction with its history entry) and is announced on the bus for
+//! the live feed.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use chrono::Utc;
+use fleet_domain::feasibility::{GeoPoint, haversine_m};
+use fleet_domain::order::reservation_window;
+use fleet_domain::{NewOrder, Order, OrderAction, OrderEvent, OrderStatus, Role, Vin};
+use fleet_storage::{Act, Acted, Actor, OrderQuery, OrderRecord};
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::access::{self, OrderScope};
+use crate::auth::AuthUser;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+
+/// Orders in one listing when the request names no `limit`.
+pub const DEFAULT_LIST_LIMIT: i64 = 500;
+/// The most orders one listing may ask for.
+pub const MAX_LIST_LIMIT: i64 = 5000;
+
+#[derive(Serialize)]
+pub(crate) struct OrderList {
+    orders: Vec<Order>,
+}
+
+/// An order with its history.
+#[derive(Serialize)]
+pub(crate) struct OrderDetail {
+    #[serde(flatten)]
+    order: Order,
+    events: Vec<OrderEvent>,
+}
+
+/// The optional body of an action.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ActionBody {
+    reason: Option<String>,
+}
+
+/// `POST /api/v1/orders/{id}/assign` body.
+#[derive(Deserialize)]
+pub(crate) struct AssignBody {
+    vin: String,
+    reason: Option<String>,
+}
+
+/// Longest reason accepted with an action.
+const MAX_REASON_CHARS: usize = 500;
+
+fn actor_of(auth: &AuthUser, on_behalf: bool) -> Actor {
+    Actor { name: auth.user.username.clone(), user_id: Some(auth.user.id), on_behalf }
+}
+
+fn announce(state: &AppState, record: &OrderRecord) {
+    state.bus.publish(fleet_bus::Event::OrderChanged(Arc::new(record.order.clone())));
+}
+
+/// `POST /api/v1/orders`: a unit applies (or a dispatcher or admin for a unit). Starts
+/// `pending_approval`, or `approved` in an auto-approving unit.
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiJson(new): ApiJson<NewOrder>,
+) -> Result<impl IntoResponse, ApiError> {
+    access::may_create_order(&auth.user, &new.unit_id)?;
+    if new.override_budget && auth.user.role != Role::Admin {
+        return Err(ApiError::Forbidden);
+    }
+    let now = Utc::now();
+    let pickup_at = new.validate(now)?;
+    let unit = state.store.units().get(&new.unit_id).await?.ok_or_else(|| ApiError::validation("unit_id", "no unit has this id"))?;
+    let record = create_order(&state, &auth, &new, pickup_at, unit.auto_approve, now).await?;
+    tracing::info!(order.id = %record.order.id, unit.id = %unit.id, user.id = auth.user.id, "order created");
+    Ok((StatusCode::CREATED, super::location("orders", &record.order.id), Json(record.order)))
+}
+
+/// Stores a validated order for an existing unit and announces it.
+pub(crate) async fn create_order(
+    state: &AppState,
+    auth: &AuthUser,
+    new: &NewOrder,
+    pickup_at: chrono::DateTime<Utc>,
+    auto_approve: bool,
+    now: chrono::DateTime<Utc>,
+) -> Result<OrderRecord, ApiError> {
+    let status = if auto_approve { OrderStatus::Approved } else { OrderStatus::PendingApproval };
+    let trip_m = state.dispatch.road_m(haversine_m(GeoPoint::new(new.pickup.lat, new.pickup.lon), GeoPoint::new(new.dropoff.lat, new.dropoff.lon)));
+    let window = reservation_window(pickup_at, state.dispatch.eta(trip_m), state.dispatch_lead);
+    let id = super::new_id("o");
+    let reason = auto_approve.then_some("auto_approve");
+    let record = state.store.orders().create(&id, new, pickup_at, status, window, &actor_of(auth, false), reason, now).await?;
+    announce(state, &record);
+    Ok(record)
+}
+
+/// `GET /api/v1/orders` query.
+#[derive(Deserialize)]
+pub(crate) struct ListQuery {
+    /// One status or several, comma-separated.
+    status: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    unit_id: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `GET /api/v1/orders?status=&from=&to=&unit_id=&limit=`: the caller's orders by pickup
+/// time, newest first.
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<OrderList>, ApiError> {
+    let mut query = OrderQuery { limit: q.limit.unwrap_or(DEFAULT_LIST_LIMIT), ..OrderQuery::default() };
+    if !(1..=MAX_LIST_LIMIT).contains(&query.limit) {
+        return Err(ApiError::BadRequest(format!("limit must be 1 to {MAX_LIST_LIMIT}")));
+    }
+    if let Some(list) = q.status.as_deref().filter(|s| !s.is_empty()) {
+        for s in list.split(',') {
+            let status = OrderStatus::parse(s.trim()).ok_or_else(|| ApiError::BadRequest(format!("unknown status {s:?}")))?;
+            query.statuses.push(status);
+        }
+    }
+    query.from = q.from.as_deref().map(|s| super::vehicles::parse_time("from", s)).transpose()?;
+    query.to = q.to.as_deref().map(|s| super::vehicles::parse_time("to", s)).transpose()?;
+    match OrderScope::of(&auth.user) {
+        OrderScope::All => query.unit_id = q.unit_id,
+        OrderScope::Unit(own) => {
+            if q.unit_id.as_ref().is_some_and(|u| u != &own) {
+                return Err(ApiError::NotFound("unit"));
+            }
+            query.unit_id = Some(own);
+        }
+        OrderScope::Driver(None) => return Ok(Json(OrderList { orders: Vec::new() })),
+        OrderScope::Driver(Some(own)) => {
+            query.unit_id = q.unit_id;
+            query.driver_id = Some(own);
+        }
+    }
+    let orders = state.store.orders().list(&query).await?.into_iter().map(|r| r.order).collect();
+    Ok(Json(OrderList { orders }))
+}
+
+/// An order the caller sees, else 404 (whether it exists or not). A driver also sees an
+/// order they acted on before (a retried decline answers, not 404).
+async fn visible_order(state: &AppState, auth: &AuthUser, id: &str) -> Result<OrderRecord, ApiError> {
+    let record = state.store.orders().get(id).await?.ok_or(ApiError::NotFound("order"))?;
+    let scope = OrderScope::of(&auth.user);
+    let acted_on_it = if matches!(scope, OrderScope::Driver(_)) && !scope.sees(&record.order, false) {
+        state.store.orders().events(id).await?.iter().any(|(_, user)| *user == Some(auth.user.id))
+    } else {
+        false
+    };
+    if scope.sees(&record.order, acted_on_it) { Ok(record) } else { Err(ApiError::NotFound("order")) }
+}
+
+/// `GET /api/v1/orders/{id}`: the order and its history.
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<OrderDetail>, ApiError> {
+    let record = visible_order(&state, &auth, &id).await?;
+    let events = state.store.orders().events(&id).await?.into_iter().map(|(e, _)| e).collect();
+    Ok(Json(OrderDetail { order: record.order, events }))
+}
+
+/// An action's optional body: empty, or `{"reason": "…"}`.
+fn reason_of(body: &Bytes) -> Result<Option<String>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let parsed: ActionBody = serde_json::from_slice(body).map_err(|e| {
+        if e.is_data() { ApiError::validation("reason", e.to_string()) } else { ApiError::BadRequest(format!("malformed JSON: {e}")) }
+    })?;
+    check_reason(parsed.reason)
+}
+
+fn check_reason(reason: Option<String>) -> Result<Option<String>, ApiError> {
+    let reason = reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
+    if reason.as_ref().is_some_and(|r| r.chars().count() > MAX_REASON_CHARS) {
+        return Err(ApiError::validation("reason", format!("must hold at most {MAX_REASON_CHARS} characters")));
+    }
+    Ok(reason)
+}
+
+/// Runs one action for the caller: 404 outside their view, 403 for a role that may not,
+/// 409 from a status that does not allow it; a same-actor repeat answers the order unchanged.
+async fn act(state: &AppState, auth: &AuthUser, id: &str, action: OrderAction, reason: Option<String>, car: Option<(Vin, Option<String>)>) -> Result<Json<Order>, ApiError> {
+    let record = visible_order(state, auth, id).await?;
+    // A driver who no longer holds the order (they declined it) may still repeat their own
+    // tap: storage answers the repeat unchanged, anything else as an invalid transition.
+    let former_driver = auth.user.role == Role::Driver
+        && record.order.driver_id != auth.user.driver_id
+        && matches!(action, OrderAction::Accept | OrderAction::Decline | OrderAction::Pickup | OrderAction::Complete);
+    let on_behalf = match access::may_act(&auth.user, action, &record.order) {
+        Some(on_behalf) => on_behalf,
+        None if former_driver => false,
+        None => return Err(ApiError::Forbidden),
+    };
+    let actor = actor_of(auth, on_behalf);
+    let act = Act { action, actor: &actor, reason: reason.as_deref(), car, expected_version: None };
+    match state.store.orders().act(id, &act, Utc::now()).await? {
+        None => Err(ApiError::NotFound("order")),
+        Some(Acted::Unchanged(record)) => Ok(Json(record.order)),
+        Some(Acted::Changed(record)) => {
+            tracing::info!(order.id = %id, order.status = record.order.status.as_str(), user.id = auth.user.id, action = action.as_str(), "order changed");
+            announce(state, &record);
+            Ok(Json(record.order))
+        }
+    }
+}
+
+macro_rules! action_handler {
+    ($name:ident, $action:expr) => {
+        #[doc = concat!("`POST /api/v1/orders/{id}/", stringify!($name), "` with an optional `{\"reason\"}`.")]
+        pub(crate) async fn $name(
+            State(state): State<AppState>,
+            auth: AuthUser,
+            ApiPath(id): ApiPath<String>,
+            body: Bytes,
+        ) -> Result<Json<Order>, ApiError> {
+            let reason = reason_of(&body)?;
+            act(&state, &auth, &id, $action, reason, None).await
+        }
+    };
+}
+
+action_handler!(approve, OrderAction::Approve);
+action_handler!(reject, OrderAction::Reject);
+action_handler!(cancel, OrderAction::Cancel);
+action_handler!(accept, OrderAction::Accept);
+action_handler!(decline, OrderAction::Decline);
+action_handler!(pickup, OrderAction::Pickup);
+action_handler!(complete, OrderAction::Complete);
+
+/// `POST /api/v1/orders/{id}/assign {vin}`: a dispatcher's manual assignment or
+/// reassignment. A car that holds an overlapping active order → 409 `vehicle_busy`.
+pub(crate) async fn assign(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<AssignBody>,
+) -> Result<Json<Order>, ApiError> {
+    let reason = check_reason(body.reason)?;
+    let record = visible_order(&state, &auth, &id).await?;
+    access::may_act(&auth.user, OrderAction::Assign, &record.order).ok_or(ApiError::Forbidden)?;
+    let vin = Vin::parse(&body.vin).map_err(|e| ApiError::validation("vin", e.to_string()))?;
+    let vehicle = state.store.vehicles().get(vin.as_str()).await?.ok_or_else(|| ApiError::validation("vin", "no vehicle has this VIN"))?;
+    let driver = state.store.drivers().of_vehicle(vehicle.vin.as_str()).await?.map(|d| d.id);
+    if driver.is_none() {
+        return Err(ApiError::Conflict("the vehicle has no driver bound to it".to_owned()));
+    }
+    act(&state, &auth, &id, OrderAction::Assign, reason, Some((vehicle.vin, driver))).await
+}
