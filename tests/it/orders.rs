@@ -285,3 +285,45 @@ both!(a_car_holding_an_overlapping_order_is_busy_until_it_is_released, |app: Tes
     assert_eq!(got["vin"], vin.as_str(), "the canceled order released the car");
     Ok(())
 });
+
+both!(a_csv_import_keeps_the_good_rows_and_reports_the_bad_by_line, |app: TestApp| async move {
+    let w = world(&app, 0).await?;
+    let header = "unit_id,passengers,pickup_name,pickup_lat,pickup_lon,dropoff_name,dropoff_lat,dropoff_lon,pickup_at,purpose";
+    let mut csv = format!("\u{feff}{header}\n");
+    for i in 0..300 {
+        csv.push_str(&format!("u2,{},普陀山机场,29.9342,122.3617,朱家尖国际会议中心,29.9050,122.3900,,第{i}批代表接站\n", 1 + i % 4));
+    }
+    csv.push_str("u2,0,a,30,122,b,30,122,,p\n"); // line 302: no passengers
+    csv.push_str("nope,1,a,30,122,b,30,122,,p\n"); // line 303: unknown unit
+    csv.push_str("u2,1,a,30,122,b,30,122,tomorrow,p\n"); // line 304: bad time
+    let send = |token: String, body: String, mime: &'static str| {
+        let app = &app;
+        async move {
+            let r = app.http.post(app.url("/api/v1/orders/import")).bearer_auth(token).header("content-type", mime).body(body).send().await?;
+            Ok::<_, anyhow::Error>((r.status(), r.json::<Value>().await?))
+        }
+    };
+    let (status, result) = send(w.dispatcher.clone(), csv, "text/csv; charset=utf-8").await?;
+    assert_eq!(status, 200, "{result}");
+    assert_eq!(result["created"].as_array().unwrap().len(), 300);
+    let errors: Vec<(u64, String)> = result["errors"].as_array().unwrap().iter().map(|e| (e["line"].as_u64().unwrap(), e["message"].as_str().unwrap().to_owned())).collect();
+    assert_eq!(errors.iter().map(|e| e.0).collect::<Vec<_>>(), [302, 303, 304], "{errors:?}");
+    assert!(errors[0].1.starts_with("passengers") && errors[1].1.starts_with("unit_id") && errors[2].1.starts_with("pickup_at"), "{errors:?}");
+    let (_, list) = get(&app, &w.admin, "/api/v1/orders?status=approved&limit=1000").await?;
+    assert_eq!(list["orders"].as_array().unwrap().len(), 300, "auto-approved in u2");
+
+    // A unit imports only its own rows; a wrong header or a non-CSV body refuses the file.
+    let (status, result) = send(w.unit1.clone(), format!("{header}\nu1,1,a,30,122,b,30.1,122,,p\nu2,1,a,30,122,b,30.1,122,,p\n"), "text/csv").await?;
+    assert_eq!(status, 200);
+    assert_eq!((result["created"].as_array().unwrap().len(), result["errors"][0]["line"].as_u64()), (1, Some(3)));
+    let (status, body) = send(w.dispatcher.clone(), "unit,people\nu1,1\n".into(), "text/csv").await?;
+    assert_eq!(status, 400);
+    assert!(body["error"]["message"].as_str().unwrap().contains("header"), "{body}");
+    assert_eq!(send(w.dispatcher.clone(), "{}".into(), "application/json").await?.0, 400);
+    assert_eq!(send(w.auditor.clone(), format!("{header}\n"), "text/csv").await?.0, 403);
+    // Over 10 MiB is refused; 1–10 MiB is fine for this route only.
+    let big = format!("{header}\n{}", "u2,1,a,30,122,b,30.1,122,,p\n".repeat(400_000));
+    assert!(big.len() > 10 * 1024 * 1024);
+    assert_eq!(send(w.dispatcher.clone(), big, "text/csv").await?.0, 413);
+    Ok(())
+});

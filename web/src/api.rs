@@ -2,6 +2,7 @@
 
 pub(crate) mod dead_letters;
 pub(crate) mod drivers;
+pub(crate) mod import;
 pub(crate) mod orders;
 pub(crate) mod stations;
 pub(crate) mod units;

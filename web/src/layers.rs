@@ -19,6 +19,15 @@ use crate::map::TileLayer;
 
 /// Request bodies larger than this are refused with 413.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// The order import's CSV may be this large (contract §3).
+pub const IMPORT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+/// The route that takes [`IMPORT_MAX_BODY_BYTES`].
+pub const IMPORT_PATH: &str = "/api/v1/orders/import";
+
+/// The body limit of a request path.
+pub fn body_limit(path: &str) -> usize {
+    if path == IMPORT_PATH { IMPORT_MAX_BODY_BYTES } else { MAX_BODY_BYTES }
+}
 
 /// A body declared too large is still read (and discarded) up to this size before the 413
 /// goes out: a server that answers and closes while the client is still sending makes the
@@ -85,7 +94,8 @@ pub(crate) async fn reject_oversized(req: Request, next: Next) -> Response {
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let Some(declared) = declared.filter(|n| *n > MAX_BODY_BYTES as u64) else {
+    let limit = body_limit(req.uri().path()) as u64;
+    let Some(declared) = declared.filter(|n| *n > limit) else {
         return next.run(req).await;
     };
     // A client waiting for `100 Continue` has sent nothing yet and sends nothing after a 413.

@@ -33,6 +33,7 @@ pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/api/v1/dead-letters", get(api::dead_letters::list)),
         ("/api/v1/charging-stations", get(api::stations::list)),
         ("/api/v1/orders", get(api::orders::list).post(api::orders::create)),
+        ("/api/v1/orders/import", post(api::import::import).layer(axum::extract::DefaultBodyLimit::max(layers::IMPORT_MAX_BODY_BYTES))),
         ("/api/v1/orders/{id}", get(api::orders::get)),
         ("/api/v1/orders/{id}/approve", post(api::orders::approve)),
         ("/api/v1/orders/{id}/reject", post(api::orders::reject)),
@@ -58,7 +59,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .fallback(assets::fallback)
         .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::idempotent))
-        .layer(RequestBodyLimitLayer::new(layers::MAX_BODY_BYTES))
+        // The hard cap is the import's; every other route's extractors stop at 1 MiB
+        // (`DefaultBodyLimit`, raised on the import route itself).
+        .layer(axum::extract::DefaultBodyLimit::max(layers::MAX_BODY_BYTES))
+        .layer(RequestBodyLimitLayer::new(layers::IMPORT_MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(layers::reject_oversized))
         .layer(CatchPanicLayer::custom(layers::panic_response))
         .layer(axum::middleware::from_fn_with_state(state.clone(), layers::harden))
