@@ -13,7 +13,7 @@ pub mod user;
 pub mod vin;
 
 pub use dead_letter::{DeadLetter, DeadLetterReason};
-pub use feasibility::{CarFacts, DispatchParams, Feasible, GeoPoint, Infeasible, OrderFacts, TimeWindow, WaitReason, WaitTally};
+pub use feasibility::{CarFacts, ChargeBudget, DispatchParams, Feasible, GeoPoint, Infeasible, OrderFacts, TimeWindow, WaitReason, WaitTally};
 pub use order::{NewOrder, Order, OrderAction, OrderEvent, OrderStatus, Place};
 pub use registry::{Driver, NewDriver, NewUnit, NewVehicle, Unit, Vehicle, ValidationError};
 pub use sample::{InvalidSample, Sample, SampleSource};
