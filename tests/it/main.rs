@@ -2,10 +2,12 @@
 
 mod api;
 mod cli;
+mod dispatch;
 mod health;
 mod ingest;
 mod live;
 mod order_store;
 mod orders;
 mod pages;
+mod pages_orders;
 mod storage;

@@ -15,7 +15,8 @@ use std::time::Duration;
 use anyhow::Context;
 use fleet_storage::Store;
 use fleetd::config::{MqttTarget, MqttUrl};
-use fleetd::{App, Settings};
+pub use fleetd::Settings;
+use fleetd::App;
 use rand::Rng;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::{Value, json};
@@ -55,6 +56,29 @@ macro_rules! both {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
                 let $app = $crate::TestApp::spawn($crate::Db::Postgres).await;
+                let r: anyhow::Result<()> = $body.await;
+                r.unwrap();
+            }
+        }
+    };
+}
+
+/// Like `both!`, with the settings adjusted by a closure `|s: &mut Settings| …` first.
+#[macro_export]
+macro_rules! both_with {
+    ($name:ident, $settings:expr, |$app:ident : TestApp| $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let $app = $crate::TestApp::spawn_with($crate::Db::Sqlite, $settings).await;
+                let r: anyhow::Result<()> = $body.await;
+                r.unwrap();
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let $app = $crate::TestApp::spawn_with($crate::Db::Postgres, $settings).await;
                 let r: anyhow::Result<()> = $body.await;
                 r.unwrap();
             }
@@ -171,6 +195,23 @@ impl TestApp {
     /// The live feed's WebSocket URL with a token and extra query (`&bbox=…`).
     pub fn live_url(&self, token: &str, query: &str) -> String {
         format!("{}/api/v1/live?token={token}{query}", self.base.replacen("http://", "ws://", 1))
+    }
+
+    /// Another fleetd on this app's database (another instance of a cluster): its own HTTP
+    /// port and MQTT client id, the same settings otherwise. The database stays owned by
+    /// `self`.
+    pub async fn sibling(&self) -> Self {
+        let client_id = format!("fleetd-test-{}", random_tag());
+        let mut settings = self.settings.clone();
+        settings.mqtt_client_id = client_id.clone();
+        settings.http_addr = "127.0.0.1:0".parse().expect("valid address");
+        let app = App::start(settings.clone()).await.expect("starting a sibling fleetd");
+        let base = format!("http://{}", app.http_addr());
+        let store = app.store().clone();
+        let db = TestDb { url: self.db.url.clone(), pg_name: None, sqlite_dir: None };
+        let me = Self { http: reqwest::Client::new(), base, store, settings, client_id, db, app: Some(app) };
+        me.wait_until("MQTT connected", || async { Ok(me.health_ok().await) }).await.expect("the sibling connects to the broker");
+        me
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -53,8 +53,6 @@ pub struct Config {
     pub map: MapConfig,
     /// Road factor and average speed (for an order's reservation window).
     pub dispatch: fleet_domain::DispatchParams,
-    /// How long before pickup an order is matched and its car reserved.
-    pub dispatch_lead: chrono::Duration,
 }
 
 impl Default for Config {
@@ -65,7 +63,6 @@ impl Default for Config {
             live_send_timeout: live::DEFAULT_SEND_TIMEOUT,
             map: MapConfig::default(),
             dispatch: fleet_domain::DispatchParams::default(),
-            dispatch_lead: fleet_domain::order::DEFAULT_DISPATCH_LEAD,
         }
     }
 }
@@ -108,7 +105,6 @@ pub(crate) struct Shared {
     pub live: Arc<live::Live>,
     pub map: MapConfig,
     pub dispatch: fleet_domain::DispatchParams,
-    pub dispatch_lead: chrono::Duration,
     /// The Content-Security-Policy of every response (it names configured tile servers).
     pub csp: axum::http::HeaderValue,
 }
@@ -132,7 +128,6 @@ impl AppState {
             live: Arc::new(live::Live::new(cfg.live_send_timeout)),
             map: cfg.map.clone(),
             dispatch: cfg.dispatch,
-            dispatch_lead: cfg.dispatch_lead,
             csp: layers::content_security_policy(&cfg.map.tiles),
         }))
     }

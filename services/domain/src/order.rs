@@ -17,18 +17,16 @@ pub const MAX_PICKUP_IN_PAST: chrono::Duration = chrono::Duration::minutes(10);
 /// How long before its pickup time an order is matched to a car (and the car reserved),
 /// unless configured otherwise.
 pub const DEFAULT_DISPATCH_LEAD: chrono::Duration = chrono::Duration::minutes(30);
+/// Time a car is held before pickup to drive there.
+pub const RESERVATION_APPROACH: chrono::Duration = chrono::Duration::minutes(15);
 /// Slack after a trip's estimated end before its car may serve another order.
 pub const RESERVATION_SLACK: chrono::Duration = chrono::Duration::minutes(15);
 
-/// The time an order holds its car: from `lead` before pickup (the car is matched and sets
-/// off) to the trip's estimated end (`trip_eta` after pickup) plus [`RESERVATION_SLACK`].
-pub fn reservation_window(
-    pickup_at: DateTime<Utc>,
-    trip_eta: std::time::Duration,
-    lead: chrono::Duration,
-) -> (DateTime<Utc>, DateTime<Utc>) {
+/// The time an order holds its car: from [`RESERVATION_APPROACH`] before pickup to the
+/// trip's estimated end (`trip_eta` after pickup) plus [`RESERVATION_SLACK`].
+pub fn reservation_window(pickup_at: DateTime<Utc>, trip_eta: std::time::Duration) -> (DateTime<Utc>, DateTime<Utc>) {
     let trip = chrono::Duration::from_std(trip_eta).unwrap_or(chrono::Duration::hours(24));
-    (pickup_at - lead, pickup_at + trip + RESERVATION_SLACK)
+    (pickup_at - RESERVATION_APPROACH, pickup_at + trip + RESERVATION_SLACK)
 }
 
 /// Where an order's lifecycle stands (contract §3).

@@ -82,7 +82,6 @@ impl App {
                 live_send_timeout: settings.live_send_timeout,
                 map: settings.map.clone(),
                 dispatch: settings.dispatch.params,
-                dispatch_lead: chrono::Duration::from_std(settings.dispatch.lead).unwrap_or(fleet_domain::order::DEFAULT_DISPATCH_LEAD),
             },
             fleet_web::Deps {
                 store: store.clone(),
@@ -100,6 +99,18 @@ impl App {
                 tracing::error!(error = %e, "web server stopped");
             }
         });
+
+        let dispatcher = fleet_dispatch::Dispatcher::new(
+            fleet_dispatch::Config {
+                params: settings.dispatch.params,
+                batch_interval: settings.dispatch.batch_interval,
+                accept_timeout: settings.dispatch.accept_timeout,
+                lead: settings.dispatch.lead,
+            },
+            store.clone(),
+            bus.clone(),
+        );
+        tasks.spawn(dispatcher.run(shutdown.child_token()));
 
         if settings.demo {
             let vehicles = store

@@ -156,12 +156,53 @@ impl Store {
     pub fn charging_stations(&self) -> ChargingStations<'_> {
         ChargingStations(self)
     }
+    /// Tries to become the one leader named `name` among the instances on this database
+    /// (PostgreSQL: a session advisory lock held on a connection of its own, released when
+    /// the [`Leadership`] is dropped or its connection dies). On SQLite the one process that
+    /// writes the file leads.
+    pub async fn try_lead(&self, name: &str) -> Result<Option<Leadership>, StorageError> {
+        match self {
+            Self::Sqlite(_) => Ok(Some(Leadership(None))),
+            Self::Postgres(pool, _) => {
+                let mut conn = pool.acquire().await?;
+                let key = lock_key(name);
+                let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(key).fetch_one(&mut *conn).await?;
+                // Off the pool for good: the lock lives exactly as long as this session.
+                Ok(got.then(|| Leadership(Some(conn.detach()))))
+            }
+        }
+    }
+
     pub fn orders(&self) -> Orders<'_> {
         Orders(self)
     }
     pub fn idempotency_keys(&self) -> IdempotencyKeys<'_> {
         IdempotencyKeys(self)
     }
+}
+
+/// Held leadership (see [`Store::try_lead`]).
+#[derive(Debug)]
+pub struct Leadership(Option<sqlx::PgConnection>);
+
+impl Leadership {
+    /// Whether the leadership still holds: on PostgreSQL, whether its session answers.
+    pub async fn holds(&mut self) -> bool {
+        match &mut self.0 {
+            None => true,
+            Some(conn) => sqlx::query("SELECT 1").execute(&mut *conn).await.is_ok(),
+        }
+    }
+}
+
+/// A stable 64-bit advisory-lock key for a name (FNV-1a).
+fn lock_key(name: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h as i64
 }
 
 /// Milliseconds since the epoch, the stored form of most times.

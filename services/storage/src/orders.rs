@@ -425,10 +425,10 @@ impl Orders<'_> {
         rows.into_iter().map(OrderRecord::try_from).collect()
     }
 
-    /// Approved orders whose window opens by `horizon`: the next batch's orders, oldest
-    /// pickup first.
+    /// Approved orders to be picked up by `horizon` (now + the dispatch lead): the next
+    /// batch's orders, oldest pickup first.
     pub async fn due(&self, horizon: DateTime<Utc>) -> Result<Vec<OrderRecord>, StorageError> {
-        let q = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE status = 'approved' AND window_start_ms <= $1 ORDER BY pickup_at_ms, created_ms");
+        let q = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE status = 'approved' AND pickup_at_ms <= $1 ORDER BY pickup_at_ms, created_ms");
         let rows: Vec<OrderRow> = on_pool!(self.0, pool => sqlx::query_as(sqlx::AssertSqlSafe(q)).bind(to_ms(horizon)).fetch_all(pool).await)?;
         rows.into_iter().map(OrderRecord::try_from).collect()
     }
@@ -446,6 +446,17 @@ impl Orders<'_> {
         let q = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE status = 'assigned' AND assigned_ms < $1 ORDER BY assigned_ms");
         let rows: Vec<OrderRow> = on_pool!(self.0, pool => sqlx::query_as(sqlx::AssertSqlSafe(q)).bind(to_ms(cutoff)).fetch_all(pool).await)?;
         rows.into_iter().map(OrderRecord::try_from).collect()
+    }
+
+    /// The excluded cars of every order that waits for a car (approved), by order id.
+    pub async fn exclusions_of_waiting(&self) -> Result<std::collections::HashMap<String, Vec<Vin>>, StorageError> {
+        let q = "SELECT e.order_id, e.vin FROM order_exclusions e JOIN orders o ON o.id = e.order_id WHERE o.status = 'approved'";
+        let rows: Vec<(String, String)> = on_pool!(self.0, pool => sqlx::query_as(q).fetch_all(pool).await)?;
+        let mut out: std::collections::HashMap<String, Vec<Vin>> = std::collections::HashMap::new();
+        for (order, vin) in rows {
+            out.entry(order).or_default().push(Vin::parse(&vin).map_err(|_| corrupt("excluded VIN", &vin))?);
+        }
+        Ok(out)
     }
 
     /// Records why an approved order still waits; true when the reason changed.

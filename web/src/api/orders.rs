@@ -96,7 +96,7 @@ pub(crate) async fn create_order(
 ) -> Result<OrderRecord, ApiError> {
     let status = if auto_approve { OrderStatus::Approved } else { OrderStatus::PendingApproval };
     let trip_m = state.dispatch.road_m(haversine_m(GeoPoint::new(new.pickup.lat, new.pickup.lon), GeoPoint::new(new.dropoff.lat, new.dropoff.lon)));
-    let window = reservation_window(pickup_at, state.dispatch.eta(trip_m), state.dispatch_lead);
+    let window = reservation_window(pickup_at, state.dispatch.eta(trip_m));
     let id = super::new_id("o");
     let reason = auto_approve.then_some("auto_approve");
     let record = state.store.orders().create(&id, new, pickup_at, status, window, &actor_of(auth, false), reason, now).await?;

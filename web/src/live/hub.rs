@@ -81,8 +81,12 @@ impl Hub {
     /// Loads every car and state from storage; false (logged) when storage fails.
     async fn reload(&mut self) -> bool {
         match load(&self.store).await {
-            Ok((vehicles, states)) => {
-                let fleet = Fleet::load(vehicles, states, Utc::now());
+            Ok((vehicles, states, occupying)) => {
+                let now = Utc::now();
+                let mut fleet = Fleet::load(vehicles, states, now);
+                for order in &occupying {
+                    fleet.apply_order(order, now);
+                }
                 tracing::info!(live.cars = fleet.cars.len(), "live feed loaded the fleet");
                 *self.live.fleet.write().unwrap_or_else(|e| e.into_inner()) = fleet;
                 true
@@ -180,8 +184,10 @@ impl Hub {
     }
 }
 
-async fn load(store: &Store) -> Result<(Vec<fleet_domain::Vehicle>, Vec<fleet_domain::VehicleState>), StorageError> {
-    Ok((store.vehicles().list(None).await?, store.telemetry().states().await?))
+/// Every car, every state, and the orders that occupy cars (their duties).
+async fn load(store: &Store) -> Result<(Vec<fleet_domain::Vehicle>, Vec<fleet_domain::VehicleState>, Vec<Order>), StorageError> {
+    let occupying = store.orders().occupying().await?.into_iter().map(|r| r.order).collect();
+    Ok((store.vehicles().list(None).await?, store.telemetry().states().await?, occupying))
 }
 
 /// `{"type":"positions","vehicles":[…]}` from cars' JSON.
