@@ -13,13 +13,17 @@
 //! - [`index`]: an H3 index of available cars with an exact nearest-first search by growing
 //!   rings.
 //! - [`pick`]: the nearest feasible car for one order, through the index.
+//! - [`service`]: the batch loop (leader election, accept timeouts, recording assignments
+//!   and waiting reasons, bus announcements) around the engine.
 
 pub mod batch;
 pub mod index;
 pub mod pick;
+pub mod service;
 pub mod solver;
 
 pub use batch::{BatchCar, BatchOrder, BatchOutcome, FeasiblePairs, Match, Waiting, assign_greedy, assign_optimal, feasible_pairs};
 pub use index::{CarIndex, Candidate, InvalidPosition, Nearest, RESOLUTION};
 pub use pick::{NoPick, Pick, pick_nearest};
+pub use service::{Config, Dispatcher};
 pub use solver::{Assignment, CostMatrix, MAX_COST, TooLarge, solve};
