@@ -46,6 +46,7 @@ fn order(id: &str, unit: &str, status: OrderStatus, vin: Option<&str>, driver: O
         vin: vin.map(|v| Vin::parse(v).unwrap()),
         driver_id: driver.map(str::to_owned),
         unmatched_reason: None,
+        assigned_at: None,
     }
 }
 

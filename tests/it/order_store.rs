@@ -55,7 +55,7 @@ both!(an_order_walks_its_lifecycle_with_a_history_and_repeats_record_nothing, |a
     let r = s.orders().act("o-1", &act(OrderAction::Assign, &disp, Some((vin.clone(), Some(driver.clone())))), now).await?.unwrap();
     let assigned = r.record().clone();
     assert_eq!((assigned.order.status, assigned.order.vin.as_ref(), assigned.order.driver_id.as_deref()), (OrderStatus::Assigned, Some(&vin), Some("d1")));
-    assert!(assigned.assigned_at.is_some());
+    assert!(assigned.order.assigned_at.is_some());
     for a in [OrderAction::Accept, OrderAction::Pickup, OrderAction::Complete] {
         s.orders().act("o-1", &act(a, &drv, None), now).await?.unwrap();
     }

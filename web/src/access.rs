@@ -276,6 +276,7 @@ mod tests {
             vin: None,
             driver_id: driver.map(str::to_owned),
             unmatched_reason: None,
+            assigned_at: None,
         }
     }
 

@@ -1,5 +1,6 @@
-//! The map page's settings (`GET /api/v1/map/config`): optional tile layers and alarm
-//! thresholds. Without tile layers the page draws the embedded offline land map only.
+//! The pages' settings (`GET /api/v1/map/config`): optional tile layers, alarm thresholds,
+//! and the driver's time to accept. Without tile layers the page draws the embedded offline
+//! land map only.
 
 use axum::Json;
 use axum::extract::State;
@@ -70,11 +71,13 @@ pub struct MapConfig {
     pub tiles: Vec<TileLayer>,
     pub low_soc_pct: f64,
     pub speed_limit_kmh: f64,
+    /// A driver's time to accept an assignment (from the order's `assigned_at`), seconds.
+    pub accept_timeout_s: u64,
 }
 
 impl Default for MapConfig {
     fn default() -> Self {
-        Self { tiles: Vec::new(), low_soc_pct: DEFAULT_LOW_SOC_PCT, speed_limit_kmh: DEFAULT_SPEED_LIMIT_KMH }
+        Self { tiles: Vec::new(), low_soc_pct: DEFAULT_LOW_SOC_PCT, speed_limit_kmh: DEFAULT_SPEED_LIMIT_KMH, accept_timeout_s: 30 }
     }
 }
 

@@ -205,6 +205,8 @@ pub struct Order {
     /// Why the order still waits for a car (a code such as `no_car_with_enough_charge`);
     /// null once matched.
     pub unmatched_reason: Option<String>,
+    /// When the current car was assigned (the driver's time to accept runs from it).
+    pub assigned_at: Option<DateTime<Utc>>,
 }
 
 /// An order as applied for.

@@ -80,7 +80,7 @@ impl App {
                 addr: settings.http_addr,
                 token_ttl: settings.token_ttl,
                 live_send_timeout: settings.live_send_timeout,
-                map: settings.map.clone(),
+                map: fleet_web::MapConfig { accept_timeout_s: settings.dispatch.accept_timeout.as_secs(), ..settings.map.clone() },
                 dispatch: settings.dispatch.params,
             },
             fleet_web::Deps {

@@ -13,8 +13,6 @@ pub struct OrderRecord {
     /// The time the order holds its car: `[start, end)`.
     pub window_start: DateTime<Utc>,
     pub window_end: DateTime<Utc>,
-    /// When the current assignment was made (the driver's accept deadline runs from it).
-    pub assigned_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     /// Bumped by every status change: a writer that read version `v` may insist on it.
     pub version: i64,
@@ -129,10 +127,10 @@ impl TryFrom<OrderRow> for OrderRecord {
                 vin,
                 driver_id: r.driver_id,
                 unmatched_reason: r.unmatched_reason,
+                assigned_at: r.assigned_ms.map(from_ms),
             },
             window_start: from_ms(r.window_start_ms),
             window_end: from_ms(r.window_end_ms),
-            assigned_at: r.assigned_ms.map(from_ms),
             created_at: from_ms(r.created_ms),
             version: r.version,
         })
@@ -219,13 +217,13 @@ macro_rules! act_in_tx {
                 next.order.vin = Some(vin.clone());
                 next.order.driver_id = driver;
                 next.order.unmatched_reason = None;
-                next.assigned_at = Some(now);
+                next.order.assigned_at = Some(now);
                 Some(vin)
             }
             OrderAction::Decline | OrderAction::Expire => {
                 let old = next.order.vin.take();
                 next.order.driver_id = None;
-                next.assigned_at = None;
+                next.order.assigned_at = None;
                 if let Some(vin) = &old {
                     sqlx::query("INSERT INTO order_exclusions (order_id, vin) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                         .bind(id)
@@ -247,7 +245,7 @@ macro_rules! act_in_tx {
         .bind(next.order.vin.as_ref().map(Vin::as_str))
         .bind(&next.order.driver_id)
         .bind(&next.order.unmatched_reason)
-        .bind(next.assigned_at.map(to_ms))
+        .bind(next.order.assigned_at.map(to_ms))
         .bind(to_ms(now))
         .bind(next.version)
         .execute(&mut *$tx)
