@@ -14,6 +14,7 @@ use crate::{AppState, api, assets, auth, health, idempotency, layers, live, map}
 pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
     vec![
         ("/", get(assets::index)),
+        ("/driver", get(assets::driver)),
         ("/healthz", get(health::healthz)),
         ("/metrics", get(health::metrics)),
         ("/api/v1/openapi.json", get(api::openapi)),
