@@ -107,12 +107,18 @@ both_with!(a_decline_and_a_timeout_each_put_the_order_back_to_another_car, fast_
     let (first, second) = (&w.cars[0], &w.cars[1]);
     feed(&app, &mut p, &first.0, 30.0130, 122.1040, 80.0).await?;
     feed(&app, &mut p, &second.0, 30.0300, 122.1300, 80.0).await?;
+    let mut second_feed = LiveClient::connect(&app.live_url(&second.2, "")).await?;
+    second_feed.snapshot().await?;
     let id = create(&app, &w.unit2, order_body("u2", 1)).await?;
     wait_order(&app, &w.admin, &id, "the nearer car", |o| o["vin"] == first.0.as_str()).await?;
     let (status, back) = post(&app, &first.2, &format!("/api/v1/orders/{id}/decline"), json!({"reason": "正在充电"})).await?;
     assert_eq!((status.as_u16(), back["status"].as_str()), (200, Some("approved")));
     wait_order(&app, &w.admin, &id, "the other car after the decline", |o| o["vin"] == second.0.as_str() && o["status"] == "assigned").await?;
-    // The second driver does not answer within a second: back again, both cars excluded.
+    // The second driver does not answer within a second: back again, both cars excluded,
+    // and the driver's live feed says the order left them.
+    second_feed.wait_for("the assignment on the second driver's feed", |m| (m["type"] == "order" && m["order"]["status"] == "assigned").then_some(())).await?;
+    let gone = second_feed.wait_for("the timeout on the second driver's feed", |m| (m["type"] == "order" && m["order"]["status"] == "approved").then(|| m["order"].clone())).await?;
+    assert!(gone["driver_id"].is_null());
     let o = wait_order(&app, &w.admin, &id, "waiting with only excluded cars", |o| o["unmatched_reason"] == "excluded_cars_only").await?;
     assert_eq!(o["status"], "approved");
     let history: Vec<(String, String, String)> = o["events"]

@@ -83,7 +83,10 @@ pub(crate) struct Changed {
 #[derive(Debug)]
 pub(crate) struct OrderFrame {
     pub unit_id: String,
+    /// The order's driver, and the driver it had before this change (a decline or a
+    /// timeout takes it away from them: they are told too).
     pub driver_id: Option<String>,
+    pub previous_driver_id: Option<String>,
     /// The whole `order` message.
     pub msg: Utf8Bytes,
 }

@@ -23,7 +23,7 @@ const RELOAD_RETRY: Duration = Duration::from_secs(2);
 /// the bus. Subscribes before loading, so nothing committed meanwhile is missed.
 pub(crate) async fn run(live: Arc<Live>, store: Store, bus: Bus) {
     let mut events = bus.subscribe();
-    let mut hub = Hub { live, store, dirty: HashMap::new(), unknown: Vec::new() };
+    let mut hub = Hub { live, store, dirty: HashMap::new(), unknown: Vec::new(), order_drivers: HashMap::new() };
     while !hub.reload().await {
         tokio::select! {
             () = hub.live.stop.cancelled() => return,
@@ -75,6 +75,8 @@ struct Hub {
     dirty: HashMap<Vin, Option<(f64, f64)>>,
     /// VINs seen in samples but not in the fleet, looked up at the next tick.
     unknown: Vec<Vin>,
+    /// The driver each open order last had, to tell them when it is taken away.
+    order_drivers: HashMap<String, String>,
 }
 
 impl Hub {
@@ -86,6 +88,9 @@ impl Hub {
                 let mut fleet = Fleet::load(vehicles, states, now);
                 for order in &occupying {
                     fleet.apply_order(order, now);
+                    if let Some(driver) = &order.driver_id {
+                        self.order_drivers.insert(order.id.clone(), driver.clone());
+                    }
                 }
                 tracing::info!(live.cars = fleet.cars.len(), "live feed loaded the fleet");
                 *self.live.fleet.write().unwrap_or_else(|e| e.into_inner()) = fleet;
@@ -116,7 +121,12 @@ impl Hub {
             }
         }
         let msg = serde_json::json!({"type": "order", "order": order}).to_string();
-        let frame = OrderFrame { unit_id: order.unit_id.clone(), driver_id: order.driver_id.clone(), msg: msg.into() };
+        let previous_driver_id = match (&order.driver_id, order.status.is_final()) {
+            (Some(d), false) => self.order_drivers.insert(order.id.clone(), d.clone()),
+            _ => self.order_drivers.remove(&order.id),
+        }
+        .filter(|prev| order.driver_id.as_ref() != Some(prev));
+        let frame = OrderFrame { unit_id: order.unit_id.clone(), driver_id: order.driver_id.clone(), previous_driver_id, msg: msg.into() };
         let _ = self.live.frames.send(Arc::new(Frame::Order(frame)));
     }
 

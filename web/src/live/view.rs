@@ -108,10 +108,11 @@ impl View {
     }
 
     /// Whether an order change goes to this connection: a unit sees its own orders, a driver
-    /// the orders assigned to them, everyone else every order; the unit filter applies.
+    /// the orders assigned to them (and the change that takes one away from them), everyone
+    /// else every order; the unit filter applies.
     pub(crate) fn wants_order(&self, o: &OrderFrame) -> bool {
         let in_scope = match (&self.scope, &self.own_unit) {
-            (VehicleScope::Car(_), _) => self.driver_id.is_some() && o.driver_id == self.driver_id,
+            (VehicleScope::Car(_), _) => self.driver_id.is_some() && (o.driver_id == self.driver_id || o.previous_driver_id == self.driver_id),
             (_, Some(own)) => own == &o.unit_id,
             _ => true,
         };
