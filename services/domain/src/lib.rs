@@ -9,6 +9,7 @@ pub mod order;
 pub mod registry;
 pub mod sample;
 pub mod state;
+pub mod trips;
 pub mod user;
 pub mod vin;
 
