@@ -21,10 +21,11 @@ export class ApiError extends Error {
 /**
  * Calls `path` (relative to /api/v1, e.g. `/vehicles/states`).
  * Options: `method` (GET), `body` (sent as JSON), `query` (object; null/undefined values are
- * left out), `auth` (true: send the token, and treat 401 as an ended session), `signal`.
+ * left out), `headers` (extra request headers), `auth` (true: send the token, and treat 401 as
+ * an ended session), `signal`.
  * Resolves to the parsed JSON (or null for an empty body); rejects with ApiError.
  */
-export async function api(path, { method = 'GET', body, query, auth = true, signal } = {}) {
+export async function api(path, { method = 'GET', body, query, headers: extra, auth = true, signal } = {}) {
   let url = BASE + path;
   if (query) {
     const params = new URLSearchParams();
@@ -32,7 +33,7 @@ export async function api(path, { method = 'GET', body, query, auth = true, sign
     const qs = params.toString();
     if (qs) url += (url.includes('?') ? '&' : '?') + qs;
   }
-  const headers = { Accept: 'application/json' };
+  const headers = { Accept: 'application/json', ...extra };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (auth) {
     const token = getToken();

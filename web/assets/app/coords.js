@@ -26,3 +26,19 @@ export function toDisplay(lat, lon) {
 export function hasPosition(s) {
   return s != null && Number.isFinite(s.lat) && Number.isFinite(s.lon);
 }
+
+/** A point drawn on the current base layer → WGS-84 `[lat, lon]` (the inverse of toDisplay). */
+export function fromDisplay(lat, lon) {
+  if (!gcj02) return [lat, lon];
+  const [x, y] = gcoord.transform([lon, lat], gcoord.GCJ02, gcoord.WGS84);
+  return [y, x];
+}
+
+/** Great-circle distance in km between two `{lat, lon}` (WGS-84). */
+export function distanceKm(a, b) {
+  const rad = Math.PI / 180;
+  const dLat = (b.lat - a.lat) * rad;
+  const dLon = (b.lon - a.lon) * rad;
+  const s = Math.sin(dLat / 2) ** 2 + Math.cos(a.lat * rad) * Math.cos(b.lat * rad) * Math.sin(dLon / 2) ** 2;
+  return 12742 * Math.asin(Math.min(1, Math.sqrt(s)));
+}

@@ -1,5 +1,6 @@
 // The dispatcher's live map page (`/`): signs in, draws the fleet on the map and keeps it
-// live from the WebSocket feed, with vehicle, order and alarm lists beside it.
+// live from the WebSocket feed, with vehicle, order and alarm lists beside it; orders are
+// approved, assigned and canceled from their details card.
 
 import { api, apiOr404, ApiError } from './api.js';
 import { getToken, getUser, logout, mountLogin, onSessionChange } from './auth.js';
@@ -9,8 +10,10 @@ import { LiveFeed } from './live.js';
 import { BaseMap, CENTER, ZOOM } from './basemap.js';
 import { CarLayer } from './cars.js';
 import { StationLayer } from './stations.js';
-import { VehicleList, AlarmList, OrderList } from './panel.js';
+import { VehicleList, AlarmList } from './panel.js';
 import { VehicleDetail } from './detail.js';
+import { OrderList, OPEN_STATUSES, FINAL_STATUSES, FILTERS, mayCreate, startOfToday } from './orders.js';
+import { OrderDetail } from './order-detail.js';
 import { addLegend } from './legend.js';
 
 /** Used until `GET /api/v1/map/config` answers (or when it does not exist). */
@@ -30,6 +33,10 @@ const hooks = {
   carCount: () => page?.state.size ?? 0,
   /** Opens the car's details (as a click on its row would). */
   openVehicle: (vin) => page?.pick(vin) ?? Promise.resolve(),
+  /** Opens an order's details (as a click on its row would). */
+  openOrder: (id) => page?.openOrder(id) ?? Promise.resolve(),
+  /** The open order's pins in WGS-84 `{pickup: [lat, lon], dropoff: [lat, lon]}`, or null. */
+  orderPins: () => ui?.orderDetail.pinPositions() ?? null,
 };
 window.__fleet = hooks;
 
@@ -86,7 +93,9 @@ function stopPage(reason) {
 function buildUi() {
   const base = new BaseMap(byId('map'));
   const pick = (vin) => page?.pick(vin);
-  const cars = new CarLayer(base.map, (vin) => page?.pick(vin, { pan: false }));
+  // A car clicked on the map: chosen for the order being assigned, ignored while the new-order
+  // card waits for a point, else its details open.
+  const cars = new CarLayer(base.map, (vin) => ui?.orderDetail.pickFromMap(vin) || ui?.orderForm?.arming || page?.pick(vin, { pan: false }));
   const stations = new StationLayer();
   stations.layer.addTo(base.map);
   base.addOverlay('layer.stations', stations.layer);
@@ -103,11 +112,27 @@ function buildUi() {
     alarmList: new AlarmList({ list: byId('alarm-list'), badge: byId('alarm-badge'), onPick: pick }),
     orderList: new OrderList({
       list: byId('order-list'),
+      chips: byId('order-filters'),
       badge: byId('order-badge'),
       unitName: (id) => page?.unitName(id) ?? id,
-      plateOf: (vin) => page?.state.get(vin)?.plate ?? vin,
-      onPick: pick,
+      plateOf: (vin) => page?.plateOf(vin) ?? vin,
+      driverName: (id) => page?.drivers.get(id)?.name ?? id,
+      onOpen: (id) => page?.openOrder(id),
     }),
+    orderDetail: new OrderDetail({
+      map: base.map,
+      user: () => page?.user ?? {},
+      cars: () => [...(page?.state.values() ?? [])],
+      unitName: (id) => page?.unitName(id) ?? id,
+      plateOf: (vin) => page?.plateOf(vin) ?? vin,
+      driver: (id) => page?.drivers.get(id) ?? null,
+      vehicle: (vin) => page?.registry.get(vin) ?? null,
+      lowSoc: () => page?.config.low_soc_pct ?? DEFAULT_CONFIG.low_soc_pct,
+      onChanged: (order) => page?.orderList.upsert(order),
+      onSelect: (id) => page?.orderList.select(id),
+      cover: () => coverOf(byId('order-detail'), base.map),
+    }),
+    orderForm: null, // loaded at its first use
     detail: new VehicleDetail({
       map: base.map,
       liveCar: (vin) => page?.state.get(vin),
@@ -116,7 +141,41 @@ function buildUi() {
     }),
     tabs: setupTabs(),
     unitFilter: setupUnitFilter(),
+    newOrder: setupNewOrder(),
   };
+}
+
+/** The new-order card: its module is fetched at the first click (most sessions never book). */
+function setupNewOrder() {
+  const button = byId('order-new');
+  button.addEventListener('click', async () => {
+    if (!ui.orderForm) {
+      const { OrderForm } = await import('./order-form.js');
+      ui.orderForm ??= new OrderForm({
+        map: ui.base.map,
+        user: () => page?.user ?? {},
+        units: () => page?.bookableUnits() ?? [],
+        onCreated: (order) => page?.orderCreated(order),
+        onOpen: () => page?.clearCards(),
+      });
+    }
+    if (page) ui.orderForm.open();
+  });
+  return button;
+}
+
+/**
+ * The part of the map a card hides (its width at the left, or its height at the bottom) and
+ * the open legend's width at the right.
+ */
+function coverOf(card, map) {
+  const legend = document.getElementById('map-legend');
+  const right = legend && !legend.classList.contains('collapsed') ? legend.offsetWidth + 10 : 0;
+  if (card.hidden) return { left: 0, bottom: 0, right };
+  const panel = card.getBoundingClientRect();
+  const box = map.getContainer().getBoundingClientRect();
+  if (panel.width >= box.width * 0.9) return { left: 0, bottom: Math.max(0, box.bottom - panel.top), right };
+  return { left: Math.max(0, panel.right - box.left), bottom: 0, right };
 }
 
 function setupTabs() {
@@ -158,8 +217,11 @@ class Page {
     this.vehicleList = shell.vehicleList;
     this.alarmList = shell.alarmList;
     this.orderList = shell.orderList;
+    this.orderDetail = shell.orderDetail;
     this.detail = shell.detail;
     this.user = user ?? {};
+    this.drivers = new Map(); // id → {name, phone, vehicle_vin}
+    this.registry = new Map(); // vin → {plate, seats, hasDriver}
     this.config = { ...DEFAULT_CONFIG };
     this.state = new Map(); // vin → VehicleState (WGS-84, as received)
     this.units = new Map(); // id → name
@@ -181,6 +243,7 @@ class Page {
   start() {
     byId('user-name').textContent = this.user.username ?? '';
     byId('unit-filter-wrap').hidden = !ALL_UNIT_ROLES.has(this.user.role);
+    this.ui.newOrder.hidden = !mayCreate(this.user);
     this.orderList.setUnitFilter(this.unitFilter);
     this.stops.push(onLangChange(() => this.relabel()));
     this.relabel();
@@ -189,6 +252,7 @@ class Page {
     this.loadUnits();
     this.loadStations();
     this.loadOrders();
+    this.loadRegistry();
     // The HTTP list shows the fleet at once, before (or without) the live feed.
     this.pollStates();
     this.timers.push(setInterval(() => {
@@ -203,6 +267,8 @@ class Page {
     clearInterval(this.connTicker);
     for (const stop of this.stops) stop();
     this.detail.close();
+    this.orderDetail.close();
+    this.ui.orderForm?.close();
     this.cars.clear();
     this.cars.setAlarms(new Set());
     this.state.clear();
@@ -261,10 +327,64 @@ class Page {
       this.fillUnitFilter();
       this.orderList.render();
       this.detail.render();
+      this.orderDetail.render();
+      this.ui.orderForm?.relabel();
     } catch (e) {
       // A driver may not list units (403): ids are shown in place of names.
       if (!(e instanceof ApiError) || e.status !== 403) console.warn('units unavailable', e);
     }
+  }
+
+  /** Drivers (names on orders, which cars have one) and the registry (plates, seats). */
+  async loadRegistry() {
+    const [drivers, vehicles] = await Promise.all([
+      api('/drivers').catch(() => null),
+      api('/vehicles').catch(() => null),
+    ]);
+    if (page !== this) return;
+    this.drivers = new Map((drivers?.drivers ?? []).map((d) => [d.id, d]));
+    const bound = new Set((drivers?.drivers ?? []).map((d) => d.vehicle_vin).filter(Boolean));
+    this.registry = new Map((vehicles?.vehicles ?? []).map((v) => [v.vin, {
+      plate: v.plate, seats: v.seats, hasDriver: drivers ? bound.has(v.vin) : null,
+    }]));
+    this.orderList.render();
+    this.orderDetail.render();
+  }
+
+  plateOf(vin) {
+    return this.state.get(vin)?.plate ?? this.registry.get(vin)?.plate ?? vin;
+  }
+
+  /** Units one may book for: every unit (staff), or one's own. */
+  bookableUnits() {
+    const own = this.user.role === 'unit' ? this.user.unit_id : null;
+    const all = [...this.units.entries()].sort((a, b) => a[0].localeCompare(b[0]));
+    if (!own) return all;
+    return [[own, this.unitName(own)]];
+  }
+
+  // ---- orders ----
+
+  /** Opens an order's card (closing the car's), and its pins on the map. */
+  openOrder(id) {
+    this.detail.close();
+    this.ui.orderForm?.close();
+    return this.orderDetail.open(id, this.orderList.get(id));
+  }
+
+  orderCreated(order) {
+    this.orderList.upsert(order);
+    const filter = Object.keys(FILTERS).find((f) => FILTERS[f](order));
+    if (filter) this.orderList.setFilter(filter);
+    this.ui.tabs.show(byId('tab-orders'));
+    this.openOrder(order.id);
+  }
+
+  /** Closes every card over the map (before another one opens). */
+  clearCards() {
+    this.detail.close();
+    this.orderDetail.close();
+    this.ui.orderForm?.close();
   }
 
   async loadStations() {
@@ -277,12 +397,15 @@ class Page {
     }
   }
 
+  /** The open orders, and those picked up today that are finished (the "done today" chip). */
   async loadOrders() {
     try {
-      // The orders route arrives with dispatch; until then (404) the list is simply empty.
-      const res = await apiOr404('/orders', null);
+      const [open, done] = await Promise.all([
+        apiOr404('/orders', null, { query: { status: OPEN_STATUSES.join(','), limit: 5000 } }),
+        apiOr404('/orders', null, { query: { status: FINAL_STATUSES.join(','), from: startOfToday().toISOString(), limit: 1000 } }),
+      ]);
       if (page !== this) return;
-      this.orderList.replaceAll(res == null ? null : Array.isArray(res) ? res : res.orders ?? []);
+      this.orderList.replaceAll(open == null ? null : [...(open.orders ?? []), ...(done?.orders ?? [])]);
     } catch (e) {
       if (page !== this) return;
       // A role without access to orders sees an empty list rather than an error.
@@ -322,12 +445,16 @@ class Page {
       this.replaceCars(msg.vehicles);
       hooks.ready = true;
       // Order changes sent while disconnected were missed: a resync reloads the list too.
-      if (this.snapshots > 1) this.loadOrders();
+      if (this.snapshots > 1) {
+        this.loadOrders();
+        this.orderDetail.load();
+      }
     } else if (msg.type === 'positions' && Array.isArray(msg.vehicles)) {
       for (const car of msg.vehicles) this.updateCar(car);
       this.alarmsDirty = true;
     } else if (msg.type === 'order' && msg.order) {
       this.orderList.upsert(msg.order);
+      this.orderDetail.changed(msg.order);
     }
   }
 
@@ -383,6 +510,8 @@ class Page {
 
   /** Focuses a car: pans to it (unless clicked on the map), highlights it, opens details. */
   pick(vin, { pan = true } = {}) {
+    this.orderDetail.close();
+    this.ui.orderForm?.close();
     this.select(vin);
     const opened = this.detail.open(vin); // shows the panel at once, so its size is known
     if (pan) this.cars.focus(vin, this.detail.cover());
@@ -402,6 +531,8 @@ class Page {
     this.cars.reproject();
     this.stations.reproject();
     this.detail.reproject();
+    this.orderDetail.reproject();
+    this.ui.orderForm?.reproject();
   }
 
   // ---- chrome ----
@@ -442,6 +573,8 @@ class Page {
     this.alarmList.update([...this.state.values()], this.limits(), true);
     this.orderList.render();
     this.detail.relabel();
+    this.orderDetail.render();
+    this.ui.orderForm?.relabel();
   }
 }
 

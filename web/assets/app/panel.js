@@ -1,4 +1,4 @@
-// The side panel's three lists: vehicles (with plate search), orders and alarms. Each list
+// The side panel's vehicle and alarm lists (the order list is in orders.js). Each list
 // renders from the page's current data and re-renders its text on a language switch.
 
 import { h, replaceChildren } from './dom.js';
@@ -15,12 +15,12 @@ export function comparePlates(a, b) {
   return String(a.plate ?? a.vin).localeCompare(String(b.plate ?? b.vin), 'zh-CN');
 }
 
-function statusChip(status) {
+export function statusChip(status) {
   return h('span', { class: 'status-chip', dataset: { status: status ?? 'unknown' }, style: `--c:${statusColor(status)}` },
     t(`status.${status}`) === `status.${status}` ? t('status.unknown') : t(`status.${status}`));
 }
 
-function socView(soc, low) {
+export function socView(soc, low) {
   if (!Number.isFinite(soc)) return h('span', { class: 'soc none' }, t('none'));
   const pct = Math.max(0, Math.min(100, soc));
   return h('span', { class: `soc${low ? ' low' : ''}` },
@@ -219,91 +219,5 @@ export class AlarmList {
     empty.textContent = t('alarms.empty');
     this.badge.textContent = String(this.alarms.length);
     this.badge.hidden = this.alarms.length === 0;
-  }
-}
-
-/** Orders that still need a dispatcher's eye. */
-export const ACTIVE_ORDER_STATUSES = new Set(['pending_approval', 'approved', 'assigned', 'accepted', 'picked_up']);
-
-/** The order list (#order-list): pending and active orders, newest pickup first. */
-export class OrderList {
-  constructor({ list, badge, unitName, plateOf, onPick }) {
-    this.list = list;
-    this.badge = badge;
-    this.unitName = unitName;
-    this.plateOf = plateOf;
-    this.onPick = onPick;
-    this.orders = new Map();
-    this.unitFilter = null;
-    this.available = true;
-    list.addEventListener('click', (ev) => {
-      const row = ev.target.closest('li[data-vin]');
-      if (row && row.dataset.vin) this.onPick(row.dataset.vin);
-    });
-  }
-
-  /** Every order from `GET /api/v1/orders` (null when the route is not there). */
-  replaceAll(orders) {
-    this.available = orders != null;
-    this.orders = new Map();
-    for (const o of orders ?? []) if (o && o.id != null && ACTIVE_ORDER_STATUSES.has(o.status)) this.orders.set(String(o.id), o);
-    this.render();
-  }
-
-  /** A live `order` event: upserted, or dropped once it is finished. */
-  upsert(order) {
-    if (!order || order.id == null) return;
-    this.available = true;
-    if (ACTIVE_ORDER_STATUSES.has(order.status)) this.orders.set(String(order.id), order);
-    else this.orders.delete(String(order.id));
-    this.render();
-  }
-
-  setUnitFilter(unitId) {
-    this.unitFilter = unitId || null;
-    this.render();
-  }
-
-  clear() {
-    this.orders.clear();
-    this.render();
-  }
-
-  render() {
-    const orders = [...this.orders.values()]
-      .filter((o) => !this.unitFilter || o.unit_id === this.unitFilter)
-      .sort((a, b) => String(a.pickup_at ?? '').localeCompare(String(b.pickup_at ?? '')) || String(a.id).localeCompare(String(b.id)));
-    replaceChildren(this.list, orders.map((o) => this.row(o)));
-    let empty = this.list.parentNode.querySelector('.list-empty');
-    if (!empty) {
-      empty = h('p', { class: 'list-empty' });
-      this.list.after(empty);
-    }
-    empty.hidden = orders.length > 0;
-    empty.textContent = this.available ? t('orders.empty') : t('orders.unavailable');
-    this.badge.textContent = String(orders.length);
-    this.badge.hidden = orders.length === 0;
-  }
-
-  row(o) {
-    const statusKey = `order.${o.status}`;
-    const status = t(statusKey) === statusKey ? String(o.status) : t(statusKey);
-    const place = (p) => (p && (p.name || (Number.isFinite(p.lat) ? `${p.lat.toFixed(4)}, ${p.lon.toFixed(4)}` : ''))) || t('none');
-    return h('li', { class: `orow${o.vin ? ' has-vin' : ''}`, dataset: { order: String(o.id), status: String(o.status), vin: o.vin ?? '' } },
-      h('div', { class: 'orow-head' },
-        h('span', { class: 'order-id' }, `#${o.id}`),
-        h('span', { class: 'order-status', dataset: { status: String(o.status) } }, status),
-        h('span', { class: 'order-unit', title: t('orders.unit') }, this.unitName(o.unit_id))),
-      h('div', { class: 'order-route' },
-        h('span', { class: 'from' }, place(o.pickup)), h('span', { class: 'arrow', 'aria-hidden': 'true' }, '→'),
-        h('span', { class: 'to' }, place(o.dropoff))),
-      h('div', { class: 'order-meta' },
-        h('span', null, `${t('orders.pickup_at')} ${formatTime(o.pickup_at)}`),
-        h('span', null, t('orders.passengers', { n: o.passengers ?? '?' })),
-        o.vin ? h('span', { class: 'order-vin' }, `${t('orders.vehicle')} ${this.plateOf(o.vin)}`) : null),
-      o.purpose ? h('div', { class: 'order-purpose' }, `${t('orders.purpose')}${t('colon')}${o.purpose}`) : null,
-      o.unmatched_reason
-        ? h('div', { class: 'order-unmatched' }, `${t('orders.unmatched')}${t('colon')}${o.unmatched_reason}`)
-        : null);
   }
 }
