@@ -10,4 +10,5 @@ mod order_store;
 mod orders;
 mod pages;
 mod pages_orders;
+mod stats;
 mod storage;

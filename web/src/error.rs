@@ -37,6 +37,9 @@ pub enum ApiError {
     /// The order's status does not allow the action.
     #[error("{0}")]
     InvalidTransition(String),
+    /// The unit's monthly energy budget is spent.
+    #[error("the unit's energy budget for {0} is spent; an admin may override it")]
+    BudgetExhausted(String),
     /// The car holds an overlapping active order.
     #[error("the vehicle already holds an overlapping active order")]
     VehicleBusy,
@@ -69,6 +72,7 @@ impl ApiError {
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::InvalidTransition(_) => (StatusCode::CONFLICT, "invalid_transition"),
             Self::VehicleBusy => (StatusCode::CONFLICT, "vehicle_busy"),
+            Self::BudgetExhausted(_) => (StatusCode::CONFLICT, "budget_exhausted"),
             Self::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             Self::Validation { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
             Self::TooManyAttempts { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),

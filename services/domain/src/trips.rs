@@ -17,6 +17,16 @@ use serde::{Deserialize, Serialize};
 use crate::feasibility::{GeoPoint, haversine_m};
 use crate::{Sample, Vin};
 
+/// Asia/Shanghai is UTC+8 all year (no daylight saving): months and days of the reports.
+pub fn china_offset() -> chrono::FixedOffset {
+    chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset")
+}
+
+/// The month (`YYYY-MM`) of `ts` in Asia/Shanghai: a trip counts in the month it starts.
+pub fn month_of(ts: DateTime<Utc>) -> String {
+    ts.with_timezone(&china_offset()).format("%Y-%m").to_string()
+}
+
 /// How trips and sessions are cut.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DeriveParams {
@@ -331,6 +341,13 @@ mod tests {
         let c = &d.charging[0];
         assert_eq!((c.start_soc_pct, c.end_soc_pct, c.open), (Some(40.0), Some(78.0), false));
         assert!((c.energy_kwh - 19.0).abs() < 1e-9, "{}", c.energy_kwh);
+    }
+
+    #[test]
+    fn months_turn_at_midnight_in_shanghai() {
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        assert_eq!(month_of(t("2026-11-30T15:59:59Z")), "2026-11");
+        assert_eq!(month_of(t("2026-11-30T16:00:00Z")), "2026-12", "midnight of 1 December in Shanghai");
     }
 
     #[test]

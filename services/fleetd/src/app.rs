@@ -111,6 +111,8 @@ impl App {
             bus.clone(),
         );
         tasks.spawn(dispatcher.run(shutdown.child_token()));
+        let deriver = fleet_stats::Deriver::new(settings.stats.clone(), store.clone(), bus.clone());
+        tasks.spawn(deriver.run(shutdown.child_token()));
 
         if settings.demo {
             let vehicles = store

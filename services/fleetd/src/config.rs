@@ -99,6 +99,8 @@ pub struct Settings {
     /// A live-feed connection whose socket takes no message for this long is dropped.
     pub live_send_timeout: Duration,
     pub dispatch: DispatchSettings,
+    /// Trip and charging-session derivation.
+    pub stats: fleet_stats::Config,
 }
 
 /// Dispatch's rules and rhythm.
@@ -143,6 +145,7 @@ impl Settings {
             map: fleet_web::MapConfig::default(),
             live_send_timeout: fleet_web::DEFAULT_LIVE_SEND_TIMEOUT,
             dispatch: DispatchSettings::default(),
+            stats: fleet_stats::Config::default(),
         }
     }
 }

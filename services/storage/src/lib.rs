@@ -8,6 +8,7 @@
 //! table, whose `timestamptz` is its partition key.
 
 mod dead_letters;
+mod derived;
 mod error;
 mod orders;
 mod registry;
@@ -23,8 +24,9 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 pub use dead_letters::DeadLetters;
+pub use derived::{Derived, StoredTrip};
 pub use error::StorageError;
-pub use orders::{Act, Acted, Actor, IdempotencyKeys, KeptAnswer, OrderQuery, OrderRecord, Orders};
+pub use orders::{Act, Acted, Actor, IdempotencyKeys, KeptAnswer, OrderQuery, OrderRecord, Orders, Served};
 pub use registry::{Drivers, Units, Vehicles};
 pub use stations::{ChargingStation, ChargingStations};
 pub use telemetry::{BatchOutcome, Telemetry};
@@ -173,6 +175,9 @@ impl Store {
         }
     }
 
+    pub fn derived(&self) -> Derived<'_> {
+        Derived(self)
+    }
     pub fn orders(&self) -> Orders<'_> {
         Orders(self)
     }

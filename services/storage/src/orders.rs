@@ -457,12 +457,35 @@ impl Orders<'_> {
         Ok(out)
     }
 
+    /// The orders whose passengers `vin` carried at some time in `[from, to]`: from their
+    /// pickup event to their completion or cancellation (None while still on board).
+    pub async fn served_by(&self, vin: &Vin, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<Served>, StorageError> {
+        let q = "SELECT o.id, o.unit_id, o.driver_id, p.ts_ms,                    (SELECT MIN(c.ts_ms) FROM order_events c WHERE c.order_id = o.id AND c.action IN ('complete', 'cancel') AND c.id > p.id)                  FROM order_events p JOIN orders o ON o.id = p.order_id                  WHERE p.action = 'pickup' AND p.vin = $1 AND p.ts_ms <= $3 ORDER BY p.ts_ms";
+        type Row = (String, String, Option<String>, i64, Option<i64>);
+        let rows: Vec<Row> = on_pool!(self.0, pool => sqlx::query_as(q).bind(vin.as_str()).bind(to_ms(from)).bind(to_ms(to)).fetch_all(pool).await)?;
+        Ok(rows
+            .into_iter()
+            .filter(|r| r.4.is_none_or(|done| done >= to_ms(from)))
+            .map(|(order_id, unit_id, driver_id, picked, done)| Served { order_id, unit_id, driver_id, picked_up_at: from_ms(picked), done_at: done.map(from_ms) })
+            .collect())
+    }
+
     /// Records why an approved order still waits; true when the reason changed.
     pub async fn set_unmatched_reason(&self, id: &str, reason: Option<&str>) -> Result<bool, StorageError> {
         let q = "UPDATE orders SET unmatched_reason = $2 WHERE id = $1 AND status = 'approved' AND unmatched_reason IS DISTINCT FROM $2";
         let n = on_pool!(self.0, pool => sqlx::query(q).bind(id).bind(reason).execute(pool).await.map(|r| r.rows_affected()))?;
         Ok(n > 0)
     }
+}
+
+/// An order a car carried passengers for (see [`Orders::served_by`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Served {
+    pub order_id: String,
+    pub unit_id: String,
+    pub driver_id: Option<String>,
+    pub picked_up_at: DateTime<Utc>,
+    pub done_at: Option<DateTime<Utc>>,
 }
 
 /// Answers kept for `Idempotency-Key` retries.

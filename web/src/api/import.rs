@@ -54,7 +54,7 @@ pub(crate) async fn import(
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let now = Utc::now();
     let rows = parse(text, now)?;
-    let units: HashMap<String, bool> = state.store.units().list().await?.into_iter().map(|u| (u.id, u.auto_approve)).collect();
+    let units: HashMap<String, fleet_domain::Unit> = state.store.units().list().await?.into_iter().map(|u| (u.id.clone(), u)).collect();
     let mut result = ImportResult { created: Vec::new(), errors: Vec::new() };
     for row in rows {
         let (line, new, pickup_at) = match row {
@@ -69,11 +69,11 @@ pub(crate) async fn import(
             result.errors.push(refuse(format!("unit_id: {:?} is not your unit", new.unit_id)));
             continue;
         }
-        let Some(&auto_approve) = units.get(&new.unit_id) else {
+        let Some(unit) = units.get(&new.unit_id) else {
             result.errors.push(refuse(format!("unit_id: no unit has the id {:?}", new.unit_id)));
             continue;
         };
-        match super::orders::create_order(&state, &auth, &new, pickup_at, auto_approve, now).await {
+        match super::orders::create_order(&state, &auth, &new, pickup_at, unit, now).await {
             Ok(record) => result.created.push(record.order.id),
             Err(ApiError::Unavailable(e)) => return Err(ApiError::Unavailable(e)),
             Err(e) => result.errors.push(refuse(e.to_string())),

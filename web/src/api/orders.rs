@@ -80,26 +80,38 @@ pub(crate) async fn create(
     let now = Utc::now();
     let pickup_at = new.validate(now)?;
     let unit = state.store.units().get(&new.unit_id).await?.ok_or_else(|| ApiError::validation("unit_id", "no unit has this id"))?;
-    let record = create_order(&state, &auth, &new, pickup_at, unit.auto_approve, now).await?;
+    let record = create_order(&state, &auth, &new, pickup_at, &unit, now).await?;
     tracing::info!(order.id = %record.order.id, unit.id = %unit.id, user.id = auth.user.id, "order created");
     Ok((StatusCode::CREATED, super::location("orders", &record.order.id), Json(record.order)))
 }
 
-/// Stores a validated order for an existing unit and announces it.
+/// Stores a validated order for an existing unit and announces it. Refused with
+/// `budget_exhausted` when the unit's energy budget for the pickup's month is spent, unless
+/// the order overrides it (admins only; recorded in its history).
 pub(crate) async fn create_order(
     state: &AppState,
     auth: &AuthUser,
     new: &NewOrder,
     pickup_at: chrono::DateTime<Utc>,
-    auto_approve: bool,
+    unit: &fleet_domain::Unit,
     now: chrono::DateTime<Utc>,
 ) -> Result<OrderRecord, ApiError> {
+    let month = fleet_domain::trips::month_of(pickup_at);
+    let spent = super::trips::budget_of(state, unit, &month).await?.share >= 1.0;
+    if spent && !new.override_budget {
+        return Err(ApiError::BudgetExhausted(month));
+    }
+    let auto_approve = unit.auto_approve;
     let status = if auto_approve { OrderStatus::Approved } else { OrderStatus::PendingApproval };
     let trip_m = state.dispatch.road_m(haversine_m(GeoPoint::new(new.pickup.lat, new.pickup.lon), GeoPoint::new(new.dropoff.lat, new.dropoff.lon)));
     let window = reservation_window(pickup_at, state.dispatch.eta(trip_m));
     let id = super::new_id("o");
-    let reason = auto_approve.then_some("auto_approve");
-    let record = state.store.orders().create(&id, new, pickup_at, status, window, &actor_of(auth, false), reason, now).await?;
+    let reasons: Vec<&str> = [(auto_approve, "auto_approve"), (spent && new.override_budget, "budget_override")]
+        .into_iter()
+        .filter_map(|(on, r)| on.then_some(r))
+        .collect();
+    let reason = (!reasons.is_empty()).then(|| reasons.join(", "));
+    let record = state.store.orders().create(&id, new, pickup_at, status, window, &actor_of(auth, false), reason.as_deref(), now).await?;
     announce(state, &record);
     Ok(record)
 }
