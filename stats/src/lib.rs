@@ -17,8 +17,12 @@ use fleet_storage::{Served, Store, StorageError, StoredTrip};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
-/// How often cars with new samples are re-derived.
-pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
+/// How often cars with new samples are re-derived. Statistics and budgets need minutes, not
+/// seconds; a longer pass folds a moving car's many samples into one derivation.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
+/// Cars re-derived in one pass at most; the rest keep their place in the queue (their
+/// windows merge meanwhile), so a large fleet spreads the work instead of bursting.
+pub const MAX_CARS_PER_PASS: usize = 500;
 /// Most samples one re-derivation reads (about three weeks of 5-second reports).
 pub const MAX_WINDOW_SAMPLES: i64 = 400_000;
 
@@ -52,7 +56,7 @@ impl Deriver {
         // Subscribed before the catch-up: nothing committed meanwhile is missed.
         let mut events = self.bus.subscribe();
         let mut need_catch_up = true;
-        let mut dirty: HashMap<Vin, (DateTime<Utc>, DateTime<Utc>)> = HashMap::new();
+        let mut dirty = Dirty::default();
         let mut tick = tokio::time::interval(self.cfg.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -61,7 +65,7 @@ impl Deriver {
                 event = events.recv() => match event {
                     Ok(Event::SamplesCommitted(samples)) => {
                         for s in samples.iter() {
-                            dirty.entry(s.vin.clone()).and_modify(|(a, b)| { *a = (*a).min(s.ts); *b = (*b).max(s.ts); }).or_insert((s.ts, s.ts));
+                            dirty.mark(&s.vin, s.ts, s.ts);
                         }
                     }
                     Ok(_) => {}
@@ -81,12 +85,13 @@ impl Deriver {
                             Err(e) => tracing::warn!(error = %e, "trip catch-up failed; retrying"),
                         }
                     }
-                    for (vin, (a, b)) in std::mem::take(&mut dirty) {
+                    for (vin, (a, b)) in dirty.take(MAX_CARS_PER_PASS) {
                         if let Err(e) = self.derive_window(&vin, a, b).await {
                             tracing::warn!(vehicle.vin = %vin, error = %e, "trip derivation failed; retrying");
-                            dirty.insert(vin, (a, b));
+                            dirty.mark(&vin, a, b);
                         }
                     }
+                    metrics::gauge!("fleet_stats_cars_waiting").set(dirty.queue.len() as f64);
                 }
             }
         }
@@ -129,6 +134,34 @@ impl Deriver {
         let sessions: Vec<_> = derived.charging.into_iter().filter(|c| in_window(c.start_ts)).collect();
         metrics::counter!("fleet_stats_derivations_total").increment(1);
         self.store.derived().replace(vin, from, to, &trips, &sessions).await
+    }
+}
+
+/// Cars waiting for a derivation, first come first served, each with the time span its new
+/// samples cover.
+#[derive(Default)]
+struct Dirty {
+    queue: std::collections::VecDeque<Vin>,
+    spans: HashMap<Vin, (DateTime<Utc>, DateTime<Utc>)>,
+}
+
+impl Dirty {
+    fn mark(&mut self, vin: &Vin, from: DateTime<Utc>, to: DateTime<Utc>) {
+        match self.spans.get_mut(vin) {
+            Some((a, b)) => {
+                *a = (*a).min(from);
+                *b = (*b).max(to);
+            }
+            None => {
+                self.spans.insert(vin.clone(), (from, to));
+                self.queue.push_back(vin.clone());
+            }
+        }
+    }
+
+    fn take(&mut self, n: usize) -> Vec<(Vin, (DateTime<Utc>, DateTime<Utc>))> {
+        let n = n.min(self.queue.len());
+        self.queue.drain(..n).filter_map(|vin| self.spans.remove(&vin).map(|span| (vin, span))).collect()
     }
 }
 
