@@ -433,5 +433,13 @@ both!(health_openapi_and_pages_need_no_token, |app: TestApp| async move {
         assert_eq!(res.headers()[name], value, "{name}");
     }
     assert!(res.headers()["content-security-policy"].to_str()?.contains("default-src 'self'"));
+    // Pages and scripts go out gzipped to a client that accepts it, and plain to one that does not.
+    for path in ["/", "/vendor/leaflet@1.9.4/leaflet.js", "/driver"] {
+        let res = app.http.get(app.url(path)).header("accept-encoding", "gzip").send().await?;
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+        assert_eq!(res.headers().get("content-encoding").map(|v| v.to_str().unwrap_or("")), Some("gzip"), "{path}");
+        let plain = app.http.get(app.url(path)).send().await?;
+        assert!(plain.headers().get("content-encoding").is_none(), "{path}");
+    }
     Ok(())
 });

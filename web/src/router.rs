@@ -70,6 +70,9 @@ pub(crate) fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(layers::panic_response))
         .layer(axum::middleware::from_fn_with_state(state.clone(), layers::harden))
         .layer(axum::middleware::from_fn(layers::observe))
+        // Pages, scripts and JSON go out gzipped to clients that accept it (phones on patchy
+        // island coverage); the WebSocket upgrade and small answers are left alone.
+        .layer(tower_http::compression::CompressionLayer::new())
         .layer(TraceLayer::new_for_http().make_span_with(layers::request_span).on_failure(()))
         .with_state(state)
 }
