@@ -71,6 +71,50 @@ both_with!(a_served_drive_becomes_a_trip_and_spends_the_units_budget, quick, |ap
     assert_eq!(get(&app, &w.unit1, "/api/v1/units/u3/budget").await?.0, 404, "another unit's budget");
     assert_eq!(get(&app, &w.admin, "/api/v1/units/u3/budget?month=2026-13").await?.0, 400);
 
+    // The month's statistics: JSON, CSV (UTF-8 with BOM) and XLSX.
+    let month = fleet_domain::trips::month_of(base);
+    let (status, m) = get(&app, &w.admin, &format!("/api/v1/stats/monthly?month={month}")).await?;
+    assert_eq!(status, 200, "{m}");
+    let u3 = m["units"].as_array().unwrap().iter().find(|u| u["unit_id"] == "u3").unwrap().clone();
+    assert_eq!((u3["trips"].as_i64(), u3["orders"]["picked_up"].as_i64(), u3["budget_warning"].as_bool()), (Some(1), Some(1), Some(true)), "{u3}");
+    assert!((u3["km"].as_f64().unwrap() - 4.329).abs() < 1e-6 && (u3["kwh"].as_f64().unwrap() - kwh).abs() < 1e-6, "{u3}");
+    let expected_co2 = 4.329 * 8.0 / 100.0 * 2.3 - kwh * 0.5703;
+    assert!((u3["co2_avoided_kg"].as_f64().unwrap() - expected_co2).abs() < 1e-6, "{u3}");
+    let car = m["vehicles"].as_array().unwrap().iter().find(|v| v["vin"] == vin.as_str()).unwrap().clone();
+    assert_eq!((car["trips"].as_i64(), car["charging_sessions"].as_i64()), (Some(1), Some(0)));
+    let d0 = m["drivers"].as_array().unwrap().iter().find(|d| d["driver_id"] == "d0").unwrap().clone();
+    assert_eq!(d0["trips"], 1);
+    assert_eq!(get(&app, &driver, &format!("/api/v1/stats/monthly?month={month}")).await?.0, 403, "drivers have no statistics");
+    let (_, mine) = get(&app, &w.unit1, &format!("/api/v1/stats/monthly?month={month}")).await?;
+    assert_eq!(mine["units"].as_array().unwrap().iter().map(|u| u["unit_id"].as_str().unwrap()).collect::<Vec<_>>(), ["u1"], "a unit sees itself");
+    assert_eq!(get(&app, &w.unit1, &format!("/api/v1/stats/monthly?month={month}&unit_id=u3")).await?.0, 404);
+
+    let csv = app.http.get(app.url(&format!("/api/v1/stats/monthly?month={month}&format=csv&view=vehicles"))).bearer_auth(&w.admin).send().await?;
+    assert!(csv.headers()["content-type"].to_str()?.starts_with("text/csv"));
+    let bytes = csv.bytes().await?;
+    assert!(bytes.starts_with(&[0xEF, 0xBB, 0xBF]), "UTF-8 with BOM for Excel");
+    let text = std::str::from_utf8(&bytes[3..])?;
+    let mut lines = text.lines();
+    assert!(lines.next().unwrap().starts_with("车牌,VIN,所属单位,行程数,里程(km)"), "{text}");
+    let row = text.lines().find(|l| l.contains(vin.as_str())).unwrap();
+    assert!(row.starts_with("浙L·D70000,") && row.contains(",1,4.33,"), "{row}");
+
+    let xlsx = app.http.get(app.url(&format!("/api/v1/stats/monthly?month={month}&format=xlsx&lang=en"))).bearer_auth(&w.admin).send().await?;
+    assert_eq!(xlsx.status(), 200);
+    let mut book = zip::ZipArchive::new(std::io::Cursor::new(xlsx.bytes().await?.to_vec()))?;
+    let read = |book: &mut zip::ZipArchive<std::io::Cursor<Vec<u8>>>, name: &str| -> anyhow::Result<String> {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut book.by_name(name)?, &mut s)?;
+        Ok(s)
+    };
+    let workbook = read(&mut book, "xl/workbook.xml")?;
+    for sheet in ["Units", "Vehicles", "Drivers"] {
+        assert!(workbook.contains(&format!("name=\"{sheet}\"")), "{workbook}");
+    }
+    let strings = read(&mut book, "xl/sharedStrings.xml")?;
+    assert!(strings.contains("浙L·D70000") && strings.contains("市档案馆") && strings.contains("CO2 avoided (kg)"), "{strings}");
+    assert_eq!(get(&app, &w.admin, &format!("/api/v1/stats/monthly?month={month}&format=pdf")).await?.0, 400);
+
     // Spent: new orders are refused, an admin may override (recorded), nobody else may.
     let (status, v) = post(&app, &w.admin, "/api/v1/orders", order_body("u3", 1)).await?;
     assert_eq!((status.as_u16(), v["error"]["code"].as_str()), (409, Some("budget_exhausted")));

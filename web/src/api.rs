@@ -5,6 +5,7 @@ pub(crate) mod drivers;
 pub(crate) mod import;
 pub(crate) mod orders;
 pub(crate) mod stations;
+pub(crate) mod stats;
 pub(crate) mod trips;
 pub(crate) mod units;
 pub(crate) mod users;

@@ -33,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use auth::hash_password;
 pub use live::{DEFAULT_SEND_TIMEOUT as DEFAULT_LIVE_SEND_TIMEOUT, TICK as LIVE_TICK};
+pub use api::stats::Co2Factors;
 pub use map::{MapConfig, TileCrs, TileLayer};
 
 /// Where the HTTP server listens when nothing else is configured.
@@ -53,6 +54,8 @@ pub struct Config {
     pub map: MapConfig,
     /// Road factor and average speed (for an order's reservation window).
     pub dispatch: fleet_domain::DispatchParams,
+    /// The petrol baseline and grid factor of the CO₂ figures.
+    pub co2: Co2Factors,
 }
 
 impl Default for Config {
@@ -63,6 +66,7 @@ impl Default for Config {
             live_send_timeout: live::DEFAULT_SEND_TIMEOUT,
             map: MapConfig::default(),
             dispatch: fleet_domain::DispatchParams::default(),
+            co2: Co2Factors::default(),
         }
     }
 }
@@ -105,6 +109,7 @@ pub(crate) struct Shared {
     pub live: Arc<live::Live>,
     pub map: MapConfig,
     pub dispatch: fleet_domain::DispatchParams,
+    pub co2: Co2Factors,
     /// The Content-Security-Policy of every response (it names configured tile servers).
     pub csp: axum::http::HeaderValue,
 }
@@ -128,6 +133,7 @@ impl AppState {
             live: Arc::new(live::Live::new(cfg.live_send_timeout)),
             map: cfg.map.clone(),
             dispatch: cfg.dispatch,
+            co2: cfg.co2,
             csp: layers::content_security_policy(&cfg.map.tiles),
         }))
     }

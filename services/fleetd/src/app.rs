@@ -82,6 +82,7 @@ impl App {
                 live_send_timeout: settings.live_send_timeout,
                 map: fleet_web::MapConfig { accept_timeout_s: settings.dispatch.accept_timeout.as_secs(), ..settings.map.clone() },
                 dispatch: settings.dispatch.params,
+                co2: settings.co2,
             },
             fleet_web::Deps {
                 store: store.clone(),

@@ -93,6 +93,15 @@ pub struct RunArgs {
     pub map: MapArgs,
     #[command(flatten)]
     pub dispatch: DispatchArgs,
+    /// Petrol a comparable car would burn, L/100 km (the baseline of CO₂ avoided).
+    #[arg(long, env = "FLEET_CO2_PETROL_L_PER_100KM", default_value_t = fleet_web::Co2Factors::default().petrol_l_per_100km)]
+    pub co2_petrol_l_per_100km: f64,
+    /// CO₂ per litre of petrol, kg.
+    #[arg(long, env = "FLEET_CO2_PETROL_KG_PER_L", default_value_t = fleet_web::Co2Factors::default().petrol_kg_co2_per_l)]
+    pub co2_petrol_kg_per_l: f64,
+    /// CO₂ per kWh of grid electricity, kg.
+    #[arg(long, env = "FLEET_CO2_GRID_KG_PER_KWH", default_value_t = fleet_web::Co2Factors::default().grid_kg_co2_per_kwh)]
+    pub co2_grid_kg_per_kwh: f64,
 }
 
 /// Dispatch rules (contract §6).
@@ -247,6 +256,20 @@ impl RunArgs {
         s.shutdown_grace = Duration::from_secs(self.shutdown_grace_s);
         s.map = self.map.map_config()?;
         self.dispatch.apply(&mut s)?;
+        for (setting, value, max) in [
+            ("FLEET_CO2_PETROL_L_PER_100KM", self.co2_petrol_l_per_100km, 50.0),
+            ("FLEET_CO2_PETROL_KG_PER_L", self.co2_petrol_kg_per_l, 10.0),
+            ("FLEET_CO2_GRID_KG_PER_KWH", self.co2_grid_kg_per_kwh, 5.0),
+        ] {
+            if !(value.is_finite() && (0.0..=max).contains(&value)) {
+                return Err(ConfigError::new(setting, format!("must be 0 to {max}")));
+            }
+        }
+        s.co2 = fleet_web::Co2Factors {
+            petrol_l_per_100km: self.co2_petrol_l_per_100km,
+            petrol_kg_co2_per_l: self.co2_petrol_kg_per_l,
+            grid_kg_co2_per_kwh: self.co2_grid_kg_per_kwh,
+        };
         Ok(s)
     }
 }

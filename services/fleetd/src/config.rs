@@ -101,6 +101,8 @@ pub struct Settings {
     pub dispatch: DispatchSettings,
     /// Trip and charging-session derivation.
     pub stats: fleet_stats::Config,
+    /// The CO₂ comparison's factors.
+    pub co2: fleet_web::Co2Factors,
 }
 
 /// Dispatch's rules and rhythm.
@@ -146,6 +148,7 @@ impl Settings {
             live_send_timeout: fleet_web::DEFAULT_LIVE_SEND_TIMEOUT,
             dispatch: DispatchSettings::default(),
             stats: fleet_stats::Config::default(),
+            co2: fleet_web::Co2Factors::default(),
         }
     }
 }

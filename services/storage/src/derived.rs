@@ -224,3 +224,63 @@ impl Derived<'_> {
         Ok(on_pool!(self.0, pool => sqlx::query_scalar::<_, f64>(q).bind(unit_id).bind(month).fetch_one(pool).await)?)
     }
 }
+
+/// Trip figures of one group (a unit, a car or a driver) in one month.
+#[derive(Debug, Clone, Default, PartialEq, sqlx::FromRow)]
+pub struct TripTotals {
+    /// The unit id, VIN or driver id.
+    pub key: String,
+    pub trips: i64,
+    pub km: f64,
+    /// Time under way, milliseconds.
+    pub ms: i64,
+    pub kwh: f64,
+    /// Days (Asia/Shanghai) with at least one trip.
+    pub days: i64,
+}
+
+/// Charging figures of one car in one month.
+#[derive(Debug, Clone, Default, PartialEq, sqlx::FromRow)]
+pub struct ChargeTotals {
+    pub key: String,
+    pub sessions: i64,
+    pub kwh: f64,
+}
+
+/// Which column trip totals group by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TripGroup {
+    Unit,
+    Vehicle,
+    Driver,
+}
+
+/// Milliseconds in a day, and Asia/Shanghai's offset, for local day numbers in SQL.
+const DAY_MS: i64 = 86_400_000;
+const CHINA_OFFSET_MS: i64 = 8 * 3_600_000;
+
+impl Derived<'_> {
+    /// Trip totals of `month` (YYYY-MM, Asia/Shanghai) grouped by unit, car or driver (trips
+    /// without that key are left out). Reads only the derived table.
+    pub async fn trip_totals(&self, month: &str, group: TripGroup) -> Result<Vec<TripTotals>, StorageError> {
+        let col = match group {
+            TripGroup::Unit => "unit_id",
+            TripGroup::Vehicle => "vin",
+            TripGroup::Driver => "driver_id",
+        };
+        let q = format!(
+            "SELECT {col} AS key, COUNT(*) AS trips, COALESCE(SUM(distance_km), 0.0) AS km, \
+             CAST(COALESCE(SUM(end_ms - start_ms), 0) AS BIGINT) AS ms, COALESCE(SUM(energy_kwh), 0.0) AS kwh, \
+             COUNT(DISTINCT (start_ms + {CHINA_OFFSET_MS}) / {DAY_MS}) AS days \
+             FROM trips WHERE month = $1 AND {col} IS NOT NULL GROUP BY {col} ORDER BY {col}"
+        );
+        Ok(on_pool!(self.0, pool => sqlx::query_as(sqlx::AssertSqlSafe(q)).bind(month).fetch_all(pool).await)?)
+    }
+
+    /// Charging totals of `month` by car.
+    pub async fn charge_totals(&self, month: &str) -> Result<Vec<ChargeTotals>, StorageError> {
+        let q = "SELECT vin AS key, COUNT(*) AS sessions, COALESCE(SUM(energy_kwh), 0.0) AS kwh FROM charging_sessions \
+                 WHERE month = $1 GROUP BY vin ORDER BY vin";
+        Ok(on_pool!(self.0, pool => sqlx::query_as(q).bind(month).fetch_all(pool).await)?)
+    }
+}

@@ -457,6 +457,15 @@ impl Orders<'_> {
         Ok(out)
     }
 
+    /// Orders picked up in `[from, to)` by unit and status: `(unit, status, orders, passengers)`.
+    pub async fn counts_by_unit(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<(String, OrderStatus, i64, i64)>, StorageError> {
+        let q = "SELECT unit_id, status, COUNT(*), COALESCE(SUM(passengers), 0) FROM orders                  WHERE pickup_at_ms >= $1 AND pickup_at_ms < $2 GROUP BY unit_id, status ORDER BY unit_id, status";
+        let rows: Vec<(String, String, i64, i64)> = on_pool!(self.0, pool => sqlx::query_as(q).bind(to_ms(from)).bind(to_ms(to)).fetch_all(pool).await)?;
+        rows.into_iter()
+            .map(|(u, s, n, p)| Ok((u, OrderStatus::parse(&s).ok_or_else(|| corrupt("status", &s))?, n, p)))
+            .collect()
+    }
+
     /// The orders whose passengers `vin` carried at some time in `[from, to]`: from their
     /// pickup event to their completion or cancellation (None while still on board).
     pub async fn served_by(&self, vin: &Vin, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<Served>, StorageError> {
