@@ -21,6 +21,11 @@ pub(crate) async fn driver(headers: HeaderMap) -> Response {
     serve("driver.html", &headers).unwrap_or_else(|| ApiError::NotFound("page").into_response())
 }
 
+/// `GET /stats`: the monthly statistics page.
+pub(crate) async fn stats(headers: HeaderMap) -> Response {
+    serve("stats.html", &headers).unwrap_or_else(|| ApiError::NotFound("page").into_response())
+}
+
 /// Every path no route claims: an embedded file, else 404 in the API's error shape.
 pub(crate) async fn fallback(uri: Uri, headers: HeaderMap) -> Response {
     let path = uri.path();

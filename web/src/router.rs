@@ -15,6 +15,7 @@ pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
     vec![
         ("/", get(assets::index)),
         ("/driver", get(assets::driver)),
+        ("/stats", get(assets::stats)),
         ("/healthz", get(health::healthz)),
         ("/metrics", get(health::metrics)),
         ("/api/v1/openapi.json", get(api::openapi)),
