@@ -17,7 +17,7 @@ fn quick(s: &mut Settings) {
 }
 
 both_with!(a_served_drive_becomes_a_trip_and_spends_the_units_budget, quick, |app: TestApp| async move {
-    let w = world(&app, 1).await?;
+    let w = world(&app, 2).await?;
     let (vin, _, driver) = w.cars[0].clone();
     let (status, _) = post(&app, &w.admin, "/api/v1/units", json!({"id": "u3", "name": "市档案馆", "monthly_energy_budget_kwh": 2.5, "auto_approve": true})).await?;
     assert_eq!(status, 201);
@@ -46,8 +46,12 @@ both_with!(a_served_drive_becomes_a_trip_and_spends_the_units_budget, quick, |ap
         batch.push(json!({"ts": at(60 + 40 * 11 + i * 30), "lat": 30.039, "lon": 122.1, "speed_kmh": 0.0, "soc_pct": 76.1, "odometer_km": 1004.329}));
     }
     let mut p = Publisher::connect().await?;
-    p.json(&vin, &Value::Array(batch)).await?;
+    p.json(&vin, &Value::Array(batch.clone())).await?;
     app.wait_for_samples(&vin, 52).await?;
+    // The other car makes the same drive without any order.
+    let joyride = w.cars[1].0.clone();
+    p.json(&joyride, &Value::Array(batch)).await?;
+    app.wait_for_samples(&joyride, 52).await?;
 
     let path = format!("/api/v1/trips?vin={vin}&from={}&to={}", urlencode(&(base - chrono::Duration::hours(1)).to_rfc3339()), urlencode(&(base + chrono::Duration::hours(1)).to_rfc3339()));
     app.wait_until("the trip derived and closed", || async {
@@ -114,6 +118,23 @@ both_with!(a_served_drive_becomes_a_trip_and_spends_the_units_budget, quick, |ap
     let strings = read(&mut book, "xl/sharedStrings.xml")?;
     assert!(strings.contains("浙L·D70000") && strings.contains("市档案馆") && strings.contains("CO2 avoided (kg)"), "{strings}");
     assert_eq!(get(&app, &w.admin, &format!("/api/v1/stats/monthly?month={month}&format=pdf")).await?.0, 400);
+
+    // Misuse: the drive without an order is listed with its track; the served one never as
+    // `no_order`.
+    let path = format!("/api/v1/alarms/misuse?month={month}");
+    app.wait_until("the order-less drive derived", || async { Ok(get(&app, &w.auditor, &path).await?.1["alarms"].as_array().is_some_and(|a| a.iter().any(|x| x["vin"] == joyride.as_str()))) })
+        .await?;
+    let (_, list) = get(&app, &w.auditor, &path).await?;
+    let alarm = list["alarms"].as_array().unwrap().iter().find(|a| a["vin"] == joyride.as_str()).unwrap().clone();
+    assert!(alarm["reasons"].as_array().unwrap().contains(&json!("no_order")), "{alarm}");
+    assert!(alarm["order_id"].is_null());
+    for a in list["alarms"].as_array().unwrap().iter().filter(|a| a["vin"] == vin.as_str()) {
+        assert!(!a["reasons"].as_array().unwrap().contains(&json!("no_order")), "{a}");
+    }
+    let (status, track) = get(&app, &w.auditor, alarm["track"].as_str().unwrap()).await?;
+    assert_eq!(status, 200, "{track}");
+    assert!(track["samples"].as_array().unwrap().len() >= 40, "the track covers the trip");
+    assert_eq!(get(&app, &driver, &path).await?.0, 403);
 
     // Spent: new orders are refused, an admin may override (recorded), nobody else may.
     let (status, v) = post(&app, &w.admin, "/api/v1/orders", order_body("u3", 1)).await?;

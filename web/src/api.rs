@@ -3,6 +3,7 @@
 pub(crate) mod dead_letters;
 pub(crate) mod drivers;
 pub(crate) mod import;
+pub(crate) mod misuse;
 pub(crate) mod orders;
 pub(crate) mod stations;
 pub(crate) mod stats;

@@ -29,6 +29,7 @@ pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/api/v1/units/{id}/budget", get(api::trips::budget)),
         ("/api/v1/trips", get(api::trips::list)),
         ("/api/v1/stats/monthly", get(api::stats::monthly)),
+        ("/api/v1/alarms/misuse", get(api::misuse::list)),
         ("/api/v1/vehicles", get(api::vehicles::list).post(api::vehicles::create)),
         ("/api/v1/vehicles/states", get(api::vehicles::states)),
         ("/api/v1/vehicles/{vin}", get(api::vehicles::get)),

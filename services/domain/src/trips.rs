@@ -27,6 +27,60 @@ pub fn month_of(ts: DateTime<Utc>) -> String {
     ts.with_timezone(&china_offset()).format("%Y-%m").to_string()
 }
 
+/// Why a trip looks like private use of an official car (公车私用), for the auditor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MisuseReason {
+    /// The car moved without an order.
+    NoOrder,
+    /// The trip started outside working hours (or on a weekend).
+    OffHours,
+    /// The trip started or ended outside the service area.
+    OutsideArea,
+}
+
+/// What counts as official use.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MisuseRules {
+    /// Working hours in Asia/Shanghai, Monday to Friday: `[start, end)` hours.
+    pub work_start_hour: u32,
+    pub work_end_hour: u32,
+    /// The service area: `(min_lon, min_lat, max_lon, max_lat)`.
+    pub area: (f64, f64, f64, f64),
+    /// Trips shorter than this are ignored (moving a car in a car park).
+    pub min_km: f64,
+}
+
+impl Default for MisuseRules {
+    fn default() -> Self {
+        // The Zhoushan archipelago with the Ningbo side of the sea bridges.
+        Self { work_start_hour: 7, work_end_hour: 20, area: (121.3, 29.3, 123.3, 31.0), min_km: 0.5 }
+    }
+}
+
+/// The reasons a trip looks like misuse (empty: it does not).
+pub fn misuse_reasons(trip: &Trip, served_order: bool, rules: &MisuseRules) -> Vec<MisuseReason> {
+    use chrono::{Datelike, Timelike, Weekday};
+    if trip.distance_km < rules.min_km {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    if !served_order {
+        out.push(MisuseReason::NoOrder);
+    }
+    let local = trip.start_ts.with_timezone(&china_offset());
+    let weekend = matches!(local.weekday(), Weekday::Sat | Weekday::Sun);
+    if weekend || local.hour() < rules.work_start_hour || local.hour() >= rules.work_end_hour {
+        out.push(MisuseReason::OffHours);
+    }
+    let (x0, y0, x1, y1) = rules.area;
+    let inside = |p: &GeoPoint| (x0..=x1).contains(&p.lon) && (y0..=y1).contains(&p.lat);
+    if !inside(&trip.start) || !inside(&trip.end) {
+        out.push(MisuseReason::OutsideArea);
+    }
+    out
+}
+
 /// How trips and sessions are cut.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DeriveParams {
@@ -348,6 +402,26 @@ mod tests {
         let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
         assert_eq!(month_of(t("2026-11-30T15:59:59Z")), "2026-11");
         assert_eq!(month_of(t("2026-11-30T16:00:00Z")), "2026-12", "midnight of 1 December in Shanghai");
+    }
+
+    #[test]
+    fn misuse_is_no_order_off_hours_or_outside_the_area() {
+        let mut s = drive(0, 10, 30.0, 80.0, 0.0); // Friday 16:00 in Shanghai
+        s.extend(stand(110, 8, 30, 30.009, 79.5, 0.999));
+        let t = derive(&s, 60.0, &DeriveParams::default()).trips.remove(0);
+        let rules = MisuseRules::default();
+        assert!(misuse_reasons(&t, true, &rules).is_empty());
+        assert_eq!(misuse_reasons(&t, false, &rules), vec![MisuseReason::NoOrder]);
+        let mut late = t.clone();
+        late.start_ts += chrono::Duration::hours(5); // 21:00
+        late.end.lon = 121.0;
+        assert_eq!(misuse_reasons(&late, true, &rules), vec![MisuseReason::OffHours, MisuseReason::OutsideArea]);
+        let mut saturday = t.clone();
+        saturday.start_ts += chrono::Duration::days(1);
+        assert_eq!(misuse_reasons(&saturday, true, &rules), vec![MisuseReason::OffHours]);
+        let mut short = t;
+        short.distance_km = 0.2;
+        assert!(misuse_reasons(&short, false, &rules).is_empty(), "moving in a car park is no trip to report");
     }
 
     #[test]

@@ -153,7 +153,7 @@ fn month_before(month: &str) -> String {
 }
 
 /// The month's first instant and the next month's, in UTC.
-fn month_bounds(month: &str) -> Option<(chrono::DateTime<Utc>, chrono::DateTime<Utc>)> {
+pub(crate) fn month_bounds(month: &str) -> Option<(chrono::DateTime<Utc>, chrono::DateTime<Utc>)> {
     let (y, m) = (month[..4].parse::<i32>().ok()?, month[5..].parse::<u32>().ok()?);
     let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
     let tz = china_offset();

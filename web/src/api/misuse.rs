@@ -1,0 +1,96 @@
+//! `GET /api/v1/alarms/misuse?month=`: trips that look like private use of an official car
+//! (公车私用) — movement without an order, outside working hours, or outside the service area —
+//! listed for the auditor with a link to each trip's track.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use fleet_domain::Role;
+use fleet_domain::trips::{MisuseReason, MisuseRules, misuse_reasons, month_of};
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::auth::AuthUser;
+use crate::error::ApiError;
+use crate::extract::ApiQuery;
+
+/// Trips read for one month's alarms at most.
+const MAX_TRIPS: i64 = 200_000;
+
+#[derive(Deserialize)]
+pub(crate) struct MisuseQuery {
+    month: Option<String>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct MisuseAlarm {
+    vin: String,
+    plate: String,
+    unit_id: Option<String>,
+    start_ts: DateTime<Utc>,
+    end_ts: DateTime<Utc>,
+    distance_km: f64,
+    reasons: Vec<MisuseReason>,
+    order_id: Option<String>,
+    /// The trip's samples: `GET` this with the same token.
+    track: String,
+}
+
+#[derive(Serialize)]
+pub(crate) struct MisuseList {
+    month: String,
+    alarms: Vec<MisuseAlarm>,
+}
+
+/// `GET /api/v1/alarms/misuse?month=YYYY-MM` (admin, dispatcher, auditor; a unit for its cars).
+pub(crate) async fn list(State(state): State<AppState>, auth: AuthUser, ApiQuery(q): ApiQuery<MisuseQuery>) -> Result<Json<MisuseList>, ApiError> {
+    let own_unit = match auth.user.role {
+        Role::Driver => return Err(ApiError::Forbidden),
+        Role::Unit => Some(auth.user.unit_id.clone().unwrap_or_default()),
+        _ => None,
+    };
+    let month = match q.month {
+        Some(m) => super::trips::parse_month(&m)?,
+        None => month_of(Utc::now()),
+    };
+    let (start, end) = super::stats::month_bounds(&month).ok_or_else(|| ApiError::BadRequest(format!("bad month {month:?}")))?;
+    let cars: HashMap<String, fleet_domain::Vehicle> = state
+        .store
+        .vehicles()
+        .list(own_unit.as_deref())
+        .await?
+        .into_iter()
+        .map(|v| (v.vin.to_string(), v))
+        .collect();
+    let rules = MisuseRules::default();
+    let alarms = state
+        .store
+        .derived()
+        .trips(None, start, end, MAX_TRIPS)
+        .await?
+        .into_iter()
+        .filter_map(|t| {
+            let car = cars.get(t.trip.vin.as_str())?;
+            let reasons = misuse_reasons(&t.trip, t.order_id.is_some(), &rules);
+            (!reasons.is_empty()).then(|| MisuseAlarm {
+                vin: car.vin.to_string(),
+                plate: car.plate.clone(),
+                unit_id: car.unit_id.clone(),
+                track: format!(
+                    "/api/v1/vehicles/{}/track?from={}&to={}",
+                    car.vin,
+                    t.trip.start_ts.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    t.trip.end_ts.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                ),
+                start_ts: t.trip.start_ts,
+                end_ts: t.trip.end_ts,
+                distance_km: t.trip.distance_km,
+                reasons,
+                order_id: t.order_id,
+            })
+        })
+        .collect();
+    Ok(Json(MisuseList { month, alarms }))
+}
