@@ -26,16 +26,24 @@ pub const MAX_CARS_PER_PASS: usize = 500;
 /// Most samples one re-derivation reads (about three weeks of 5-second reports).
 pub const MAX_WINDOW_SAMPLES: i64 = 400_000;
 
+/// Raw samples are kept this long by default (derived trips and sessions stay for good).
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(400 * 86_400);
+/// How often aged samples are removed.
+pub const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
 /// The deriver's configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub params: DeriveParams,
     pub interval: Duration,
+    /// Raw samples older than this are removed; `None` keeps them all. Derivation never
+    /// reaches back past it (it would find no samples there and lose the trips).
+    pub retention: Option<Duration>,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { params: DeriveParams::default(), interval: DEFAULT_INTERVAL }
+        Self { params: DeriveParams::default(), interval: DEFAULT_INTERVAL, retention: Some(DEFAULT_RETENTION) }
     }
 }
 
@@ -122,6 +130,13 @@ impl Deriver {
             to = to.max(b);
         }
         let to = to + chrono::Duration::milliseconds(1);
+        if let Some(cutoff) = self.retention_cutoff() {
+            // Samples before the cutoff are gone (or about to be): their trips stay as derived.
+            from = from.max(cutoff);
+            if from >= to {
+                return Ok(());
+            }
+        }
         let Some(vehicle) = self.store.vehicles().get(vin.as_str()).await? else { return Ok(()) };
         let samples = self.store.telemetry().track(vin.as_str(), from, to, MAX_WINDOW_SAMPLES).await?;
         if i64::try_from(samples.len()).unwrap_or(i64::MAX) >= MAX_WINDOW_SAMPLES {
@@ -134,6 +149,29 @@ impl Deriver {
         let sessions: Vec<_> = derived.charging.into_iter().filter(|c| in_window(c.start_ts)).collect();
         metrics::counter!("fleet_stats_derivations_total").increment(1);
         self.store.derived().replace(vin, from, to, &trips, &sessions).await
+    }
+}
+
+impl Deriver {
+    fn retention_cutoff(&self) -> Option<DateTime<Utc>> {
+        let keep = chrono::Duration::from_std(self.cfg.retention?).ok()?;
+        Some(Utc::now() - keep)
+    }
+
+    /// Removes aged raw samples every [`RETENTION_EVERY`] until `shutdown`.
+    pub async fn retain(store: Store, retention: Duration, shutdown: CancellationToken) {
+        let Ok(keep) = chrono::Duration::from_std(retention) else { return };
+        loop {
+            match store.telemetry().purge_before(Utc::now() - keep).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "aged raw samples removed"),
+                Err(e) => tracing::warn!(error = %e, "removing aged raw samples failed; retrying later"),
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(RETENTION_EVERY) => {}
+            }
+        }
     }
 }
 

@@ -92,3 +92,26 @@ both!(batch_commit_dedupes_orders_state_and_keeps_dead_letters, |app: TestApp| a
     assert_eq!(s.dead_letters().recent(10, Some(DeadLetterReason::TooLarge)).await?.len(), 0);
     Ok(())
 });
+
+both!(aged_raw_samples_are_removed_and_recent_ones_kept, |app: TestApp| async move {
+    let s = &app.store;
+    let vin = random_vin();
+    let v = new_vehicle(&vin, "浙LD10009", None);
+    s.vehicles().create(&v.validate()?, &v).await?;
+    let now = Utc::now();
+    let at = |days: i64| Sample::at(Vin::parse(&vin).unwrap(), now - ChronoDuration::days(days), 30.0, 122.0, SampleSource::Json);
+    // Three samples in three different months wholly past the 400-day line (32+ days apart,
+    // the newest 40 days past it), one inside it, and today.
+    let batch: Vec<Sample> = [520, 480, 440, 380, 0].into_iter().map(at).collect();
+    s.telemetry().commit(&batch, &[]).await?;
+    let removed = s.telemetry().purge_before(now - ChronoDuration::days(400)).await?;
+    // SQLite counts rows, PostgreSQL the monthly partitions dropped: three either way here.
+    assert_eq!(removed, 3);
+    let left = s.telemetry().track(&vin, now - ChronoDuration::days(1000), now, 100).await?;
+    assert_eq!(left.iter().map(|x| (now - x.ts).num_days()).collect::<Vec<_>>(), [380, 0]);
+    assert_eq!(s.telemetry().purge_before(now - ChronoDuration::days(400)).await?, 0, "nothing more to remove");
+    // New samples in a dropped month's range still find a table (it is created again).
+    s.telemetry().commit(&[at(450)], &[]).await?;
+    assert_eq!(s.telemetry().count(Some(&vin)).await?, 3);
+    Ok(())
+});

@@ -114,6 +114,9 @@ impl App {
         tasks.spawn(dispatcher.run(shutdown.child_token()));
         let deriver = fleet_stats::Deriver::new(settings.stats.clone(), store.clone(), bus.clone());
         tasks.spawn(deriver.run(shutdown.child_token()));
+        if let Some(keep) = settings.stats.retention {
+            tasks.spawn(fleet_stats::Deriver::retain(store.clone(), keep, shutdown.child_token()));
+        }
 
         if settings.demo {
             let vehicles = store

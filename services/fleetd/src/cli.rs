@@ -99,6 +99,9 @@ pub struct RunArgs {
     /// CO₂ per litre of petrol, kg.
     #[arg(long, env = "FLEET_CO2_PETROL_KG_PER_L", default_value_t = fleet_web::Co2Factors::default().petrol_kg_co2_per_l)]
     pub co2_petrol_kg_per_l: f64,
+    /// Days raw telemetry samples are kept (derived trips stay); 0 keeps them for good.
+    #[arg(long, env = "FLEET_RETENTION_DAYS", default_value_t = 400)]
+    pub retention_days: u64,
     /// CO₂ per kWh of grid electricity, kg.
     #[arg(long, env = "FLEET_CO2_GRID_KG_PER_KWH", default_value_t = fleet_web::Co2Factors::default().grid_kg_co2_per_kwh)]
     pub co2_grid_kg_per_kwh: f64,
@@ -265,6 +268,10 @@ impl RunArgs {
                 return Err(ConfigError::new(setting, format!("must be 0 to {max}")));
             }
         }
+        if self.retention_days > 100 * 365 {
+            return Err(ConfigError::new("FLEET_RETENTION_DAYS", "must be 0 (keep) to 36500"));
+        }
+        s.stats.retention = (self.retention_days > 0).then(|| Duration::from_secs(self.retention_days * 86_400));
         s.co2 = fleet_web::Co2Factors {
             petrol_l_per_100km: self.co2_petrol_l_per_100km,
             petrol_kg_co2_per_l: self.co2_petrol_kg_per_l,

@@ -111,6 +111,48 @@ impl Telemetry<'_> {
         rows.into_iter().map(Sample::try_from).collect()
     }
 
+    /// Removes raw samples older than `cutoff` (derived trips and sessions stay). SQLite
+    /// deletes in chunks (short write locks); PostgreSQL drops the monthly partitions that end
+    /// by `cutoff`, so a month's samples go when the whole month has aged out. Answers rows
+    /// (SQLite) or partitions (PostgreSQL) removed.
+    pub async fn purge_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StorageError> {
+        match self.0 {
+            Store::Sqlite(pool) => {
+                let mut removed = 0;
+                loop {
+                    let q = "DELETE FROM telemetry_samples WHERE rowid IN (SELECT rowid FROM telemetry_samples WHERE ts_ms < $1 LIMIT 20000)";
+                    let n = sqlx::query(q).bind(to_ms(cutoff)).execute(pool).await?.rows_affected();
+                    removed += n;
+                    if n == 0 {
+                        return Ok(removed);
+                    }
+                }
+            }
+            Store::Postgres(pool, known) => {
+                let q = "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent \
+                         WHERE p.relname = 'telemetry_samples' ORDER BY c.relname";
+                let names: Vec<String> = sqlx::query_scalar(q).fetch_all(pool).await?;
+                let mut dropped = 0;
+                for name in names {
+                    let Some((y, m)) = name.strip_prefix("telemetry_samples_p").filter(|d| d.len() == 6).and_then(|d| Some((d[..4].parse::<i32>().ok()?, d[4..].parse::<u32>().ok()?))) else {
+                        continue;
+                    };
+                    let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+                    if month_start(ny, nm) > cutoff {
+                        continue;
+                    }
+                    let mut tx = pool.begin().await?;
+                    sqlx::query("SELECT pg_advisory_xact_lock(7320960)").execute(&mut *tx).await?;
+                    sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE IF EXISTS {name}"))).execute(&mut *tx).await?;
+                    tx.commit().await?;
+                    known.0.lock().unwrap_or_else(|p| p.into_inner()).remove(&(y, m));
+                    dropped += 1;
+                }
+                Ok(dropped)
+            }
+        }
+    }
+
     /// Stored samples, of one vehicle or of all.
     pub async fn count(&self, vin: Option<&str>) -> Result<i64, StorageError> {
         let q = "SELECT COUNT(*) FROM telemetry_samples WHERE $1 = '' OR vin = $1";
