@@ -9,6 +9,7 @@ mod live;
 mod order_store;
 mod orders;
 mod pages;
+mod pages_driver;
 mod pages_orders;
 mod stats;
 mod storage;

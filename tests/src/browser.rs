@@ -21,6 +21,8 @@ pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// A running headless browser.
 pub struct Browser {
     pub client: Client,
+    /// The chromedriver's base URL, for its Chromium-only endpoints.
+    driver_url: String,
     _driver: tokio::process::Child,
 }
 
@@ -32,6 +34,17 @@ pub fn artifacts_dir() -> PathBuf {
 impl Browser {
     /// Starts chromedriver and a headless Chromium with a `width`×`height` window.
     pub async fn start(width: u32, height: u32) -> anyhow::Result<Self> {
+        Self::launch(width, height, None).await
+    }
+
+    /// A phone: Chromium's mobile emulation with a `width`×`height` CSS-pixel viewport, pixel
+    /// ratio 2 and touch. (A headless window cannot be narrower than 500 px; emulation can.)
+    pub async fn start_phone(width: u32, height: u32) -> anyhow::Result<Self> {
+        let metrics = json!({"deviceMetrics": {"width": width, "height": height, "pixelRatio": 2.0, "touch": true}});
+        Self::launch(width, height, Some(metrics)).await
+    }
+
+    async fn launch(width: u32, height: u32, mobile_emulation: Option<Value>) -> anyhow::Result<Self> {
         for bin in [CHROMIUM, CHROMEDRIVER] {
             assert!(std::path::Path::new(bin).exists(), "{bin} is required for the page tests; run tests/run, which installs it");
         }
@@ -49,20 +62,21 @@ impl Browser {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({
-                "binary": CHROMIUM,
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                         format!("--window-size={width},{height}"), "--lang=zh-CN", "--hide-scrollbars"],
-            }),
-        );
+        let mut options = json!({
+            "binary": CHROMIUM,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     format!("--window-size={width},{height}"), "--lang=zh-CN", "--hide-scrollbars"],
+        });
+        if let Some(m) = mobile_emulation {
+            options["mobileEmulation"] = m;
+        }
+        caps.insert("goog:chromeOptions".into(), options);
         let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
             .capabilities(caps)
             .connect(&format!("http://127.0.0.1:{port}"))
             .await
             .context("opening a Chromium session")?;
-        Ok(Self { client, _driver: driver })
+        Ok(Self { client, driver_url: format!("http://127.0.0.1:{port}"), _driver: driver })
     }
 
     /// Runs `script` (a function body; `arguments` holds `args`) and answers its value.
@@ -120,6 +134,23 @@ impl Browser {
         let path = dir.join(format!("{name}.png"));
         std::fs::write(&path, png)?;
         Ok(path)
+    }
+
+    /// Cuts the page off the network (`true`) or gives it back (`false`), as a phone losing
+    /// its signal: chromedriver's Chromium-only `network_conditions` endpoint, which emulates
+    /// an offline network in the page's DevTools session (requests fail at once, the page
+    /// sees `navigator.onLine === false` and the `offline`/`online` events). The server keeps
+    /// running, so what it records shows whether a tap got through. It does not reach a
+    /// service worker's own fetches: to test a page served from its worker's cache, stop the
+    /// server instead.
+    pub async fn set_offline(&self, offline: bool) -> anyhow::Result<()> {
+        let session = self.client.session_id().await?.context("no WebDriver session")?;
+        let url = format!("{}/session/{session}/chromium/network_conditions", self.driver_url);
+        let body = json!({"network_conditions": {"offline": offline, "latency": 0, "download_throughput": -1, "upload_throughput": -1}});
+        let res = reqwest::Client::new().post(&url).json(&body).send().await.context("asking chromedriver for network conditions")?;
+        let status = res.status();
+        anyhow::ensure!(status.is_success(), "chromedriver network_conditions: {status} {}", res.text().await.unwrap_or_default());
+        Ok(())
     }
 
     /// Ends the browser session.
