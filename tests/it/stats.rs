@@ -152,3 +152,49 @@ both_with!(a_served_drive_becomes_a_trip_and_spends_the_units_budget, quick, |ap
 fn urlencode(s: &str) -> String {
     s.replace('+', "%2B").replace(':', "%3A")
 }
+
+both_with!(a_trip_across_midnight_counts_in_the_month_it_starts_and_charging_is_counted, quick, |app: TestApp| async move {
+    let w = world(&app, 1).await?;
+    let vin = w.cars[0].0.clone();
+    // 23:50 to 00:10 in Shanghai across 31 October / 1 November 2026, then a charge at 01:00.
+    let t0 = chrono::DateTime::parse_from_rfc3339("2026-10-31T15:50:00Z")?.with_timezone(&Utc);
+    let at = |secs: i64| (t0 + chrono::Duration::seconds(secs)).to_rfc3339();
+    let mut batch = vec![json!({"ts": at(-60), "lat": 30.0, "lon": 122.1, "speed_kmh": 0.0, "soc_pct": 60.0, "odometer_km": 500.0})];
+    for i in 0..110 {
+        let f = i as f64;
+        batch.push(json!({"ts": at(i * 11), "lat": 30.0 + f * 0.001, "lon": 122.1, "speed_kmh": 36.0, "soc_pct": 60.0 - f * 0.1, "odometer_km": 500.0 + f * 0.111}));
+    }
+    for i in 0..10 {
+        batch.push(json!({"ts": at(110 * 11 + i * 30), "lat": 30.109, "lon": 122.1, "speed_kmh": 0.0, "soc_pct": 49.1, "odometer_km": 512.099}));
+    }
+    for i in 0..20 {
+        batch.push(json!({"ts": at(70 * 60 + i * 180), "lat": 30.109, "lon": 122.1, "speed_kmh": 0.0, "charging": true, "soc_pct": 49.1 + i as f64 * 2.0, "odometer_km": 512.099}));
+    }
+    batch.push(json!({"ts": at(70 * 60 + 20 * 180), "lat": 30.109, "lon": 122.1, "speed_kmh": 0.0, "charging": false, "soc_pct": 87.1, "odometer_km": 512.099}));
+    let n = batch.len() as i64;
+    let mut p = Publisher::connect().await?;
+    p.json(&vin, &Value::Array(batch)).await?;
+    app.wait_for_samples(&vin, n).await?;
+
+    let car = |m: &Value| m["vehicles"].as_array().and_then(|v| v.iter().find(|c| c["vin"] == vin.as_str()).cloned()).unwrap_or(Value::Null);
+    let october = {
+        let deadline = tokio::time::Instant::now() + fleet_tests::DEFAULT_DEADLINE;
+        loop {
+            let (_, m) = get(&app, &w.admin, "/api/v1/stats/monthly?month=2026-10").await?;
+            if car(&m)["trips"] == 1 {
+                break car(&m);
+            }
+            anyhow::ensure!(tokio::time::Instant::now() < deadline, "the October trip never appeared: {m}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    assert!((october["km"].as_f64().unwrap() - 109.0 * 0.111).abs() < 1e-6, "{october}");
+    assert!((october["kwh"].as_f64().unwrap() - 10.9 / 100.0 * 71.7).abs() < 1e-6, "{october}");
+    assert_eq!(october["charging_sessions"], 0);
+    let (_, november) = get(&app, &w.admin, "/api/v1/stats/monthly?month=2026-11").await?;
+    let november = car(&november);
+    assert_eq!((november["trips"].as_i64(), november["charging_sessions"].as_i64()), (Some(0), Some(1)), "{november}");
+    assert!((november["charging_kwh"].as_f64().unwrap() - 0.38 * 71.7).abs() < 1e-6, "{november}");
+    assert_eq!(november["previous"]["trips"], 1, "the month before is October");
+    Ok(())
+});
