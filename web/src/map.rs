@@ -81,9 +81,18 @@ impl Default for MapConfig {
     }
 }
 
+/// What the pages are told: the map settings and the dispatch rule's numbers (the driver's
+/// page warns with the same charge rule dispatch applies).
+#[derive(Serialize)]
+pub(crate) struct PageConfig {
+    #[serde(flatten)]
+    map: MapConfig,
+    dispatch: fleet_domain::DispatchParams,
+}
+
 /// `GET /api/v1/map/config`.
-pub(crate) async fn config(State(state): State<AppState>, _auth: AuthUser) -> Result<Json<MapConfig>, ApiError> {
-    Ok(Json(state.map.clone()))
+pub(crate) async fn config(State(state): State<AppState>, _auth: AuthUser) -> Result<Json<PageConfig>, ApiError> {
+    Ok(Json(PageConfig { map: state.map.clone(), dispatch: state.dispatch }))
 }
 
 #[cfg(test)]

@@ -1,14 +1,28 @@
 // Whether the car's charge covers the next trip: the same rule dispatch applies before it
 // assigns a car (contract §6), so the driver sees the warning dispatch would have given.
-// The server does not publish its configured factors to the pages; these are the contract's
-// defaults, and a deployment that changes them should change them here too.
+// The numbers start at the contract's defaults and are replaced by the server's configured
+// ones (`dispatch` in `GET /api/v1/map/config`) once they arrive.
 
-/** Road metres per great-circle metre. */
-export const ROAD_FACTOR = 1.3;
-/** Safety margin on the energy a trip needs. */
-export const ENERGY_MARGIN = 1.15;
-/** Charge kept in reserve, percent of the battery. */
-export const RESERVE_PCT = 20;
+const rule = {
+  /** Road metres per great-circle metre. */
+  roadFactor: 1.3,
+  /** Safety margin on the energy a trip needs. */
+  energyMargin: 1.15,
+  /** Charge kept in reserve, percent of the battery. */
+  reservePct: 20,
+};
+
+/** The reserve dispatch keeps, percent of the battery. */
+export function reservePct() {
+  return rule.reservePct;
+}
+
+/** Takes the server's dispatch numbers (`{road_factor, energy_margin, reserve_pct}`). */
+export function setRule(d) {
+  if (Number.isFinite(d?.road_factor)) rule.roadFactor = d.road_factor;
+  if (Number.isFinite(d?.energy_margin)) rule.energyMargin = d.energy_margin;
+  if (Number.isFinite(d?.reserve_pct)) rule.reservePct = d.reserve_pct;
+}
 /** The domain's Earth radius (fleet-domain `EARTH_RADIUS_M`), so distances match dispatch. */
 const EARTH_RADIUS_KM = 6371.0088;
 
@@ -23,7 +37,7 @@ export function haversineKm(a, b) {
 
 /** Road km between two points (great circle × road factor). */
 export function roadKm(a, b) {
-  return haversineKm(a, b) * ROAD_FACTOR;
+  return haversineKm(a, b) * rule.roadFactor;
 }
 
 const usable = (p) => p != null && Number.isFinite(p.lat) && Number.isFinite(p.lon);
@@ -47,7 +61,7 @@ export function chargeCheck(order, car, state) {
     // Without a position the way to the pickup is unknown: the trip alone is a lower bound.
     km = (usable(state) ? roadKm(state, order.pickup) : 0) + roadKm(order.pickup, order.dropoff);
   }
-  const needKwh = (km * consumption) / 100 * ENERGY_MARGIN;
-  const haveKwh = (state.soc_pct / 100) * battery - (RESERVE_PCT / 100) * battery;
+  const needKwh = (km * consumption) / 100 * rule.energyMargin;
+  const haveKwh = (state.soc_pct / 100) * battery - (rule.reservePct / 100) * battery;
   return { km, needKwh, haveKwh, ok: haveKwh - needKwh >= 0 };
 }

@@ -10,7 +10,7 @@ import { TapQueue } from './queue.js';
 import { DeclineSheet } from './decline.js';
 import { MiniMap } from './minimap.js';
 import { alertNewOrder, armed, onArmed } from './alert.js';
-import { chargeCheck, roadKm } from './charge.js';
+import { chargeCheck, roadKm, setRule } from './charge.js';
 import { syncClock, secondsLeft, serverNow, todayRange, monthRange } from './clock.js';
 import { ACTIVE, applyTaps, mergeCarState } from './model.js';
 import { notice, dismissNotice, relabelNotice } from './notice.js';
@@ -157,6 +157,7 @@ export class Page {
   async loadConfig() {
     const cfg = await api('/map/config');
     if (Number.isFinite(cfg?.accept_timeout_s)) this.acceptTimeoutS = cfg.accept_timeout_s;
+    setRule(cfg?.dispatch);
   }
 
   async loadCar() {

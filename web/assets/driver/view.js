@@ -4,7 +4,7 @@
 
 import { h } from '../app/dom.js';
 import { t, formatTime, formatNumber, formatUnit } from '../app/i18n.js';
-import { roadKm, RESERVE_PCT } from './charge.js';
+import { roadKm, reservePct } from './charge.js';
 
 const LOW_SOC_PCT = 30;
 
@@ -16,7 +16,7 @@ export function carView(car, check) {
   const s = car.state;
   const soc = s?.soc_pct;
   const status = s?.status ?? 'offline';
-  const socClass = !Number.isFinite(soc) ? '' : soc < RESERVE_PCT ? 'drv-soc-bad' : soc < LOW_SOC_PCT ? 'drv-soc-low' : '';
+  const socClass = !Number.isFinite(soc) ? '' : soc < reservePct() ? 'drv-soc-bad' : soc < LOW_SOC_PCT ? 'drv-soc-low' : '';
   const bar = h('span', { class: 'drv-battery', 'aria-hidden': 'true' },
     h('span', { class: `drv-battery-fill ${socClass}`, style: `width:${Number.isFinite(soc) ? Math.max(2, Math.min(100, soc)) : 0}%` }));
   const stat = (key, value, id) => h('div', { class: 'drv-stat' },
@@ -45,7 +45,7 @@ export function carView(car, check) {
       need: formatNumber(check.needKwh, 1),
       have: formatNumber(Math.max(0, check.haveKwh), 1),
       km: formatNumber(check.km, 1),
-      reserve: RESERVE_PCT,
+      reserve: reservePct(),
     });
   }
   nodes.push(warn);
