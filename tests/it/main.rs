@@ -11,5 +11,6 @@ mod orders;
 mod pages;
 mod pages_driver;
 mod pages_orders;
+mod pages_stats;
 mod stats;
 mod storage;
