@@ -12,5 +12,6 @@ mod pages;
 mod pages_driver;
 mod pages_orders;
 mod pages_stats;
+mod security;
 mod stats;
 mod storage;

@@ -54,6 +54,14 @@ pub(crate) async fn authenticate(state: &AppState, token: &str) -> Result<User, 
     state.store.tokens().user(&token::token_hash(token), Utc::now()).await?.ok_or(ApiError::Unauthorized)
 }
 
+/// The user `token` was issued to, live or not (None when unknown or on a storage error).
+pub(crate) async fn authenticate_any(state: &AppState, token: &str) -> Option<User> {
+    if !token::is_well_formed(token) {
+        return None;
+    }
+    state.store.tokens().owner(&token::token_hash(token)).await.ok().flatten()
+}
+
 /// The token of an `Authorization: Bearer <token>` header.
 pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;

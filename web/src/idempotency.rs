@@ -24,6 +24,12 @@ pub const MAX_KEY_LEN: usize = 200;
 /// Largest answer kept (API answers are small JSON; a larger one is sent but not kept).
 const MAX_KEPT_BODY: usize = 1024 * 1024;
 
+/// Marks an answer that must not be kept for its key (a response extension): it carries a
+/// secret shown once (a vehicle's MQTT secret), which must not sit in the database for 24 h.
+/// A repeat with the same key runs the request again.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NotKept;
+
 /// Replays a kept answer for a POST's key, or runs the request and keeps its answer (unless
 /// it is a server error, which the client should be free to retry).
 pub(crate) async fn idempotent(State(state): State<AppState>, req: Request, next: Next) -> Response {
@@ -53,7 +59,7 @@ pub(crate) async fn idempotent(State(state): State<AppState>, req: Request, next
         Err(e) => return ApiError::from(e).into_response(),
     }
     let response = next.run(req).await;
-    if response.status().is_server_error() {
+    if response.status().is_server_error() || response.extensions().get::<NotKept>().is_some() {
         return response;
     }
     let (parts, body) = response.into_parts();

@@ -10,6 +10,7 @@
 mod access;
 mod api;
 mod assets;
+mod audit;
 mod auth;
 mod error;
 mod extract;
@@ -18,6 +19,7 @@ mod idempotency;
 mod layers;
 mod live;
 mod map;
+mod mqtt_account;
 mod router;
 
 use std::net::SocketAddr;
@@ -35,6 +37,9 @@ pub use auth::hash_password;
 pub use live::{DEFAULT_SEND_TIMEOUT as DEFAULT_LIVE_SEND_TIMEOUT, TICK as LIVE_TICK};
 pub use api::stats::Co2Factors;
 pub use map::{MapConfig, TileCrs, TileLayer};
+pub use mqtt_account::{
+    MOSQUITTO_PBKDF2_ITERATIONS, is_valid_mqtt_username, mosquitto_password_line, mosquitto_password_matches, new_vehicle_secret,
+};
 
 /// Where the HTTP server listens when nothing else is configured.
 pub const DEFAULT_HTTP_ADDR: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8080);

@@ -7,7 +7,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
-use crate::{AppState, api, assets, auth, health, idempotency, layers, live, map};
+use crate::{AppState, api, assets, audit, auth, health, idempotency, layers, live, map};
 
 /// Every route: path template and handlers. The OpenAPI test walks this same table, so a
 /// route cannot be added without being documented.
@@ -30,10 +30,12 @@ pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/api/v1/trips", get(api::trips::list)),
         ("/api/v1/stats/monthly", get(api::stats::monthly)),
         ("/api/v1/alarms/misuse", get(api::misuse::list)),
+        ("/api/v1/audit", get(audit::list)),
         ("/api/v1/vehicles", get(api::vehicles::list).post(api::vehicles::create)),
         ("/api/v1/vehicles/states", get(api::vehicles::states)),
         ("/api/v1/vehicles/{vin}", get(api::vehicles::get)),
         ("/api/v1/vehicles/{vin}/track", get(api::vehicles::track)),
+        ("/api/v1/vehicles/{vin}/mqtt-secret", post(api::vehicles::mqtt_secret)),
         ("/api/v1/drivers", get(api::drivers::list).post(api::drivers::create)),
         ("/api/v1/drivers/{id}", get(api::drivers::get)),
         ("/api/v1/dead-letters", get(api::dead_letters::list)),
@@ -65,6 +67,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .fallback(assets::fallback)
         .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::idempotent))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), audit::record))
         // The hard cap is the import's; every other route's extractors stop at 1 MiB
         // (`DefaultBodyLimit`, raised on the import route itself).
         .layer(axum::extract::DefaultBodyLimit::max(layers::MAX_BODY_BYTES))

@@ -7,9 +7,11 @@
 //! Times are stored as integer milliseconds since the epoch, except the PostgreSQL sample
 //! table, whose `timestamptz` is its partition key.
 
+mod audit;
 mod dead_letters;
 mod derived;
 mod error;
+mod mqtt_secrets;
 mod orders;
 mod registry;
 mod stations;
@@ -23,9 +25,11 @@ use chrono::{DateTime, TimeZone, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
+pub use audit::{AuditEntry, AuditLog};
 pub use dead_letters::DeadLetters;
 pub use derived::{ChargeTotals, Derived, StoredTrip, TripGroup, TripTotals};
 pub use error::StorageError;
+pub use mqtt_secrets::{MqttAccount, MqttSecrets};
 pub use orders::{Act, Acted, Actor, IdempotencyKeys, KeptAnswer, OrderQuery, OrderRecord, Orders, Served};
 pub use registry::{Drivers, Units, Vehicles};
 pub use stations::{ChargingStation, ChargingStations};
@@ -175,6 +179,9 @@ impl Store {
         }
     }
 
+    pub fn audit(&self) -> AuditLog<'_> {
+        AuditLog(self)
+    }
     pub fn derived(&self) -> Derived<'_> {
         Derived(self)
     }
@@ -183,6 +190,10 @@ impl Store {
     }
     pub fn idempotency_keys(&self) -> IdempotencyKeys<'_> {
         IdempotencyKeys(self)
+    }
+    /// Vehicles' MQTT accounts (Mosquitto password-file lines).
+    pub fn mqtt_secrets(&self) -> MqttSecrets<'_> {
+        MqttSecrets(self)
     }
 }
 

@@ -110,6 +110,15 @@ impl AuthTokens<'_> {
         row.map(User::try_from).transpose()
     }
 
+    /// The user a token was issued to, whether or not it is still live (for the audit log:
+    /// a logout is attributed although it revokes its token).
+    pub async fn owner(&self, token_hash: &str) -> Result<Option<User>, StorageError> {
+        let q = "SELECT u.id, u.username, u.role, u.unit_id, u.driver_id FROM auth_tokens t JOIN users u ON u.id = t.user_id \
+                 WHERE t.token_hash = $1";
+        let row: Option<UserRow> = on_pool!(self.0, pool => sqlx::query_as(q).bind(token_hash).fetch_optional(pool).await)?;
+        row.map(User::try_from).transpose()
+    }
+
     pub async fn revoke(&self, token_hash: &str) -> Result<(), StorageError> {
         let q = "UPDATE auth_tokens SET revoked_ms = $1 WHERE token_hash = $2 AND revoked_ms IS NULL";
         on_pool!(self.0, pool => sqlx::query(q).bind(to_ms(Utc::now())).bind(token_hash).execute(pool).await.map(|r| r.rows_affected()))?;

@@ -14,7 +14,7 @@ use crate::AppState;
 use crate::access::{self, DriverScope};
 use crate::auth::AuthUser;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiPath};
+use crate::extract::{ApiPath, JsonBody};
 
 #[derive(Serialize)]
 pub(crate) struct DriverList {
@@ -67,9 +67,10 @@ pub(crate) async fn get(
 pub(crate) async fn create(
     State(state): State<AppState>,
     auth: AuthUser,
-    ApiJson(new): ApiJson<NewDriver>,
+    body: JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
     access::require(access::manages_registry(auth.user.role))?;
+    let new: NewDriver = body.parse()?;
     let vin = new.validate()?;
     let id = new.id.clone().unwrap_or_else(|| super::new_id("d"));
     let driver = state.store.drivers().create(&id, &new, vin.as_ref()).await.map_err(|e| match e {

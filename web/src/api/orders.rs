@@ -21,7 +21,7 @@ use crate::AppState;
 use crate::access::{self, OrderScope};
 use crate::auth::AuthUser;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::extract::{ApiPath, ApiQuery, JsonBody};
 
 /// Orders in one listing when the request names no `limit`.
 pub const DEFAULT_LIST_LIMIT: i64 = 500;
@@ -71,8 +71,13 @@ fn announce(state: &AppState, record: &OrderRecord) {
 pub(crate) async fn create(
     State(state): State<AppState>,
     auth: AuthUser,
-    ApiJson(new): ApiJson<NewOrder>,
+    body: JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
+    // Roles that never apply are refused before their body is judged.
+    if matches!(auth.user.role, Role::Driver | Role::Auditor) {
+        return Err(ApiError::Forbidden);
+    }
+    let new: NewOrder = body.parse()?;
     access::may_create_order(&auth.user, &new.unit_id)?;
     if new.override_budget && auth.user.role != Role::Admin {
         return Err(ApiError::Forbidden);
@@ -263,11 +268,12 @@ pub(crate) async fn assign(
     State(state): State<AppState>,
     auth: AuthUser,
     ApiPath(id): ApiPath<String>,
-    ApiJson(body): ApiJson<AssignBody>,
+    body: JsonBody,
 ) -> Result<Json<Order>, ApiError> {
-    let reason = check_reason(body.reason)?;
     let record = visible_order(&state, &auth, &id).await?;
     access::may_act(&auth.user, OrderAction::Assign, &record.order).ok_or(ApiError::Forbidden)?;
+    let body: AssignBody = body.parse()?;
+    let reason = check_reason(body.reason)?;
     let vin = Vin::parse(&body.vin).map_err(|e| ApiError::validation("vin", e.to_string()))?;
     let vehicle = state.store.vehicles().get(vin.as_str()).await?.ok_or_else(|| ApiError::validation("vin", "no vehicle has this VIN"))?;
     let driver = state.store.drivers().of_vehicle(vehicle.vin.as_str()).await?.map(|d| d.id);

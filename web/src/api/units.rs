@@ -11,7 +11,7 @@ use crate::AppState;
 use crate::access::{self, UnitScope};
 use crate::auth::AuthUser;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiPath};
+use crate::extract::{ApiPath, JsonBody};
 
 #[derive(Serialize)]
 pub(crate) struct UnitList {
@@ -45,9 +45,10 @@ pub(crate) async fn get(
 pub(crate) async fn create(
     State(state): State<AppState>,
     auth: AuthUser,
-    ApiJson(new): ApiJson<NewUnit>,
+    body: JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
     access::require(access::manages_registry(auth.user.role))?;
+    let new: NewUnit = body.parse()?;
     new.validate()?;
     let id = new.id.clone().unwrap_or_else(|| super::new_id("u"));
     let unit = state.store.units().create(&id, &new).await?;

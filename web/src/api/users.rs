@@ -11,7 +11,7 @@ use crate::AppState;
 use crate::access;
 use crate::auth::{AuthUser, hash_password_blocking};
 use crate::error::ApiError;
-use crate::extract::ApiJson;
+use crate::extract::JsonBody;
 
 #[derive(Serialize)]
 pub(crate) struct UserList {
@@ -28,9 +28,10 @@ pub(crate) async fn list(State(state): State<AppState>, auth: AuthUser) -> Resul
 pub(crate) async fn create(
     State(state): State<AppState>,
     auth: AuthUser,
-    ApiJson(new): ApiJson<NewUser>,
+    body: JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
     access::require(access::manages_registry(auth.user.role))?;
+    let new: NewUser = body.parse()?;
     new.validate()?;
     // Checked here to name the field; the foreign keys stay the last word.
     if let Some(unit) = &new.unit_id

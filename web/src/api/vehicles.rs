@@ -15,7 +15,7 @@ use crate::AppState;
 use crate::access::{self, VehicleScope};
 use crate::auth::AuthUser;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::extract::{ApiPath, ApiQuery, JsonBody};
 
 /// A track without `from` covers this long before `to`.
 pub const DEFAULT_TRACK_SPAN: chrono::Duration = chrono::Duration::hours(2);
@@ -131,9 +131,10 @@ pub(crate) async fn list(State(state): State<AppState>, auth: AuthUser) -> Resul
 pub(crate) async fn create(
     State(state): State<AppState>,
     auth: AuthUser,
-    ApiJson(new): ApiJson<NewVehicle>,
+    body: JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
     access::require(access::manages_registry(auth.user.role))?;
+    let new: NewVehicle = body.parse()?;
     let vin = new.validate()?;
     let vehicle = state.store.vehicles().create(&vin, &new).await.map_err(|e| match e {
         StorageError::MissingReference(_) => ApiError::validation("unit_id", "no unit has this id"),
@@ -178,6 +179,34 @@ pub(crate) async fn states(State(state): State<AppState>, auth: AuthUser) -> Res
     let now = Utc::now();
     let vehicles = vehicles.iter().map(|v| VehicleStateView::new(v, current.remove(&v.vin).as_ref(), state.live.duty(&v.vin), now)).collect();
     Ok(Json(StateList { vehicles }))
+}
+
+/// A vehicle's MQTT account as issued (contract §2): shown in this answer only.
+#[derive(Serialize)]
+pub(crate) struct MqttSecret {
+    username: String,
+    password: String,
+}
+
+/// `POST /api/v1/vehicles/{vin}/mqtt-secret` (admin): a fresh random secret for the vehicle's
+/// MQTT account (username = VIN), replacing any earlier one. Only its Mosquitto password-file
+/// line is stored, and the answer is never kept for an `Idempotency-Key` (a retry issues
+/// another secret, which replaces this one). The broker takes it once `fleetd mqtt-passwd`
+/// has rewritten its password file and the broker has reloaded it.
+pub(crate) async fn mqtt_secret(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath(vin): ApiPath<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let vehicle = visible_vehicle(&state, &auth, &vin).await?;
+    access::require(access::manages_registry(auth.user.role))?;
+    let password = crate::mqtt_account::new_vehicle_secret();
+    let line = crate::mqtt_account::mosquitto_password_line(vehicle.vin.as_str(), &password);
+    state.store.mqtt_secrets().replace(&vehicle.vin, &line, Utc::now()).await?;
+    tracing::info!(vehicle.vin = %vehicle.vin, user.id = auth.user.id, "MQTT secret issued");
+    let mut response = Json(MqttSecret { username: vehicle.vin.as_str().to_owned(), password }).into_response();
+    response.extensions_mut().insert(crate::idempotency::NotKept);
+    Ok(response)
 }
 
 /// `GET /api/v1/vehicles/{vin}/track` query.
