@@ -6,9 +6,13 @@ mod child;
 mod db;
 mod dispatch;
 mod ingest;
+mod live;
 mod load;
 
 use clap::{Args, Subcommand};
+use fleet_domain::Vin;
+
+use crate::config;
 
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
@@ -20,14 +24,29 @@ pub struct BenchArgs {
 pub enum BenchKind {
     /// Durable MQTT ingest rate vs the raw broker rate (JSON and GB/T 32960), and fleetd's peak RSS.
     Ingest(ingest::IngestArgs),
+    /// Latency from MQTT publish to live-feed WebSocket receipt vs a plain MQTT subscriber,
+    /// ingest loss, fleetd's CPU and peak RSS, with a fleet reporting on its schedule.
+    Live(live::LiveArgs),
     /// The dispatch matching engine: single-order search latency with 100,000 cars, batch
     /// quality vs greedy and an independent optimum, a 1,000 × 5,000 batch's time.
     Dispatch(dispatch::DispatchArgs),
 }
 
+/// Where a bench runs: the database server and the broker.
+#[derive(Debug, Clone, Args)]
+pub struct TargetArgs {
+    /// Database server to measure on; the bench makes a fresh database there and removes it.
+    #[arg(long, env = "FLEET_DATABASE_URL", default_value = config::DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+    /// Broker to measure on; unset: an embedded broker started by the bench.
+    #[arg(long, env = "FLEET_MQTT_URL")]
+    pub mqtt_url: Option<String>,
+}
+
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let figures = match args.which {
         BenchKind::Ingest(a) => ingest::run(a).await?,
+        BenchKind::Live(a) => live::run(a).await?,
         BenchKind::Dispatch(a) => dispatch::run(a).await?,
     };
     println!("{}", serde_json::to_string(&figures)?);
@@ -37,4 +56,38 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 /// Progress line on stderr.
 fn progress(msg: impl AsRef<str>) {
     eprintln!("bench: {}", msg.as_ref());
+}
+
+/// Prefix of every bench car's VIN.
+const BENCH_VIN_PREFIX: &str = "LFBENCH";
+
+/// Deterministic VIN of bench car `i` (17 valid characters).
+fn bench_vin(i: usize) -> Vin {
+    Vin::parse(&format!("{BENCH_VIN_PREFIX}{i:010}")).expect("bench VINs are valid")
+}
+
+/// The number of bench car `vin`, if it is one.
+fn bench_index(vin: &str) -> Option<usize> {
+    let digits = vin.strip_prefix(BENCH_VIN_PREFIX)?;
+    (digits.len() == 10 && digits.bytes().all(|b| b.is_ascii_digit())).then(|| digits.parse().ok())?
+}
+
+/// Rounds to `decimals` places for the figures.
+fn round_to(x: f64, decimals: i32) -> f64 {
+    let f = 10f64.powi(decimals);
+    (x * f).round() / f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bench_vin_gives_back_its_number_and_other_vins_none() {
+        assert_eq!(bench_index(bench_vin(0).as_str()), Some(0));
+        assert_eq!(bench_index(bench_vin(9_876).as_str()), Some(9_876));
+        assert_eq!(bench_index("LSVAU2180N2183294"), None);
+        assert_eq!(bench_index("LFBENCH00000000x1"), None);
+        assert_eq!(bench_index("LFBENCH0000001"), None);
+    }
 }

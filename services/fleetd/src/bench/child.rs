@@ -8,6 +8,9 @@ use anyhow::{Context, bail};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
+/// Password of the child's `admin` user (a bench database is made for the run and removed).
+pub(crate) const ADMIN_PASSWORD: &str = "bench-admin";
+
 pub(crate) struct Fleetd {
     child: Child,
     pub http: SocketAddr,
@@ -23,7 +26,7 @@ impl Fleetd {
             .env("FLEET_DATABASE_URL", database_url)
             .env("FLEET_MQTT_URL", mqtt_url)
             .env("FLEET_MQTT_CLIENT_ID", client_id)
-            .env("FLEET_ADMIN_PASSWORD", "bench-admin")
+            .env("FLEET_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("FLEET_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -53,32 +56,56 @@ impl Fleetd {
 
     /// Peak resident memory so far (VmHWM), in MiB.
     pub(crate) fn peak_rss_mib(&self) -> Option<f64> {
+        self.memory_mib("VmHWM:")
+    }
+
+    /// Resident memory now (VmRSS), in MiB.
+    pub(crate) fn rss_mib(&self) -> Option<f64> {
+        self.memory_mib("VmRSS:")
+    }
+
+    fn memory_mib(&self, field: &str) -> Option<f64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let line = status.lines().find(|l| l.starts_with(field))?;
         let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
         Some(kb / 1024.0)
     }
 
     /// CPU time (user + system) used so far, in seconds.
     pub(crate) fn cpu_seconds(&self) -> Option<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()?)).ok()?;
-        let after = &stat[stat.rfind(')')? + 2..];
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let utime: f64 = fields.get(11)?.parse().ok()?;
-        let stime: f64 = fields.get(12)?.parse().ok()?;
-        Some((utime + stime) / 100.0)
+        cpu_seconds_of(&self.pid()?.to_string())
+    }
+
+    /// One HTTP/1.1 request to fleetd (`Connection: close`); gives the status and the body.
+    /// Enough for the few plain, unchunked responses a bench needs.
+    async fn http(&self, method: &str, path: &str, json_body: Option<&str>) -> anyhow::Result<(u16, String)> {
+        let mut request = format!("{method} {path} HTTP/1.1\r\nHost: fleetd\r\nConnection: close\r\n");
+        if let Some(body) = json_body {
+            request.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()));
+        } else {
+            request.push_str("\r\n");
+        }
+        let fetch = async {
+            let mut conn = tokio::net::TcpStream::connect(self.http).await.context("connecting to fleetd")?;
+            conn.write_all(request.as_bytes()).await?;
+            let mut response = Vec::new();
+            conn.read_to_end(&mut response).await?;
+            Ok::<_, anyhow::Error>(String::from_utf8_lossy(&response).into_owned())
+        };
+        let response = tokio::time::timeout(Duration::from_secs(10), fetch).await.with_context(|| format!("{method} {path} timed out"))??;
+        let (head, body) = response.split_once("\r\n\r\n").with_context(|| format!("{method} {path}: no end of headers"))?;
+        let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).with_context(|| format!("{method} {path}: no status"))?;
+        Ok((status, body.to_owned()))
+    }
+
+    /// fleetd's /metrics page (Prometheus text).
+    pub(crate) async fn metrics(&self) -> anyhow::Result<String> {
+        Ok(self.http("GET", "/metrics", None).await?.1)
     }
 
     /// fleetd's count of committed samples (`fleet_ingest_samples_stored_total` on /metrics).
     pub(crate) async fn samples_stored(&self) -> anyhow::Result<u64> {
-        let fetch = async {
-            let mut conn = tokio::net::TcpStream::connect(self.http).await.context("connecting to fleetd")?;
-            conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: fleetd\r\nConnection: close\r\n\r\n").await?;
-            let mut body = Vec::new();
-            conn.read_to_end(&mut body).await?;
-            Ok::<_, anyhow::Error>(String::from_utf8_lossy(&body).into_owned())
-        };
-        let body = tokio::time::timeout(Duration::from_secs(10), fetch).await.context("fleetd /metrics timed out")??;
+        let body = self.metrics().await?;
         let value = body
             .lines()
             .find_map(|l| l.strip_prefix("fleet_ingest_samples_stored_total "))
@@ -86,6 +113,15 @@ impl Fleetd {
             .transpose()?
             .unwrap_or(0.0);
         Ok(value as u64)
+    }
+
+    /// Logs in as `admin`; gives the bearer token.
+    pub(crate) async fn admin_token(&self) -> anyhow::Result<String> {
+        let body = serde_json::json!({"username": "admin", "password": ADMIN_PASSWORD}).to_string();
+        let (status, body) = self.http("POST", "/api/v1/auth/login", Some(&body)).await?;
+        anyhow::ensure!(status == 200, "admin login answered {status}: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).context("login response")?;
+        Ok(v["token"].as_str().context("login response without a token")?.to_owned())
     }
 
     /// SIGTERM, then wait for a clean exit.
@@ -96,5 +132,57 @@ impl Fleetd {
         let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await.context("fleetd did not stop")??;
         anyhow::ensure!(status.success(), "fleetd exited with {status}");
         Ok(())
+    }
+}
+
+/// CPU time (user + system) a process has used so far, in seconds; `pid` may be `self`.
+pub(crate) fn cpu_seconds_of(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / CLOCK_TICKS_PER_S)
+}
+
+/// The kernel's USER_HZ, in which /proc reports CPU times (100 on Linux everywhere).
+const CLOCK_TICKS_PER_S: f64 = 100.0;
+
+/// CPU time the whole machine has spent busy (everything but idle and iowait), in seconds
+/// summed over cores.
+pub(crate) fn machine_busy_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let cpu = stat.lines().next()?.strip_prefix("cpu ")?;
+    let ticks: Vec<f64> = cpu.split_whitespace().map(|t| t.parse().unwrap_or(0.0)).collect();
+    // user nice system idle iowait irq softirq steal (guest time is inside user already)
+    let busy: f64 = ticks.iter().take(8).enumerate().filter(|(i, _)| *i != 3 && *i != 4).map(|(_, t)| t).sum();
+    Some(busy / CLOCK_TICKS_PER_S)
+}
+
+/// A quantile of a summary on a /metrics page (`name{…quantile="q"…} value`), if present.
+pub(crate) fn summary_quantile(metrics: &str, name: &str, quantile: &str) -> Option<f64> {
+    let label = format!("quantile=\"{quantile}\"");
+    metrics
+        .lines()
+        .filter(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with('{')))
+        .find(|l| l.contains(&label))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_summary_quantile_is_read_from_prometheus_text() {
+        let text = "# TYPE fleet_ingest_commit_seconds summary\n\
+                    fleet_ingest_commit_seconds{quantile=\"0.5\"} 0.0042\n\
+                    fleet_ingest_commit_seconds{quantile=\"0.99\"} 0.031\n\
+                    fleet_ingest_commit_seconds_sum 12.5\n\
+                    fleet_ingest_commit_seconds_x{quantile=\"0.5\"} 9\n";
+        assert_eq!(summary_quantile(text, "fleet_ingest_commit_seconds", "0.5"), Some(0.0042));
+        assert_eq!(summary_quantile(text, "fleet_ingest_commit_seconds", "0.99"), Some(0.031));
+        assert_eq!(summary_quantile(text, "fleet_ingest_commit_seconds", "0.9"), None);
+        assert_eq!(summary_quantile(text, "fleet_ingest_batch_messages", "0.5"), None);
     }
 }

@@ -1,8 +1,42 @@
 //! A fresh, empty database for one bench run, on the configured server.
 
 use anyhow::Context;
-use fleet_storage::Store;
+use fleet_domain::NewVehicle;
+use fleet_storage::{Backend, Store};
+use futures_util::{StreamExt, TryStreamExt};
 use sqlx::Connection;
+
+use super::bench_vin;
+
+/// Registrations in flight at once on PostgreSQL, which overlaps their round trips. SQLite
+/// has one writer: concurrent inserts there only wait on each other's locks (seconds, with
+/// its busy handler's back-off), so they go one at a time.
+const PG_REGISTER_CONCURRENCY: usize = 16;
+
+/// Registers bench cars `0..n` (VIN [`bench_vin`], one unique plate each, no unit).
+pub(crate) async fn register_vehicles(store: &Store, n: usize) -> anyhow::Result<()> {
+    let concurrency = match store.backend() {
+        Backend::Sqlite => 1,
+        Backend::Postgres => PG_REGISTER_CONCURRENCY,
+    };
+    futures_util::stream::iter(0..n)
+        .map(|i| async move {
+            let vin = bench_vin(i);
+            let v = NewVehicle {
+                vin: vin.to_string(),
+                plate: format!("浙L{}{:05}", if i < 100_000 { 'D' } else { 'F' }, i % 100_000),
+                model: "Bench EV".into(),
+                seats: 5,
+                battery_kwh: 60.0,
+                consumption_kwh_per_100km: 14.0,
+                unit_id: None,
+            };
+            store.vehicles().create(&vin, &v).await.with_context(|| format!("registering {vin}"))
+        })
+        .buffer_unordered(concurrency)
+        .try_for_each(|_| async { Ok(()) })
+        .await
+}
 
 /// A database made for this run: a new SQLite file beside the configured one, or a new
 /// PostgreSQL database on the configured server. Dropped (PostgreSQL) or removed (SQLite)

@@ -7,16 +7,15 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::{DateTime, TimeZone, Utc};
 use clap::Args;
-use fleet_domain::{NewVehicle, Sample, SampleSource, Vin};
+use fleet_domain::{Sample, SampleSource, Vin};
 use fleet_ingest::decode::gbt32960::{self, Edition};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::child::Fleetd;
-use super::db::BenchDb;
-use super::load::{CountingSubscriber, Message, publish_all, publish_paced};
-use super::progress;
-use crate::config::{self, MqttUrl};
+use super::db::{BenchDb, register_vehicles};
+use super::load::{Broker, CountingSubscriber, Message, forget_session, publish_all, publish_paced};
+use super::{TargetArgs, bench_vin, progress};
 
 #[derive(Debug, Clone, Args)]
 pub struct IngestArgs {
@@ -38,17 +37,8 @@ pub struct IngestArgs {
     /// Publishing connections.
     #[arg(long, default_value_t = 4)]
     pub publishers: usize,
-    /// Database server to measure on; the bench makes a fresh database there and removes it.
-    #[arg(long, env = "FLEET_DATABASE_URL", default_value = config::DEFAULT_DATABASE_URL)]
-    pub database_url: String,
-    /// Broker to measure on; unset: an embedded broker started by the bench.
-    #[arg(long, env = "FLEET_MQTT_URL")]
-    pub mqtt_url: Option<String>,
-}
-
-/// Deterministic VIN of bench car `i` (17 valid characters).
-fn bench_vin(i: usize) -> Vin {
-    Vin::parse(&format!("LFBENCH{i:010}")).expect("bench VINs are valid")
+    #[command(flatten)]
+    pub target: TargetArgs,
 }
 
 fn bench_sample(vin: &Vin, i: usize, k: usize, base: DateTime<Utc>, source: SampleSource) -> Sample {
@@ -93,26 +83,6 @@ fn build_messages(vehicles: usize, messages: usize, base: DateTime<Utc>, gbt: bo
         .collect()
 }
 
-struct Broker {
-    host: String,
-    port: u16,
-    url: String,
-}
-
-fn broker(args: &IngestArgs) -> anyhow::Result<Broker> {
-    match &args.mqtt_url {
-        Some(u) => {
-            let p = MqttUrl::parse(u)?;
-            Ok(Broker { host: p.host, port: p.port, url: u.clone() })
-        }
-        None => {
-            let addr = crate::broker::start("127.0.0.1:0".parse()?)?;
-            progress(format!("embedded broker on {addr}"));
-            Ok(Broker { host: addr.ip().to_string(), port: addr.port(), url: format!("mqtt://{addr}") })
-        }
-    }
-}
-
 /// Messages per second over an interval.
 fn rate(n: usize, from: Instant, to: Instant) -> f64 {
     n as f64 / (to - from).as_secs_f64().max(1e-9)
@@ -123,8 +93,8 @@ pub(crate) async fn run(args: IngestArgs) -> anyhow::Result<Value> {
         args.vehicles > 0 && args.messages > 0 && args.publishers > 0 && args.rss_interval_s > 0.0,
         "vehicles, messages, publishers and the report interval must be positive"
     );
-    let broker = broker(&args)?;
-    let db = BenchDb::create(&args.database_url).await?;
+    let broker = Broker::start(args.target.mqtt_url.as_deref())?;
+    let db = BenchDb::create(&args.target.database_url).await?;
     let result = measure(&args, &broker, &db).await;
     db.cleanup().await;
     result
@@ -134,19 +104,7 @@ async fn measure(args: &IngestArgs, broker: &Broker, db: &BenchDb) -> anyhow::Re
     let store = db.store().await?;
     let registered = args.vehicles.max(args.rss_vehicles);
     progress(format!("registering {registered} vehicles"));
-    for i in 0..registered {
-        let vin = bench_vin(i);
-        let v = NewVehicle {
-            vin: vin.to_string(),
-            plate: format!("浙L{}{:05}", if i < 100_000 { 'D' } else { 'F' }, i % 100_000),
-            model: "Bench EV".into(),
-            seats: 5,
-            battery_kwh: 60.0,
-            consumption_kwh_per_100km: 14.0,
-            unit_id: None,
-        };
-        store.vehicles().create(&vin, &v).await?;
-    }
+    register_vehicles(&store, registered).await?;
     // Distinct times per run so that every message is a new sample.
     let day = |d: i64| Utc.with_ymd_and_hms(2026, 10, 1, 0, 0, 0).single().expect("valid date") + chrono::Duration::days(d);
     let runs = [("json", false, day(0)), ("gbt32960", true, day(10))];
@@ -224,10 +182,12 @@ async fn measure(args: &IngestArgs, broker: &Broker, db: &BenchDb) -> anyhow::Re
     out.insert("ingest.burst_fleetd_peak_rss_mib".into(), json!((burst_rss * 10.0).round() / 10.0));
     store.close().await;
     fleetd.stop().await?;
+    forget_session(&broker.host, broker.port, &client_id).await?;
 
     // Memory: a fresh fleetd while every registered car reports on its schedule (one sample
     // every `rss_interval_s`), as a fleet does.
-    let fleetd = Fleetd::spawn(&db.url, &broker.url, &format!("{client_id}-rss")).await?;
+    let rss_client_id = format!("{client_id}-rss");
+    let fleetd = Fleetd::spawn(&db.url, &broker.url, &rss_client_id).await?;
     let store = db.store().await?;
     let per = args.rss_messages_per_vehicle;
     let messages = Arc::new(build_messages(args.rss_vehicles, args.rss_vehicles * per, day(20), false));
@@ -247,8 +207,9 @@ async fn measure(args: &IngestArgs, broker: &Broker, db: &BenchDb) -> anyhow::Re
     out.insert("ingest.vehicles".into(), json!(args.vehicles));
     out.insert("ingest.messages".into(), json!(args.messages));
     out.insert("ingest.backend".into(), json!(if db.url.starts_with("sqlite") { "sqlite" } else { "postgres" }));
-    out.insert("ingest.broker".into(), json!(if args.mqtt_url.is_some() { "external" } else { "embedded" }));
+    out.insert("ingest.broker".into(), json!(if args.target.mqtt_url.is_some() { "external" } else { "embedded" }));
     store.close().await;
     fleetd.stop().await?;
+    forget_session(&broker.host, broker.port, &rss_client_id).await?;
     Ok(Value::Object(out))
 }

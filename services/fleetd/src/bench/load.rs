@@ -6,8 +6,35 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS};
 use tokio::time::Instant;
+
+use super::progress;
+use crate::config::MqttUrl;
+
+/// The broker a bench talks to: the configured one, or an embedded one it started.
+pub(crate) struct Broker {
+    pub host: String,
+    pub port: u16,
+    pub url: String,
+}
+
+impl Broker {
+    /// The broker at `mqtt_url`; without one, an embedded broker on a free port.
+    pub(crate) fn start(mqtt_url: Option<&str>) -> anyhow::Result<Self> {
+        match mqtt_url {
+            Some(u) => {
+                let p = MqttUrl::parse(u)?;
+                Ok(Self { host: p.host, port: p.port, url: u.to_owned() })
+            }
+            None => {
+                let addr = crate::broker::start("127.0.0.1:0".parse()?)?;
+                progress(format!("embedded broker on {addr}"));
+                Ok(Self { host: addr.ip().to_string(), port: addr.port(), url: format!("mqtt://{addr}") })
+            }
+        }
+    }
+}
 
 /// One message to publish.
 pub(crate) struct Message {
@@ -30,19 +57,24 @@ pub(crate) async fn publish_paced(host: &str, port: u16, messages: Arc<Vec<Messa
     publish(host, port, messages, connections, tag, Some(rate_per_s)).await
 }
 
+/// Options of publishing connection `c` of a bench phase: clean session, a wide window.
+pub(crate) fn publisher_options(host: &str, port: u16, tag: &str, c: usize) -> MqttOptions {
+    let mut o = MqttOptions::new(format!("{tag}-pub-{c}-{}", std::process::id()), host, port);
+    o.set_clean_session(true)
+        .set_keep_alive(Duration::from_secs(30))
+        .set_inflight(PUBLISH_INFLIGHT)
+        .set_max_packet_size(2 * 1024 * 1024, 2 * 1024 * 1024)
+        .set_request_channel_capacity(10_000);
+    o
+}
+
 /// Ticks of the paced publisher.
 const PACE_TICK: Duration = Duration::from_millis(10);
 
 async fn publish(host: &str, port: u16, messages: Arc<Vec<Message>>, connections: usize, tag: &str, rate_per_s: Option<f64>) -> anyhow::Result<()> {
     let mut handles = Vec::new();
     for c in 0..connections {
-        let mut o = MqttOptions::new(format!("{tag}-pub-{c}-{}", std::process::id()), host, port);
-        o.set_clean_session(true)
-            .set_keep_alive(Duration::from_secs(30))
-            .set_inflight(PUBLISH_INFLIGHT)
-            .set_max_packet_size(2 * 1024 * 1024, 2 * 1024 * 1024)
-            .set_request_channel_capacity(10_000);
-        let (client, mut eventloop) = AsyncClient::new(o, 10_000);
+        let (client, mut eventloop) = AsyncClient::new(publisher_options(host, port, tag, c), 10_000);
         let messages = messages.clone();
         let expected = messages.iter().skip(c).step_by(connections).count() as u64;
         handles.push(tokio::spawn(async move {
@@ -83,7 +115,8 @@ async fn publish(host: &str, port: u16, messages: Arc<Vec<Message>>, connections
     Ok(())
 }
 
-/// A plain QoS 1 subscriber that counts messages: the baseline consumer (no storage).
+/// A plain QoS 1 subscriber that counts messages: the baseline consumer (no storage). It may
+/// also look at each message as it arrives (`start_with`).
 pub(crate) struct CountingSubscriber {
     count: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -92,6 +125,18 @@ pub(crate) struct CountingSubscriber {
 impl CountingSubscriber {
     /// Connects, subscribes to `filter` and returns once the subscription is acknowledged.
     pub(crate) async fn start(host: &str, port: u16, filter: &str, tag: &str) -> anyhow::Result<Self> {
+        Self::start_with(host, port, filter, tag, |_| {}).await
+    }
+
+    /// Like `start`, and calls `on_message` with each message on receipt (in the task that
+    /// polls the connection, so it must be quick).
+    pub(crate) async fn start_with(
+        host: &str,
+        port: u16,
+        filter: &str,
+        tag: &str,
+        mut on_message: impl FnMut(&Publish) + Send + 'static,
+    ) -> anyhow::Result<Self> {
         let mut o = MqttOptions::new(format!("{tag}-sub-{}", std::process::id()), host, port);
         o.set_clean_session(true)
             .set_keep_alive(Duration::from_secs(30))
@@ -112,7 +157,8 @@ impl CountingSubscriber {
             let _client = client;
             loop {
                 match eventloop.poll().await {
-                    Ok(Event::Incoming(Packet::Publish(_))) => {
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        on_message(&p);
                         c.fetch_add(1, Ordering::Relaxed);
                     }
                     Ok(_) => {}
@@ -136,7 +182,35 @@ impl CountingSubscriber {
         }
     }
 
+    /// Messages received so far.
+    pub(crate) fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn stop(self) {
         self.task.abort();
     }
+}
+
+/// Ends the persistent session of `client_id` on the broker (a clean-session connect does):
+/// the session of a stopped bench fleetd would otherwise queue every later run's messages.
+pub(crate) async fn forget_session(host: &str, port: u16, client_id: &str) -> anyhow::Result<()> {
+    let mut o = MqttOptions::new(client_id, host, port);
+    o.set_clean_session(true).set_keep_alive(Duration::from_secs(30));
+    let (client, mut eventloop) = AsyncClient::new(o, 10);
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => anyhow::bail!("connecting as {client_id}: {e}"),
+            }
+        }
+    })
+    .await
+    .context("forgetting a broker session timed out")??;
+    let _ = client.disconnect().await;
+    // Let the DISCONNECT go out.
+    let _ = tokio::time::timeout(Duration::from_secs(1), eventloop.poll()).await;
+    Ok(())
 }
