@@ -31,10 +31,11 @@ pub fn new_vehicle_secret() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// Whether `username` can stand in a password file: not empty, no `:` (the field separator)
-/// and no control characters (a line break would start another account).
+/// Whether `username` can stand in a password file: not empty, no `:` (the field separator),
+/// no control characters (a line break would start another account) and no leading `#` (a
+/// comment line).
 pub fn is_valid_mqtt_username(username: &str) -> bool {
-    !username.is_empty() && !username.contains(':') && !username.chars().any(char::is_control)
+    !username.is_empty() && !username.starts_with('#') && !username.contains(':') && !username.chars().any(char::is_control)
 }
 
 /// A Mosquitto password-file line (no line break) for `username` and `password`, with a
@@ -120,7 +121,7 @@ mod tests {
     fn usernames_with_a_colon_or_a_line_break_cannot_stand_in_a_password_file() {
         assert!(is_valid_mqtt_username("fleetd"));
         assert!(is_valid_mqtt_username("LSJA24U66NS000001"));
-        for bad in ["", "a:b", "a\nb", "a\rb"] {
+        for bad in ["", "a:b", "a\nb", "a\rb", "#x"] {
             assert!(!is_valid_mqtt_username(bad), "{bad:?}");
         }
     }
