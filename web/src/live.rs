@@ -44,6 +44,11 @@ pub const FRAME_BACKLOG: usize = 64;
 /// A connection whose socket does not take one message within this time is closed: a stuck
 /// dispatcher's page reconnects and resyncs from a snapshot.
 pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Read buffer of a live-feed connection (its client only sends pongs and a close).
+const CLIENT_READ_BUFFER: usize = 4096;
+/// Largest message a live-feed client may send.
+const CLIENT_MAX_MESSAGE: usize = 16 * 1024;
+
 /// A ping goes to every connection this often, so dead peers are noticed.
 pub const PING_INTERVAL: Duration = Duration::from_secs(20);
 
@@ -139,5 +144,8 @@ pub(crate) async fn live(
     let upgrade = upgrade.map_err(|e| ApiError::BadRequest(format!("expected a WebSocket upgrade: {e}")))?;
     let live = state.live.clone();
     tracing::debug!(user.id = user.id, "live feed connection");
+    // Clients send nothing but control frames: a small read buffer (tungstenite clears its
+    // whole read buffer before every read) and a small message cap.
+    let upgrade = upgrade.read_buffer_size(CLIENT_READ_BUFFER).max_message_size(CLIENT_MAX_MESSAGE).max_frame_size(CLIENT_MAX_MESSAGE);
     Ok(upgrade.on_upgrade(move |socket| client::serve(live, view, socket)))
 }

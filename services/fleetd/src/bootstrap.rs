@@ -91,18 +91,26 @@ pub async fn seed_demo(store: &Store) -> anyhow::Result<bool> {
     for s in &data.charging_stations {
         store.charging_stations().create(s).await?;
     }
-    let mut chunk = Vec::with_capacity(5000);
-    let mut total = 0usize;
-    for sample in demo::history(&data.vehicles, Utc::now(), DEMO_HISTORY_DAYS, DEMO_HISTORY_STEP, 2026) {
-        chunk.push(sample);
-        if chunk.len() == chunk.capacity() {
-            store.telemetry().commit(&chunk, &[]).await.context("demo history")?;
-            total += chunk.len();
-            chunk.clear();
+    // The history comes car by car: each car's samples are stored, then the orders its
+    // working-hours trips served.
+    let cast = demo::Cast::new(&data.units, &data.vehicles, &data.drivers, &data.users);
+    let battery: std::collections::HashMap<&str, f64> = data.vehicles.iter().map(|v| (v.vin.as_str(), v.battery_kwh)).collect();
+    let (mut car, mut total, mut orders, mut seq) = (Vec::new(), 0usize, Vec::new(), 0u64);
+    let mut history = demo::history(&data.vehicles, Utc::now(), DEMO_HISTORY_DAYS, DEMO_HISTORY_STEP, 2026).peekable();
+    while let Some(sample) = history.next() {
+        let last_of_car = history.peek().is_none_or(|next| next.vin != sample.vin);
+        car.push(sample);
+        if last_of_car {
+            for chunk in car.chunks(5000) {
+                store.telemetry().commit(chunk, &[]).await.context("demo history")?;
+            }
+            total += car.len();
+            let kwh = battery.get(car[0].vin.as_str()).copied().unwrap_or(60.0);
+            orders.extend(demo::orders_for(&cast, &car, kwh, &mut seq));
+            car.clear();
         }
     }
-    store.telemetry().commit(&chunk, &[]).await.context("demo history")?;
-    total += chunk.len();
-    tracing::info!(demo.units = data.units.len(), demo.vehicles = data.vehicles.len(), demo.samples = total, "demo data loaded");
+    store.orders().insert_history(&orders).await.context("demo orders")?;
+    tracing::info!(demo.units = data.units.len(), demo.vehicles = data.vehicles.len(), demo.samples = total, demo.orders = orders.len(), "demo data loaded");
     Ok(true)
 }

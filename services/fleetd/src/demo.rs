@@ -1,9 +1,11 @@
 //! The Zhoushan demo data set for `fleetd run --demo`: municipal units, about sixty EVs with
 //! 浙L green plates, their drivers, the demo users (all with the password `demo`), charging
-//! sites, and a month of driving history from the same car model the live simulator uses.
+//! sites, a month of driving history from the same car model the live simulator uses, and
+//! the orders that history served.
 //! Pure: building it touches no database; the caller stores it.
 
 mod history;
+mod orders;
 mod registry;
 
 use std::time::Duration;
@@ -12,6 +14,7 @@ use chrono::{DateTime, Utc};
 use fleet_domain::{NewDriver, NewUnit, NewUser, NewVehicle, Sample};
 
 pub use self::history::PARKED_REPORT_EVERY;
+pub use self::orders::{Cast, orders_for};
 use crate::simulate::places::{CHARGERS, PLACES, place_index};
 
 /// The password of every demo user.

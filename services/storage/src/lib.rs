@@ -30,7 +30,7 @@ pub use dead_letters::DeadLetters;
 pub use derived::{ChargeTotals, Derived, StoredTrip, TripGroup, TripTotals};
 pub use error::StorageError;
 pub use mqtt_secrets::{MqttAccount, MqttSecrets};
-pub use orders::{Act, Acted, Actor, IdempotencyKeys, KeptAnswer, OrderQuery, OrderRecord, Orders, Served};
+pub use orders::{Act, Acted, Actor, HistoricOrder, IdempotencyKeys, KeptAnswer, OrderQuery, OrderRecord, Orders, Served};
 pub use registry::{Drivers, Units, Vehicles};
 pub use stations::{ChargingStation, ChargingStations};
 pub use telemetry::{BatchOutcome, Telemetry};

@@ -136,3 +136,26 @@ fn a_demo_month_is_a_few_hundred_thousand_samples() {
     let n = history(&vehicles, end(), 30, Duration::from_secs(30), 1).count();
     assert!((100_000..1_000_000).contains(&n), "{n} samples");
 }
+
+#[test]
+fn the_history_comes_with_the_orders_its_working_hours_trips_served() {
+    let d = demo_data();
+    let cast = Cast::new(&d.units, &d.vehicles, &d.drivers, &d.users);
+    let car = &d.vehicles[0];
+    let samples: Vec<Sample> = history(std::slice::from_ref(car), end(), 7, Duration::from_secs(30), 7).collect();
+    let mut seq = 0;
+    let orders = orders_for(&cast, &samples, car.battery_kwh, &mut seq);
+    assert!(orders.len() >= 5, "a week of driving serves orders: {}", orders.len());
+    for o in &orders {
+        let (r, events) = (&o.record, &o.events);
+        assert_eq!(r.order.status, fleet_domain::OrderStatus::Completed);
+        assert_eq!(r.order.vin.as_ref().map(|v| v.as_str()), Some(car.vin.as_str()));
+        let actions: Vec<_> = events.iter().map(|(e, _)| e.action.as_str()).collect();
+        assert_eq!(actions, ["create", "assign", "accept", "pickup", "complete"]);
+        assert!(events.windows(2).all(|w| w[0].0.ts <= w[1].0.ts), "history in time order");
+        assert_eq!(events[3].0.ts, r.order.pickup_at, "picked up when the trip starts");
+        assert!(!r.order.pickup.name.is_empty() && !r.order.dropoff.name.is_empty());
+        let local = r.order.pickup_at.with_timezone(&fleet_domain::trips::china_offset());
+        assert!((7..20).contains(&local.hour()), "orders only in working hours");
+    }
+}
