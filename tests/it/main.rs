@@ -6,6 +6,7 @@ mod dispatch;
 mod health;
 mod ingest;
 mod live;
+mod mqtt_security;
 mod order_store;
 mod orders;
 mod pages;

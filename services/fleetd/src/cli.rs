@@ -24,6 +24,15 @@ pub enum Command {
     Simulate(SimulateArgs),
     /// Measure throughput and latency against a baseline from the same run (prints JSON last).
     Bench(crate::bench::BenchArgs),
+    /// Write a Mosquitto password file from the registry: every vehicle issued a secret
+    /// (username = VIN) and fleetd's own account (the user and password of FLEET_MQTT_URL).
+    #[command(
+        name = "mqtt-passwd",
+        after_help = "The file is replaced atomically (mode 0600; the owner and group of the file it replaces are kept, \
+                      so a file chowned to the broker's user stays readable by it). Then reload the broker: \
+                      `systemctl reload mosquitto` or `kill -HUP <pid>`. See deploy/mosquitto/README.md."
+    )]
+    MqttPasswd(MqttPasswdArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -31,6 +40,19 @@ pub struct DbArgs {
     /// Database URL: sqlite://path (created if missing) or postgres://user@host/db.
     #[arg(long, env = "FLEET_DATABASE_URL", default_value = config::DEFAULT_DATABASE_URL)]
     pub database_url: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MqttPasswdArgs {
+    /// The password file to write, e.g. /etc/mosquitto/fleet/passwd.
+    #[arg(long, value_name = "FILE")]
+    pub output: std::path::PathBuf,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// fleetd's broker URL, mqtt://user:pass@host[:port] (mqtts:// too): its user and password
+    /// become fleetd's account in the file.
+    #[arg(long, env = "FLEET_MQTT_URL", hide_env_values = true)]
+    pub mqtt_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

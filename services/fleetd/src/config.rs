@@ -44,7 +44,21 @@ pub struct MqttUrl {
 }
 
 impl MqttUrl {
+    /// A URL fleetd can connect to: `mqtts://` is refused until this build speaks TLS.
     pub fn parse(s: &str) -> Result<Self, ConfigError> {
+        let url = Self::parse_any(s)?;
+        if url.tls {
+            return Err(ConfigError::new(
+                "FLEET_MQTT_URL",
+                "mqtts:// (TLS) is not supported by this build yet; use mqtt:// on a trusted network or a local TLS-terminating broker bridge",
+            ));
+        }
+        Ok(url)
+    }
+
+    /// Any well-formed URL, `mqtts://` included (for `mqtt-passwd`, which only reads the
+    /// account from it).
+    pub fn parse_any(s: &str) -> Result<Self, ConfigError> {
         let bad = |p: &str| ConfigError::new("FLEET_MQTT_URL", format!("{p} (expected mqtt://[user:pass@]host[:port])"));
         let url = url::Url::parse(s).map_err(|e| bad(&e.to_string()))?;
         let tls = match url.scheme() {
@@ -52,12 +66,6 @@ impl MqttUrl {
             "mqtts" | "ssl" => true,
             other => return Err(bad(&format!("unknown scheme {other:?}"))),
         };
-        if tls {
-            return Err(ConfigError::new(
-                "FLEET_MQTT_URL",
-                "mqtts:// (TLS) is not supported by this build yet; use mqtt:// on a trusted network or a local TLS-terminating broker bridge",
-            ));
-        }
         let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| bad("no host"))?.to_owned();
         let username = (!url.username().is_empty()).then(|| decode(url.username()));
         let password = url.password().map(decode);

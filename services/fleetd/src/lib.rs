@@ -10,6 +10,7 @@ pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod mqtt_passwd;
 pub mod observability;
 pub mod simulate;
 pub mod simulate_cmd;

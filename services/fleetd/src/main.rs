@@ -77,6 +77,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Simulate(args) => fleetd::simulate_cmd::run(args).await,
         Command::Bench(args) => fleetd::bench::run(args).await,
+        Command::MqttPasswd(args) => fleetd::mqtt_passwd::run(args).await,
     }
 }
 
