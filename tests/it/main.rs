@@ -3,6 +3,7 @@
 mod api;
 mod cli;
 mod dispatch;
+mod faults;
 mod health;
 mod ingest;
 mod live;

@@ -348,7 +348,12 @@ pub struct Publisher {
 impl Publisher {
     pub async fn connect() -> anyhow::Result<Self> {
         require_broker();
-        let mut o = MqttOptions::new(format!("test-pub-{}", random_tag()), MQTT_HOST, MQTT_PORT);
+        Self::connect_to(MQTT_HOST, MQTT_PORT).await
+    }
+
+    /// A publisher on another broker (a test's private one).
+    pub async fn connect_to(host: &str, port: u16) -> anyhow::Result<Self> {
+        let mut o = MqttOptions::new(format!("test-pub-{}", random_tag()), host, port);
         o.set_clean_session(true).set_max_packet_size(4 * 1024 * 1024, 4 * 1024 * 1024);
         let (client, mut eventloop) = AsyncClient::new(o, 1000);
         let (tx, acks) = tokio::sync::mpsc::unbounded_channel();
