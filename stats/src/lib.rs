@@ -180,8 +180,11 @@ impl Deriver {
 #[derive(Default)]
 struct Dirty {
     queue: std::collections::VecDeque<Vin>,
-    spans: HashMap<Vin, (DateTime<Utc>, DateTime<Utc>)>,
+    spans: HashMap<Vin, Span>,
 }
+
+/// The time span new samples of a car cover.
+type Span = (DateTime<Utc>, DateTime<Utc>);
 
 impl Dirty {
     fn mark(&mut self, vin: &Vin, from: DateTime<Utc>, to: DateTime<Utc>) {
@@ -197,7 +200,7 @@ impl Dirty {
         }
     }
 
-    fn take(&mut self, n: usize) -> Vec<(Vin, (DateTime<Utc>, DateTime<Utc>))> {
+    fn take(&mut self, n: usize) -> Vec<(Vin, Span)> {
         let n = n.min(self.queue.len());
         self.queue.drain(..n).filter_map(|vin| self.spans.remove(&vin).map(|span| (vin, span))).collect()
     }

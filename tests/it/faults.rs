@@ -75,13 +75,33 @@ impl Drop for Broker {
     }
 }
 
+/// A fleetd child process, killed if the test ends early.
+struct Fleetd(Child);
+
+impl Fleetd {
+    fn id(&self) -> u32 {
+        self.0.id()
+    }
+
+    fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        self.0.wait()
+    }
+}
+
+impl Drop for Fleetd {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts `fleetd run` on `port`'s broker; answers the child once it serves.
-fn start(db_url: &str, client_id: &str, port: u16) -> Child {
+fn start(db_url: &str, client_id: &str, port: u16) -> Fleetd {
     start_at(db_url, client_id, port).0
 }
 
 /// Like [`start`], with the HTTP address it serves on.
-fn start_at(db_url: &str, client_id: &str, port: u16) -> (Child, String) {
+fn start_at(db_url: &str, client_id: &str, port: u16) -> (Fleetd, String) {
     let mut child = Command::new(fleetd())
         .args(["run", "--http-addr", "127.0.0.1:0"])
         .env("FLEET_DATABASE_URL", db_url)
@@ -101,7 +121,7 @@ fn start_at(db_url: &str, client_id: &str, port: u16) -> (Child, String) {
             break;
         }
     }
-    (child, http.expect("fleetd printed its http line"))
+    (Fleetd(child), http.expect("fleetd printed its http line"))
 }
 
 async fn kill_9_mid_ingest(db: Db) -> anyhow::Result<()> {
@@ -242,6 +262,107 @@ async fn a_broker_restart_is_ridden_out_and_health_says_so_meanwhile() -> anyhow
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(store.telemetry().count(Some(&vin)).await?, 200);
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status()?;
+    child.wait()?;
+    store.close().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dispatch_batch_killed_mid_way_leaves_no_half_assigned_order() -> anyhow::Result<()> {
+    use fleet_domain::{NewDriver, NewOrder, OrderStatus, Place, Sample, SampleSource, Vin};
+    use fleet_storage::{Actor, OrderQuery};
+    let db = TestDb::create(Db::Postgres).await;
+    let store = Store::connect(&db.url).await?;
+    store.migrate().await?;
+    store.units().create("u1", &fleet_domain::NewUnit { id: Some("u1".into()), name: "市委办".into(), monthly_energy_budget_kwh: 1e6, auto_approve: true }).await?;
+    let now = Utc::now();
+    let mut samples = Vec::new();
+    for i in 0..150 {
+        let vin = random_vin();
+        let v = NewVehicle { vin: vin.clone(), plate: format!("浙LD8{i:04}"), model: "BYD e6".into(), seats: 5, battery_kwh: 71.7, consumption_kwh_per_100km: 17.0, unit_id: None };
+        let parsed = v.validate()?;
+        store.vehicles().create(&parsed, &v).await?;
+        let d = NewDriver { id: Some(format!("d{i}")), name: format!("司机{i}"), phone: format!("1390000{i:04}"), vehicle_vin: Some(vin.clone()) };
+        store.drivers().create(&format!("d{i}"), &d, Some(&parsed)).await?;
+        let mut s = Sample::at(Vin::parse(&vin)?, now, 30.0 + i as f64 * 0.001, 122.1, SampleSource::Json);
+        s.soc_pct = Some(90.0);
+        samples.push(s);
+    }
+    store.telemetry().commit(&samples, &[]).await?;
+    let clerk = Actor { name: "unit1".into(), user_id: None, on_behalf: false };
+    for i in 0..400 {
+        let place = |lat: f64| Place { lat, lon: 122.1, name: "市行政中心".into() };
+        let new = NewOrder { unit_id: "u1".into(), passengers: 1, pickup: place(30.0 + (i % 150) as f64 * 0.001), dropoff: place(30.05), pickup_at: None, purpose: "会议".into(), override_budget: false };
+        store.orders().create(&format!("o{i:04}"), &new, now, OrderStatus::Approved, (now, now + chrono::Duration::hours(1)), &clerk, None, now).await?;
+    }
+    let broker = Broker::start();
+    let client_id = format!("fleetd-faults-{}", rand::random::<u32>());
+    let spawn = || {
+        let mut c = Command::new(fleetd());
+        c.args(["run", "--http-addr", "127.0.0.1:0"])
+            .env("FLEET_DATABASE_URL", &db.url)
+            .env("FLEET_MQTT_URL", format!("mqtt://127.0.0.1:{}", broker.port))
+            .env("FLEET_MQTT_CLIENT_ID", &client_id)
+            .env("FLEET_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("FLEET_DISPATCH_BATCH_INTERVAL_MS", "100")
+            .env("FLEET_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        c.spawn().map(Fleetd)
+    };
+    let assigned = |store: Store| async move {
+        let q = OrderQuery { statuses: vec![OrderStatus::Assigned], limit: 1000, ..OrderQuery::default() };
+        anyhow::Ok(store.orders().list(&q).await?.len())
+    };
+    let mut child = spawn()?;
+    // Killed while the batch is writing its assignments, one transaction each.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let n = assigned(store.clone()).await?;
+        if n > 0 {
+            break;
+        }
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "no assignment within a minute");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Command::new("kill").args(["-KILL", &child.id().to_string()]).status()?;
+    child.wait()?;
+    let at_kill = assigned(store.clone()).await?;
+    assert!(at_kill < 150, "killed in the middle of the batch ({at_kill} of 150 cars given)");
+
+    // Every order is whole: assigned with its car, driver and history entry, or untouched.
+    let check = |store: Store| async move {
+        let all = store.orders().list(&OrderQuery { limit: 1000, ..OrderQuery::default() }).await?;
+        let mut cars = std::collections::HashSet::new();
+        for o in &all {
+            let events = store.orders().events(&o.order.id).await?;
+            let last = &events.last().expect("a history").0;
+            match o.order.status {
+                OrderStatus::Assigned => {
+                    let vin = o.order.vin.clone().expect("an assigned order has its car");
+                    assert!(o.order.driver_id.is_some() && o.order.assigned_at.is_some(), "{:?}", o.order);
+                    assert_eq!((last.action.as_str(), last.vin.as_ref()), ("assign", Some(&vin)), "{:?}", o.order.id);
+                    assert!(cars.insert(vin), "a car given twice");
+                }
+                OrderStatus::Approved => {
+                    assert!(o.order.vin.is_none() && o.order.driver_id.is_none(), "{:?}", o.order);
+                    assert_eq!(events.len(), 1, "an untouched order has only its creation: {:?}", o.order.id);
+                }
+                other => panic!("unexpected status {other:?}"),
+            }
+        }
+        anyhow::Ok(cars.len())
+    };
+    assert_eq!(check(store.clone()).await?, at_kill);
+    // After a restart the batch finishes the job: every car, once.
+    let mut child = spawn()?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while assigned(store.clone()).await? < 150 {
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "the batch did not finish after the restart");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(check(store.clone()).await?, 150);
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status()?;
     child.wait()?;
     store.close().await;

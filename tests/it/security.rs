@@ -36,7 +36,8 @@ async fn every_route_answers_every_role_as_the_table_says() -> anyhow::Result<()
     let csv = "unit_id,passengers,pickup_name,pickup_lat,pickup_lon,dropoff_name,dropoff_lat,dropoff_lon,pickup_at,purpose\n";
     // (method, template, concrete path, body, expectations per role in ROLES order)
     let o = |a: &str| format!("/api/v1/orders/{order}/{a}");
-    let table: Vec<(Method, &str, String, Option<Value>, [E; 5])> = vec![
+    type Row<'a> = (Method, &'a str, String, Option<Value>, [E; 5]);
+    let table: Vec<Row> = vec![
         (Method::GET, "/api/v1/me", "/api/v1/me".into(), None, [Y, Y, Y, Y, Y]),
         (Method::GET, "/api/v1/users", "/api/v1/users".into(), None, [Y, F, F, F, F]),
         (Method::GET, "/api/v1/units", "/api/v1/units".into(), None, [Y, Y, Y, Y, F]),

@@ -20,10 +20,13 @@ const WITHOUT_ORDER_EVERY: u64 = 25;
 
 const PURPOSES: [&str; 8] = ["会议", "调研", "检查工作", "公务接待", "文件送达", "项目督查", "防汛检查", "走访企业"];
 
+/// A car's unit, driver id and driver's username.
+type Crew = (Option<String>, Option<String>, Option<String>);
+
 /// Who the demo's orders name.
 pub struct Cast {
-    /// VIN → (unit of the car, driver id, driver's username).
-    cars: HashMap<String, (Option<String>, Option<String>, Option<String>)>,
+    /// VIN → the car's crew.
+    cars: HashMap<String, Crew>,
     /// Unit id → the unit user's username.
     unit_users: HashMap<String, String>,
     units: Vec<String>,
@@ -68,7 +71,7 @@ pub fn orders_for(cast: &Cast, samples: &[Sample], battery_kwh: f64, seq: &mut u
     let mut out = Vec::new();
     for trip in derive(samples, battery_kwh, &DeriveParams::default()).trips {
         *seq += 1;
-        if trip.open || trip.distance_km < MIN_KM || !working_hours(&trip) || *seq % WITHOUT_ORDER_EVERY == 0 {
+        if trip.open || trip.distance_km < MIN_KM || !working_hours(&trip) || seq.is_multiple_of(WITHOUT_ORDER_EVERY) {
             continue;
         }
         let unit = unit.clone().unwrap_or_else(|| cast.units[(*seq as usize) % cast.units.len().max(1)].clone());
