@@ -73,7 +73,10 @@ impl MqttUrl {
     }
 }
 
+/// Percent-decodes a URL's user or password. A `+` stays a `+` there (only form data turns
+/// it into a space), so it is protected before the form decoder sees it.
 fn decode(s: &str) -> String {
+    let s = s.replace('+', "%2B");
     url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default()
 }
 
@@ -180,6 +183,12 @@ pub fn check_client_id(id: &str) -> Result<(), ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_plus_in_a_url_password_stays_a_plus() {
+        let u = MqttUrl::parse("mqtt://fleetd:a+b%2Bc%20d@broker.example").unwrap();
+        assert_eq!(u.password.as_deref(), Some("a+b+c d"));
+    }
 
     #[test]
     fn parses_mqtt_urls_with_and_without_credentials() {
