@@ -6,12 +6,11 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
 use fleet_tests::browser::Browser;
-use fleet_tests::{Db, Publisher, TestApp};
+use fleet_tests::{Db, TestApp};
 use serde_json::{Value, json};
 
-use crate::orders::{get, order_body, post, world};
+use crate::orders::get;
 
 async fn log_in(b: &Browser, app: &TestApp, user: &str, password: &str) -> anyhow::Result<()> {
     b.client.goto(&app.url("/stats")).await?;
@@ -46,38 +45,8 @@ async fn the_auditor_reads_the_month_with_charts_budget_warning_and_misuse_alarm
         s.dispatch.batch_interval = Duration::from_secs(3600);
     })
     .await;
-    let w = world(&app, 2).await?;
-    let (vin, _, driver) = w.cars[0].clone();
-    // 3.2 kWh: the trip below uses 2.796 kWh, 87 % of it, past the 80 % warning.
-    let (status, _) = post(&app, &w.admin, "/api/v1/units", json!({"id": "u3", "name": "市档案馆", "monthly_energy_budget_kwh": 3.2, "auto_approve": true})).await?;
-    assert_eq!(status, 201);
-    let (_, o) = post(&app, &w.admin, "/api/v1/orders", order_body("u3", 1)).await?;
-    let id = o["id"].as_str().unwrap().to_owned();
-    for (token, path, body) in [(&w.dispatcher, "assign", json!({"vin": vin})), (&driver, "accept", json!({})), (&driver, "pickup", json!({}))] {
-        let (status, v) = post(&app, token, &format!("/api/v1/orders/{id}/{path}"), body).await?;
-        assert_eq!(status, 200, "{path}: {v}");
-    }
-    // Stand, drive north 39 steps of 111 m at 36 km/h losing 0.1 % a step, stand again: 4.329 km.
-    let base = Utc::now();
-    let at = |secs: i64| (base + chrono::Duration::seconds(secs)).to_rfc3339();
-    let mut batch = Vec::new();
-    for i in 0..2 {
-        batch.push(json!({"ts": at(i * 30), "lat": 30.0, "lon": 122.1, "speed_kmh": 0.0, "soc_pct": 80.0, "odometer_km": 1000.0}));
-    }
-    for i in 0..40 {
-        let f = i as f64;
-        batch.push(json!({"ts": at(60 + i * 11), "lat": 30.0 + f * 0.001, "lon": 122.1, "speed_kmh": 36.0, "soc_pct": 80.0 - f * 0.1, "odometer_km": 1000.0 + f * 0.111}));
-    }
-    for i in 0..10 {
-        batch.push(json!({"ts": at(60 + 40 * 11 + i * 30), "lat": 30.039, "lon": 122.1, "speed_kmh": 0.0, "soc_pct": 76.1, "odometer_km": 1004.329}));
-    }
-    let mut p = Publisher::connect().await?;
-    p.json(&vin, &Value::Array(batch.clone())).await?;
-    app.wait_for_samples(&vin, 52).await?;
-    // The other car makes the same drive without any order: a misuse alarm.
-    let joyride = w.cars[1].0.clone();
-    p.json(&joyride, &Value::Array(batch)).await?;
-    app.wait_for_samples(&joyride, 52).await?;
+    // 3.2 kWh: the served drive uses 2.796 kWh, 87 % of it, past the 80 % warning.
+    let (w, vin, _, _, joyride, base) = crate::stats::served_drive(&app, 3.2).await?;
 
     let month = fleet_domain::trips::month_of(base);
     let stats = format!("/api/v1/stats/monthly?month={month}");

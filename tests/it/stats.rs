@@ -5,10 +5,10 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use fleet_tests::{Publisher, Settings, both_with};
+use fleet_tests::{Publisher, Settings, TestApp, both_with};
 use serde_json::{Value, json};
 
-use crate::orders::{get, order_body, post, world};
+use crate::orders::{World, get, order_body, post, world};
 
 fn quick(s: &mut Settings) {
     s.stats.interval = Duration::from_millis(200);
@@ -16,22 +16,22 @@ fn quick(s: &mut Settings) {
     s.dispatch.batch_interval = Duration::from_secs(3600);
 }
 
-both_with!(a_served_drive_becomes_a_trip_and_spends_the_units_budget, quick, |app: TestApp| async move {
-    let w = world(&app, 2).await?;
+/// The scene both statistics tests start from: two cars; unit u3 (budget `budget_kwh`,
+/// auto-approving) has an order whose passengers car 0 picked up, then car 0 drove 4.329 km
+/// on 2.796 kWh (stand, 39 steps of 111 m north at 36 km/h losing 0.1 % a step, stand);
+/// car 1 made the same drive without any order. Answers the world, car 0's VIN and driver
+/// token, the order, car 1's VIN, and the drive's start.
+pub(crate) async fn served_drive(app: &TestApp, budget_kwh: f64) -> anyhow::Result<(World, String, String, String, String, chrono::DateTime<Utc>)> {
+    let w = world(app, 2).await?;
     let (vin, _, driver) = w.cars[0].clone();
-    let (status, _) = post(&app, &w.admin, "/api/v1/units", json!({"id": "u3", "name": "市档案馆", "monthly_energy_budget_kwh": 2.5, "auto_approve": true})).await?;
+    let (status, _) = post(app, &w.admin, "/api/v1/units", json!({"id": "u3", "name": "市档案馆", "monthly_energy_budget_kwh": budget_kwh, "auto_approve": true})).await?;
     assert_eq!(status, 201);
-    let (_, o) = post(&app, &w.admin, "/api/v1/orders", order_body("u3", 1)).await?;
+    let (_, o) = post(app, &w.admin, "/api/v1/orders", order_body("u3", 1)).await?;
     let id = o["id"].as_str().unwrap().to_owned();
-    for (token, path, body) in [
-        (&w.dispatcher, "assign", json!({"vin": vin})),
-        (&driver, "accept", json!({})),
-        (&driver, "pickup", json!({})),
-    ] {
-        let (status, v) = post(&app, token, &format!("/api/v1/orders/{id}/{path}"), body).await?;
+    for (token, path, body) in [(&w.dispatcher, "assign", json!({"vin": vin})), (&driver, "accept", json!({})), (&driver, "pickup", json!({}))] {
+        let (status, v) = post(app, token, &format!("/api/v1/orders/{id}/{path}"), body).await?;
         assert_eq!(status, 200, "{path}: {v}");
     }
-    // Stand, drive north 39 steps of 111 m at 36 km/h losing 0.1 % a step, stand again.
     let base = Utc::now();
     let at = |secs: i64| (base + chrono::Duration::seconds(secs)).to_rfc3339();
     let mut batch = Vec::new();
@@ -48,11 +48,14 @@ both_with!(a_served_drive_becomes_a_trip_and_spends_the_units_budget, quick, |ap
     let mut p = Publisher::connect().await?;
     p.json(&vin, &Value::Array(batch.clone())).await?;
     app.wait_for_samples(&vin, 52).await?;
-    // The other car makes the same drive without any order.
     let joyride = w.cars[1].0.clone();
     p.json(&joyride, &Value::Array(batch)).await?;
     app.wait_for_samples(&joyride, 52).await?;
+    Ok((w, vin, driver, id, joyride, base))
+}
 
+both_with!(a_served_drive_becomes_a_trip_and_spends_the_units_budget, quick, |app: TestApp| async move {
+    let (w, vin, driver, id, joyride, base) = served_drive(&app, 2.5).await?;
     let path = format!("/api/v1/trips?vin={vin}&from={}&to={}", urlencode(&(base - chrono::Duration::hours(1)).to_rfc3339()), urlencode(&(base + chrono::Duration::hours(1)).to_rfc3339()));
     app.wait_until("the trip derived and closed", || async {
         let (_, v) = get(&app, &w.admin, &path).await?;

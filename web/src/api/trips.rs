@@ -3,9 +3,9 @@
 
 use axum::Json;
 use axum::extract::State;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use fleet_domain::trips::month_of;
-use fleet_domain::{Vin, feasibility::GeoPoint};
+use fleet_domain::Vin;
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
@@ -26,22 +26,11 @@ pub(crate) struct TripQuery {
     to: Option<String>,
 }
 
-/// One logbook line.
+/// One logbook line: the derived trip and the order it served.
 #[derive(Serialize)]
 pub(crate) struct TripView {
-    vin: Vin,
-    start_ts: DateTime<Utc>,
-    end_ts: DateTime<Utc>,
-    start: GeoPoint,
-    end: GeoPoint,
-    start_odometer_km: Option<f64>,
-    end_odometer_km: Option<f64>,
-    distance_km: f64,
-    energy_kwh: f64,
-    start_soc_pct: Option<f64>,
-    end_soc_pct: Option<f64>,
-    /// Still under way at the newest sample.
-    open: bool,
+    #[serde(flatten)]
+    trip: fleet_domain::trips::Trip,
     order_id: Option<String>,
     unit_id: Option<String>,
     driver_id: Option<String>,
@@ -73,26 +62,7 @@ pub(crate) async fn list(State(state): State<AppState>, auth: AuthUser, ApiQuery
             state.store.derived().trips(None, from, to, MAX_TRIPS).await?.into_iter().filter(|t| visible.contains(&t.trip.vin)).collect()
         }
     };
-    let trips = trips
-        .into_iter()
-        .map(|s| TripView {
-            vin: s.trip.vin,
-            start_ts: s.trip.start_ts,
-            end_ts: s.trip.end_ts,
-            start: s.trip.start,
-            end: s.trip.end,
-            start_odometer_km: s.trip.start_odometer_km,
-            end_odometer_km: s.trip.end_odometer_km,
-            distance_km: s.trip.distance_km,
-            energy_kwh: s.trip.energy_kwh,
-            start_soc_pct: s.trip.start_soc_pct,
-            end_soc_pct: s.trip.end_soc_pct,
-            open: s.trip.open,
-            order_id: s.order_id,
-            unit_id: s.unit_id,
-            driver_id: s.driver_id,
-        })
-        .collect();
+    let trips = trips.into_iter().map(|s| TripView { trip: s.trip, order_id: s.order_id, unit_id: s.unit_id, driver_id: s.driver_id }).collect();
     Ok(Json(TripList { trips }))
 }
 
