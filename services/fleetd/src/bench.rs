@@ -8,6 +8,7 @@ mod dispatch;
 mod ingest;
 mod live;
 mod load;
+mod stats;
 
 use clap::{Args, Subcommand};
 use fleet_domain::Vin;
@@ -30,6 +31,8 @@ pub enum BenchKind {
     /// The dispatch matching engine: single-order search latency with 100,000 cars, batch
     /// quality vs greedy and an independent optimum, a 1,000 × 5,000 batch's time.
     Dispatch(dispatch::DispatchArgs),
+    /// One month's statistics report for 60 and 1,000 cars, with 1× and 10× the raw samples.
+    Stats(stats::StatsArgs),
 }
 
 /// Where a bench runs: the database server and the broker.
@@ -48,6 +51,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchKind::Ingest(a) => ingest::run(a).await?,
         BenchKind::Live(a) => live::run(a).await?,
         BenchKind::Dispatch(a) => dispatch::run(a).await?,
+        BenchKind::Stats(a) => stats::run(a).await?,
     };
     println!("{}", serde_json::to_string(&figures)?);
     Ok(())

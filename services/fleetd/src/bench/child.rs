@@ -20,9 +20,15 @@ impl Fleetd {
     /// Starts `fleetd run` on the given database and broker, with a free HTTP port, and waits
     /// for its "http listening on" line.
     pub(crate) async fn spawn(database_url: &str, mqtt_url: &str, client_id: &str) -> anyhow::Result<Self> {
+        Self::spawn_with(database_url, mqtt_url, client_id, &[]).await
+    }
+
+    /// Like `spawn`, with more `FLEET_*` settings in the child's environment.
+    pub(crate) async fn spawn_with(database_url: &str, mqtt_url: &str, client_id: &str, env: &[(&str, String)]) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("locating the fleetd binary")?;
         let mut child = Command::new(exe)
             .args(["run", "--http-addr", "127.0.0.1:0"])
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .env("FLEET_DATABASE_URL", database_url)
             .env("FLEET_MQTT_URL", mqtt_url)
             .env("FLEET_MQTT_CLIENT_ID", client_id)
@@ -79,7 +85,15 @@ impl Fleetd {
     /// One HTTP/1.1 request to fleetd (`Connection: close`); gives the status and the body.
     /// Enough for the few plain, unchunked responses a bench needs.
     async fn http(&self, method: &str, path: &str, json_body: Option<&str>) -> anyhow::Result<(u16, String)> {
+        self.request(method, path, None, json_body).await
+    }
+
+    /// Like `http`, as the holder of `bearer` when given.
+    pub(crate) async fn request(&self, method: &str, path: &str, bearer: Option<&str>, json_body: Option<&str>) -> anyhow::Result<(u16, String)> {
         let mut request = format!("{method} {path} HTTP/1.1\r\nHost: fleetd\r\nConnection: close\r\n");
+        if let Some(token) = bearer {
+            request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+        }
         if let Some(body) = json_body {
             request.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()));
         } else {
@@ -96,6 +110,14 @@ impl Fleetd {
         let (head, body) = response.split_once("\r\n\r\n").with_context(|| format!("{method} {path}: no end of headers"))?;
         let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).with_context(|| format!("{method} {path}: no status"))?;
         Ok((status, body.to_owned()))
+    }
+
+    /// A JSON API call as the holder of `token` that must answer `expect`; gives the answer.
+    pub(crate) async fn call(&self, method: &str, path: &str, token: &str, body: Option<&serde_json::Value>, expect: u16) -> anyhow::Result<serde_json::Value> {
+        let body = body.map(serde_json::Value::to_string);
+        let (status, answer) = self.request(method, path, Some(token), body.as_deref()).await?;
+        anyhow::ensure!(status == expect, "{method} {path} answered {status}, not {expect}: {answer}");
+        serde_json::from_str(&answer).with_context(|| format!("{method} {path}: the answer is not JSON"))
     }
 
     /// fleetd's /metrics page (Prometheus text).
@@ -117,9 +139,14 @@ impl Fleetd {
 
     /// Logs in as `admin`; gives the bearer token.
     pub(crate) async fn admin_token(&self) -> anyhow::Result<String> {
-        let body = serde_json::json!({"username": "admin", "password": ADMIN_PASSWORD}).to_string();
+        self.login("admin", ADMIN_PASSWORD).await
+    }
+
+    /// Logs in as `username`; gives the bearer token.
+    pub(crate) async fn login(&self, username: &str, password: &str) -> anyhow::Result<String> {
+        let body = serde_json::json!({"username": username, "password": password}).to_string();
         let (status, body) = self.http("POST", "/api/v1/auth/login", Some(&body)).await?;
-        anyhow::ensure!(status == 200, "admin login answered {status}: {body}");
+        anyhow::ensure!(status == 200, "{username}'s login answered {status}: {body}");
         let v: serde_json::Value = serde_json::from_str(&body).context("login response")?;
         Ok(v["token"].as_str().context("login response without a token")?.to_owned())
     }

@@ -1,5 +1,7 @@
 //! A fresh, empty database for one bench run, on the configured server.
 
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use anyhow::Context;
 use fleet_domain::NewVehicle;
 use fleet_storage::{Backend, Store};
@@ -49,7 +51,9 @@ pub(crate) struct BenchDb {
 
 impl BenchDb {
     pub(crate) async fn create(configured: &str) -> anyhow::Result<Self> {
-        let tag = format!("fleet_bench_{}_{}", std::process::id(), chrono::Utc::now().timestamp());
+        // A run may hold several at once.
+        static MADE: AtomicU32 = AtomicU32::new(0);
+        let tag = format!("fleet_bench_{}_{}_{}", std::process::id(), chrono::Utc::now().timestamp(), MADE.fetch_add(1, Ordering::Relaxed));
         if configured.starts_with("sqlite:") {
             let path = configured.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
             let path = path.split('?').next().unwrap_or(path);

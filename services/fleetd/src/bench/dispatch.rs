@@ -9,18 +9,21 @@
 //!   with a Bellman–Ford queue (no duals, no Dijkstra, so nothing shared with the engine's
 //!   solver), and for 10×15 also a dynamic program over subsets of orders.
 //! - (c) a 1,000 × 5,000 batch end to end (feasible pairs, cost matrix, solve): median and max.
-//! - (d) order due → driver notified needs the whole system; its keys come with the order
-//!   lifecycle.
+//! - (d) order due → driver notified, p99, through a `fleetd run` child with cars on MQTT and
+//!   drivers on the live feed ([`notify`]).
 //!
-//! Pure computation: no database or broker. Positions are drawn around Zhoushan's towns
-//! (Dinghai, Lincheng, Shenjiamen on the main island; Daishan, Zhujiajian, Putuoshan, Jintang).
+//! (a)–(c) are pure computation: no database or broker; (d) runs on the configured ones.
+//! `--part` picks some. Positions are drawn around Zhoushan's towns (Dinghai, Lincheng,
+//! Shenjiamen on the main island; Daishan, Zhujiajian, Putuoshan, Jintang).
+
+mod notify;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use fleet_dispatch::{BatchCar, BatchOrder, CarIndex, CostMatrix, NoPick, assign_greedy, assign_optimal, feasible_pairs, pick_nearest, solve};
 use fleet_domain::feasibility::{CarFacts, DispatchParams, GeoPoint, OrderFacts, TimeWindow, check};
 use rand::rngs::StdRng;
@@ -46,6 +49,24 @@ pub struct DispatchArgs {
     /// Of those, how many are checked against a linear scan of every car.
     #[arg(long, default_value_t = 500)]
     pub verify_queries: usize,
+    /// Parts to run (comma-separated); all by default.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "a,b,c,d")]
+    pub part: Vec<Part>,
+    #[command(flatten)]
+    pub notify: notify::NotifyArgs,
+}
+
+/// A part of the bench, as the issue names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Part {
+    /// Single-order search latency with 100,000 cars.
+    A,
+    /// Batch quality against greedy and an independent optimum.
+    B,
+    /// A 1,000 × 5,000 batch's time.
+    C,
+    /// Order due → driver notified, through a running fleetd.
+    D,
 }
 
 /// A town: centre, spread (km, one standard deviation) and weight as a car's home.
@@ -190,20 +211,32 @@ fn ms(d: Duration) -> f64 {
 }
 
 pub(crate) async fn run(args: DispatchArgs) -> anyhow::Result<Value> {
-    tokio::task::spawn_blocking(move || measure(&args)).await.context("the dispatch bench panicked")?
+    let engine = args.clone();
+    let mut out = tokio::task::spawn_blocking(move || measure(&engine)).await.context("the dispatch bench panicked")??;
+    if args.part.contains(&Part::D) {
+        notify::run(&args.notify, args.seed, &mut out).await?;
+    }
+    Ok(Value::Object(out))
 }
 
-fn measure(args: &DispatchArgs) -> anyhow::Result<Value> {
+/// Parts (a)–(c): the engine alone.
+fn measure(args: &DispatchArgs) -> anyhow::Result<serde_json::Map<String, Value>> {
     let mut out = serde_json::Map::new();
-    single(args, &mut out)?;
-    for (orders, cars) in [(10, 15), (30, 30), (200, 300)] {
-        quality(args, orders, cars, &mut out)?;
+    if args.part.contains(&Part::A) {
+        single(args, &mut out)?;
     }
-    large(args, &mut out)?;
-    out.insert(
-        "dispatch.optimum_method".into(),
-        json!("min-cost flow, successive shortest paths with a Bellman-Ford queue; 10x15 also a DP over order subsets"),
-    );
+    if args.part.contains(&Part::B) {
+        for (orders, cars) in [(10, 15), (30, 30), (200, 300)] {
+            quality(args, orders, cars, &mut out)?;
+        }
+        out.insert(
+            "dispatch.optimum_method".into(),
+            json!("min-cost flow, successive shortest paths with a Bellman-Ford queue; 10x15 also a DP over order subsets"),
+        );
+    }
+    if args.part.contains(&Part::C) {
+        large(args, &mut out)?;
+    }
     // Timings are wall-clock on a machine that may be shared: say how busy it was.
     if let Some(load) = std::fs::read_to_string("/proc/loadavg").ok().and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok()) {
         out.insert("dispatch.machine_load_1m".into(), json!(load));
@@ -211,7 +244,7 @@ fn measure(args: &DispatchArgs) -> anyhow::Result<Value> {
     out.insert("dispatch.cpus".into(), json!(std::thread::available_parallelism().map_or(1, usize::from)));
     out.insert("dispatch.seed".into(), json!(args.seed));
     out.insert("dispatch.runs".into(), json!(args.runs));
-    Ok(Value::Object(out))
+    Ok(out)
 }
 
 /// (a) Single-order search and pick with `args.cars` cars indexed.
