@@ -1,6 +1,10 @@
 //! Orders: the order rows, their append-only history, the cars that declined them, and the
 //! one transactional path every status change takes ([`Orders::act`]).
 
+mod history;
+
+pub use history::HistoricOrder;
+
 use chrono::{DateTime, Utc};
 use fleet_domain::{NewOrder, Order, OrderAction, OrderEvent, OrderStatus, Place, Vin};
 
@@ -487,89 +491,6 @@ impl Orders<'_> {
     }
 }
 
-/// A past order with its history, loaded as is (demo data, migrations from other systems).
-#[derive(Debug, Clone)]
-pub struct HistoricOrder {
-    pub record: OrderRecord,
-    /// Oldest first, each with the acting user's id if known.
-    pub events: Vec<(OrderEvent, Option<i64>)>,
-}
-
-macro_rules! insert_history_in_tx {
-    ($tx:ident, $orders:expr) => {{
-        for h in $orders {
-            let h: &HistoricOrder = h;
-            let (r, o) = (&h.record, &h.record.order);
-            sqlx::query(
-                "INSERT INTO orders (id, unit_id, status, passengers, pickup_lat, pickup_lon, pickup_name, dropoff_lat, dropoff_lon, \
-                 dropoff_name, pickup_at_ms, purpose, vin, driver_id, unmatched_reason, window_start_ms, window_end_ms, assigned_ms, \
-                 created_ms, updated_ms, version) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
-            )
-            .bind(&o.id)
-            .bind(&o.unit_id)
-            .bind(o.status.as_str())
-            .bind(i32::try_from(o.passengers).unwrap_or(i32::MAX))
-            .bind(o.pickup.lat)
-            .bind(o.pickup.lon)
-            .bind(&o.pickup.name)
-            .bind(o.dropoff.lat)
-            .bind(o.dropoff.lon)
-            .bind(&o.dropoff.name)
-            .bind(to_ms(o.pickup_at))
-            .bind(&o.purpose)
-            .bind(o.vin.as_ref().map(Vin::as_str))
-            .bind(&o.driver_id)
-            .bind(&o.unmatched_reason)
-            .bind(to_ms(r.window_start))
-            .bind(to_ms(r.window_end))
-            .bind(o.assigned_at.map(to_ms))
-            .bind(to_ms(r.created_at))
-            .bind(h.events.last().map_or(to_ms(r.created_at), |(e, _)| to_ms(e.ts)))
-            .bind(r.version)
-            .execute(&mut *$tx)
-            .await
-            .map_err(busy_or)?;
-            for (e, user) in &h.events {
-                sqlx::query(INSERT_EVENT)
-                    .bind(&o.id)
-                    .bind(to_ms(e.ts))
-                    .bind(&e.actor)
-                    .bind(*user)
-                    .bind(e.action.as_str())
-                    .bind(e.from.map(OrderStatus::as_str))
-                    .bind(e.to.as_str())
-                    .bind(&e.reason)
-                    .bind(e.vin.as_ref().map(Vin::as_str))
-                    .bind(e.on_behalf)
-                    .execute(&mut *$tx)
-                    .await?;
-            }
-        }
-        $tx.commit().await?;
-    }};
-}
-
-impl Orders<'_> {
-    /// Loads past orders with their histories, many per transaction. The database's rules
-    /// still hold (no car double-booked).
-    pub async fn insert_history(&self, orders: &[HistoricOrder]) -> Result<(), StorageError> {
-        for chunk in orders.chunks(500) {
-            match self.0 {
-                Store::Sqlite(pool) => {
-                    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                    insert_history_in_tx!(tx, chunk)
-                }
-                Store::Postgres(pool, _) => {
-                    let mut tx = pool.begin().await?;
-                    insert_history_in_tx!(tx, chunk)
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
 /// An order a car carried passengers for (see [`Orders::served_by`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Served {
@@ -578,51 +499,4 @@ pub struct Served {
     pub driver_id: Option<String>,
     pub picked_up_at: DateTime<Utc>,
     pub done_at: Option<DateTime<Utc>>,
-}
-
-/// Answers kept for `Idempotency-Key` retries.
-pub struct IdempotencyKeys<'a>(pub(crate) &'a Store);
-
-/// A kept answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeptAnswer {
-    /// The request it answered (`POST /api/v1/orders/…`): a key reused for another request
-    /// is refused.
-    pub request: String,
-    pub status: u16,
-    pub body: Vec<u8>,
-}
-
-impl IdempotencyKeys<'_> {
-    /// The answer kept for this user's key, if kept since `since`.
-    pub async fn get(&self, user_id: i64, key: &str, since: DateTime<Utc>) -> Result<Option<KeptAnswer>, StorageError> {
-        let q = "SELECT request, status, body FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND created_ms >= $3";
-        let row: Option<(String, i32, Vec<u8>)> =
-            on_pool!(self.0, pool => sqlx::query_as(q).bind(user_id).bind(key).bind(to_ms(since)).fetch_optional(pool).await)?;
-        Ok(row.map(|(request, status, body)| KeptAnswer { request, status: u16::try_from(status).unwrap_or(500), body }))
-    }
-
-    /// Keeps an answer (the first one wins; an older expired one is replaced).
-    pub async fn put(&self, user_id: i64, key: &str, answer: &KeptAnswer, now: DateTime<Utc>, expired_before: DateTime<Utc>) -> Result<(), StorageError> {
-        let q = "INSERT INTO idempotency_keys (user_id, key, request, status, body, created_ms) VALUES ($1, $2, $3, $4, $5, $6) \
-                 ON CONFLICT (user_id, key) DO UPDATE SET request = excluded.request, status = excluded.status, body = excluded.body, \
-                 created_ms = excluded.created_ms WHERE idempotency_keys.created_ms < $7";
-        on_pool!(self.0, pool => sqlx::query(q)
-            .bind(user_id)
-            .bind(key)
-            .bind(&answer.request)
-            .bind(i32::from(answer.status))
-            .bind(&answer.body)
-            .bind(to_ms(now))
-            .bind(to_ms(expired_before))
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
-        Ok(())
-    }
-
-    /// Forgets answers kept before `before`; answers how many.
-    pub async fn purge(&self, before: DateTime<Utc>) -> Result<u64, StorageError> {
-        Ok(on_pool!(self.0, pool => sqlx::query("DELETE FROM idempotency_keys WHERE created_ms < $1").bind(to_ms(before)).execute(pool).await.map(|r| r.rows_affected()))?)
-    }
 }
