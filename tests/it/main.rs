@@ -4,6 +4,7 @@ mod api;
 mod cli;
 mod dispatch;
 mod faults;
+mod fuzz_regressions;
 mod health;
 mod ingest;
 mod live;

@@ -14,6 +14,8 @@ mod audit;
 mod auth;
 mod error;
 mod extract;
+#[doc(hidden)]
+pub mod fuzzing;
 mod health;
 mod idempotency;
 mod layers;

@@ -1,0 +1,106 @@
+//! Writes the seed corpus: valid inputs of every shape each decoder accepts, so the fuzzer
+//! starts from inside the formats rather than from nothing.
+//!
+//! `cargo run --example seed_corpus [DIR]` (default `corpus`) writes `DIR/<target>/<name>`.
+
+use std::path::Path;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use fleet_domain::{Sample, SampleSource, Vin};
+use fleet_ingest::decode::gbt32960::{Edition, encode_heartbeat, encode_login, encode_logout, encode_sample};
+
+fn main() -> std::io::Result<()> {
+    let dir = std::env::args().nth(1).unwrap_or_else(|| "corpus".to_owned());
+    let dir = Path::new(&dir);
+    write(dir, "json_telemetry", &json_seeds())?;
+    write(dir, "gbt32960_frame", &gbt_seeds())?;
+    write(dir, "order_csv", &csv_seeds())?;
+    Ok(())
+}
+
+fn write(dir: &Path, target: &str, seeds: &[(&str, Vec<u8>)]) -> std::io::Result<()> {
+    let dir = dir.join(target);
+    std::fs::create_dir_all(&dir)?;
+    for (name, bytes) in seeds {
+        std::fs::write(dir.join(format!("seed_{name}")), bytes)?;
+    }
+    println!("{}: {} seeds", dir.display(), seeds.len());
+    Ok(())
+}
+
+fn json_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let every_field = r#"{"ts":"2025-03-01T08:30:00+08:00","lat":30.0123,"lon":122.1,"speed_kmh":42.5,"heading_deg":90,"soc_pct":77,"odometer_km":12345.6,"charging":false,"ignition":true,"battery_voltage_v":355.2,"battery_current_a":-12.5,"battery_temp_c":28,"range_km":210}"#;
+    let minimal = r#"{"ts":1740789000123,"lat":30,"lon":122}"#;
+    let nulls =
+        r#"{"ts":"2025-03-01T00:30:00Z","lat":-33.9,"lon":-151.2,"speed_kmh":null,"charging":null,"firmware":"1.2"}"#;
+    let batch =
+        format!(r#"[{minimal},{every_field},{{"ts":1740789010000,"lat":30.1,"lon":122.1,"soc_pct":"80"}},7,null]"#);
+    let out_of_range = r#"{"ts":0,"lat":95,"lon":122,"soc_pct":101,"speed_kmh":1e400}"#;
+    let escapes =
+        r#"{"ts":"2025-03-01T00:30:00.123456789-05:30","lat":3.0e1,"lon":1.22E2,"\u0074s":"x","k":"\ud83d\ude97\n"}"#;
+    vec![
+        ("every_field.json", every_field.into()),
+        ("minimal.json", minimal.into()),
+        ("nulls.json", nulls.into()),
+        ("batch.json", batch.into_bytes()),
+        ("out_of_range.json", out_of_range.into()),
+        ("escapes.json", escapes.into()),
+    ]
+}
+
+fn gbt_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let vin = Vin::parse("LSJA24U66NS000001").expect("a valid VIN");
+    let time = NaiveDate::from_ymd_opt(2025, 11, 2).and_then(|d| d.and_hms_opt(14, 0, 0)).expect("a valid time");
+    let ts = DateTime::<Utc>::from_timestamp(1_762_063_200, 0).expect("a valid instant");
+    let mut full = Sample::at(vin.clone(), ts, 30.0165, 122.1068, SampleSource::Gbt2016);
+    full.speed_kmh = Some(42.5);
+    full.soc_pct = Some(77.0);
+    full.odometer_km = Some(12_345.6);
+    full.charging = Some(false);
+    full.ignition = Some(true);
+    full.battery_voltage_v = Some(355.2);
+    full.battery_current_a = Some(-12.5);
+    full.battery_temp_c = Some(28.0);
+    // Everything optional unknown, parked and charging, south-west of the map datum's area.
+    let mut sparse = Sample::at(vin.clone(), ts, -33.9, -151.2, SampleSource::Gbt2016);
+    sparse.charging = Some(true);
+    sparse.position_valid = false;
+    let mut seeds = Vec::new();
+    for (edition, tag) in [(Edition::V2016, "2016"), (Edition::V2025, "2025")] {
+        let name = |what: &str| -> &'static str { format!("{tag}_{what}.bin").leak() };
+        seeds.push((name("report"), encode_sample(edition, false, &full)));
+        seeds.push((name("reissue"), encode_sample(edition, true, &sparse)));
+        seeds.push((name("login"), encode_login(edition, &vin, time, 7)));
+        seeds.push((name("logout"), encode_logout(edition, &vin, time, 7)));
+        seeds.push((name("heartbeat"), encode_heartbeat(edition, &vin)));
+    }
+    seeds
+}
+
+fn csv_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    const HEADER: &str =
+        "unit_id,passengers,pickup_name,pickup_lat,pickup_lon,dropoff_name,dropoff_lat,dropoff_lon,pickup_at,purpose\n";
+    // The fuzzing entry point parses at 2026-01-01T00:00:00Z: these times are within reach.
+    let good = format!(
+        "{HEADER}u01,2,普陀山机场,29.9342,122.3617,朱家尖会议中心,29.9050,122.3900,,大会接站\n\
+         u02,3,\"定海, 西门\",30.02,122.10,b,30.0,122.2,2026-01-15T08:00:00+08:00,p\n"
+    );
+    let bad_rows = format!(
+        "{HEADER}u01,x,a,30,122,b,30,122,,p\n\
+         u01,1,a,30,122,b,300,122,,p\n\
+         u01,1,a,30,122,b,30,122,yesterday,p\n\
+         \n\
+         u01,1,a\n\
+         u01,51,a,30,122,b,30,122,2030-01-01T08:00:00Z,p,extra\n"
+    );
+    let crlf_bom = format!("\u{feff}{}", good.replace('\n', "\r\n"));
+    let quoted =
+        format!("{HEADER} u03 , 1 ,\"say \"\"hi\"\"\",-90,-180,\"multi\nline\",90,180,2025-12-31T23:55:00Z,\"x\"\n");
+    vec![
+        ("good.csv", good.into_bytes()),
+        ("bad_rows.csv", bad_rows.into_bytes()),
+        ("crlf_bom.csv", crlf_bom.into_bytes()),
+        ("quoted.csv", quoted.into_bytes()),
+        ("wrong_header.csv", b"unit,passengers\nu01,1\n".to_vec()),
+    ]
+}

@@ -1,0 +1,97 @@
+//! What each fuzz target does with one input, shared by the targets in `fuzz_targets/` and
+//! by the regression tests of the main workspace (`tests/it/fuzz_regressions.rs` includes
+//! this file as a module), so a kept input replays exactly as the fuzzer ran it.
+//!
+//! Every function must return normally for any bytes: a panic, from a decoder or from one
+//! of the assertions below, is a finding.
+
+use std::hint::black_box;
+use std::sync::LazyLock;
+
+use fleet_domain::Vin;
+use fleet_ingest::decode::gbt32960::{self, Body};
+use fleet_ingest::decode::json;
+
+/// The topic's VIN the payloads are decoded under.
+static VIN: LazyLock<Vin> = LazyLock::new(|| Vin::parse("LSJA24U66NS000001").expect("a valid VIN"));
+
+/// GB/T 32960 frame envelope: marker 2, command 1, response 1, VIN 17, encryption 1, length 2.
+const GBT_HEADER_LEN: usize = 24;
+
+/// A JSON telemetry payload, as ingest decodes it from `fleet/v1/<vin>/telemetry`.
+pub fn json_telemetry(data: &[u8]) {
+    match json::decode(&VIN, data) {
+        Ok(samples) => {
+            assert!((1..=json::MAX_BATCH).contains(&samples.len()), "{} samples accepted", samples.len());
+            for sample in samples {
+                match sample {
+                    Ok(s) => {
+                        assert_eq!(s.vin, *VIN);
+                        s.validate().expect("an accepted sample is valid");
+                    }
+                    Err(invalid) => {
+                        black_box(invalid.to_string());
+                    }
+                }
+            }
+        }
+        // Ingest keeps a refused message as a dead letter with its reason and message.
+        Err(e) => {
+            black_box((e.reason(), e.to_string()));
+        }
+    }
+}
+
+/// A GB/T 32960 frame: as received, then with its length and BCC made right, so that
+/// mutations also reach the data unit's parsers and not only the envelope checks.
+pub fn gbt32960_frame(data: &[u8]) {
+    gbt32960_frame_as_is(data);
+    if let Some(repaired) = with_envelope_repaired(data) {
+        gbt32960_frame_as_is(&repaired);
+    }
+}
+
+fn gbt32960_frame_as_is(data: &[u8]) {
+    let frame = match gbt32960::decode_frame(data) {
+        Ok(frame) => frame,
+        Err(e) => {
+            black_box((e.reason(), e.to_string()));
+            return;
+        }
+    };
+    let is_report = matches!(frame.body, Body::Report(_));
+    // Ingest turns a report into a sample and keeps the frame with it.
+    let sample = gbt32960::report_sample(&frame, &VIN);
+    assert_eq!(sample.is_some(), is_report, "a sample exactly for a report");
+    match sample {
+        Some(Ok(s)) => s.validate().expect("a report's sample is valid"),
+        Some(Err(invalid)) => {
+            black_box(invalid.to_string());
+        }
+        None => {}
+    }
+    // The web API decodes a stored frame's blocks for its readers: any frame ingest could
+    // have stored must render.
+    let blocks = gbt32960::blocks_json(data);
+    assert_eq!(blocks.is_some(), is_report, "blocks exactly for a report");
+}
+
+/// The frame with its declared length and BCC set to fit its bytes; None when it is too
+/// short to have an envelope or too long for the length WORD.
+fn with_envelope_repaired(data: &[u8]) -> Option<Vec<u8>> {
+    let body_len = data.len().checked_sub(GBT_HEADER_LEN + 1)?;
+    let declared = u16::try_from(body_len).ok()?;
+    let mut frame = data.to_vec();
+    frame[GBT_HEADER_LEN - 2..GBT_HEADER_LEN].copy_from_slice(&declared.to_be_bytes());
+    let last = frame.len() - 1;
+    frame[last] = frame[2..last].iter().fold(0, |acc, b| acc ^ b);
+    (frame != data).then_some(frame)
+}
+
+/// An order-import CSV file, as `POST /api/v1/orders/import` receives it (bytes that are not
+/// UTF-8 are refused before the parser).
+pub fn order_csv(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        fleet_web::fuzzing::parse_order_csv(text);
+    }
+}
