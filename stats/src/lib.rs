@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use fleet_bus::{Bus, Event};
 use fleet_domain::Vin;
 use fleet_domain::trips::{DeriveParams, derive};
-use fleet_storage::{Served, Store, StorageError, StoredTrip};
+use fleet_storage::{Leadership, Served, Store, StorageError, StoredTrip};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
@@ -30,6 +30,12 @@ pub const MAX_WINDOW_SAMPLES: i64 = 400_000;
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(400 * 86_400);
 /// How often aged samples are removed.
 pub const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
+/// The lock whose holder derives: with several instances on one PostgreSQL, one derives and
+/// the others wait to take over (on SQLite there is one instance, which always holds it).
+pub const LEADER_LOCK: &str = "fleet.stats.deriver";
+/// The lock held while aged samples are removed, so two instances never purge at once.
+pub const RETENTION_LOCK: &str = "fleet.stats.retention";
 
 /// The deriver's configuration.
 #[derive(Debug, Clone)]
@@ -67,6 +73,7 @@ impl Deriver {
         let mut dirty = Dirty::default();
         let mut tick = tokio::time::interval(self.cfg.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut leadership: Option<Leadership> = None;
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -76,6 +83,10 @@ impl Deriver {
                             dirty.mark(&s.vin, s.ts, s.ts);
                         }
                     }
+                    Ok(Event::Resync) => {
+                        tracing::warn!("events from another instance may be missing; catching up from storage");
+                        need_catch_up = true;
+                    }
                     Ok(_) => {}
                     Err(RecvError::Lagged(missed)) => {
                         tracing::warn!(events.missed = missed, "trip derivation fell behind the bus; catching up from storage");
@@ -84,6 +95,13 @@ impl Deriver {
                     Err(RecvError::Closed) => break,
                 },
                 _ = tick.tick() => {
+                    if !self.lead(&mut leadership).await {
+                        // The leader derives what this instance commits too (the relay
+                        // brings it the samples); taking over later starts with a catch-up.
+                        dirty = Dirty::default();
+                        need_catch_up = true;
+                        continue;
+                    }
                     if need_catch_up {
                         match self.catch_up(&shutdown).await {
                             Ok(n) => {
@@ -93,9 +111,17 @@ impl Deriver {
                             Err(e) => tracing::warn!(error = %e, "trip catch-up failed; retrying"),
                         }
                     }
-                    for (vin, (a, b)) in dirty.take(MAX_CARS_PER_PASS) {
+                    let mut pass = dirty.take(MAX_CARS_PER_PASS).into_iter();
+                    while let Some((vin, (a, b))) = pass.next() {
                         if let Err(e) = self.derive_window(&vin, a, b).await {
                             tracing::warn!(vehicle.vin = %vin, error = %e, "trip derivation failed; retrying");
+                            if e.is_transient() {
+                                // The database is out of reach: each further car would wait out
+                                // the pool's acquire timeout (minutes for a pass, the bus unread,
+                                // shutdown unheard). This car and the untried ones wait in front.
+                                dirty.put_back(std::iter::once((vin, (a, b))).chain(pass));
+                                break;
+                            }
                             dirty.mark(&vin, a, b);
                         }
                     }
@@ -103,6 +129,29 @@ impl Deriver {
                 }
             }
         }
+    }
+
+    /// Whether this instance leads the derivation, checking a held leadership and trying to
+    /// take one otherwise.
+    async fn lead(&self, leadership: &mut Option<Leadership>) -> bool {
+        if let Some(l) = leadership
+            && !l.holds().await
+        {
+            tracing::warn!("trip derivation lost its leadership");
+            *leadership = None;
+        }
+        if leadership.is_none() {
+            match self.store.try_lead(LEADER_LOCK).await {
+                Ok(Some(l)) => {
+                    tracing::info!("this instance derives trips");
+                    *leadership = Some(l);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "trip derivation cannot reach the database to lead"),
+            }
+            metrics::gauge!("fleet_stats_leader").set(if leadership.is_some() { 1.0 } else { 0.0 });
+        }
+        leadership.is_some()
     }
 
     /// Derives every car from its newest stored trip (or its first sample) to now.
@@ -162,9 +211,13 @@ impl Deriver {
     pub async fn retain(store: Store, retention: Duration, shutdown: CancellationToken) {
         let Ok(keep) = chrono::Duration::from_std(retention) else { return };
         loop {
-            match store.telemetry().purge_before(Utc::now() - keep).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(removed = n, "aged raw samples removed"),
+            match store.try_lead(RETENTION_LOCK).await {
+                Ok(Some(_held)) => match store.telemetry().purge_before(Utc::now() - keep).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(removed = n, "aged raw samples removed"),
+                    Err(e) => tracing::warn!(error = %e, "removing aged raw samples failed; retrying later"),
+                },
+                Ok(None) => tracing::debug!("another instance is removing aged samples"),
                 Err(e) => tracing::warn!(error = %e, "removing aged raw samples failed; retrying later"),
             }
             tokio::select! {
@@ -204,6 +257,24 @@ impl Dirty {
         let n = n.min(self.queue.len());
         self.queue.drain(..n).filter_map(|vin| self.spans.remove(&vin).map(|span| (vin, span))).collect()
     }
+
+    /// Returns cars taken for a pass that was cut short to the front of the queue, in their
+    /// order; a car marked again meanwhile keeps its place and gets the union of both spans.
+    fn put_back(&mut self, cars: impl Iterator<Item = (Vin, Span)>) {
+        let cars: Vec<_> = cars.collect();
+        for (vin, (from, to)) in cars.into_iter().rev() {
+            match self.spans.get_mut(&vin) {
+                Some((a, b)) => {
+                    *a = (*a).min(from);
+                    *b = (*b).max(to);
+                }
+                None => {
+                    self.spans.insert(vin.clone(), (from, to));
+                    self.queue.push_front(vin);
+                }
+            }
+        }
+    }
 }
 
 /// Ties a trip to the order whose passengers it carried longest.
@@ -219,5 +290,42 @@ fn attribute(trip: fleet_domain::trips::Trip, served: &[Served]) -> StoredTrip {
         unit_id: best.map(|s| s.unit_id.clone()),
         driver_id: best.and_then(|s| s.driver_id.clone()),
         trip,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vin(i: u8) -> Vin {
+        Vin::parse(&format!("LSJA24U66NS00000{i}")).expect("a valid VIN")
+    }
+
+    fn t(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(s, 0).expect("a valid time")
+    }
+
+    #[test]
+    fn a_pass_cut_short_puts_its_untried_cars_back_in_front_in_order() {
+        let mut dirty = Dirty::default();
+        for i in 1..=4 {
+            dirty.mark(&vin(i), t(i.into()), t(i.into()));
+        }
+        let taken = dirty.take(3);
+        // Car 1 was derived; the database went away at car 2.
+        dirty.put_back(taken.into_iter().skip(1));
+        let next = dirty.take(10);
+        assert_eq!(next, [(vin(2), (t(2), t(2))), (vin(3), (t(3), t(3))), (vin(4), (t(4), t(4)))]);
+    }
+
+    #[test]
+    fn a_car_marked_again_meanwhile_keeps_one_place_with_both_spans() {
+        let mut dirty = Dirty::default();
+        dirty.mark(&vin(1), t(10), t(20));
+        dirty.mark(&vin(2), t(10), t(20));
+        let taken = dirty.take(2);
+        dirty.mark(&vin(2), t(50), t(60));
+        dirty.put_back(taken.into_iter());
+        assert_eq!(dirty.take(10), [(vin(1), (t(10), t(20))), (vin(2), (t(10), t(60)))]);
     }
 }

@@ -88,6 +88,13 @@ impl Ingest {
         Self { cfg, store, bus, connected: Arc::new(AtomicBool::new(false)) }
     }
 
+    /// Reports the connection on `flag` instead of a flag of its own (one health flag over
+    /// successive runs of the same session).
+    pub fn with_connected_flag(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.connected = flag;
+        self
+    }
+
     /// True while the broker connection is up (for `/healthz`).
     pub fn connected(&self) -> Arc<AtomicBool> {
         self.connected.clone()

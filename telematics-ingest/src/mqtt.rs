@@ -93,6 +93,9 @@ pub(crate) async fn poll(
                     continue;
                 }
                 let n = in_hand.fetch_add(1, Ordering::Relaxed) + 1;
+                // Set on arrival too, not only after commits: messages piling up while
+                // commits fail (a database outage) must show.
+                metrics::gauge!("fleet_ingest_messages_in_hand").set(n as f64);
                 if n == IN_HAND_WARNING {
                     tracing::warn!(ingest.in_hand = n, "the broker sends far more unacknowledged messages than fleetd can commit; limit its in-flight window for fleetd");
                 }

@@ -53,6 +53,11 @@ fn bad_configuration_exits_64_with_one_line_naming_the_setting() {
         (("FLEET_DATABASE_URL", "mysql://x"), "FLEET_DATABASE_URL"),
         (("FLEET_MQTT_URL", "http://broker"), "FLEET_MQTT_URL"),
         (("FLEET_MQTT_CLIENT_ID", "has space"), "FLEET_MQTT_CLIENT_ID"),
+        (("FLEET_SERVICES", "ingest,stats"), "FLEET_SERVICES"),
+        // Instances that share work share PostgreSQL: the default SQLite file is refused.
+        (("FLEET_SERVICES", "web"), "FLEET_SERVICES"),
+        (("FLEET_CLUSTER", "true"), "FLEET_CLUSTER"),
+        (("FLEET_MQTT_SHARE_GROUP", "fleetd"), "FLEET_MQTT_SHARE_GROUP"),
     ] {
         let out = run_with(&["run"], &[env]);
         assert_eq!(out.status.code(), Some(64), "{env:?}");

@@ -2,6 +2,9 @@
 //! nothing and doubles nothing once it is back — what the broker had handed it unacknowledged
 //! comes again, and (VIN, ts) dedupes what it had already committed.
 
+mod cluster;
+mod postgres;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -86,6 +89,11 @@ impl Fleetd {
     fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
         self.0.wait()
     }
+
+    /// Whether the process is still running (it has not exited by itself).
+    fn running(&mut self) -> bool {
+        matches!(self.0.try_wait(), Ok(None))
+    }
 }
 
 impl Drop for Fleetd {
@@ -102,17 +110,23 @@ fn start(db_url: &str, client_id: &str, port: u16) -> Fleetd {
 
 /// Like [`start`], with the HTTP address it serves on.
 fn start_at(db_url: &str, client_id: &str, port: u16) -> (Fleetd, String) {
-    let mut child = Command::new(fleetd())
-        .args(["run", "--http-addr", "127.0.0.1:0"])
+    start_configured(db_url, client_id, port, |_| {})
+}
+
+/// Like [`start_at`], with the command adjusted by `adjust` first (more settings, where its
+/// log goes).
+fn start_configured(db_url: &str, client_id: &str, port: u16, adjust: impl FnOnce(&mut Command)) -> (Fleetd, String) {
+    let mut cmd = Command::new(fleetd());
+    cmd.args(["run", "--http-addr", "127.0.0.1:0"])
         .env("FLEET_DATABASE_URL", db_url)
         .env("FLEET_MQTT_URL", format!("mqtt://127.0.0.1:{port}"))
         .env("FLEET_MQTT_CLIENT_ID", client_id)
         .env("FLEET_ADMIN_PASSWORD", ADMIN_PASSWORD)
         .env("FLEET_LOG", "warn")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting fleetd");
+        .stderr(Stdio::null());
+    adjust(&mut cmd);
+    let mut child = cmd.spawn().expect("starting fleetd");
     let lines = BufReader::new(child.stdout.take().expect("stdout"));
     let mut http = None;
     for line in lines.lines() {

@@ -54,6 +54,25 @@ both!(tokens_expire_and_are_revoked, |app: TestApp| async move {
     assert!(s.tokens().user("h2", now).await?.is_none(), "expired");
     s.tokens().revoke("h1").await?;
     assert!(s.tokens().user("h1", now).await?.is_none(), "revoked");
+    s.tokens().create("h3", u.id, now + ChronoDuration::hours(1)).await?;
+    // Housekeeping forgets the expired and the revoked, and keeps the live one.
+    assert_eq!(s.tokens().purge(now + ChronoDuration::seconds(1)).await?, 2);
+    assert_eq!(s.tokens().owner("h2").await?, None);
+    assert_eq!(s.tokens().user("h3", now).await?.map(|u| u.username), Some("tok".into()));
+    Ok(())
+});
+
+both!(idempotency_answers_are_purged_after_their_time, |app: TestApp| async move {
+    let s = &app.store;
+    let u = s.users().create("idem", "hash", Role::Dispatcher, None, None).await?;
+    let now = Utc::now();
+    let answer = fleet_storage::KeptAnswer { request: "POST /api/v1/orders".into(), status: 201, body: b"{}".to_vec() };
+    s.idempotency_keys().put(u.id, "old", &answer, now - ChronoDuration::hours(25), now - ChronoDuration::hours(49)).await?;
+    s.idempotency_keys().put(u.id, "new", &answer, now, now - ChronoDuration::hours(24)).await?;
+    assert_eq!(s.idempotency_keys().purge(now - ChronoDuration::hours(24)).await?, 1);
+    let long_ago = now - ChronoDuration::days(30);
+    assert_eq!(s.idempotency_keys().get(u.id, "old", long_ago).await?, None);
+    assert_eq!(s.idempotency_keys().get(u.id, "new", long_ago).await?, Some(answer));
     Ok(())
 });
 

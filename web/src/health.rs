@@ -28,12 +28,13 @@ pub(crate) struct HealthReport {
 }
 
 impl HealthReport {
-    fn new(database_up: bool, mqtt_up: bool) -> Self {
+    /// `mqtt_up` is `None` on an instance that does not ingest: it needs no broker.
+    fn new(database_up: bool, mqtt_up: Option<bool>) -> Self {
         let word = |up| if up { "ok" } else { "down" };
         Self {
-            status: if database_up && mqtt_up { "ok" } else { "unavailable" },
+            status: if database_up && mqtt_up != Some(false) { "ok" } else { "unavailable" },
             database: word(database_up),
-            mqtt: word(mqtt_up),
+            mqtt: mqtt_up.map_or("not_used", word),
         }
     }
 
@@ -56,7 +57,7 @@ pub(crate) async fn healthz(State(state): State<AppState>) -> impl IntoResponse 
             false
         }
     };
-    let mqtt_up = state.health.mqtt_connected.load(Ordering::Relaxed);
+    let mqtt_up = state.health.mqtt_connected.as_ref().map(|c| c.load(Ordering::Relaxed));
     let report = HealthReport::new(database_up, mqtt_up);
     (report.status_code(), [(header::CACHE_CONTROL, "no-store")], Json(report))
 }
@@ -72,10 +73,17 @@ mod tests {
 
     #[test]
     fn healthy_only_when_both_dependencies_are_up() {
-        assert_eq!(HealthReport::new(true, true).status_code(), StatusCode::OK);
-        let r = HealthReport::new(true, false);
+        assert_eq!(HealthReport::new(true, Some(true)).status_code(), StatusCode::OK);
+        let r = HealthReport::new(true, Some(false));
         assert_eq!(r.status_code(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!((r.database, r.mqtt), ("ok", "down"));
-        assert_eq!(HealthReport::new(false, true).database, "down");
+        assert_eq!(HealthReport::new(false, Some(true)).database, "down");
+    }
+
+    #[test]
+    fn an_instance_without_ingest_needs_no_broker() {
+        let r = HealthReport::new(true, None);
+        assert_eq!((r.status_code(), r.mqtt), (StatusCode::OK, "not_used"));
+        assert_eq!(HealthReport::new(false, None).status_code(), StatusCode::SERVICE_UNAVAILABLE);
     }
 }

@@ -63,6 +63,9 @@ pub struct Config {
     pub dispatch: fleet_domain::DispatchParams,
     /// The petrol baseline and grid factor of the CO₂ figures.
     pub co2: Co2Factors,
+    /// Serve the API, the pages and the live feed; false serves only `/healthz` and
+    /// `/metrics` (an instance that runs ingest or dispatch alone).
+    pub api: bool,
 }
 
 impl Default for Config {
@@ -74,6 +77,7 @@ impl Default for Config {
             map: MapConfig::default(),
             dispatch: fleet_domain::DispatchParams::default(),
             co2: Co2Factors::default(),
+            api: true,
         }
     }
 }
@@ -83,8 +87,9 @@ impl Default for Config {
 pub struct Health {
     /// Pinged (with a short timeout) on every check.
     pub store: Store,
-    /// True while the MQTT client holds a connection to the broker.
-    pub mqtt_connected: Arc<AtomicBool>,
+    /// True while the MQTT client holds a connection to the broker; `None` on an instance
+    /// that does not ingest (it needs no broker).
+    pub mqtt_connected: Option<Arc<AtomicBool>>,
 }
 
 /// Renders the Prometheus text served at `/metrics` (the exporter's handle lives in fleetd).
@@ -152,6 +157,7 @@ pub struct WebServer {
     local_addr: SocketAddr,
     router: axum::Router,
     state: AppState,
+    api: bool,
 }
 
 impl WebServer {
@@ -160,8 +166,8 @@ impl WebServer {
         let listener = TcpListener::bind(cfg.addr).await?;
         let local_addr = listener.local_addr()?;
         let state = AppState::new(&cfg, deps);
-        let router = router::router(state.clone());
-        Ok(Self { listener, local_addr, router, state })
+        let router = router::router(state.clone(), cfg.api);
+        Ok(Self { listener, local_addr, router, state, api: cfg.api })
     }
 
     /// The address actually bound.
@@ -174,14 +180,16 @@ impl WebServer {
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
         tracing::info!(http.addr = %self.local_addr, "http server started");
         let live = self.state.live.clone();
-        let hub = tokio::spawn(live::run_hub(live.clone(), self.state.store.clone(), self.state.bus.clone()));
+        let hub = self.api.then(|| tokio::spawn(live::run_hub(live.clone(), self.state.store.clone(), self.state.bus.clone())));
         let stop = async move {
             shutdown.cancelled().await;
             live.stop.cancel();
         };
         let served = axum::serve(self.listener, self.router).with_graceful_shutdown(stop).await;
         self.state.live.stop.cancel();
-        let _ = hub.await;
+        if let Some(hub) = hub {
+            let _ = hub.await;
+        }
         served?;
         tracing::info!(http.addr = %self.local_addr, "http server stopped");
         Ok(())

@@ -9,6 +9,9 @@ use tower_http::trace::TraceLayer;
 use crate::error::ApiError;
 use crate::{AppState, api, assets, audit, auth, health, idempotency, layers, live, map};
 
+/// What an instance without the web service still serves.
+const OPERATIONS_ROUTES: [&str; 2] = ["/healthz", "/metrics"];
+
 /// Every route: path template and handlers. The OpenAPI test walks this same table, so a
 /// route cannot be added without being documented.
 pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
@@ -58,10 +61,15 @@ pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
 
 /// The application: routes, fallbacks and layers (innermost first: body limit, refusal of
 /// declared-oversized bodies, panic catching, security headers, metrics, tracing).
-pub(crate) fn router(state: AppState) -> Router {
+///
+/// Without `api` (an instance running only ingest or dispatch), only the operations routes
+/// `/healthz` and `/metrics` are served.
+pub(crate) fn router(state: AppState, api: bool) -> Router {
     let mut router = Router::new();
     for (path, methods) in routes() {
-        router = router.route(path, methods);
+        if api || OPERATIONS_ROUTES.contains(&path) {
+            router = router.route(path, methods);
+        }
     }
     router
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -106,10 +114,10 @@ mod tests {
         let deps = Deps {
             store: store.clone(),
             bus: fleet_bus::Bus::new(),
-            health: Health { store: store.clone(), mqtt_connected: Arc::new(AtomicBool::new(true)) },
+            health: Health { store: store.clone(), mqtt_connected: Some(Arc::new(AtomicBool::new(true))) },
             metrics: Arc::new(String::new),
         };
-        (router(AppState::new(&Config::default(), deps)), store, file)
+        (router(AppState::new(&Config::default(), deps), true), store, file)
     }
 
     async fn remove(store: Store, file: std::path::PathBuf) {

@@ -2,15 +2,28 @@
 //! dispatch announces order changes, and the live feed listens. Built on a broadcast channel:
 //! a slow listener loses the oldest events (`Lagged`) and must resynchronise from storage; a
 //! sender never waits.
+//!
+//! When several fleetd instances share one database, a bus made with [`Bus::with_outbox`]
+//! also hands every event published here to an outbox, which fleetd relays to the other
+//! instances ([`wire`] is the format); what they relay back is delivered with
+//! [`Bus::deliver`], to local listeners only, so nothing travels twice.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use fleet_domain::{Order, Sample, Vehicle};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
+
+pub mod wire;
 
 /// Events kept for the slowest listener. When it falls further behind, it receives
 /// `RecvError::Lagged(n)` and must resynchronise from storage (a fresh snapshot).
 pub const BUS_CAPACITY: usize = 1024;
+
+/// Events waiting to be relayed to other instances. When the relay falls this far behind,
+/// further events are not relayed (counted in [`Bus::outbox_dropped`]) and the relay tells
+/// the other instances to resynchronise from storage.
+pub const OUTBOX_CAPACITY: usize = 4096;
 
 /// Something that happened in one service that others may care about.
 #[derive(Debug, Clone)]
@@ -22,12 +35,17 @@ pub enum Event {
     OrderChanged(Arc<Order>),
     /// A vehicle was registered or its registry record changed.
     VehicleChanged(Arc<Vehicle>),
+    /// Events from other instances may have been lost (the relay fell behind or its
+    /// database connection dropped): listeners reload what they keep from storage.
+    Resync,
 }
 
 /// The event bus: clone freely.
 #[derive(Debug, Clone)]
 pub struct Bus {
     tx: broadcast::Sender<Event>,
+    outbox: Option<mpsc::Sender<Event>>,
+    dropped: Arc<AtomicU64>,
 }
 
 impl Default for Bus {
@@ -37,16 +55,66 @@ impl Default for Bus {
 }
 
 impl Bus {
+    /// A bus for one instance alone.
     pub fn new() -> Self {
-        Self { tx: broadcast::channel(BUS_CAPACITY).0 }
+        Self { tx: broadcast::channel(BUS_CAPACITY).0, outbox: None, dropped: Arc::default() }
     }
 
-    /// Publishes an event; with no listener it is dropped (nobody needed it).
+    /// A bus whose events also go to other instances: the receiver yields every event
+    /// published on this bus (not those delivered from elsewhere), for the relay to forward.
+    pub fn with_outbox() -> (Self, mpsc::Receiver<Event>) {
+        let (out_tx, out_rx) = mpsc::channel(OUTBOX_CAPACITY);
+        (Self { tx: broadcast::channel(BUS_CAPACITY).0, outbox: Some(out_tx), dropped: Arc::default() }, out_rx)
+    }
+
+    /// Publishes an event from this instance; with no listener it is dropped (nobody needed
+    /// it). Never waits: a full outbox drops the event for other instances and counts it.
     pub fn publish(&self, event: Event) {
+        if let Some(outbox) = &self.outbox
+            && outbox.try_send(event.clone()).is_err()
+        {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        let _ = self.tx.send(event);
+    }
+
+    /// Delivers an event that another instance published, to this instance's listeners only.
+    pub fn deliver(&self, event: Event) {
         let _ = self.tx.send(event);
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.tx.subscribe()
+    }
+
+    /// Events not relayed to other instances because the outbox was full, since start.
+    pub fn outbox_dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn published_events_reach_the_outbox_and_delivered_ones_do_not() {
+        let (bus, mut outbox) = Bus::with_outbox();
+        let mut local = bus.subscribe();
+        bus.publish(Event::Resync);
+        bus.deliver(Event::Resync);
+        assert!(matches!(local.recv().await, Ok(Event::Resync)));
+        assert!(matches!(local.recv().await, Ok(Event::Resync)));
+        assert!(matches!(outbox.try_recv(), Ok(Event::Resync)));
+        assert!(outbox.try_recv().is_err(), "a delivered event must not be relayed again");
+    }
+
+    #[test]
+    fn a_full_outbox_drops_and_counts_without_waiting() {
+        let (bus, _outbox) = Bus::with_outbox();
+        for _ in 0..OUTBOX_CAPACITY + 3 {
+            bus.publish(Event::Resync);
+        }
+        assert_eq!(bus.outbox_dropped(), 3);
     }
 }

@@ -1,6 +1,8 @@
 //! Composition: one store, one bus, one broker connection, and the services around them.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -11,7 +13,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::bootstrap::{self, AdminBootstrap};
 use crate::config::{MqttTarget, Settings};
-use crate::{broker, observability, simulate};
+use crate::{broker, housekeeping, observability, relay, sessions, simulate};
 
 /// Share of demo cars that speak GB/T 32960 instead of JSON.
 pub const DEMO_GBT32960_SHARE: f64 = 0.3;
@@ -19,7 +21,7 @@ pub const DEMO_GBT32960_SHARE: f64 = 0.3;
 /// A running fleetd: every listener bound, every service spawned.
 pub struct App {
     http_addr: SocketAddr,
-    mqtt_addr: SocketAddr,
+    mqtt_addr: Option<SocketAddr>,
     embedded_broker: bool,
     store: Store,
     bus: Bus,
@@ -41,38 +43,91 @@ impl App {
             bootstrap::seed_demo(&store).await.context("loading the demo data")?;
         }
 
-        let (mqtt_addr, embedded_broker, mut ingest_cfg) = match &settings.mqtt {
-            MqttTarget::Embedded(addr) => {
-                let bound = broker::start(*addr)?;
-                let cfg = fleet_ingest::Config::new(bound.ip().to_string(), bound.port(), settings.mqtt_client_id.clone());
-                (bound, true, cfg)
-            }
-            MqttTarget::External(url) => {
-                let mut cfg = fleet_ingest::Config::new(url.host.clone(), url.port, settings.mqtt_client_id.clone());
-                cfg.username = url.username.clone();
-                cfg.password = url.password.clone();
-                let addr = crate::config::socket_addr("FLEET_MQTT_URL", &format!("{}:{}", url.host, url.port))?;
-                (addr, false, cfg)
-            }
+        let services = settings.services;
+        let (bus, outbox) = if settings.relays_events() {
+            let (bus, outbox) = Bus::with_outbox();
+            (bus, Some(outbox))
+        } else {
+            (Bus::new(), None)
         };
-        ingest_cfg.max_batch = settings.ingest_max_batch;
-        ingest_cfg.max_batch_delay = settings.ingest_max_batch_delay;
-        if let Some(group) = &settings.mqtt_share_group {
-            ingest_cfg.subscription_prefix = format!("$share/{group}/");
-        }
-
-        let bus = Bus::new();
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
+        if let Some(outbox) = outbox {
+            let origin = relay::instance_id(&settings.mqtt_client_id);
+            tracing::info!(instance = %origin, ingest = services.ingest, dispatch = services.dispatch, web = services.web, "one of several instances");
+            relay::spawn(
+                &tasks,
+                store.clone(),
+                bus.clone(),
+                outbox,
+                origin,
+                shutdown.child_token(),
+            );
+        }
 
-        let ingest = fleet_ingest::Ingest::new(ingest_cfg.clone(), store.clone(), bus.clone());
-        let mqtt_connected = ingest.connected();
-        let token = shutdown.child_token();
-        tasks.spawn(async move {
-            if let Err(e) = ingest.run(token).await {
-                tracing::error!(error = %e, "ingest stopped");
+        let mut mqtt_addr = None;
+        let mut embedded_broker = false;
+        let mut mqtt_connected = None;
+        let mut ingest_cfg = None;
+        if services.ingest {
+            let mut cfg = match &settings.mqtt {
+                MqttTarget::Embedded(addr) => {
+                    let bound = broker::start(*addr)?;
+                    embedded_broker = true;
+                    mqtt_addr = Some(bound);
+                    fleet_ingest::Config::new(
+                        bound.ip().to_string(),
+                        bound.port(),
+                        settings.mqtt_client_id.clone(),
+                    )
+                }
+                MqttTarget::External(url) => {
+                    let mut cfg = fleet_ingest::Config::new(
+                        url.host.clone(),
+                        url.port,
+                        settings.mqtt_client_id.clone(),
+                    );
+                    cfg.username = url.username.clone();
+                    cfg.password = url.password.clone();
+                    mqtt_addr = Some(crate::config::socket_addr(
+                        "FLEET_MQTT_URL",
+                        &format!("{}:{}", url.host, url.port),
+                    )?);
+                    cfg
+                }
+            };
+            cfg.max_batch = settings.ingest_max_batch;
+            cfg.max_batch_delay = settings.ingest_max_batch_delay;
+            if let Some(group) = &settings.mqtt_share_group {
+                cfg.subscription_prefix = format!("$share/{group}/");
             }
-        });
+            match (&settings.mqtt_share_group, settings.relays_events()) {
+                (Some(group), true) => {
+                    // One of several: sessions are held by lock, and a dead instance's
+                    // session is drained by another (see `sessions`).
+                    let keeper = sessions::Keeper {
+                        own: cfg.clone(),
+                        group: group.clone(),
+                        store: store.clone(),
+                        bus: bus.clone(),
+                        connected: Arc::new(AtomicBool::new(false)),
+                    };
+                    mqtt_connected = Some(keeper.connected.clone());
+                    tasks.spawn(keeper.run(shutdown.child_token()));
+                }
+                _ => {
+                    let ingest = fleet_ingest::Ingest::new(cfg.clone(), store.clone(), bus.clone());
+                    mqtt_connected = Some(ingest.connected());
+                    let token = shutdown.child_token();
+                    tasks.spawn(async move {
+                        if let Err(e) = ingest.run(token).await {
+                            tracing::error!(error = %e, "ingest stopped");
+                        }
+                    });
+                }
+            }
+            ingest_cfg = Some(cfg);
+        }
 
         let prometheus = observability::prometheus();
         let web = fleet_web::WebServer::bind(
@@ -83,12 +138,13 @@ impl App {
                 map: fleet_web::MapConfig { accept_timeout_s: settings.dispatch.accept_timeout.as_secs(), ..settings.map.clone() },
                 dispatch: settings.dispatch.params,
                 co2: settings.co2,
+                api: services.web,
             },
             fleet_web::Deps {
                 store: store.clone(),
                 bus: bus.clone(),
                 health: fleet_web::Health { store: store.clone(), mqtt_connected },
-                metrics: std::sync::Arc::new(move || prometheus.render()),
+                metrics: Arc::new(move || prometheus.render()),
             },
         )
         .await
@@ -101,24 +157,11 @@ impl App {
             }
         });
 
-        let dispatcher = fleet_dispatch::Dispatcher::new(
-            fleet_dispatch::Config {
-                params: settings.dispatch.params,
-                batch_interval: settings.dispatch.batch_interval,
-                accept_timeout: settings.dispatch.accept_timeout,
-                lead: settings.dispatch.lead,
-            },
-            store.clone(),
-            bus.clone(),
-        );
-        tasks.spawn(dispatcher.run(shutdown.child_token()));
-        let deriver = fleet_stats::Deriver::new(settings.stats.clone(), store.clone(), bus.clone());
-        tasks.spawn(deriver.run(shutdown.child_token()));
-        if let Some(keep) = settings.stats.retention {
-            tasks.spawn(fleet_stats::Deriver::retain(store.clone(), keep, shutdown.child_token()));
+        if services.dispatch {
+            Self::spawn_background(&settings, &store, &bus, &tasks, &shutdown);
         }
 
-        if settings.demo {
+        if let (true, Some(ingest_cfg)) = (settings.demo, &ingest_cfg) {
             let vehicles = store
                 .vehicles()
                 .list(None)
@@ -148,6 +191,28 @@ impl App {
         Ok(Self { http_addr, mqtt_addr, embedded_broker, store, bus, admin, shutdown, tasks, grace: settings.shutdown_grace })
     }
 
+    /// Dispatch batches, trip derivation, retention and housekeeping (each led by one
+    /// instance at a time).
+    fn spawn_background(settings: &Settings, store: &Store, bus: &Bus, tasks: &TaskTracker, shutdown: &CancellationToken) {
+        let dispatcher = fleet_dispatch::Dispatcher::new(
+            fleet_dispatch::Config {
+                params: settings.dispatch.params,
+                batch_interval: settings.dispatch.batch_interval,
+                accept_timeout: settings.dispatch.accept_timeout,
+                lead: settings.dispatch.lead,
+            },
+            store.clone(),
+            bus.clone(),
+        );
+        tasks.spawn(dispatcher.run(shutdown.child_token()));
+        let deriver = fleet_stats::Deriver::new(settings.stats.clone(), store.clone(), bus.clone());
+        tasks.spawn(deriver.run(shutdown.child_token()));
+        tasks.spawn(housekeeping::run(store.clone(), shutdown.child_token()));
+        if let Some(keep) = settings.stats.retention {
+            tasks.spawn(fleet_stats::Deriver::retain(store.clone(), keep, shutdown.child_token()));
+        }
+    }
+
     /// The in-process event bus (services announce committed telemetry and order changes on it).
     pub fn bus(&self) -> &Bus {
         &self.bus
@@ -157,8 +222,9 @@ impl App {
         self.http_addr
     }
 
-    /// The broker fleetd talks to (the embedded one's bound address when embedded).
-    pub fn mqtt_addr(&self) -> SocketAddr {
+    /// The broker fleetd talks to (the embedded one's bound address when embedded); none
+    /// when this instance does not ingest.
+    pub fn mqtt_addr(&self) -> Option<SocketAddr> {
         self.mqtt_addr
     }
 

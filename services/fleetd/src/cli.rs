@@ -90,6 +90,16 @@ pub struct RunArgs {
     /// group `$share/<group>/`.
     #[arg(long, env = "FLEET_MQTT_SHARE_GROUP")]
     pub mqtt_share_group: Option<String>,
+    /// Services this instance runs, comma-separated: ingest, dispatch (with trip derivation
+    /// and retention), web (API, pages, live feed). A subset needs PostgreSQL and implies
+    /// --cluster.
+    #[arg(long, env = "FLEET_SERVICES", default_value = "ingest,dispatch,web")]
+    pub services: String,
+    /// This instance is one of several on one PostgreSQL database and one broker: events go
+    /// between instances (LISTEN/NOTIFY), ingest joins the shared subscription group
+    /// (FLEET_MQTT_SHARE_GROUP, default `fleetd`), one instance leads dispatch and derivation.
+    #[arg(long, env = "FLEET_CLUSTER")]
+    pub cluster: bool,
     /// Password of the `admin` user created on first start (generated and printed if unset).
     #[arg(long, env = "FLEET_ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<String>,
@@ -257,6 +267,8 @@ impl RunArgs {
             }
             s.mqtt_share_group = Some(g.clone());
         }
+        s.services = config::Services::parse(&self.services)?;
+        s.cluster = self.cluster;
         if let Some(p) = &self.admin_password {
             fleet_domain::user::validate_password(p).map_err(|e| ConfigError::new("FLEET_ADMIN_PASSWORD", e.problem))?;
         }
@@ -299,6 +311,10 @@ impl RunArgs {
             petrol_kg_co2_per_l: self.co2_petrol_kg_per_l,
             grid_kg_co2_per_kwh: self.co2_grid_kg_per_kwh,
         };
+        s.check_cluster()?;
+        if s.relays_events() && s.mqtt_share_group.is_none() {
+            s.mqtt_share_group = Some(config::DEFAULT_CLUSTER_SHARE_GROUP.to_owned());
+        }
         Ok(s)
     }
 }

@@ -88,6 +88,43 @@ pub fn socket_addr(setting: &'static str, s: &str) -> Result<SocketAddr, ConfigE
         .ok_or_else(|| ConfigError::new(setting, format!("{s:?} resolves to no address")))
 }
 
+/// The services one instance runs (`--services`): all three by default; a subset when
+/// instances on one PostgreSQL split the work. Trip derivation and retention go with
+/// `dispatch` (the background work), each led by one instance at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Services {
+    pub ingest: bool,
+    pub dispatch: bool,
+    pub web: bool,
+}
+
+impl Services {
+    pub const ALL: Self = Self { ingest: true, dispatch: true, web: true };
+
+    /// A comma-separated list of `ingest`, `dispatch`, `web`.
+    pub fn parse(list: &str) -> Result<Self, ConfigError> {
+        let bad = |why: String| ConfigError::new("FLEET_SERVICES", why);
+        let mut s = Self { ingest: false, dispatch: false, web: false };
+        for name in list.split(',').map(str::trim) {
+            let slot = match name {
+                "ingest" => &mut s.ingest,
+                "dispatch" => &mut s.dispatch,
+                "web" => &mut s.web,
+                other => return Err(bad(format!("{other:?} is not a service (ingest, dispatch, web)"))),
+            };
+            if *slot {
+                return Err(bad(format!("{name} is named twice")));
+            }
+            *slot = true;
+        }
+        Ok(s)
+    }
+
+    pub fn is_all(self) -> bool {
+        self == Self::ALL
+    }
+}
+
 /// Everything `fleetd run` needs, validated.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -97,6 +134,11 @@ pub struct Settings {
     pub mqtt_client_id: String,
     /// `$share/<group>/` prefix for the subscriptions when instances split the stream.
     pub mqtt_share_group: Option<String>,
+    /// The services this instance runs.
+    pub services: Services,
+    /// This instance is one of several on one PostgreSQL database: events travel between
+    /// them (live feed, trip derivation). Implied by a subset of services.
+    pub cluster: bool,
     pub admin_password: Option<String>,
     pub demo: bool,
     /// The demo simulator's reporting interval.
@@ -139,7 +181,38 @@ impl Default for DispatchSettings {
     }
 }
 
+/// The share group instances of a cluster split the telemetry stream in, unless configured.
+pub const DEFAULT_CLUSTER_SHARE_GROUP: &str = "fleetd";
+
 impl Settings {
+    /// Whether events travel between instances.
+    pub fn relays_events(&self) -> bool {
+        self.cluster || !self.services.is_all()
+    }
+
+    /// Checks the settings that only make sense together.
+    pub fn check_cluster(&self) -> Result<(), ConfigError> {
+        let setting = if self.cluster { "FLEET_CLUSTER" } else { "FLEET_SERVICES" };
+        if !self.relays_events() {
+            if self.mqtt_share_group.is_some() {
+                // Sharing the stream without sharing events would leave each live feed with
+                // only the cars this instance happened to ingest.
+                return Err(ConfigError::new("FLEET_MQTT_SHARE_GROUP", "instances that split the stream run with --cluster (or --services)"));
+            }
+            return Ok(());
+        }
+        if !self.database_url.starts_with("postgres") {
+            return Err(ConfigError::new(setting, "instances that share the work share one PostgreSQL database: set FLEET_DATABASE_URL to postgres://…"));
+        }
+        if self.services.ingest && matches!(self.mqtt, MqttTarget::Embedded(_)) {
+            return Err(ConfigError::new(setting, "instances that share ingest share one broker: set FLEET_MQTT_URL"));
+        }
+        if self.demo {
+            return Err(ConfigError::new(setting, "--demo runs one instance with every service"));
+        }
+        Ok(())
+    }
+
     /// Settings for tests and embedding: the given addresses, everything else default.
     pub fn new(http_addr: SocketAddr, database_url: impl Into<String>, mqtt: MqttTarget) -> Self {
         Self {
@@ -148,6 +221,8 @@ impl Settings {
             mqtt,
             mqtt_client_id: DEFAULT_MQTT_CLIENT_ID.to_owned(),
             mqtt_share_group: None,
+            services: Services::ALL,
+            cluster: false,
             admin_password: None,
             demo: false,
             demo_interval: Duration::from_secs(5),
@@ -204,6 +279,35 @@ mod tests {
             let e = MqttUrl::parse(bad).unwrap_err();
             assert_eq!(e.setting, "FLEET_MQTT_URL", "{bad}");
         }
+    }
+
+    #[test]
+    fn parses_service_lists() {
+        assert_eq!(Services::parse("ingest,dispatch,web").unwrap(), Services::ALL);
+        assert_eq!(Services::parse("web").unwrap(), Services { ingest: false, dispatch: false, web: true });
+        assert_eq!(Services::parse(" ingest , dispatch").unwrap(), Services { ingest: true, dispatch: true, web: false });
+        for bad in ["", "web,web", "stats", "ingest,,web"] {
+            assert_eq!(Services::parse(bad).unwrap_err().setting, "FLEET_SERVICES", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_cluster_needs_postgresql_and_an_external_broker() {
+        let embedded = MqttTarget::Embedded("127.0.0.1:1884".parse().unwrap());
+        let mut s = Settings::new("127.0.0.1:0".parse().unwrap(), "sqlite://x.db", embedded.clone());
+        assert!(s.check_cluster().is_ok(), "one instance with everything needs nothing more");
+        s.services = Services::parse("web").unwrap();
+        assert_eq!(s.check_cluster().unwrap_err().setting, "FLEET_SERVICES");
+        s.database_url = "postgres://db/fleet".into();
+        assert!(s.check_cluster().is_ok(), "web alone needs no broker");
+        s.services = Services::ALL;
+        s.cluster = true;
+        assert_eq!(s.check_cluster().unwrap_err().setting, "FLEET_CLUSTER");
+        s.mqtt = MqttTarget::External(MqttUrl::parse("mqtt://broker:1883").unwrap());
+        assert!(s.check_cluster().is_ok());
+        s.cluster = false;
+        s.mqtt_share_group = Some("fleetd".into());
+        assert_eq!(s.check_cluster().unwrap_err().setting, "FLEET_MQTT_SHARE_GROUP", "a share group alone is a half-made cluster");
     }
 
     #[test]

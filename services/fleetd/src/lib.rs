@@ -10,8 +10,11 @@ pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod housekeeping;
 pub mod mqtt_passwd;
 pub mod observability;
+pub mod relay;
+pub mod sessions;
 pub mod simulate;
 pub mod simulate_cmd;
 

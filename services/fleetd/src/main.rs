@@ -52,8 +52,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 AdminBootstrap::Created => println!("created user admin"),
                 AdminBootstrap::Existing => {}
             }
-            if app.embedded_broker() {
-                println!("mqtt broker listening on {}", app.mqtt_addr());
+            if let (true, Some(addr)) = (app.embedded_broker(), app.mqtt_addr()) {
+                println!("mqtt broker listening on {addr}");
             }
             println!("http listening on http://{}", app.http_addr());
             let token = app.shutdown_token();

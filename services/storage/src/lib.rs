@@ -12,7 +12,9 @@ mod dead_letters;
 mod derived;
 mod error;
 mod idempotency;
+mod ingest_sessions;
 mod mqtt_secrets;
+mod notify;
 mod orders;
 mod registry;
 mod stations;
@@ -31,7 +33,9 @@ pub use dead_letters::DeadLetters;
 pub use derived::{ChargeTotals, Derived, StoredTrip, TripGroup, TripTotals};
 pub use error::StorageError;
 pub use mqtt_secrets::{MqttAccount, MqttSecrets};
+pub use notify::{CHANNEL as EVENT_CHANNEL, Listener, MAX_PAYLOAD as MAX_EVENT_PAYLOAD};
 pub use idempotency::{IdempotencyKeys, KeptAnswer};
+pub use ingest_sessions::IngestSessions;
 pub use orders::{Act, Acted, Actor, HistoricOrder, OrderQuery, OrderRecord, Orders, Served};
 pub use registry::{Drivers, Units, Vehicles};
 pub use stations::{ChargingStation, ChargingStations};
@@ -58,6 +62,10 @@ pub const PG_MAX_CONNECTIONS: u32 = 16;
 pub const SQLITE_MAX_CONNECTIONS: u32 = 8;
 /// How long a query waits for a pooled connection before failing.
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a leadership's session may take to answer [`Leadership::holds`]: one behind a
+/// dead network path would otherwise hang the check, and the leader with it, until TCP
+/// gives up (many minutes).
+pub const LEADERSHIP_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Runs `$body` with `$pool` bound to whichever pool the store holds: for SQL that both
 /// dialects accept as written.
@@ -193,6 +201,10 @@ impl Store {
     pub fn idempotency_keys(&self) -> IdempotencyKeys<'_> {
         IdempotencyKeys(self)
     }
+    /// The MQTT sessions of a cluster's ingest instances.
+    pub fn ingest_sessions(&self) -> IngestSessions<'_> {
+        IngestSessions(self)
+    }
     /// Vehicles' MQTT accounts (Mosquitto password-file lines).
     pub fn mqtt_secrets(&self) -> MqttSecrets<'_> {
         MqttSecrets(self)
@@ -204,11 +216,16 @@ impl Store {
 pub struct Leadership(Option<sqlx::PgConnection>);
 
 impl Leadership {
-    /// Whether the leadership still holds: on PostgreSQL, whether its session answers.
+    /// Whether the leadership still holds: on PostgreSQL, whether its session answers within
+    /// [`LEADERSHIP_CHECK_TIMEOUT`]. Once false, drop it (its session is dead or unusable) and
+    /// try to lead again.
     pub async fn holds(&mut self) -> bool {
         match &mut self.0 {
             None => true,
-            Some(conn) => sqlx::query("SELECT 1").execute(&mut *conn).await.is_ok(),
+            Some(conn) => {
+                let ping = sqlx::query("SELECT 1").execute(&mut *conn);
+                matches!(tokio::time::timeout(LEADERSHIP_CHECK_TIMEOUT, ping).await, Ok(Ok(_)))
+            }
         }
     }
 }

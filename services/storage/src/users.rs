@@ -125,6 +125,13 @@ impl AuthTokens<'_> {
         Ok(())
     }
 
+    /// Forgets tokens that expired or were revoked before `before` (they open nothing any
+    /// more; the audit log keeps who did what by name); answers how many.
+    pub async fn purge(&self, before: DateTime<Utc>) -> Result<u64, StorageError> {
+        let q = "DELETE FROM auth_tokens WHERE expires_ms < $1 OR revoked_ms < $1";
+        Ok(on_pool!(self.0, pool => sqlx::query(q).bind(to_ms(before)).execute(pool).await.map(|r| r.rows_affected()))?)
+    }
+
     /// Revokes every token of a user (after a password change), except `keep`.
     pub async fn revoke_all_for(&self, user_id: i64, keep: Option<&str>) -> Result<(), StorageError> {
         let q = "UPDATE auth_tokens SET revoked_ms = $1 WHERE user_id = $2 AND revoked_ms IS NULL AND token_hash <> $3";

@@ -9,7 +9,7 @@ use fleet_bus::{Bus, Event};
 use fleet_domain::{Order, Vin};
 use fleet_storage::{Store, StorageError};
 use tokio::sync::broadcast::error::RecvError;
-use tokio::time::MissedTickBehavior;
+use tokio::time::{Instant, MissedTickBehavior};
 
 use super::fleet::Fleet;
 use super::{Changed, Frame, Live, OrderFrame, Positions, TICK};
@@ -23,7 +23,7 @@ const RELOAD_RETRY: Duration = Duration::from_secs(2);
 /// the bus. Subscribes before loading, so nothing committed meanwhile is missed.
 pub(crate) async fn run(live: Arc<Live>, store: Store, bus: Bus) {
     let mut events = bus.subscribe();
-    let mut hub = Hub { live, store, dirty: HashMap::new(), unknown: Vec::new(), order_drivers: HashMap::new() };
+    let mut hub = Hub { live, store, dirty: HashMap::new(), unknown: Vec::new(), order_drivers: HashMap::new(), reload_at: None };
     while !hub.reload().await {
         tokio::select! {
             () = hub.live.stop.cancelled() => return,
@@ -46,18 +46,21 @@ pub(crate) async fn run(live: Arc<Live>, store: Store, bus: Bus) {
                     fleet.upsert_vehicle((*vehicle).clone(), None, now);
                     hub.dirty.entry(vehicle.vin.clone()).or_insert(prev);
                 }
+                Ok(Event::Resync) => {
+                    tracing::warn!("events from another instance may be missing; reloading from storage");
+                    hub.resync().await;
+                }
                 Err(RecvError::Lagged(missed)) => {
                     tracing::warn!(events.missed = missed, "live feed fell behind the bus; reloading from storage");
-                    metrics::counter!("fleet_live_resyncs_total").increment(1);
-                    if hub.reload().await {
-                        hub.dirty.clear();
-                        let _ = hub.live.frames.send(Arc::new(Frame::Resync));
-                    }
+                    hub.resync().await;
                 }
                 Err(RecvError::Closed) => break,
             },
             _ = tick.tick() => {
                 ticks = ticks.wrapping_add(1);
+                if hub.reload_at.is_some_and(|at| at <= Instant::now()) {
+                    hub.resync().await;
+                }
                 hub.resolve_unknown().await;
                 if ticks.is_multiple_of(STATUS_SWEEP_TICKS) {
                     hub.sweep();
@@ -77,6 +80,9 @@ struct Hub {
     unknown: Vec<Vin>,
     /// The driver each open order last had, to tell them when it is taken away.
     order_drivers: HashMap<String, String>,
+    /// Set when a resync could not reload (the database was down): events were lost, so the
+    /// reload is tried again from then on until it succeeds.
+    reload_at: Option<Instant>,
 }
 
 impl Hub {
@@ -109,6 +115,18 @@ impl Hub {
             self.dirty.entry(vin).or_insert(prev);
         }
         self.unknown.extend(absorbed.unknown);
+    }
+
+    /// Reloads every car from storage and sends every client a fresh snapshot.
+    async fn resync(&mut self) {
+        metrics::counter!("fleet_live_resyncs_total").increment(1);
+        if self.reload().await {
+            self.reload_at = None;
+            self.dirty.clear();
+            let _ = self.live.frames.send(Arc::new(Frame::Resync));
+        } else {
+            self.reload_at = Some(Instant::now() + RELOAD_RETRY);
+        }
     }
 
     /// An order changed: its car's duty (hence status) follows, and the change goes out at once.
