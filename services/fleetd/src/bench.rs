@@ -8,6 +8,7 @@ mod dispatch;
 mod ingest;
 mod live;
 mod load;
+mod soak;
 mod stats;
 
 use clap::{Args, Subcommand};
@@ -33,6 +34,10 @@ pub enum BenchKind {
     Dispatch(dispatch::DispatchArgs),
     /// One month's statistics report for 60 and 1,000 cars, with 1× and 10× the raw samples.
     Stats(stats::StatsArgs),
+    /// An hour (by default) of a simulated fleet, live clients and orders: fleetd's RSS and
+    /// live-feed latency over time, and whether every published sample is stored.
+    #[command(after_help = soak::AFTER_HELP)]
+    Soak(soak::SoakArgs),
 }
 
 /// Where a bench runs: the database server and the broker.
@@ -52,6 +57,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchKind::Live(a) => live::run(a).await?,
         BenchKind::Dispatch(a) => dispatch::run(a).await?,
         BenchKind::Stats(a) => stats::run(a).await?,
+        BenchKind::Soak(a) => soak::run(a).await?,
     };
     println!("{}", serde_json::to_string(&figures)?);
     Ok(())

@@ -9,9 +9,10 @@
 //! every message. Then publishing stops, the bench waits for the drain and counts the rows.
 
 mod feed;
-mod histogram;
+// The soak bench reads the feed the same way.
+pub(super) mod histogram;
 mod publisher;
-mod scan;
+pub(super) mod scan;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
