@@ -17,21 +17,37 @@ const PG_REGISTER_CONCURRENCY: usize = 16;
 
 /// Registers bench cars `0..n` (VIN [`bench_vin`], one unique plate each, no unit).
 pub(crate) async fn register_vehicles(store: &Store, n: usize) -> anyhow::Result<()> {
+    register_cars(store, n, |_| BenchCar { model: "Bench EV", battery_kwh: 60.0, consumption_kwh_per_100km: 14.0, unit_id: None }).await
+}
+
+/// What a bench car is besides its VIN and plate.
+pub(crate) struct BenchCar {
+    pub model: &'static str,
+    pub battery_kwh: f64,
+    pub consumption_kwh_per_100km: f64,
+    pub unit_id: Option<String>,
+}
+
+/// Registers bench cars `0..n` (VIN [`bench_vin`], one unique plate each), car `i` as
+/// `car(i)` says.
+pub(crate) async fn register_cars(store: &Store, n: usize, car: impl Fn(usize) -> BenchCar) -> anyhow::Result<()> {
     let concurrency = match store.backend() {
         Backend::Sqlite => 1,
         Backend::Postgres => PG_REGISTER_CONCURRENCY,
     };
+    let car = &car;
     futures_util::stream::iter(0..n)
         .map(|i| async move {
             let vin = bench_vin(i);
+            let c = car(i);
             let v = NewVehicle {
                 vin: vin.to_string(),
                 plate: format!("浙L{}{:05}", if i < 100_000 { 'D' } else { 'F' }, i % 100_000),
-                model: "Bench EV".into(),
+                model: c.model.into(),
                 seats: 5,
-                battery_kwh: 60.0,
-                consumption_kwh_per_100km: 14.0,
-                unit_id: None,
+                battery_kwh: c.battery_kwh,
+                consumption_kwh_per_100km: c.consumption_kwh_per_100km,
+                unit_id: c.unit_id,
             };
             store.vehicles().create(&vin, &v).await.with_context(|| format!("registering {vin}"))
         })

@@ -6,19 +6,17 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use fleet_domain::{NewDriver, NewUnit, NewVehicle};
-use fleet_storage::{Backend, Store};
-use futures_util::{StreamExt, TryStreamExt};
+use fleet_domain::{NewDriver, NewUnit};
+use fleet_storage::Store;
 
 use crate::bench::bench_vin;
+use crate::bench::db::{BenchCar, register_cars};
 use crate::bench::load::Broker;
 use crate::config::MqttUrl;
 use crate::simulate::{SimConfig, SimVehicle};
 
 /// Cars per unit: a department of the city with its own budget and its own view.
 const CARS_PER_UNIT: usize = 100;
-/// Registrations in flight at once on PostgreSQL; SQLite has one writer (see `db.rs`).
-const PG_REGISTER_CONCURRENCY: usize = 16;
 /// Battery and consumption of every soak car (a mid-size EV sedan, as `fleetd simulate`).
 const BATTERY_KWH: f64 = 60.0;
 const CONSUMPTION_KWH_PER_100KM: f64 = 14.0;
@@ -54,27 +52,13 @@ pub(super) async fn register(store: &Store, vehicles: usize, drivers: usize) -> 
         let unit = NewUnit { id: Some(u.clone()), name: format!("Soak unit {u}"), monthly_energy_budget_kwh: 1e9, auto_approve: true };
         store.units().create(u, &unit).await.with_context(|| format!("registering unit {u}"))?;
     }
-    let concurrency = match store.backend() {
-        Backend::Sqlite => 1,
-        Backend::Postgres => PG_REGISTER_CONCURRENCY,
-    };
-    futures_util::stream::iter(0..vehicles)
-        .map(|i| async move {
-            let vin = bench_vin(i);
-            let v = NewVehicle {
-                vin: vin.to_string(),
-                plate: format!("浙L{}{:05}", if i < 100_000 { 'D' } else { 'F' }, i % 100_000),
-                model: "Soak EV".into(),
-                seats: 5,
-                battery_kwh: BATTERY_KWH,
-                consumption_kwh_per_100km: CONSUMPTION_KWH_PER_100KM,
-                unit_id: Some(unit_of(i)),
-            };
-            store.vehicles().create(&vin, &v).await.with_context(|| format!("registering {vin}"))
-        })
-        .buffer_unordered(concurrency)
-        .try_for_each(|_| async { Ok(()) })
-        .await?;
+    register_cars(store, vehicles, |i| BenchCar {
+        model: "Soak EV",
+        battery_kwh: BATTERY_KWH,
+        consumption_kwh_per_100km: CONSUMPTION_KWH_PER_100KM,
+        unit_id: Some(unit_of(i)),
+    })
+    .await?;
     let mut ids = Vec::with_capacity(drivers);
     for d in 0..drivers {
         let vin = bench_vin(d * vehicles / drivers);
