@@ -130,6 +130,7 @@ impl App {
         }
 
         let prometheus = observability::prometheus();
+        tasks.spawn(observability::metrics_upkeep(prometheus.clone(), shutdown.child_token()));
         let web = fleet_web::WebServer::bind(
             fleet_web::Config {
                 addr: settings.http_addr,

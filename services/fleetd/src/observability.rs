@@ -21,6 +21,22 @@ pub fn init_logging(filter: &str, json: bool) {
 
 static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// How often the recorder's histograms are drained into their summaries. Without it they
+/// keep every value recorded between two scrapes of `/metrics`, so an instance nobody
+/// scrapes would grow without bound.
+pub const METRICS_UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Runs the recorder's upkeep every [`METRICS_UPKEEP_EVERY`] until `shutdown`.
+pub async fn metrics_upkeep(handle: PrometheusHandle, shutdown: tokio_util::sync::CancellationToken) {
+    let mut tick = tokio::time::interval(METRICS_UPKEEP_EVERY);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => handle.run_upkeep(),
+        }
+    }
+}
+
 /// The process-wide metrics recorder (installed on first use; every `App` in the process
 /// shares it, as the tests start several).
 pub fn prometheus() -> PrometheusHandle {
