@@ -44,7 +44,8 @@ Prints a progress line a minute on stderr and one JSON object on the last line o
                                                 warm-up if shorter); warm-up = the first 10 % of the
                                                 run, at least 1 minute
   soak.rss_growth_ratio                         rss_end / rss_after_warmup - 1 (target <= 0.10)
-  soak.rss_slope_mib_per_h                      least-squares slope of RSS after the warm-up
+  soak.rss_slope_mib_per_h                      least-squares slope of RSS after the warm-up, and
+  soak.rss_slope_second_half_mib_per_h          of its second half alone (near 0: settled, not leaking)
   soak.rss_by_minute_mib, soak.fleetd_cpu_by_minute_cores   fleetd at the end of each minute
   soak.feed_p50_by_minute_ms, soak.feed_p99_by_minute_ms    a JSON car's sample time to its receipt
                                                 on a live client, by the minute of the sample
@@ -329,6 +330,7 @@ async fn with_fleetd(
     put("rss_max_mib", json!(round_to(rss_fig.max_mib, 1)));
     put("rss_growth_ratio", json!(round_to(rss_fig.growth_ratio, 4)));
     put("rss_slope_mib_per_h", json!(round_to(rss_fig.slope_mib_per_h, 2)));
+    put("rss_slope_second_half_mib_per_h", json!(round_to(rss_fig.slope_second_half_mib_per_h, 2)));
     put("rss_window_s", json!(rss_fig.window_s));
     put("rss_by_minute_mib", json!(rss_by_minute));
     put("fleetd_peak_rss_mib", json!(peak.map(|p| round_to(p, 1))));

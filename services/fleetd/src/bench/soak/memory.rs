@@ -6,8 +6,10 @@
 //! figure is the median of its samples, so one allocator spike or one late burst does not
 //! decide the verdict the way a single first and last reading would:
 //! `growth = median(last window) / median(first window) − 1`.
-//! A least-squares slope over every sample after the warm-up is reported beside it, to show
-//! a steady leak that a short run might hide inside the windows' noise.
+//! Least-squares slopes are reported beside it: over everything after the warm-up, and over
+//! the second half of that alone. A leak keeps the second slope up; memory that is still
+//! settling (caches filling, the allocator's arenas growing to their working size) rises
+//! early and shows a second slope near zero.
 
 /// Longest comparison window.
 pub(super) const WINDOW_S: f64 = 300.0;
@@ -30,6 +32,8 @@ pub(super) struct RssFigures {
     pub growth_ratio: f64,
     /// Least-squares slope after the warm-up, MiB per hour.
     pub slope_mib_per_h: f64,
+    /// The same over the second half of what follows the warm-up.
+    pub slope_second_half_mib_per_h: f64,
     /// Length of each comparison window.
     pub window_s: f64,
 }
@@ -47,12 +51,14 @@ pub(super) fn summarize(points: &[RssPoint], warmup_s: f64, end_s: f64) -> Optio
     let end_mib = median(within(end_s - window_s, end_s))?;
     let max_mib = points.iter().map(|p| p.mib).fold(f64::NAN, f64::max);
     let after: Vec<RssPoint> = points.iter().copied().filter(|p| p.t_s >= warmup_s && p.t_s <= end_s).collect();
+    let second_half: Vec<RssPoint> = after.iter().copied().filter(|p| p.t_s >= warmup_s + span / 2.0).collect();
     Some(RssFigures {
         after_warmup_mib,
         end_mib,
         max_mib,
         growth_ratio: end_mib / after_warmup_mib - 1.0,
         slope_mib_per_h: slope(&after) * 3600.0,
+        slope_second_half_mib_per_h: slope(&second_half) * 3600.0,
         window_s,
     })
 }
@@ -106,6 +112,16 @@ mod tests {
         assert!((f.after_warmup_mib - a).abs() < 1e-9 && (f.end_mib - e).abs() < 1e-9, "{f:?}");
         assert!((f.growth_ratio - (e / a - 1.0)).abs() < 1e-12);
         assert!((f.slope_mib_per_h - 20.0).abs() < 1e-9);
+        assert!((f.slope_second_half_mib_per_h - 20.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn memory_that_settles_shows_a_flat_second_half() {
+        // Rises 30 MiB over the first 24 minutes after the warm-up, then stays.
+        let points = run(60, |t| 220.0 + ((t - 360.0).max(0.0) / 1440.0).min(1.0) * 30.0);
+        let f = summarize(&points, 360.0, 3600.0).unwrap();
+        assert!(f.growth_ratio > 0.1 && f.slope_mib_per_h > 10.0, "{f:?}");
+        assert!(f.slope_second_half_mib_per_h.abs() < 1e-9, "{f:?}");
     }
 
     #[test]
