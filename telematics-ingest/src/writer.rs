@@ -67,8 +67,17 @@ pub(crate) async fn run(
 async fn commit(store: Store, batch: Batch, shutdown: CancellationToken) -> Option<(Batch, BatchOutcome)> {
     let started = Instant::now();
     let mut retry = RETRY_FIRST;
+    let mut first = true;
     loop {
-        match store.telemetry().commit(&batch.samples, &batch.dead).await {
+        // A failed attempt may have committed after all (its reply lost): the next one must
+        // not store the batch's dead letters twice.
+        let attempt = if first {
+            store.telemetry().commit(&batch.samples, &batch.dead).await
+        } else {
+            store.telemetry().recommit(&batch.samples, &batch.dead).await
+        };
+        first = false;
+        match attempt {
             Ok(outcome) => {
                 metrics::histogram!("fleet_ingest_commit_seconds").record(started.elapsed().as_secs_f64());
                 return Some((batch, outcome));

@@ -112,6 +112,37 @@ both!(batch_commit_dedupes_orders_state_and_keeps_dead_letters, |app: TestApp| a
     Ok(())
 });
 
+both!(a_batch_written_again_after_an_unknown_outcome_stores_nothing_twice, |app: TestApp| async move {
+    let s = &app.store;
+    let vin = random_vin();
+    let v = new_vehicle(&vin, "浙LD10005", None);
+    s.vehicles().create(&v.validate()?, &v).await?;
+    let t0 = Utc::now() - ChronoDuration::minutes(5);
+    let batch: Vec<Sample> = (0..30).map(|i| Sample::at(Vin::parse(&vin).unwrap(), t0 + ChronoDuration::seconds(i), 30.0, 122.0, SampleSource::Json)).collect();
+    let topic = format!("fleet/v1/vehicles/{vin}/telemetry");
+    let dead = [
+        DeadLetter::new(&topic, Some(&vin), DeadLetterReason::MalformedJson, "x", b"{"),
+        DeadLetter::new(&topic, Some(&vin), DeadLetterReason::InvalidSample, "soc_pct", b"[{\"soc_pct\": 200}]"),
+    ];
+    // The first attempt committed, but (as if its reply were lost) the writer tries again.
+    s.telemetry().commit(&batch, &dead).await?;
+    let again = s.telemetry().recommit(&batch, &dead).await?;
+    assert_eq!((again.inserted, again.duplicates), (0, 30));
+    assert_eq!(s.telemetry().count(Some(&vin)).await?, 30);
+    assert_eq!(s.dead_letters().count().await?, 2, "the rejects are stored once");
+    // A retry of a batch whose first attempt did not commit stores all of it.
+    let later: Vec<Sample> = (30..40).map(|i| Sample::at(Vin::parse(&vin).unwrap(), t0 + ChronoDuration::seconds(i), 30.0, 122.0, SampleSource::Json)).collect();
+    let mut other = [DeadLetter::new(&topic, Some(&vin), DeadLetterReason::MalformedJson, "x", b"{")];
+    other[0].received_at = dead[0].received_at + ChronoDuration::seconds(1);
+    let out = s.telemetry().recommit(&later, &other).await?;
+    assert_eq!((out.inserted, out.dead_letters), (10, 1));
+    assert_eq!(s.dead_letters().count().await?, 3, "a different time is a different reject");
+    // A first attempt never looks: the same bad message twice is two dead letters.
+    s.telemetry().commit(&[], &[other[0].clone(), other[0].clone()]).await?;
+    assert_eq!(s.dead_letters().count().await?, 5);
+    Ok(())
+});
+
 both!(aged_raw_samples_are_removed_and_recent_ones_kept, |app: TestApp| async move {
     let s = &app.store;
     let vin = random_vin();

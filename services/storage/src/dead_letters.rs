@@ -56,7 +56,7 @@ impl DeadLetters<'_> {
 /// SQL serves both back ends, so it is written once and typed per back end.
 macro_rules! insert_dead_letters {
     ($conn:expr, $letters:expr) => {
-        for chunk in $letters.chunks(500) {
+        for chunk in $crate::shapes::shaped($letters, 256) {
             let mut qb = sqlx::QueryBuilder::new("INSERT INTO dead_letters (received_ms, topic, vin, reason, detail, payload, size) ");
             qb.push_values(chunk, |mut b, d: &fleet_domain::DeadLetter| {
                 b.push_bind($crate::to_ms(d.received_at))
@@ -72,3 +72,29 @@ macro_rules! insert_dead_letters {
     };
 }
 pub(crate) use insert_dead_letters;
+
+/// Like [`insert_dead_letters`], skipping each letter already stored (same time, topic,
+/// reason and payload): for a batch written again after an attempt whose outcome is unknown.
+/// One statement a letter; the rare path (dead letters in a retried batch).
+macro_rules! insert_dead_letters_once {
+    ($conn:expr, $letters:expr) => {
+        for d in $letters.iter() {
+            sqlx::query(
+                "INSERT INTO dead_letters (received_ms, topic, vin, reason, detail, payload, size) \
+                 SELECT $1, $2, $3, $4, $5, $6, $7 \
+                 WHERE NOT EXISTS (SELECT 1 FROM dead_letters \
+                                   WHERE received_ms = $1 AND topic = $2 AND reason = $4 AND payload = $6)",
+            )
+            .bind($crate::to_ms(d.received_at))
+            .bind(d.topic.clone())
+            .bind(d.vin.clone())
+            .bind(d.reason.as_str())
+            .bind(d.detail.clone())
+            .bind(d.payload.clone())
+            .bind(i64::try_from(d.size).unwrap_or(i64::MAX))
+            .execute(&mut *$conn)
+            .await?;
+        }
+    };
+}
+pub(crate) use insert_dead_letters_once;

@@ -17,6 +17,7 @@ mod mqtt_secrets;
 mod notify;
 mod orders;
 mod registry;
+mod shapes;
 mod stations;
 mod telemetry;
 mod users;

@@ -7,11 +7,13 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, TimeZone, Utc};
 use fleet_domain::{DeadLetter, Sample, SampleSource, VehicleState, Vin};
 
-use crate::dead_letters::insert_dead_letters;
+use crate::dead_letters::{insert_dead_letters, insert_dead_letters_once};
+use crate::shapes::shaped;
 use crate::{Store, StorageError, from_ms, on_pool, to_ms};
 
-/// Rows per multi-row INSERT on SQLite (18 binds a row stays under its 32,766 limit).
-const SQLITE_ROWS_PER_STATEMENT: usize = 1000;
+/// Most rows per multi-row INSERT on SQLite (18 binds a row stays under its 32,766 limit);
+/// smaller chunks come in the fixed sizes of [`shaped`].
+const SQLITE_ROWS_PER_STATEMENT: usize = 1024;
 /// Rows per UNNEST insert on PostgreSQL.
 const PG_ROWS_PER_STATEMENT: usize = 5000;
 
@@ -34,30 +36,61 @@ fn cst() -> FixedOffset {
     FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset")
 }
 
-/// Merges state rows into `vehicle_state`: telemetry fields move only with a newer sample,
-/// the position only with a newer valid position. Same SQL on both back ends.
-macro_rules! upsert_states {
-    ($conn:expr, $rows:expr) => {
-        for chunk in $rows.chunks(1000) {
-            let mut qb = sqlx::QueryBuilder::new(format!("INSERT INTO vehicle_state ({STATE_COLUMNS}) "));
-            qb.push_values(chunk, |mut b, r: &StateRow| {
-                b.push_bind(r.vin.clone())
-                    .push_bind(r.ts_ms)
-                    .push_bind(r.pos_ts_ms)
-                    .push_bind(r.lat)
-                    .push_bind(r.lon)
-                    .push_bind(r.speed_kmh)
-                    .push_bind(r.heading_deg)
-                    .push_bind(r.soc_pct)
-                    .push_bind(r.odometer_km)
-                    .push_bind(r.charging)
-                    .push_bind(r.ignition)
-                    .push_bind(r.range_km);
-            });
-            qb.push(UPSERT_STATE_TAIL);
-            qb.build().execute(&mut *$conn).await?;
-        }
-    };
+/// Merges state rows into `vehicle_state` on SQLite: telemetry fields move only with a newer
+/// sample, the position only with a newer valid position ([`UPSERT_STATE_TAIL`], shared with
+/// PostgreSQL's [`upsert_states_postgres`]).
+async fn upsert_states_sqlite(tx: &mut sqlx::SqliteConnection, rows: &[StateRow]) -> Result<(), StorageError> {
+    for chunk in shaped(rows, SQLITE_ROWS_PER_STATEMENT) {
+        let mut qb = sqlx::QueryBuilder::new(format!("INSERT INTO vehicle_state ({STATE_COLUMNS}) "));
+        qb.push_values(chunk, |mut b, r: &StateRow| {
+            b.push_bind(r.vin.clone())
+                .push_bind(r.ts_ms)
+                .push_bind(r.pos_ts_ms)
+                .push_bind(r.lat)
+                .push_bind(r.lon)
+                .push_bind(r.speed_kmh)
+                .push_bind(r.heading_deg)
+                .push_bind(r.soc_pct)
+                .push_bind(r.odometer_km)
+                .push_bind(r.charging)
+                .push_bind(r.ignition)
+                .push_bind(r.range_km);
+        });
+        qb.push(UPSERT_STATE_TAIL);
+            qb.build().execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
+/// The same merge on PostgreSQL, one statement of arrays for the whole batch (the rows are
+/// one per vehicle, sorted by VIN, so two commits in flight lock them in the same order).
+async fn upsert_states_postgres(tx: &mut sqlx::PgConnection, rows: &[StateRow]) -> Result<(), StorageError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let q = format!(
+        "INSERT INTO vehicle_state ({STATE_COLUMNS}) \
+         SELECT * FROM UNNEST($1::TEXT[], $2::INT8[], $3::INT8[], $4::FLOAT8[], $5::FLOAT8[], $6::FLOAT8[], $7::FLOAT8[], \
+                              $8::FLOAT8[], $9::FLOAT8[], $10::BOOL[], $11::BOOL[], $12::FLOAT8[]){UPSERT_STATE_TAIL}"
+    );
+    let f = |get: fn(&StateRow) -> Option<f64>| rows.iter().map(get).collect::<Vec<_>>();
+    let b = |get: fn(&StateRow) -> Option<bool>| rows.iter().map(get).collect::<Vec<_>>();
+    sqlx::query(sqlx::AssertSqlSafe(q.as_str()))
+        .bind(rows.iter().map(|r| r.vin.clone()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.ts_ms).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.pos_ts_ms).collect::<Vec<_>>())
+        .bind(f(|r| r.lat))
+        .bind(f(|r| r.lon))
+        .bind(f(|r| r.speed_kmh))
+        .bind(f(|r| r.heading_deg))
+        .bind(f(|r| r.soc_pct))
+        .bind(f(|r| r.odometer_km))
+        .bind(b(|r| r.charging))
+        .bind(b(|r| r.ignition))
+        .bind(f(|r| r.range_km))
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
 }
 
 /// Telemetry samples and vehicle state.
@@ -67,16 +100,34 @@ impl Telemetry<'_> {
     /// Durably stores a batch: new samples (duplicates skipped), the vehicles' newest state
     /// (never moved backwards) and the dead letters, all in one transaction.
     pub async fn commit(&self, samples: &[Sample], dead: &[DeadLetter]) -> Result<BatchOutcome, StorageError> {
+        self.write(samples, dead, false).await
+    }
+
+    /// [`Self::commit`] again after a failed attempt, which may have committed after all
+    /// (the connection broke before its reply arrived). Samples are deduplicated anyway; a
+    /// dead letter is skipped when one with the same time, topic, reason and payload is
+    /// stored already, so the retry does not store the batch's rejects twice. (The first
+    /// attempt does not look: the same bad message sent twice within a millisecond is two
+    /// dead letters.)
+    pub async fn recommit(&self, samples: &[Sample], dead: &[DeadLetter]) -> Result<BatchOutcome, StorageError> {
+        self.write(samples, dead, true).await
+    }
+
+    async fn write(&self, samples: &[Sample], dead: &[DeadLetter], again: bool) -> Result<BatchOutcome, StorageError> {
         let states = newest_states(samples);
         let mut inserted = 0u64;
         match self.0 {
             Store::Sqlite(pool) => {
                 let mut tx = pool.begin().await?;
-                for chunk in samples.chunks(SQLITE_ROWS_PER_STATEMENT) {
+                for chunk in shaped(samples, SQLITE_ROWS_PER_STATEMENT) {
                     inserted += insert_samples_sqlite(&mut tx, chunk).await?;
                 }
-                upsert_states!(tx, &states);
-                insert_dead_letters!(tx, dead);
+                upsert_states_sqlite(&mut tx, &states).await?;
+                if again {
+                    insert_dead_letters_once!(tx, dead);
+                } else {
+                    insert_dead_letters!(tx, dead);
+                }
                 tx.commit().await?;
             }
             Store::Postgres(pool, partitions) => {
@@ -85,8 +136,12 @@ impl Telemetry<'_> {
                 for chunk in samples.chunks(PG_ROWS_PER_STATEMENT) {
                     inserted += insert_samples_postgres(&mut tx, chunk).await?;
                 }
-                upsert_states!(tx, &states);
-                insert_dead_letters!(tx, dead);
+                upsert_states_postgres(&mut tx, &states).await?;
+                if again {
+                    insert_dead_letters_once!(tx, dead);
+                } else {
+                    insert_dead_letters!(tx, dead);
+                }
                 tx.commit().await?;
             }
         }
@@ -440,6 +495,54 @@ mod tests {
         assert_eq!(r.pos_ts_ms, Some(2000));
         assert_eq!(r.lat, Some(32.0));
         assert_eq!(r.soc_pct, Some(60.0));
+    }
+
+    /// The memory a varying load used to pin (see `shapes`): every batch size from 1 to 300
+    /// is committed on one connection, and the connection's statement cache stays small.
+    #[tokio::test]
+    async fn commits_of_every_batch_size_reuse_a_few_prepared_statements() {
+        use sqlx::Connection as _;
+        use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+
+        let path = std::env::temp_dir().join(format!("fleet-storage-shapes-{}.db", std::process::id()));
+        let remove = || {
+            for x in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{x}", path.display()));
+            }
+        };
+        remove();
+        let opts = SqliteConnectOptions::new().filename(&path).create_if_missing(true).journal_mode(SqliteJournalMode::Wal);
+        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(opts).await.unwrap();
+        let store = Store::Sqlite(pool.clone());
+        store.migrate().await.unwrap();
+        let (mut t, mut total) = (0i64, 0u64);
+        for n in 1..=300usize {
+            let batch: Vec<Sample> = (0..n)
+                .map(|k| {
+                    t += 1;
+                    let vin = Vin::parse(&format!("LSJA24U66NS{:06}", k % 250)).unwrap();
+                    Sample::at(vin, from_ms(1_790_000_000_000 + t), 30.0, 122.0, SampleSource::Json)
+                })
+                .collect();
+            let dead: Vec<DeadLetter> = (0..n % 7)
+                .map(|_| DeadLetter::new("fleet/v1/vehicles/x/telemetry", None, fleet_domain::DeadLetterReason::BadTopic, "test", b"x"))
+                .collect();
+            let outcome = store.telemetry().commit(&batch, &dead).await.unwrap();
+            assert_eq!((outcome.inserted, outcome.dead_letters), (n as u64, (n % 7) as u64));
+            total += n as u64;
+        }
+        assert_eq!(store.telemetry().count(None).await.unwrap(), total as i64);
+        let newest = store.telemetry().state("LSJA24U66NS000000").await.unwrap().unwrap();
+        // Its newest sample is the last batch's 251st (k = 250).
+        assert_eq!(to_ms(newest.ts), 1_790_000_000_000 + t - 49);
+        let conn = pool.acquire().await.unwrap();
+        // Samples, states and dead letters in six sizes each, plus the migration's and the
+        // count's: a statement per batch size would be 100 (the cache's limit).
+        let cached = conn.cached_statements_size();
+        assert!(cached <= 24, "{cached} statements cached");
+        drop(conn);
+        pool.close().await;
+        remove();
     }
 
     #[test]
