@@ -170,7 +170,15 @@ async fn check_password(password: String, hash: Option<String>) -> Result<bool, 
     .await
 }
 
+/// Password hashes (argon2id, default parameters: 19 MiB and tens of milliseconds of a core
+/// each) computed at once. More would only share the same cores while multiplying the
+/// memory: a burst of logins, or a flood from outside, waits its turn here instead of
+/// filling the blocking pool (up to 512 threads, about 10 GiB of hashing memory).
+pub(crate) const PASSWORD_HASHES_AT_ONCE: usize = 2;
+static PASSWORD_WORK: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(PASSWORD_HASHES_AT_ONCE);
+
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+    let _turn = PASSWORD_WORK.acquire().await.map_err(|e| ApiError::Internal(format!("password hashing queue: {e}")))?;
     tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::Internal(format!("password hashing task: {e}")))
 }
 

@@ -10,6 +10,12 @@ use fleetd::config::ConfigError;
 
 const EXIT_CONFIG: u8 = 64;
 
+/// mimalloc instead of the system allocator: glibc kept memory freed by short bursts
+/// (password hashes at 19 MiB each, batch and frame buffers) in its per-thread arenas for
+/// good, so RSS only ever grew (measured by the soak; see ARCHITECTURE.md "Memory").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
