@@ -14,7 +14,8 @@ use fleet_bus::{Bus, Event};
 use fleet_domain::Vin;
 use fleet_domain::trips::{DeriveParams, derive};
 use fleet_storage::{Leadership, Served, Store, StorageError, StoredTrip};
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio_util::sync::CancellationToken;
 
 /// How often cars with new samples are re-derived. Statistics and budgets need minutes, not
@@ -66,66 +67,56 @@ impl Deriver {
     }
 
     /// Catches up, then follows the bus until `shutdown`.
+    ///
+    /// The bus keeps [`fleet_bus::BUS_CAPACITY`] events; a pass of hundreds of derivations
+    /// takes seconds, while committed batches arrive by the hundred a second. So the pass
+    /// reads what the bus brought between two cars: a receiver left unread for a whole pass
+    /// lagged, and each lag meant a catch-up of every car, which took longer still (seen in
+    /// the soak: a catch-up every pass and fleetd's CPU rising minute by minute).
     pub async fn run(self, shutdown: CancellationToken) {
         // Subscribed before the catch-up: nothing committed meanwhile is missed.
         let mut events = self.bus.subscribe();
-        let mut need_catch_up = true;
-        let mut dirty = Dirty::default();
+        let mut heard = Heard { dirty: Dirty::default(), need_catch_up: true };
         let mut tick = tokio::time::interval(self.cfg.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut leadership: Option<Leadership> = None;
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => break,
-                event = events.recv() => match event {
-                    Ok(Event::SamplesCommitted(samples)) => {
-                        for s in samples.iter() {
-                            dirty.mark(&s.vin, s.ts, s.ts);
-                        }
-                    }
-                    Ok(Event::Resync) => {
-                        tracing::warn!("events from another instance may be missing; catching up from storage");
-                        need_catch_up = true;
-                    }
-                    Ok(_) => {}
-                    Err(RecvError::Lagged(missed)) => {
-                        tracing::warn!(events.missed = missed, "trip derivation fell behind the bus; catching up from storage");
-                        need_catch_up = true;
-                    }
-                    Err(RecvError::Closed) => break,
-                },
+                event = events.recv() => if !heard.apply(event) { break },
                 _ = tick.tick() => {
                     if !self.lead(&mut leadership).await {
                         // The leader derives what this instance commits too (the relay
                         // brings it the samples); taking over later starts with a catch-up.
-                        dirty = Dirty::default();
-                        need_catch_up = true;
+                        heard = Heard { dirty: Dirty::default(), need_catch_up: true };
                         continue;
                     }
-                    if need_catch_up {
-                        match self.catch_up(&shutdown).await {
-                            Ok(n) => {
-                                need_catch_up = false;
-                                tracing::info!(stats.cars = n, "trips derived for every car");
+                    if heard.need_catch_up {
+                        heard.need_catch_up = false;
+                        match self.catch_up(&mut events, &mut heard, &shutdown).await {
+                            Ok(n) => tracing::info!(stats.cars = n, "trips derived for every car"),
+                            Err(e) => {
+                                heard.need_catch_up = true;
+                                tracing::warn!(error = %e, "trip catch-up failed; retrying");
                             }
-                            Err(e) => tracing::warn!(error = %e, "trip catch-up failed; retrying"),
                         }
                     }
-                    let mut pass = dirty.take(MAX_CARS_PER_PASS).into_iter();
+                    let mut pass = heard.dirty.take(MAX_CARS_PER_PASS).into_iter();
                     while let Some((vin, (a, b))) = pass.next() {
                         if let Err(e) = self.derive_window(&vin, a, b).await {
                             tracing::warn!(vehicle.vin = %vin, error = %e, "trip derivation failed; retrying");
                             if e.is_transient() {
-                                // The database is out of reach: each further car would wait out
+                                // The database is unreachable: every other car would wait out
                                 // the pool's acquire timeout (minutes for a pass, the bus unread,
                                 // shutdown unheard). This car and the untried ones wait in front.
-                                dirty.put_back(std::iter::once((vin, (a, b))).chain(pass));
+                                heard.dirty.put_back(std::iter::once((vin, (a, b))).chain(pass));
                                 break;
                             }
-                            dirty.mark(&vin, a, b);
+                            heard.dirty.mark(&vin, a, b);
                         }
+                        heard.drain(&mut events);
                     }
-                    metrics::gauge!("fleet_stats_cars_waiting").set(dirty.queue.len() as f64);
+                    metrics::gauge!("fleet_stats_cars_waiting").set(heard.dirty.queue.len() as f64);
                 }
             }
         }
@@ -154,8 +145,9 @@ impl Deriver {
         leadership.is_some()
     }
 
-    /// Derives every car from its newest stored trip (or its first sample) to now.
-    pub async fn catch_up(&self, shutdown: &CancellationToken) -> Result<usize, StorageError> {
+    /// Derives every car from its newest stored trip (or its first sample) to now, reading
+    /// the bus between two cars.
+    async fn catch_up(&self, events: &mut broadcast::Receiver<Event>, heard: &mut Heard, shutdown: &CancellationToken) -> Result<usize, StorageError> {
         let vehicles = self.store.vehicles().list(None).await?;
         let now = Utc::now();
         for v in &vehicles {
@@ -164,6 +156,7 @@ impl Deriver {
             }
             let from = self.store.derived().latest_start(&v.vin).await?.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
             self.derive_window(&v.vin, from, now).await?;
+            heard.drain(events);
         }
         Ok(vehicles.len())
     }
@@ -224,6 +217,50 @@ impl Deriver {
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(RETENTION_EVERY) => {}
             }
+        }
+    }
+}
+
+/// What the deriver heard from the bus and has not derived yet.
+struct Heard {
+    dirty: Dirty,
+    /// Events were missed: every car is derived from its newest trip at the next pass.
+    need_catch_up: bool,
+}
+
+impl Heard {
+    /// Takes in one event; false once the bus is closed.
+    fn apply(&mut self, event: Result<Event, RecvError>) -> bool {
+        match event {
+            Ok(Event::SamplesCommitted(samples)) => {
+                for s in samples.iter() {
+                    self.dirty.mark(&s.vin, s.ts, s.ts);
+                }
+            }
+            Ok(Event::Resync) => {
+                tracing::warn!("events from another instance may be missing; catching up from storage");
+                self.need_catch_up = true;
+            }
+            Ok(_) => {}
+            Err(RecvError::Lagged(missed)) => {
+                tracing::warn!(events.missed = missed, "trip derivation fell behind the bus; catching up from storage");
+                metrics::counter!("fleet_stats_bus_lagged_total").increment(1);
+                self.need_catch_up = true;
+            }
+            Err(RecvError::Closed) => return false,
+        }
+        true
+    }
+
+    /// Takes in every event already waiting, without waiting for more.
+    fn drain(&mut self, events: &mut broadcast::Receiver<Event>) {
+        loop {
+            let event = match events.try_recv() {
+                Ok(e) => Ok(e),
+                Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
+                Err(TryRecvError::Empty | TryRecvError::Closed) => return,
+            };
+            self.apply(event);
         }
     }
 }
@@ -303,6 +340,32 @@ mod tests {
 
     fn t(s: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(s, 0).expect("a valid time")
+    }
+
+    fn committed(i: u8, s: i64) -> Event {
+        let sample = fleet_domain::Sample::at(vin(i), t(s), 30.0, 122.0, fleet_domain::SampleSource::Json);
+        Event::SamplesCommitted(std::sync::Arc::from(vec![sample]))
+    }
+
+    #[test]
+    fn draining_between_cars_takes_in_what_the_bus_brought_and_notices_a_lag() {
+        let (tx, mut rx) = broadcast::channel(4);
+        let mut heard = Heard { dirty: Dirty::default(), need_catch_up: false };
+        for (i, s) in [(1, 10), (2, 20), (1, 30)] {
+            tx.send(committed(i, s)).unwrap();
+        }
+        heard.drain(&mut rx);
+        assert!(!heard.need_catch_up);
+        assert_eq!(heard.dirty.take(10), [(vin(1), (t(10), t(30))), (vin(2), (t(20), t(20)))]);
+        heard.drain(&mut rx);
+        assert!(heard.dirty.take(10).is_empty(), "nothing new, nothing marked");
+        // More than the bus keeps: the missed ones can only be found in storage.
+        for s in 0..6 {
+            tx.send(committed(3, s)).unwrap();
+        }
+        heard.drain(&mut rx);
+        assert!(heard.need_catch_up);
+        assert_eq!(heard.dirty.take(10), [(vin(3), (t(2), t(5)))], "the events still kept are marked too");
     }
 
     #[test]
