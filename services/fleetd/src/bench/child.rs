@@ -70,6 +70,12 @@ impl Fleetd {
         self.memory_mib("VmRSS:")
     }
 
+    /// Resident memory of the process's own allocations (RssAnon; the rest of RSS is mapped
+    /// files: the binary, SQLite's shared-memory index), in MiB.
+    pub(crate) fn rss_anon_mib(&self) -> Option<f64> {
+        self.memory_mib("RssAnon:")
+    }
+
     fn memory_mib(&self, field: &str) -> Option<f64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
         let line = status.lines().find(|l| l.starts_with(field))?;
