@@ -10,11 +10,13 @@ use fleetd::config::ConfigError;
 
 const EXIT_CONFIG: u8 = 64;
 
-/// mimalloc instead of the system allocator: glibc kept memory freed by short bursts
-/// (password hashes at 19 MiB each, batch and frame buffers) in its per-thread arenas for
-/// good, so RSS only ever grew (measured by the soak; see ARCHITECTURE.md "Memory").
+/// jemalloc for every allocation of the process, SQLite's included (its `malloc` replaces
+/// the C library's): glibc kept what short bursts freed (password hashes at 19 MiB each,
+/// batch and frame buffers) in its per-thread arenas for good, and mimalloc held three times
+/// what was in use; jemalloc gives freed pages back after a few seconds (measured by the
+/// soak; ARCHITECTURE.md "Memory").
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
