@@ -57,7 +57,7 @@ async fn upsert_states_sqlite(tx: &mut sqlx::SqliteConnection, rows: &[StateRow]
                 .push_bind(r.range_km);
         });
         qb.push(UPSERT_STATE_TAIL);
-            qb.build().execute(&mut *tx).await?;
+        qb.build().execute(&mut *tx).await?;
     }
     Ok(())
 }
