@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::decode::{gbt32960, json};
+use crate::mqtt::{Delivery, Receipt};
 use crate::registry::Registry;
 use crate::{MAX_MESSAGE_BYTES, TopicKind, parse_topic};
 
@@ -22,12 +23,12 @@ const DETAIL_MAX_ERRORS: usize = 10;
 pub(crate) struct Batch {
     pub samples: Vec<Sample>,
     pub dead: Vec<DeadLetter>,
-    /// The messages to acknowledge once the batch is committed (payloads dropped).
-    pub acks: Vec<Publish>,
+    /// The messages to acknowledge once the batch is committed.
+    pub acks: Vec<Receipt>,
 }
 
 pub(crate) async fn run(
-    mut rx: mpsc::UnboundedReceiver<Publish>,
+    mut rx: mpsc::UnboundedReceiver<Delivery>,
     tx: mpsc::Sender<Batch>,
     mut registry: Registry,
     max_batch: usize,
@@ -84,13 +85,12 @@ pub(crate) async fn run(
 }
 
 /// Decodes one message into the batch. False when the writer is gone.
-async fn add(batch: &mut Batch, mut msg: Publish, registry: &mut Registry, tx: &mpsc::Sender<Batch>) -> bool {
-    match decode(&msg, registry, tx).await {
+async fn add(batch: &mut Batch, msg: Delivery, registry: &mut Registry, tx: &mpsc::Sender<Batch>) -> bool {
+    match decode(&msg.publish, registry, tx).await {
         Some(Decoded { samples, dead }) => {
             batch.samples.extend(samples);
             batch.dead.extend(dead);
-            msg.payload = Default::default();
-            batch.acks.push(msg);
+            batch.acks.push(msg.receipt);
             true
         }
         None => false,

@@ -4,8 +4,8 @@
 //! time). Rejected input goes to the dead letters with its reason and never stops ingestion.
 //!
 //! Three tasks, joined by bounded channels:
-//! - the MQTT task is the only one polling the rumqttc event loop; it forwards publishes and
-//!   does no I/O of its own;
+//! - the MQTT task owns the broker connection (fleetd's persistent session): it forwards
+//!   publishes and writes the acks the writer hands it, a committed batch's in one write;
 //! - the batcher decodes messages and gathers them into batches (by count or age);
 //! - the writer commits a batch in one transaction, then acks its messages and announces the
 //!   samples on the bus. A failed commit is retried; nothing is acked before it succeeds.
@@ -105,37 +105,37 @@ impl Ingest {
     /// redelivered by the broker after a restart.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), IngestError> {
         let registry = registry::Registry::load(self.store.clone()).await?;
-        let (client, eventloop) = mqtt::client(&self.cfg);
-        // Unbounded on purpose: see `mqtt::poll`. What it holds is bounded by the broker's
+        // Unbounded on purpose: see `mqtt::run`. What it holds is bounded by the broker's
         // in-flight window for our session (messages sent to us and not yet acknowledged).
         let (msg_tx, msg_rx) = tokio::sync::mpsc::unbounded_channel();
+        // Acks of committed batches, in commit order; never waited on by the writer.
+        let (ack_tx, ack_rx) = tokio::sync::mpsc::unbounded_channel();
         let in_hand = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let (batch_tx, batch_rx) = tokio::sync::mpsc::channel(writer::BATCH_QUEUE);
 
         let tasks = TaskTracker::new();
-        // The MQTT task stops first (no new messages); the batcher drains and closes the
-        // batch channel; the writer commits what remains and acks it through the client,
-        // whose event loop is still polled until the writer is done.
+        // The connection stops forwarding first (no new messages); the batcher drains and
+        // closes the batch channel; the writer commits what remains and hands its acks to
+        // the connection, which writes them, disconnects and ends once the writer is gone.
         let stop_polling = CancellationToken::new();
-        tasks.spawn(mqtt::poll(
-            eventloop,
-            client.clone(),
-            self.cfg.subscription_prefix.clone(),
-            msg_tx,
-            in_hand.clone(),
-            self.connected.clone(),
-            mqtt::Stops { intake: shutdown.clone(), polling: stop_polling.clone() },
-        ));
+        tasks.spawn(mqtt::run(mqtt::Link {
+            cfg: self.cfg.clone(),
+            deliveries: msg_tx,
+            acks: ack_rx,
+            in_hand: in_hand.clone(),
+            connected: self.connected.clone(),
+            stops: mqtt::Stops { intake: shutdown.clone(), polling: stop_polling.clone() },
+        }));
         tasks.spawn(batcher::run(msg_rx, batch_tx, registry, self.cfg.max_batch, self.cfg.max_batch_delay, shutdown.clone()));
-        let writer = tokio::spawn(writer::run(batch_rx, self.store.clone(), self.bus.clone(), client.clone(), in_hand, shutdown.clone()));
+        let writer = tokio::spawn(writer::run(batch_rx, self.store.clone(), self.bus.clone(), ack_tx, in_hand, shutdown.clone()));
         let _ = writer.await;
-        // Give the event loop a moment to flush the last acks before it is dropped.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let _ = client.try_disconnect();
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        stop_polling.cancel();
+        // The writer's sender is dropped: the connection writes the last acks and ends. Only
+        // if it is stuck (a broker that stopped reading) does this cut it short.
         tasks.close();
-        tasks.wait().await;
+        if tokio::time::timeout(Duration::from_secs(2), tasks.wait()).await.is_err() {
+            stop_polling.cancel();
+            tasks.wait().await;
+        }
         Ok(())
     }
 }

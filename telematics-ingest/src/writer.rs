@@ -8,11 +8,11 @@ use fleet_bus::{Bus, Event};
 use fleet_storage::{Backend, BatchOutcome, Store};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
-use rumqttc::AsyncClient;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::batcher::Batch;
+use crate::mqtt::Receipt;
 
 /// Batches decoded ahead of the writer, so decoding overlaps the commits. When full, the
 /// batcher waits and messages queue up, which makes the next batch larger.
@@ -37,7 +37,7 @@ pub(crate) async fn run(
     mut rx: mpsc::Receiver<Batch>,
     store: Store,
     bus: Bus,
-    client: AsyncClient,
+    acks: mpsc::UnboundedSender<Vec<Receipt>>,
     in_hand: Arc<AtomicU64>,
     shutdown: CancellationToken,
 ) {
@@ -52,7 +52,7 @@ pub(crate) async fn run(
                 // committed, but acking them before this one would break the order: none is
                 // acked, and the broker redelivers them all (stored once).
                 let Some((batch, outcome)) = done else { return };
-                finish(batch, outcome, &bus, &client, &in_hand).await;
+                finish(batch, outcome, &bus, &acks, &in_hand);
             }
             next = rx.recv(), if open && in_flight.len() < parallel => match next {
                 Some(batch) => in_flight.push_back(commit(store.clone(), batch, shutdown.clone())),
@@ -96,19 +96,18 @@ async fn commit(store: Store, batch: Batch, shutdown: CancellationToken) -> Opti
     }
 }
 
-/// After the commit: count, acknowledge every message of the batch, announce the samples.
-async fn finish(batch: Batch, outcome: BatchOutcome, bus: &Bus, client: &AsyncClient, in_hand: &AtomicU64) {
+/// After the commit: count, acknowledge every message of the batch (one write for them
+/// all), announce the samples.
+fn finish(batch: Batch, outcome: BatchOutcome, bus: &Bus, acks: &mpsc::UnboundedSender<Vec<Receipt>>, in_hand: &AtomicU64) {
     metrics::counter!("fleet_ingest_samples_stored_total").increment(outcome.inserted);
     metrics::counter!("fleet_ingest_samples_duplicate_total").increment(outcome.duplicates);
     for d in &batch.dead {
         metrics::counter!("fleet_ingest_dead_letters_total", "reason" => d.reason.as_str()).increment(1);
     }
-    for p in &batch.acks {
-        if let Err(e) = client.ack(p).await {
-            tracing::warn!(error = %e, "cannot queue an ack; the broker will redeliver");
-        }
-    }
     let n = batch.acks.len() as u64;
+    if acks.send(batch.acks).is_err() {
+        tracing::warn!("the broker connection is gone; the broker will deliver these messages again");
+    }
     let left = in_hand.fetch_sub(n, Ordering::Relaxed) - n;
     metrics::gauge!("fleet_ingest_messages_in_hand").set(left as f64);
     metrics::counter!("fleet_ingest_messages_committed_total").increment(n);

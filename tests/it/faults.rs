@@ -187,7 +187,7 @@ async fn kill_9_mid_ingest(db: Db) -> anyhow::Result<()> {
     publisher.await??;
     assert!(stored_at_kill < total as i64, "killed in the middle of the stream");
 
-    let mut child = start(&db.url, &client_id, broker.port);
+    let (mut child, http) = start_at(&db.url, &client_id, broker.port);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let n = store.telemetry().count(None).await?;
@@ -204,6 +204,15 @@ async fn kill_9_mid_ingest(db: Db) -> anyhow::Result<()> {
         let newest = (0..total).filter(|k| k % vins.len() == i).max().unwrap();
         assert_eq!(store.telemetry().state(vin).await?.unwrap().ts, t0 + chrono::Duration::seconds(newest as i64));
     }
+    // The backlog the broker kept came in a flood: every committed message was acknowledged
+    // (on the one connection), a committed batch's acks in one write, not one write each.
+    let text = reqwest::get(format!("{http}/metrics")).await?.text().await?;
+    let committed = metric(&text, "fleet_ingest_messages_committed_total");
+    let written = metric(&text, "fleet_ingest_acks_written_total");
+    let writes = metric(&text, "fleet_ingest_ack_writes_total");
+    assert!(committed >= (total - 2400) as f64, "the restarted fleetd committed the backlog: {committed}");
+    assert_eq!(written, committed, "every committed message acknowledged");
+    assert!(writes >= 1.0 && writes * 5.0 <= written, "{written} acks in {writes} writes");
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status()?;
     child.wait()?;
     store.close().await;
@@ -218,6 +227,14 @@ async fn sigkill_during_ingest_loses_and_doubles_nothing_on_sqlite() -> anyhow::
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_ingest_loses_and_doubles_nothing_on_postgres() -> anyhow::Result<()> {
     kill_9_mid_ingest(Db::Postgres).await
+}
+
+/// The value of an unlabelled counter or gauge in Prometheus text; 0 when absent.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .find_map(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
 }
 
 async fn healthz(http: &str) -> u16 {

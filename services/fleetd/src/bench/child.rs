@@ -133,14 +133,22 @@ impl Fleetd {
 
     /// fleetd's count of committed samples (`fleet_ingest_samples_stored_total` on /metrics).
     pub(crate) async fn samples_stored(&self) -> anyhow::Result<u64> {
+        Ok(self.ingest_progress().await?.0)
+    }
+
+    /// Samples committed so far and the messages in hand (received, not yet acknowledged),
+    /// from one read of `/metrics`.
+    pub(crate) async fn ingest_progress(&self) -> anyhow::Result<(u64, u64)> {
         let body = self.metrics().await?;
-        let value = body
-            .lines()
-            .find_map(|l| l.strip_prefix("fleet_ingest_samples_stored_total "))
-            .map(|v| v.trim().parse::<f64>())
-            .transpose()?
-            .unwrap_or(0.0);
-        Ok(value as u64)
+        let value = |name: &str| -> anyhow::Result<f64> {
+            Ok(body
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+                .map(|v| v.trim().parse::<f64>())
+                .transpose()?
+                .unwrap_or(0.0))
+        };
+        Ok((value("fleet_ingest_samples_stored_total")? as u64, value("fleet_ingest_messages_in_hand")? as u64))
     }
 
     /// Logs in as `admin`; gives the bearer token.

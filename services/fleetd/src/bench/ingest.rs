@@ -155,8 +155,11 @@ async fn measure(args: &IngestArgs, broker: &Broker, db: &BenchDb) -> anyhow::Re
         // Watch fleetd's own count of committed samples (cheap), then verify by counting the
         // rows: a COUNT(*) every few milliseconds would load the database we are measuring.
         let deadline = Instant::now() + Duration::from_secs(900);
+        let mut peak_in_hand = 0;
         loop {
-            let committed = fleetd.samples_stored().await? - committed0;
+            let (committed, in_hand) = fleetd.ingest_progress().await?;
+            let committed = committed - committed0;
+            peak_in_hand = peak_in_hand.max(in_hand);
             if committed >= messages.len() as u64 {
                 break;
             }
@@ -175,6 +178,9 @@ async fn measure(args: &IngestArgs, broker: &Broker, db: &BenchDb) -> anyhow::Re
         out.insert(format!("ingest.durable_{name}_per_s"), json!(r.round()));
         out.insert(format!("ingest.durable_{name}_ratio"), json!((r / baseline * 1000.0).round() / 1000.0));
         out.insert(format!("ingest.durable_{name}_fleetd_cpu_ratio"), json!((cpu * 100.0).round() / 100.0));
+        // Bounded by the broker's in-flight window for fleetd's session (deploy/mosquitto:
+        // 10,000): the most fleetd holds in memory at once.
+        out.insert(format!("ingest.durable_{name}_peak_in_hand"), json!(peak_in_hand));
     }
 
     let burst_rss = fleetd.peak_rss_mib().context("reading fleetd's peak RSS")?;
