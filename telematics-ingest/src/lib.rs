@@ -108,7 +108,8 @@ impl Ingest {
         // Unbounded on purpose: see `mqtt::run`. What it holds is bounded by the broker's
         // in-flight window for our session (messages sent to us and not yet acknowledged).
         let (msg_tx, msg_rx) = tokio::sync::mpsc::unbounded_channel();
-        // Acks of committed batches, in commit order; never waited on by the writer.
+        // Acks of committed batches, in commit order. Unbounded like the message queue, and
+        // bounded by the same window: it holds acks only of messages in hand.
         let (ack_tx, ack_rx) = tokio::sync::mpsc::unbounded_channel();
         let in_hand = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let (batch_tx, batch_rx) = tokio::sync::mpsc::channel(writer::BATCH_QUEUE);
