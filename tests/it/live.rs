@@ -229,6 +229,61 @@ async fn stuck_client(app: &TestApp, token: &str) -> anyhow::Result<tokio::net::
     Ok(stream)
 }
 
+/// Reads one server frame (RFC 6455 §5.2; server frames are unmasked): FIN, opcode, payload.
+async fn read_frame(stream: &mut tokio::net::TcpStream) -> anyhow::Result<(bool, u8, Vec<u8>)> {
+    let b0 = stream.read_u8().await?;
+    let b1 = stream.read_u8().await?;
+    anyhow::ensure!(b1 & 0x80 == 0, "a server frame must not be masked");
+    let len = match b1 & 0x7F {
+        126 => u64::from(stream.read_u16().await?),
+        127 => stream.read_u64().await?,
+        n => u64::from(n),
+    };
+    let mut payload = vec![0; usize::try_from(len)?];
+    stream.read_exact(&mut payload).await?;
+    Ok((b0 & 0x80 != 0, b0 & 0x0F, payload))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_snapshot_goes_out_in_fragments_that_make_one_message() -> anyhow::Result<()> {
+    let app = TestApp::spawn(fleet_tests::Db::Sqlite).await;
+    let admin = app.admin_token().await;
+    // About 140 bytes a car: 900 cars make a snapshot of about 125 KB.
+    let cars = 900;
+    let plates: Vec<String> = (0..cars).map(|i| format!("浙L·F{i:04}")).collect();
+    for chunk in plates.chunks(30) {
+        let posts = chunk.iter().map(|plate| car_in(&app, &admin, None, plate));
+        for r in futures_util::future::join_all(posts).await {
+            r?;
+        }
+    }
+    // Raw frames, as they come off the socket.
+    let mut raw = stuck_client(&app, &admin).await?;
+    let mut frames = Vec::new();
+    loop {
+        let (fin, opcode, payload) = tokio::time::timeout(Duration::from_secs(20), read_frame(&mut raw)).await??;
+        if opcode >= 0x8 {
+            continue; // a control frame may come between fragments
+        }
+        frames.push((opcode, payload));
+        if fin {
+            break;
+        }
+    }
+    assert!(frames.len() >= 2, "{} frame(s)", frames.len());
+    assert_eq!(frames[0].0, 0x1, "a text frame first");
+    assert!(frames[1..].iter().all(|(op, _)| *op == 0x0), "then continuation frames");
+    assert!(frames.iter().all(|(_, p)| p.len() <= 64 * 1024), "each fragment at most 64 KiB");
+    let whole: Vec<u8> = frames.into_iter().flat_map(|(_, p)| p).collect();
+    let snapshot: Value = serde_json::from_slice(&whole)?;
+    assert_eq!(snapshot["type"], "snapshot");
+    assert_eq!(snapshot["vehicles"].as_array().map(Vec::len), Some(cars));
+    // A WebSocket client library gets it as one message.
+    let mut client = LiveClient::connect(&app.live_url(&admin, "")).await?;
+    assert_eq!(client.snapshot().await?.len(), cars);
+    Ok(())
+}
+
 async fn dropped_clients(app: &TestApp) -> anyhow::Result<f64> {
     let text = app.http.get(app.url("/metrics")).send().await?.text().await?;
     Ok(text

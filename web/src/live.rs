@@ -14,14 +14,13 @@
 mod client;
 mod fleet;
 mod hub;
+mod socket;
 mod view;
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::extract::ws::{Utf8Bytes, WebSocketUpgrade};
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use fleet_domain::Vin;
@@ -35,6 +34,7 @@ use crate::error::ApiError;
 use crate::extract::ApiQuery;
 
 pub(crate) use hub::run as run_hub;
+use socket::{Upgrade, Utf8Bytes};
 
 /// Position deltas go out at most this often (contract §4: ≤ one message per 250 ms).
 pub const TICK: Duration = Duration::from_millis(250);
@@ -135,17 +135,16 @@ pub(crate) async fn live(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<LiveQuery>,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    upgrade: Result<Upgrade, ApiError>,
 ) -> Result<Response, ApiError> {
     let token = crate::auth::bearer_token(&headers).or(q.token.as_deref()).ok_or(ApiError::Unauthorized)?;
     let user = crate::auth::authenticate(&state, token).await?;
     let scope = VehicleScope::load(&state.store, &user).await?;
     let view = view::View::new(&user, scope, q.unit_id.as_deref(), q.bbox.as_deref())?;
-    let upgrade = upgrade.map_err(|e| ApiError::BadRequest(format!("expected a WebSocket upgrade: {e}")))?;
+    let upgrade = upgrade?;
     let live = state.live.clone();
     tracing::debug!(user.id = user.id, "live feed connection");
     // Clients send nothing but control frames: a small read buffer (tungstenite clears its
     // whole read buffer before every read) and a small message cap.
-    let upgrade = upgrade.read_buffer_size(CLIENT_READ_BUFFER).max_message_size(CLIENT_MAX_MESSAGE).max_frame_size(CLIENT_MAX_MESSAGE);
-    Ok(upgrade.on_upgrade(move |socket| client::serve(live, view, socket)))
+    Ok(upgrade.on_upgrade(CLIENT_READ_BUFFER, CLIENT_MAX_MESSAGE, move |socket| client::serve(live, view, socket)))
 }

@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{MissedTickBehavior, timeout};
 
 use super::hub::{positions_message, vehicles_message};
+use super::socket::{CloseFrame, Message, Socket, Utf8Bytes};
 use super::view::View;
 use super::{Frame, Live, PING_INTERVAL};
 
@@ -24,7 +24,7 @@ enum End {
 }
 
 /// Serves one connection until the peer leaves, is too slow, or the server stops.
-pub(crate) async fn serve(live: Arc<Live>, view: View, mut socket: WebSocket) {
+pub(crate) async fn serve(live: Arc<Live>, view: View, mut socket: Socket) {
     metrics::gauge!("fleet_live_clients").increment(1.0);
     let end = run(&live, &view, &mut socket).await;
     metrics::gauge!("fleet_live_clients").decrement(1.0);
@@ -34,14 +34,14 @@ pub(crate) async fn serve(live: Arc<Live>, view: View, mut socket: WebSocket) {
             tracing::info!("live feed client dropped: it did not keep up");
         }
         End::Shutdown => {
-            let close = CloseFrame { code: CLOSE_GOING_AWAY, reason: Utf8Bytes::from_static("server shutting down") };
+            let close = CloseFrame { code: CLOSE_GOING_AWAY.into(), reason: Utf8Bytes::from_static("server shutting down") };
             let _ = timeout(live.send_timeout, socket.send(Message::Close(Some(close)))).await;
         }
         End::Peer => {}
     }
 }
 
-async fn run(live: &Live, view: &View, socket: &mut WebSocket) -> End {
+async fn run(live: &Live, view: &View, socket: &mut Socket) -> End {
     // Subscribed before the snapshot is taken: nothing between the two is missed.
     let mut frames = live.frames.subscribe();
     if let Err(end) = send(live, socket, Message::Text(snapshot(live, view))).await {
@@ -73,7 +73,7 @@ async fn run(live: &Live, view: &View, socket: &mut WebSocket) -> End {
                 Some(Ok(Message::Close(_)) | Err(_)) | None => return End::Peer,
                 Some(Ok(_)) => continue,
             },
-            _ = ping.tick() => Message::Ping(axum::body::Bytes::new()),
+            _ = ping.tick() => Message::Ping(Default::default()),
         };
         if let Err(end) = send(live, socket, msg).await {
             return end;
@@ -81,8 +81,12 @@ async fn run(live: &Live, view: &View, socket: &mut WebSocket) -> End {
     }
 }
 
-async fn send(live: &Live, socket: &mut WebSocket, msg: Message) -> Result<(), End> {
-    match timeout(live.send_timeout, socket.send(msg)).await {
+async fn send(live: &Live, socket: &mut Socket, msg: Message) -> Result<(), End> {
+    let sent = match msg {
+        Message::Text(text) => timeout(live.send_timeout, socket.send_text(text)).await,
+        other => timeout(live.send_timeout, socket.send(other)).await,
+    };
+    match sent {
         Ok(Ok(())) => Ok(()),
         Ok(Err(_)) => Err(End::Peer),
         Err(_) => Err(End::Slow),
