@@ -21,10 +21,17 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{Config, GBT32960_TOPIC_FILTER, JSON_TOPIC_FILTER, MAX_MESSAGE_BYTES};
 
-/// Messages in hand (forwarded, not yet acknowledged) above which a warning is logged: the
-/// broker lets too many unacknowledged messages be in flight to fleetd (Mosquitto:
-/// `max_inflight_messages`/`max_inflight_bytes`, see deploy/mosquitto).
-const IN_HAND_WARNING: u64 = 100_000;
+/// Messages in hand (forwarded, not yet acknowledged) at which the connection stops reading
+/// until commits bring it back under: fleetd's own flow control, by TCP back-pressure. A
+/// broker's in-flight window cannot be relied on for it: Mosquitto 2.0.11 keeps to
+/// `max_inflight_messages` only until acknowledgements come back in batches, then sends past
+/// it (measured: 10,000 configured, 54,000-108,000 in hand during a 200,000-message burst).
+/// Four full batches (16,000 messages by default): the batcher's queue and the commits in
+/// flight stay fed.
+fn max_in_hand(cfg: &Config) -> u64 {
+    4 * cfg.max_batch.max(1) as u64
+}
+
 /// Largest incoming packet read off the wire. Larger than `MAX_MESSAGE_BYTES` so an oversized
 /// message is read and dead-lettered as `too_large` instead of breaking the connection (and
 /// being redelivered forever); brokers should cap messages below this (deploy/mosquitto).
@@ -100,9 +107,10 @@ enum LinkError {
 /// and reconnects with capped backoff.
 ///
 /// It never waits on the batcher: the same task that reads messages also writes our acks, so
-/// waiting on a full queue would hold back the acks that would free it. The flow control is
-/// the broker's in-flight window for fleetd's session (unacknowledged messages in flight to
-/// us), which bounds `in_hand`.
+/// waiting on a full queue would hold back the acks that would free it. Instead it stops
+/// reading while [`max_in_hand`] messages are in hand and goes on writing acks; the broker
+/// holds the rest (its queue for our session), and the broker's own in-flight window, where
+/// it keeps to it, bounds what we hold further.
 pub(crate) async fn run(mut link: Link) {
     let mut backoff = BACKOFF_FIRST;
     let mut generation = 0u64;
@@ -192,6 +200,7 @@ async fn session(link: &mut Link, mut stream: TcpStream, mut buf: BytesMut, gene
     let mut last_read = Instant::now();
     let mut tick = tokio::time::interval(KEEP_ALIVE / 4);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut paused = false;
     loop {
         // Packets already read (the CONNACK's leftovers, or the last read's) first.
         while let Some(packet) = next_packet(&mut buf)? {
@@ -200,6 +209,15 @@ async fn session(link: &mut Link, mut stream: TcpStream, mut buf: BytesMut, gene
         if !out.is_empty() {
             send(&mut stream, &mut out).await?;
             last_write = Instant::now();
+        }
+        let full = link.in_hand.load(Ordering::Relaxed) >= max_in_hand(&link.cfg);
+        if full && !paused {
+            metrics::counter!("fleet_ingest_read_pauses_total").increment(1);
+        }
+        paused = full;
+        if paused {
+            // Not reading is our choice, not the broker's silence.
+            last_read = Instant::now();
         }
         tokio::select! {
             // Acks first: they free the broker's window for the next messages.
@@ -223,7 +241,7 @@ async fn session(link: &mut Link, mut stream: TcpStream, mut buf: BytesMut, gene
                 disconnect(&mut stream).await;
                 return Ok(());
             }
-            read = stream.read_buf(reserve(&mut buf)) => {
+            read = stream.read_buf(reserve(&mut buf)), if !paused => {
                 if read? == 0 {
                     return Err(LinkError::Closed);
                 }
@@ -255,9 +273,6 @@ fn incoming(link: &Link, packet: Packet, generation: u64, out: &mut BytesMut) ->
             // Set on arrival too, not only after commits: messages piling up while commits
             // fail (a database outage) must show.
             metrics::gauge!("fleet_ingest_messages_in_hand").set(n as f64);
-            if n == IN_HAND_WARNING {
-                tracing::warn!(ingest.in_hand = n, "the broker sends far more unacknowledged messages than fleetd can commit; limit its in-flight window for fleetd");
-            }
             let receipt = Receipt { link: generation, pkid: p.pkid, qos: p.qos };
             // An error means the batcher is gone (shutting down): the message stays unacked.
             let _ = link.deliveries.send(Delivery { publish: p, receipt });

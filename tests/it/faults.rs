@@ -187,7 +187,11 @@ async fn kill_9_mid_ingest(db: Db) -> anyhow::Result<()> {
     publisher.await??;
     assert!(stored_at_kill < total as i64, "killed in the middle of the stream");
 
-    let (mut child, http) = start_at(&db.url, &client_id, broker.port);
+    // Restarted with small batches, so that the backlog is more than fleetd lets itself hold
+    // (four batches): it stops reading until commits catch up, and must lose nothing by it.
+    let (mut child, http) = start_configured(&db.url, &client_id, broker.port, |c| {
+        c.env("FLEET_INGEST_MAX_BATCH", "50");
+    });
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let n = store.telemetry().count(None).await?;
@@ -213,6 +217,7 @@ async fn kill_9_mid_ingest(db: Db) -> anyhow::Result<()> {
     assert!(committed >= (total - 2400) as f64, "the restarted fleetd committed the backlog: {committed}");
     assert_eq!(written, committed, "every committed message acknowledged");
     assert!(writes >= 1.0 && writes * 5.0 <= written, "{written} acks in {writes} writes");
+    assert!(metric(&text, "fleet_ingest_read_pauses_total") >= 1.0, "the backlog paused reading: {text}");
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status()?;
     child.wait()?;
     store.close().await;
