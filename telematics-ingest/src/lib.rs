@@ -105,8 +105,8 @@ impl Ingest {
     /// redelivered by the broker after a restart.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), IngestError> {
         let registry = registry::Registry::load(self.store.clone()).await?;
-        // Unbounded on purpose: see `mqtt::run`. What it holds is bounded by the broker's
-        // in-flight window for our session (messages sent to us and not yet acknowledged).
+        // Unbounded on purpose: see `mqtt::run`. What it holds is bounded by the messages in
+        // hand, at which the connection stops reading (four batches).
         let (msg_tx, msg_rx) = tokio::sync::mpsc::unbounded_channel();
         // Acks of committed batches, in commit order. Unbounded like the message queue, and
         // bounded by the same window: it holds acks only of messages in hand.

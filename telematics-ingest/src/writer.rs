@@ -104,13 +104,15 @@ fn finish(batch: Batch, outcome: BatchOutcome, bus: &Bus, acks: &mpsc::Unbounded
     for d in &batch.dead {
         metrics::counter!("fleet_ingest_dead_letters_total", "reason" => d.reason.as_str()).increment(1);
     }
+    // Out of hand before the acks are handed over: the connection, woken by them, must see
+    // the room they made (it stops reading while too many are in hand).
     let n = batch.acks.len() as u64;
-    if acks.send(batch.acks).is_err() {
-        tracing::warn!("the broker connection is gone; the broker will deliver these messages again");
-    }
     let left = in_hand.fetch_sub(n, Ordering::Relaxed) - n;
     metrics::gauge!("fleet_ingest_messages_in_hand").set(left as f64);
     metrics::counter!("fleet_ingest_messages_committed_total").increment(n);
+    if acks.send(batch.acks).is_err() {
+        tracing::warn!("the broker connection is gone; the broker will deliver these messages again");
+    }
     if !batch.samples.is_empty() {
         bus.publish(Event::SamplesCommitted(Arc::from(batch.samples)));
     }

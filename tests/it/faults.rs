@@ -210,9 +210,17 @@ async fn kill_9_mid_ingest(db: Db) -> anyhow::Result<()> {
     }
     // The backlog the broker kept came in a flood: every committed message was acknowledged
     // (on the one connection), a committed batch's acks in one write, not one write each.
-    let text = reqwest::get(format!("{http}/metrics")).await?.text().await?;
-    let committed = metric(&text, "fleet_ingest_messages_committed_total");
-    let written = metric(&text, "fleet_ingest_acks_written_total");
+    // (The last acks are written just after their commit: give them a moment.)
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let (text, committed, written) = loop {
+        let text = reqwest::get(format!("{http}/metrics")).await?.text().await?;
+        let committed = metric(&text, "fleet_ingest_messages_committed_total");
+        let written = metric(&text, "fleet_ingest_acks_written_total");
+        if written == committed || tokio::time::Instant::now() > deadline {
+            break (text, committed, written);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     let writes = metric(&text, "fleet_ingest_ack_writes_total");
     assert!(committed >= (total - 2400) as f64, "the restarted fleetd committed the backlog: {committed}");
     assert_eq!(written, committed, "every committed message acknowledged");
