@@ -76,12 +76,12 @@ both!(an_order_walks_its_lifecycle_with_a_history_and_repeats_record_nothing, |a
 
     // Nobody edits the history, not even with SQL.
     let edit = match s {
-        Store::Sqlite(p) => sqlx::query("UPDATE order_events SET actor = 'x'").execute(p).await.map(|_| ()),
+        Store::Sqlite(p, _) => sqlx::query("UPDATE order_events SET actor = 'x'").execute(p).await.map(|_| ()),
         Store::Postgres(p, _) => sqlx::query("UPDATE order_events SET actor = 'x'").execute(p).await.map(|_| ()),
     };
     assert!(edit.unwrap_err().to_string().contains("append-only"));
     let delete = match s {
-        Store::Sqlite(p) => sqlx::query("DELETE FROM order_events").execute(p).await.map(|_| ()),
+        Store::Sqlite(p, _) => sqlx::query("DELETE FROM order_events").execute(p).await.map(|_| ()),
         Store::Postgres(p, _) => sqlx::query("DELETE FROM order_events").execute(p).await.map(|_| ()),
     };
     assert!(delete.unwrap_err().to_string().contains("append-only"));

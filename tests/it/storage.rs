@@ -67,9 +67,11 @@ both!(idempotency_answers_are_purged_after_their_time, |app: TestApp| async move
     let u = s.users().create("idem", "hash", Role::Dispatcher, None, None).await?;
     let now = Utc::now();
     let answer = fleet_storage::KeptAnswer { request: "POST /api/v1/orders".into(), status: 201, body: b"{}".to_vec() };
-    s.idempotency_keys().put(u.id, "old", &answer, now - ChronoDuration::hours(25), now - ChronoDuration::hours(49)).await?;
-    s.idempotency_keys().put(u.id, "new", &answer, now, now - ChronoDuration::hours(24)).await?;
-    assert_eq!(s.idempotency_keys().purge(now - ChronoDuration::hours(24)).await?, 1);
+    // Younger than the app's own housekeeping purges (24 h), so that only this purge can
+    // remove them: the app runs beside the test.
+    s.idempotency_keys().put(u.id, "old", &answer, now - ChronoDuration::hours(3), now - ChronoDuration::hours(6)).await?;
+    s.idempotency_keys().put(u.id, "new", &answer, now, now - ChronoDuration::hours(1)).await?;
+    assert_eq!(s.idempotency_keys().purge(now - ChronoDuration::hours(2)).await?, 1);
     let long_ago = now - ChronoDuration::days(30);
     assert_eq!(s.idempotency_keys().get(u.id, "old", long_ago).await?, None);
     assert_eq!(s.idempotency_keys().get(u.id, "new", long_ago).await?, Some(answer));

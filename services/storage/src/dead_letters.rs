@@ -25,7 +25,7 @@ impl DeadLetters<'_> {
                  WHERE ($1 IS NULL OR reason = $1) ORDER BY id DESC LIMIT $2";
         let reason = reason.map(DeadLetterReason::as_str);
         let rows: Vec<DeadLetterRow> = match self.0 {
-            Store::Sqlite(pool) => sqlx::query_as(q).bind(reason).bind(limit).fetch_all(pool).await?,
+            Store::Sqlite(pool, _) => sqlx::query_as(q).bind(reason).bind(limit).fetch_all(pool).await?,
             Store::Postgres(pool, _) => {
                 let q = q.replace("$1 IS NULL", "$1::text IS NULL");
                 sqlx::query_as(sqlx::AssertSqlSafe(q.as_str())).bind(reason).bind(limit).fetch_all(pool).await?

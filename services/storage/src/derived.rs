@@ -147,7 +147,7 @@ impl Derived<'_> {
         sessions: &[ChargingSession],
     ) -> Result<(), StorageError> {
         match self.0 {
-            Store::Sqlite(pool) => {
+            Store::Sqlite(pool, _) => {
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
                 replace_in_tx!(tx, vin, to_ms(from), to_ms(to), trips, sessions)
             }

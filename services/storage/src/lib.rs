@@ -53,7 +53,9 @@ pub enum Backend {
 /// A handle to the database: clone freely.
 #[derive(Debug, Clone)]
 pub enum Store {
-    Sqlite(SqlitePool),
+    /// The pool, and the one connection telemetry batches are committed on (see
+    /// [`SQLITE_TELEMETRY_WRITER`]).
+    Sqlite(SqlitePool, SqlitePool),
     Postgres(PgPool, telemetry::Partitions),
 }
 
@@ -61,6 +63,15 @@ pub enum Store {
 pub const PG_MAX_CONNECTIONS: u32 = 16;
 /// Connections a SQLite pool may hold (one writer at a time; readers in WAL run beside it).
 pub const SQLITE_MAX_CONNECTIONS: u32 = 8;
+/// SQLite commits telemetry on a connection of its own. SQLite drops a connection's whole
+/// page cache when another connection has written since its last transaction; from a pool
+/// that hands out its connections in turn, every batch found a cold cache and read the
+/// index pages it updates back from the file.
+pub const SQLITE_TELEMETRY_WRITER: u32 = 1;
+/// Page cache of that connection (SQLite's default is 2 MiB): a batch updates the (VIN, time)
+/// index at one leaf page per car, so the cache should hold a fleet's worth of them (2,000
+/// cars ≈ 8 MiB of 4 KiB pages).
+pub const SQLITE_TELEMETRY_WRITER_CACHE_KIB: u32 = 8 * 1024;
 /// How long a query waits for a pooled connection before failing.
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a leadership's session may take to answer [`Leadership::holds`]: one behind a
@@ -73,7 +84,7 @@ pub const LEADERSHIP_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 macro_rules! on_pool {
     ($store:expr, $pool:ident => $body:expr) => {
         match $store {
-            $crate::Store::Sqlite($pool) => $body,
+            $crate::Store::Sqlite($pool, _) => $body,
             $crate::Store::Postgres($pool, _) => $body,
         }
     };
@@ -103,9 +114,13 @@ impl Store {
             let pool = SqlitePoolOptions::new()
                 .max_connections(SQLITE_MAX_CONNECTIONS)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
-                .connect_with(opts)
+                .connect_with(opts.clone())
                 .await?;
-            Ok(Self::Sqlite(pool))
+            let writer = SqlitePoolOptions::new()
+                .max_connections(SQLITE_TELEMETRY_WRITER)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_lazy_with(opts.pragma("cache_size", format!("-{SQLITE_TELEMETRY_WRITER_CACHE_KIB}")));
+            Ok(Self::Sqlite(pool, writer))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let opts = PgConnectOptions::from_str(url).map_err(|e| StorageError::Config(format!("bad database URL: {e}")))?;
             let pool = PgPoolOptions::new()
@@ -124,7 +139,7 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         match self {
-            Self::Sqlite(_) => Backend::Sqlite,
+            Self::Sqlite(..) => Backend::Sqlite,
             Self::Postgres(..) => Backend::Postgres,
         }
     }
@@ -132,7 +147,7 @@ impl Store {
     /// Applies the pending migrations of this back end.
     pub async fn migrate(&self) -> Result<(), StorageError> {
         match self {
-            Self::Sqlite(pool) => sqlx::migrate!("migrations/sqlite").run(pool).await?,
+            Self::Sqlite(pool, _) => sqlx::migrate!("migrations/sqlite").run(pool).await?,
             Self::Postgres(pool, _) => sqlx::migrate!("migrations/postgres").run(pool).await?,
         }
         Ok(())
@@ -144,9 +159,15 @@ impl Store {
         Ok(())
     }
 
-    /// Closes the pool, waiting for checked-out connections to come back.
+    /// Closes the pools, waiting for checked-out connections to come back.
     pub async fn close(&self) {
-        on_pool!(self, pool => pool.close().await)
+        match self {
+            Self::Sqlite(pool, writer) => {
+                writer.close().await;
+                pool.close().await;
+            }
+            Self::Postgres(pool, _) => pool.close().await,
+        }
     }
 
     pub fn units(&self) -> Units<'_> {
@@ -179,7 +200,7 @@ impl Store {
     /// writes the file leads.
     pub async fn try_lead(&self, name: &str) -> Result<Option<Leadership>, StorageError> {
         match self {
-            Self::Sqlite(_) => Ok(Some(Leadership(None))),
+            Self::Sqlite(..) => Ok(Some(Leadership(None))),
             Self::Postgres(pool, _) => {
                 let mut conn = pool.acquire().await?;
                 let key = lock_key(name);

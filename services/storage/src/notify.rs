@@ -16,7 +16,7 @@ impl Store {
     /// Sends each payload as one notification on [`CHANNEL`], in order, in one round trip.
     pub async fn notify(&self, payloads: &[String]) -> Result<(), StorageError> {
         match self {
-            Self::Sqlite(_) => Err(StorageError::Config("events between instances need PostgreSQL".into())),
+            Self::Sqlite(..) => Err(StorageError::Config("events between instances need PostgreSQL".into())),
             Self::Postgres(pool, _) => {
                 sqlx::query("SELECT pg_notify($1, p) FROM UNNEST($2::text[]) WITH ORDINALITY AS t(p, n) ORDER BY n")
                     .bind(CHANNEL)
@@ -31,7 +31,7 @@ impl Store {
     /// A listener on [`CHANNEL`], on a connection of its own.
     pub async fn listen(&self) -> Result<Listener, StorageError> {
         match self {
-            Self::Sqlite(_) => Err(StorageError::Config("events between instances need PostgreSQL".into())),
+            Self::Sqlite(..) => Err(StorageError::Config("events between instances need PostgreSQL".into())),
             Self::Postgres(pool, _) => {
                 let mut l = PgListener::connect_with(pool).await?;
                 l.listen(CHANNEL).await?;

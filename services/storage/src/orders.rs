@@ -330,7 +330,7 @@ impl Orders<'_> {
             }};
         }
         match self.0 {
-            Store::Sqlite(pool) => {
+            Store::Sqlite(pool, _) => {
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
                 run!(tx)
             }
@@ -348,7 +348,7 @@ impl Orders<'_> {
     /// double booking. `None` when no order has this id.
     pub async fn act(&self, id: &str, act: &Act<'_>, now: DateTime<Utc>) -> Result<Option<Acted>, StorageError> {
         match self.0 {
-            Store::Sqlite(pool) => {
+            Store::Sqlite(pool, _) => {
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
                 act_in_tx!(tx, "", id, act, now)
             }

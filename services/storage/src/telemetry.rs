@@ -117,8 +117,8 @@ impl Telemetry<'_> {
         let states = newest_states(samples);
         let mut inserted = 0u64;
         match self.0 {
-            Store::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
+            Store::Sqlite(_, writer) => {
+                let mut tx = writer.begin().await?;
                 for chunk in shaped(samples, SQLITE_ROWS_PER_STATEMENT) {
                     inserted += insert_samples_sqlite(&mut tx, chunk).await?;
                 }
@@ -151,7 +151,7 @@ impl Telemetry<'_> {
     /// The stored samples of a vehicle in `[from, to]`, in time order, at most `limit`.
     pub async fn track(&self, vin: &str, from: DateTime<Utc>, to: DateTime<Utc>, limit: i64) -> Result<Vec<Sample>, StorageError> {
         let rows: Vec<SampleRow> = match self.0 {
-            Store::Sqlite(pool) => {
+            Store::Sqlite(pool, _) => {
                 let q = format!("SELECT {SAMPLE_COLUMNS}, ts_ms, frame FROM telemetry_samples WHERE vin = $1 AND ts_ms >= $2 AND ts_ms <= $3 ORDER BY ts_ms LIMIT $4");
                 sqlx::query_as(sqlx::AssertSqlSafe(q.as_str())).bind(vin).bind(to_ms(from)).bind(to_ms(to)).bind(limit).fetch_all(pool).await?
             }
@@ -172,7 +172,7 @@ impl Telemetry<'_> {
     /// (SQLite) or partitions (PostgreSQL) removed.
     pub async fn purge_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StorageError> {
         match self.0 {
-            Store::Sqlite(pool) => {
+            Store::Sqlite(pool, _) => {
                 let mut removed = 0;
                 loop {
                     let q = "DELETE FROM telemetry_samples WHERE rowid IN (SELECT rowid FROM telemetry_samples WHERE ts_ms < $1 LIMIT 20000)";

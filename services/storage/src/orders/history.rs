@@ -74,7 +74,7 @@ impl Orders<'_> {
     pub async fn insert_history(&self, orders: &[HistoricOrder]) -> Result<(), StorageError> {
         for chunk in orders.chunks(500) {
             match self.0 {
-                Store::Sqlite(pool) => {
+                Store::Sqlite(pool, _) => {
                     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
                     insert_history_in_tx!(tx, chunk)
                 }

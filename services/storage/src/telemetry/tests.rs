@@ -34,7 +34,7 @@ async fn commits_of_every_batch_size_reuse_a_few_prepared_statements() {
     remove();
     let opts = SqliteConnectOptions::new().filename(&path).create_if_missing(true).journal_mode(SqliteJournalMode::Wal);
     let pool = SqlitePoolOptions::new().max_connections(1).connect_with(opts).await.unwrap();
-    let store = Store::Sqlite(pool.clone());
+    let store = Store::Sqlite(pool.clone(), pool.clone());
     store.migrate().await.unwrap();
     let (mut t, mut total) = (0i64, 0u64);
     for n in 1..=300usize {
