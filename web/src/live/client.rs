@@ -82,11 +82,7 @@ async fn run(live: &Live, view: &View, socket: &mut Socket) -> End {
 }
 
 async fn send(live: &Live, socket: &mut Socket, msg: Message) -> Result<(), End> {
-    let sent = match msg {
-        Message::Text(text) => timeout(live.send_timeout, socket.send_text(text)).await,
-        other => timeout(live.send_timeout, socket.send(other)).await,
-    };
-    match sent {
+    match timeout(live.send_timeout, socket.send(msg)).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(_)) => Err(End::Peer),
         Err(_) => Err(End::Slow),

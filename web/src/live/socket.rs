@@ -110,21 +110,18 @@ impl Upgrade {
 pub(crate) struct Socket(WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>);
 
 impl Socket {
-    /// Sends a text message, in fragments when it is larger than [`FRAGMENT`].
-    pub(crate) async fn send_text(&mut self, text: Utf8Bytes) -> Result<(), Error> {
-        if text.len() <= FRAGMENT {
-            return self.0.send(Message::Text(text)).await;
-        }
-        for frame in fragments(Bytes::from(text)) {
-            // `feed` waits until the previous fragment has left the buffer.
-            self.0.feed(Message::Frame(frame)).await?;
-        }
-        self.0.flush().await
-    }
-
-    /// Sends a control message (ping, close).
+    /// Sends a message; a text larger than [`FRAGMENT`] goes out in fragments.
     pub(crate) async fn send(&mut self, msg: Message) -> Result<(), Error> {
-        self.0.send(msg).await
+        match msg {
+            Message::Text(text) if text.len() > FRAGMENT => {
+                for frame in fragments(Bytes::from(text)) {
+                    // `feed` waits until the previous fragment has left the buffer.
+                    self.0.feed(Message::Frame(frame)).await?;
+                }
+                self.0.flush().await
+            }
+            other => self.0.send(other).await,
+        }
     }
 
     /// The next message from the client; pings are answered by the socket itself.
