@@ -164,13 +164,13 @@ async fn kill_9_mid_ingest(db: Db) -> anyhow::Result<()> {
         tokio::spawn(async move {
             let mut p = Publisher::connect_to("127.0.0.1", port).await?;
             for i in 0..total {
+                if i == 2400 {
+                    // The last 600 go out while fleetd is dead.
+                    killed_rx.wait_for(|k| *k).await?;
+                }
                 let vin = &vins[i % vins.len()];
                 let ts = t0 + chrono::Duration::seconds(i as i64);
                 p.json(vin, &json!({"ts": ts.to_rfc3339(), "lat": 30.0 + i as f64 * 1e-5, "lon": 122.1, "soc_pct": 70.0})).await?;
-                if i == 2400 {
-                    // The rest goes out while fleetd is dead.
-                    killed_rx.wait_for(|k| *k).await?;
-                }
             }
             anyhow::Ok(())
         })
@@ -350,6 +350,10 @@ async fn a_dispatch_batch_killed_mid_way_leaves_no_half_assigned_order() -> anyh
             .env("FLEET_MQTT_CLIENT_ID", &client_id)
             .env("FLEET_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("FLEET_DISPATCH_BATCH_INTERVAL_MS", "100")
+            // Nobody accepts here: on a slow machine the default 30 s could expire an early
+            // assignment and hand its car on while the check reads (an order listed approved,
+            // its history already one assignment further).
+            .env("FLEET_DISPATCH_ACCEPT_TIMEOUT_S", "3600")
             .env("FLEET_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null());
