@@ -426,6 +426,17 @@ both!(health_openapi_and_pages_need_no_token, |app: TestApp| async move {
     let text = res.text().await?;
     assert!(text.contains("http_requests_total{"), "requests are counted by route and status");
     assert!(text.contains("route=\"/api/v1/openapi.json\""), "labelled by route template");
+    // The allocator's figures, refreshed by the metrics upkeep (its first round runs at start).
+    let heap = |text: &str, name: &str| text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok());
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    let mut text = text;
+    while heap(&text, "fleet_memory_heap_allocated_bytes").is_none() {
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "no heap figures on /metrics: {text}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        text = app.http.get(app.url("/metrics")).send().await?.text().await?;
+    }
+    let (allocated, resident) = (heap(&text, "fleet_memory_heap_allocated_bytes"), heap(&text, "fleet_memory_heap_resident_bytes"));
+    assert!(allocated.is_some_and(|a| a > 1e6) && resident >= allocated, "allocated {allocated:?} <= resident {resident:?}");
 
     let res = app.http.get(app.url("/")).send().await?;
     assert_eq!(res.status(), StatusCode::OK);

@@ -32,7 +32,34 @@ pub async fn metrics_upkeep(handle: PrometheusHandle, shutdown: tokio_util::sync
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
-            _ = tick.tick() => handle.run_upkeep(),
+            _ = tick.tick() => {
+                handle.run_upkeep();
+                allocator_gauges();
+            }
+        }
+    }
+}
+
+/// Publishes jemalloc's own account of the heap as gauges, so that RSS can be told apart:
+/// `allocated` is what the program holds, `active` the pages holding it, `resident` what
+/// the allocator keeps in RAM (active plus freed pages not yet given back, plus metadata),
+/// `retained` address space given back but kept mapped.
+fn allocator_gauges() {
+    use tikv_jemalloc_ctl::{epoch, stats};
+    // jemalloc's statistics are a snapshot taken when the epoch advances.
+    if epoch::advance().is_err() {
+        return;
+    }
+    let figures = [
+        ("fleet_memory_heap_allocated_bytes", stats::allocated::read()),
+        ("fleet_memory_heap_active_bytes", stats::active::read()),
+        ("fleet_memory_heap_resident_bytes", stats::resident::read()),
+        ("fleet_memory_heap_metadata_bytes", stats::metadata::read()),
+        ("fleet_memory_heap_retained_bytes", stats::retained::read()),
+    ];
+    for (name, value) in figures {
+        if let Ok(v) = value {
+            metrics::gauge!(name).set(v as f64);
         }
     }
 }

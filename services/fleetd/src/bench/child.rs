@@ -131,6 +131,16 @@ impl Fleetd {
         Ok(self.http("GET", "/metrics", None).await?.1)
     }
 
+    /// The heap fleetd's allocator reports: (allocated, resident) in MiB, from `/metrics`.
+    pub(crate) async fn heap_mib(&self) -> anyhow::Result<(f64, f64)> {
+        let body = self.metrics().await?;
+        let value = |name: &str| -> anyhow::Result<f64> {
+            let v = body.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')).with_context(|| format!("{name} is not on /metrics"))?;
+            Ok(v.trim().parse::<f64>()? / (1024.0 * 1024.0))
+        };
+        Ok((value("fleet_memory_heap_allocated_bytes")?, value("fleet_memory_heap_resident_bytes")?))
+    }
+
     /// fleetd's count of committed samples (`fleet_ingest_samples_stored_total` on /metrics).
     pub(crate) async fn samples_stored(&self) -> anyhow::Result<u64> {
         Ok(self.ingest_progress().await?.0)

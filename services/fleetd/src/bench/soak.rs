@@ -48,6 +48,9 @@ Prints a progress line a minute on stderr and one JSON object on the last line o
   soak.rss_slope_second_half_mib_per_h          of its second half alone (near 0: settled, not leaking)
   soak.rss_by_minute_mib, soak.fleetd_cpu_by_minute_cores   fleetd at the end of each minute
   soak.rss_anon_by_minute_mib                   the part of it that is fleetd's own allocations
+  soak.heap_allocated_by_minute_mib             what fleetd's heap holds (jemalloc's count), and
+  soak.heap_resident_by_minute_mib              what the allocator keeps in RAM for it (freed pages
+                                                not yet given back included)
   soak.feed_p50_by_minute_ms, soak.feed_p99_by_minute_ms    a JSON car's sample time to its receipt
                                                 on a live client, by the minute of the sample
   soak.samples_published_count                  distinct (car, ts) samples the broker carried
@@ -223,6 +226,7 @@ async fn with_fleetd(
     let mut rss = vec![RssPoint { t_s: 0.0, mib: fleetd.rss_mib().context("reading fleetd's RSS")? }];
     let mut cpu = vec![(0.0, fleetd.cpu_seconds().context("reading fleetd's CPU time")?)];
     let (mut rss_by_minute, mut cpu_by_minute, mut anon_by_minute) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut heap_allocated_by_minute, mut heap_resident_by_minute) = (Vec::new(), Vec::new());
     for k in 1..=run_s / SAMPLE_EVERY_S {
         let t_s = k * SAMPLE_EVERY_S;
         tokio::time::sleep_until(t0 + Duration::from_secs(t_s)).await;
@@ -237,6 +241,9 @@ async fn with_fleetd(
             let cores = (cpu_s - cpu[cpu.len() - 1 - (60 / SAMPLE_EVERY_S) as usize].1) / 60.0;
             rss_by_minute.push(round_to(mib, 1));
             anon_by_minute.push(fleetd.rss_anon_mib().map(|a| round_to(a, 1)));
+            let heap = fleetd.heap_mib().await.ok();
+            heap_allocated_by_minute.push(heap.map(|h| round_to(h.0, 1)));
+            heap_resident_by_minute.push(heap.map(|h| round_to(h.1, 1)));
             cpu_by_minute.push(round_to(cores, 3));
             let (p50, p99) = {
                 let h = minutes.lock().unwrap_or_else(|e| e.into_inner());
@@ -336,6 +343,8 @@ async fn with_fleetd(
     put("rss_window_s", json!(rss_fig.window_s));
     put("rss_by_minute_mib", json!(rss_by_minute));
     put("rss_anon_by_minute_mib", json!(anon_by_minute));
+    put("heap_allocated_by_minute_mib", json!(heap_allocated_by_minute));
+    put("heap_resident_by_minute_mib", json!(heap_resident_by_minute));
     put("fleetd_peak_rss_mib", json!(peak.map(|p| round_to(p, 1))));
     put("fleetd_cpu_cores", json!(fleetd_cores.map(|c| round_to(c, 3))));
     put("fleetd_cpu_by_minute_cores", json!(cpu_by_minute));
