@@ -14,8 +14,6 @@ use crate::{Store, StorageError, from_ms, on_pool, to_ms};
 /// Most rows per multi-row INSERT on SQLite (18 binds a row stays under its 32,766 limit);
 /// smaller chunks come in the fixed sizes of [`shaped`].
 const SQLITE_ROWS_PER_STATEMENT: usize = 1024;
-/// Rows per UNNEST insert on PostgreSQL.
-const PG_ROWS_PER_STATEMENT: usize = 5000;
 
 /// What a batch commit did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -38,7 +36,7 @@ fn cst() -> FixedOffset {
 
 /// Merges state rows into `vehicle_state` on SQLite: telemetry fields move only with a newer
 /// sample, the position only with a newer valid position ([`UPSERT_STATE_TAIL`], shared with
-/// PostgreSQL's [`upsert_states_postgres`]).
+/// PostgreSQL's `postgres::upsert_states`).
 async fn upsert_states_sqlite(tx: &mut sqlx::SqliteConnection, rows: &[StateRow]) -> Result<(), StorageError> {
     for chunk in shaped(rows, SQLITE_ROWS_PER_STATEMENT) {
         let mut qb = sqlx::QueryBuilder::new(format!("INSERT INTO vehicle_state ({STATE_COLUMNS}) "));
@@ -59,37 +57,6 @@ async fn upsert_states_sqlite(tx: &mut sqlx::SqliteConnection, rows: &[StateRow]
         qb.push(UPSERT_STATE_TAIL);
         qb.build().execute(&mut *tx).await?;
     }
-    Ok(())
-}
-
-/// The same merge on PostgreSQL, one statement of arrays for the whole batch (the rows are
-/// one per vehicle, sorted by VIN, so two commits in flight lock them in the same order).
-async fn upsert_states_postgres(tx: &mut sqlx::PgConnection, rows: &[StateRow]) -> Result<(), StorageError> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let q = format!(
-        "INSERT INTO vehicle_state ({STATE_COLUMNS}) \
-         SELECT * FROM UNNEST($1::TEXT[], $2::INT8[], $3::INT8[], $4::FLOAT8[], $5::FLOAT8[], $6::FLOAT8[], $7::FLOAT8[], \
-                              $8::FLOAT8[], $9::FLOAT8[], $10::BOOL[], $11::BOOL[], $12::FLOAT8[]){UPSERT_STATE_TAIL}"
-    );
-    let f = |get: fn(&StateRow) -> Option<f64>| rows.iter().map(get).collect::<Vec<_>>();
-    let b = |get: fn(&StateRow) -> Option<bool>| rows.iter().map(get).collect::<Vec<_>>();
-    sqlx::query(sqlx::AssertSqlSafe(q.as_str()))
-        .bind(rows.iter().map(|r| r.vin.clone()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.ts_ms).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.pos_ts_ms).collect::<Vec<_>>())
-        .bind(f(|r| r.lat))
-        .bind(f(|r| r.lon))
-        .bind(f(|r| r.speed_kmh))
-        .bind(f(|r| r.heading_deg))
-        .bind(f(|r| r.soc_pct))
-        .bind(f(|r| r.odometer_km))
-        .bind(b(|r| r.charging))
-        .bind(b(|r| r.ignition))
-        .bind(f(|r| r.range_km))
-        .execute(&mut *tx)
-        .await?;
     Ok(())
 }
 
@@ -131,18 +98,13 @@ impl Telemetry<'_> {
                 tx.commit().await?;
             }
             Store::Postgres(pool, partitions) => {
-                ensure_partitions(pool, partitions, samples).await?;
-                let mut tx = pool.begin().await?;
-                for chunk in samples.chunks(PG_ROWS_PER_STATEMENT) {
-                    inserted += insert_samples_postgres(&mut tx, chunk).await?;
-                }
-                upsert_states_postgres(&mut tx, &states).await?;
-                if again {
-                    insert_dead_letters_once!(tx, dead);
-                } else {
-                    insert_dead_letters!(tx, dead);
-                }
-                tx.commit().await?;
+                postgres::ensure_partitions(pool, partitions, samples).await?;
+                // By COPY first; a sample stored already fails it, and the batch goes again
+                // by the INSERT that skips duplicates (copy.rs).
+                inserted = match postgres::write(pool, samples, &states, dead, again, true).await? {
+                    Some(n) => n,
+                    None => postgres::write(pool, samples, &states, dead, again, false).await?.unwrap_or_default(),
+                };
             }
         }
         Ok(BatchOutcome { inserted, duplicates: samples.len() as u64 - inserted, dead_letters: dead.len() as u64 })
@@ -402,41 +364,6 @@ async fn insert_samples_sqlite(tx: &mut sqlx::SqliteConnection, chunk: &[Sample]
     Ok(qb.build().execute(&mut *tx).await?.rows_affected())
 }
 
-async fn insert_samples_postgres(tx: &mut sqlx::PgConnection, chunk: &[Sample]) -> Result<u64, StorageError> {
-    let col = |f: fn(&Sample) -> Option<f64>| chunk.iter().map(f).collect::<Vec<_>>();
-    let q = format!(
-        "INSERT INTO telemetry_samples ({SAMPLE_COLUMNS}, ts, frame, received_at) \
-         SELECT vin, lat, lon, pv, sp, hd, soc, odo, ch, ig, bv, bc, bt, rk, src, ts, fr, $18 \
-         FROM UNNEST($1::TEXT[], $2::FLOAT8[], $3::FLOAT8[], $4::BOOL[], $5::FLOAT8[], $6::FLOAT8[], $7::FLOAT8[], $8::FLOAT8[], \
-                     $9::BOOL[], $10::BOOL[], $11::FLOAT8[], $12::FLOAT8[], $13::FLOAT8[], $14::FLOAT8[], $15::TEXT[], \
-                     $16::TIMESTAMPTZ[], $17::BYTEA[]) \
-              AS t(vin, lat, lon, pv, sp, hd, soc, odo, ch, ig, bv, bc, bt, rk, src, ts, fr) \
-         ON CONFLICT DO NOTHING"
-    );
-    let done = sqlx::query(sqlx::AssertSqlSafe(q.as_str()))
-        .bind(chunk.iter().map(|s| s.vin.as_str().to_owned()).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|s| s.lat).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|s| s.lon).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|s| s.position_valid).collect::<Vec<_>>())
-        .bind(col(|s| s.speed_kmh))
-        .bind(col(|s| s.heading_deg))
-        .bind(col(|s| s.soc_pct))
-        .bind(col(|s| s.odometer_km))
-        .bind(chunk.iter().map(|s| s.charging).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|s| s.ignition).collect::<Vec<_>>())
-        .bind(col(|s| s.battery_voltage_v))
-        .bind(col(|s| s.battery_current_a))
-        .bind(col(|s| s.battery_temp_c))
-        .bind(col(|s| s.range_km))
-        .bind(chunk.iter().map(|s| s.source.as_str()).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|s| s.ts).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|s| s.frame.as_deref()).collect::<Vec<_>>())
-        .bind(Utc::now())
-        .execute(&mut *tx)
-        .await?;
-    Ok(done.rows_affected())
-}
-
 /// The (year, month) in China Standard Time of an instant.
 fn cst_month(t: DateTime<Utc>) -> (i32, u32) {
     let local = t.with_timezone(&cst());
@@ -448,32 +375,7 @@ fn month_start(year: i32, month: u32) -> DateTime<Utc> {
     cst().from_local_datetime(&date.and_time(chrono::NaiveTime::MIN)).single().map_or(DateTime::<Utc>::MIN_UTC, |d| d.with_timezone(&Utc))
 }
 
-/// Creates the monthly partitions the batch needs (month boundaries in China Standard Time),
-/// once per process; an advisory lock keeps concurrent instances from racing.
-async fn ensure_partitions(pool: &sqlx::PgPool, known: &Partitions, samples: &[Sample]) -> Result<(), StorageError> {
-    let needed: HashSet<(i32, u32)> = samples.iter().map(|s| cst_month(s.ts)).collect();
-    let missing: Vec<(i32, u32)> = {
-        let known = known.0.lock().unwrap_or_else(|p| p.into_inner());
-        needed.into_iter().filter(|m| !known.contains(m)).collect()
-    };
-    if missing.is_empty() {
-        return Ok(());
-    }
-    let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(7320960)").execute(&mut *tx).await?;
-    for &(y, m) in &missing {
-        let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
-        let from = month_start(y, m).to_rfc3339();
-        let to = month_start(ny, nm).to_rfc3339();
-        let q = format!(
-            "CREATE TABLE IF NOT EXISTS telemetry_samples_p{y:04}{m:02} PARTITION OF telemetry_samples FOR VALUES FROM ('{from}') TO ('{to}')"
-        );
-        sqlx::query(sqlx::AssertSqlSafe(q.as_str())).execute(&mut *tx).await?;
-    }
-    tx.commit().await?;
-    known.0.lock().unwrap_or_else(|p| p.into_inner()).extend(missing);
-    Ok(())
-}
-
+mod copy;
+mod postgres;
 #[cfg(test)]
 mod tests;

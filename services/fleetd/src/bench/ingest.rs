@@ -134,18 +134,7 @@ async fn measure(args: &IngestArgs, broker: &Broker, db: &BenchDb) -> anyhow::Re
     let client_id = format!("fleetd-bench-{}", std::process::id());
     let fleetd = Fleetd::spawn(&db.url, &broker.url, &client_id).await?;
     progress(format!("fleetd (pid {:?}) listening on {}", fleetd.pid(), fleetd.http));
-    // Wait until fleetd's subscription is in place: a probe sample must be stored.
-    let probe = vec![Message {
-        topic: format!("fleet/v1/vehicles/{}/telemetry", bench_vin(0)),
-        payload: json_payload(&bench_sample(&bench_vin(0), 0, 0, day(-20), SampleSource::Json)),
-    }];
-    let probe = Arc::new(probe);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while store.telemetry().count(None).await? < 1 {
-        publish_all(&broker.host, broker.port, probe.clone(), 1, "bench-probe").await?;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        anyhow::ensure!(Instant::now() < deadline, "fleetd stored nothing within 30 s");
-    }
+    wait_until_subscribed(&store, broker, day(-20)).await?;
     let mut stored = store.telemetry().count(None).await?;
 
     for ((name, gbt, base), baseline) in runs.into_iter().zip(baselines) {
@@ -202,6 +191,7 @@ async fn measure(args: &IngestArgs, broker: &Broker, db: &BenchDb) -> anyhow::Re
     let rss_client_id = format!("{client_id}-rss");
     let fleetd = Fleetd::spawn(&db.url, &broker.url, &rss_client_id).await?;
     let store = db.store().await?;
+    wait_until_subscribed(&store, broker, day(-21)).await?;
     let per = args.rss_messages_per_vehicle;
     let messages = Arc::new(build_messages(args.rss_vehicles, args.rss_vehicles * per, day(20), false));
     let expected = store.telemetry().count(None).await? + messages.len() as i64;
@@ -225,4 +215,23 @@ async fn measure(args: &IngestArgs, broker: &Broker, db: &BenchDb) -> anyhow::Re
     fleetd.stop().await?;
     forget_session(&broker.host, broker.port, &rss_client_id).await?;
     Ok(Value::Object(out))
+}
+
+/// Publishes a probe sample stamped `at` until fleetd has stored it: its subscription is then
+/// in place. A broker drops what is published to a topic nobody has subscribed to yet, and a
+/// fresh client id has no session to queue it in (a memory run once ended 2 messages short,
+/// most likely this way).
+async fn wait_until_subscribed(store: &fleet_storage::Store, broker: &Broker, at: DateTime<Utc>) -> anyhow::Result<()> {
+    let probe = Arc::new(vec![Message {
+        topic: format!("fleet/v1/vehicles/{}/telemetry", bench_vin(0)),
+        payload: json_payload(&bench_sample(&bench_vin(0), 0, 0, at, SampleSource::Json)),
+    }]);
+    let before = store.telemetry().count(None).await?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while store.telemetry().count(None).await? <= before {
+        publish_all(&broker.host, broker.port, probe.clone(), 1, "bench-probe").await?;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        anyhow::ensure!(Instant::now() < deadline, "fleetd stored nothing within 30 s");
+    }
+    Ok(())
 }

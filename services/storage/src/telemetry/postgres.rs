@@ -1,0 +1,144 @@
+//! The PostgreSQL side of a batch commit: samples by COPY or by an INSERT that skips
+//! duplicates, the state merge, and the monthly partitions the samples need.
+
+use std::collections::HashSet;
+
+use chrono::Utc;
+use fleet_domain::{DeadLetter, Sample};
+
+use super::{Partitions, SAMPLE_COLUMNS, STATE_COLUMNS, StateRow, UPSERT_STATE_TAIL, copy, cst_month, month_start};
+use crate::StorageError;
+use crate::dead_letters::{insert_dead_letters, insert_dead_letters_once};
+
+/// Rows per UNNEST insert.
+const ROWS_PER_STATEMENT: usize = 5000;
+
+/// Merges state rows into `vehicle_state` as SQLite does, one statement of arrays for the
+/// whole batch (the rows are one per vehicle, sorted by VIN, so two commits in flight lock
+/// them in the same order).
+pub(super) async fn upsert_states(tx: &mut sqlx::PgConnection, rows: &[StateRow]) -> Result<(), StorageError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let q = format!(
+        "INSERT INTO vehicle_state ({STATE_COLUMNS}) \
+         SELECT * FROM UNNEST($1::TEXT[], $2::INT8[], $3::INT8[], $4::FLOAT8[], $5::FLOAT8[], $6::FLOAT8[], $7::FLOAT8[], \
+                              $8::FLOAT8[], $9::FLOAT8[], $10::BOOL[], $11::BOOL[], $12::FLOAT8[]){UPSERT_STATE_TAIL}"
+    );
+    let f = |get: fn(&StateRow) -> Option<f64>| rows.iter().map(get).collect::<Vec<_>>();
+    let b = |get: fn(&StateRow) -> Option<bool>| rows.iter().map(get).collect::<Vec<_>>();
+    sqlx::query(sqlx::AssertSqlSafe(q.as_str()))
+        .bind(rows.iter().map(|r| r.vin.clone()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.ts_ms).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.pos_ts_ms).collect::<Vec<_>>())
+        .bind(f(|r| r.lat))
+        .bind(f(|r| r.lon))
+        .bind(f(|r| r.speed_kmh))
+        .bind(f(|r| r.heading_deg))
+        .bind(f(|r| r.soc_pct))
+        .bind(f(|r| r.odometer_km))
+        .bind(b(|r| r.charging))
+        .bind(b(|r| r.ignition))
+        .bind(f(|r| r.range_km))
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// One transaction of [`super::Telemetry::commit`]: the samples by COPY (`by_copy`) or
+/// by the INSERT that skips duplicates. None when COPY met a stored sample (nothing kept).
+pub(super) async fn write(
+    pool: &sqlx::PgPool,
+    samples: &[Sample],
+    states: &[StateRow],
+    dead: &[DeadLetter],
+    again: bool,
+    by_copy: bool,
+) -> Result<Option<u64>, StorageError> {
+    let mut inserted = 0;
+    let mut tx = pool.begin().await?;
+    if by_copy && !samples.is_empty() {
+        let mut copy = tx.copy_in_raw(&copy::statement()).await?;
+        copy.send(copy::encode(samples, Utc::now())).await?;
+        match copy.finish().await {
+            Ok(n) => inserted = n,
+            // Dropped, the transaction rolls back.
+            Err(e) if e.as_database_error().is_some_and(|d| d.is_unique_violation()) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        for chunk in samples.chunks(ROWS_PER_STATEMENT) {
+            inserted += insert_samples(&mut tx, chunk).await?;
+        }
+    }
+    upsert_states(&mut tx, states).await?;
+    if again {
+        insert_dead_letters_once!(tx, dead);
+    } else {
+        insert_dead_letters!(tx, dead);
+    }
+    tx.commit().await?;
+    Ok(Some(inserted))
+}
+
+async fn insert_samples(tx: &mut sqlx::PgConnection, chunk: &[Sample]) -> Result<u64, StorageError> {
+    let col = |f: fn(&Sample) -> Option<f64>| chunk.iter().map(f).collect::<Vec<_>>();
+    let q = format!(
+        "INSERT INTO telemetry_samples ({SAMPLE_COLUMNS}, ts, frame, received_at) \
+         SELECT vin, lat, lon, pv, sp, hd, soc, odo, ch, ig, bv, bc, bt, rk, src, ts, fr, $18 \
+         FROM UNNEST($1::TEXT[], $2::FLOAT8[], $3::FLOAT8[], $4::BOOL[], $5::FLOAT8[], $6::FLOAT8[], $7::FLOAT8[], $8::FLOAT8[], \
+                     $9::BOOL[], $10::BOOL[], $11::FLOAT8[], $12::FLOAT8[], $13::FLOAT8[], $14::FLOAT8[], $15::TEXT[], \
+                     $16::TIMESTAMPTZ[], $17::BYTEA[]) \
+              AS t(vin, lat, lon, pv, sp, hd, soc, odo, ch, ig, bv, bc, bt, rk, src, ts, fr) \
+         ON CONFLICT DO NOTHING"
+    );
+    let done = sqlx::query(sqlx::AssertSqlSafe(q.as_str()))
+        .bind(chunk.iter().map(|s| s.vin.as_str().to_owned()).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|s| s.lat).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|s| s.lon).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|s| s.position_valid).collect::<Vec<_>>())
+        .bind(col(|s| s.speed_kmh))
+        .bind(col(|s| s.heading_deg))
+        .bind(col(|s| s.soc_pct))
+        .bind(col(|s| s.odometer_km))
+        .bind(chunk.iter().map(|s| s.charging).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|s| s.ignition).collect::<Vec<_>>())
+        .bind(col(|s| s.battery_voltage_v))
+        .bind(col(|s| s.battery_current_a))
+        .bind(col(|s| s.battery_temp_c))
+        .bind(col(|s| s.range_km))
+        .bind(chunk.iter().map(|s| s.source.as_str()).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|s| s.ts).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|s| s.frame.as_deref()).collect::<Vec<_>>())
+        .bind(Utc::now())
+        .execute(&mut *tx)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// Creates the monthly partitions the batch needs (month boundaries in China Standard Time),
+/// once per process; an advisory lock keeps concurrent instances from racing.
+pub(super) async fn ensure_partitions(pool: &sqlx::PgPool, known: &Partitions, samples: &[Sample]) -> Result<(), StorageError> {
+    let needed: HashSet<(i32, u32)> = samples.iter().map(|s| cst_month(s.ts)).collect();
+    let missing: Vec<(i32, u32)> = {
+        let known = known.0.lock().unwrap_or_else(|p| p.into_inner());
+        needed.into_iter().filter(|m| !known.contains(m)).collect()
+    };
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(7320960)").execute(&mut *tx).await?;
+    for &(y, m) in &missing {
+        let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+        let from = month_start(y, m).to_rfc3339();
+        let to = month_start(ny, nm).to_rfc3339();
+        let q = format!(
+            "CREATE TABLE IF NOT EXISTS telemetry_samples_p{y:04}{m:02} PARTITION OF telemetry_samples FOR VALUES FROM ('{from}') TO ('{to}')"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(q.as_str())).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    known.0.lock().unwrap_or_else(|p| p.into_inner()).extend(missing);
+    Ok(())
+}
