@@ -134,11 +134,10 @@ impl Fleetd {
     /// The heap fleetd's allocator reports: (allocated, resident) in MiB, from `/metrics`.
     pub(crate) async fn heap_mib(&self) -> anyhow::Result<(f64, f64)> {
         let body = self.metrics().await?;
-        let value = |name: &str| -> anyhow::Result<f64> {
-            let v = body.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')).with_context(|| format!("{name} is not on /metrics"))?;
-            Ok(v.trim().parse::<f64>()? / (1024.0 * 1024.0))
+        let mib = |name: &str| -> anyhow::Result<f64> {
+            Ok(metric_value(&body, name)?.with_context(|| format!("{name} is not on /metrics"))? / (1024.0 * 1024.0))
         };
-        Ok((value("fleet_memory_heap_allocated_bytes")?, value("fleet_memory_heap_resident_bytes")?))
+        Ok((mib("fleet_memory_heap_allocated_bytes")?, mib("fleet_memory_heap_resident_bytes")?))
     }
 
     /// fleetd's count of committed samples (`fleet_ingest_samples_stored_total` on /metrics).
@@ -150,14 +149,8 @@ impl Fleetd {
     /// from one read of `/metrics`.
     pub(crate) async fn ingest_progress(&self) -> anyhow::Result<(u64, u64)> {
         let body = self.metrics().await?;
-        let value = |name: &str| -> anyhow::Result<f64> {
-            Ok(body
-                .lines()
-                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-                .map(|v| v.trim().parse::<f64>())
-                .transpose()?
-                .unwrap_or(0.0))
-        };
+        // A counter or gauge not yet touched is not on the page yet: 0.
+        let value = |name: &str| -> anyhow::Result<f64> { Ok(metric_value(&body, name)?.unwrap_or(0.0)) };
         Ok((value("fleet_ingest_samples_stored_total")? as u64, value("fleet_ingest_messages_in_hand")? as u64))
     }
 
@@ -220,9 +213,23 @@ pub(crate) fn summary_quantile(metrics: &str, name: &str, quantile: &str) -> Opt
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
+/// The value of an unlabelled counter or gauge in Prometheus text; None when it is absent.
+fn metric_value(body: &str, name: &str) -> anyhow::Result<Option<f64>> {
+    let Some(v) = body.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')) else { return Ok(None) };
+    Ok(Some(v.trim().parse::<f64>().with_context(|| format!("{name} on /metrics: {v}"))?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_plain_metric_is_read_absent_or_rejected_when_unreadable() {
+        let text = "# TYPE fleet_ingest_messages_in_hand gauge\nfleet_ingest_messages_in_hand 16200\nfleet_ingest_messages_in_hand_max 3\nbad x1\n";
+        assert_eq!(metric_value(text, "fleet_ingest_messages_in_hand").unwrap(), Some(16200.0));
+        assert_eq!(metric_value(text, "fleet_memory_heap_allocated_bytes").unwrap(), None);
+        assert!(metric_value(text, "bad").is_err());
+    }
 
     #[test]
     fn a_summary_quantile_is_read_from_prometheus_text() {
