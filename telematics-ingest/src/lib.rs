@@ -8,12 +8,15 @@
 //!   publishes and writes the acks the writer hands it, a committed batch's in one write;
 //! - the batcher decodes messages and gathers them into batches (by count or age);
 //! - the writer commits a batch in one transaction, then acks its messages and announces the
-//!   samples on the bus. A failed commit is retried; nothing is acked before it succeeds.
+//!   samples on the bus. A failed commit is retried; nothing is acked before it succeeds;
+//! - the state writer merges the committed samples' state into the vehicles' current state
+//!   a few times a second (`state_writer`).
 
 pub mod decode;
 mod batcher;
 mod mqtt;
 mod registry;
+mod state_writer;
 mod topic;
 mod writer;
 
@@ -105,6 +108,11 @@ impl Ingest {
     /// redelivered by the broker after a restart.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), IngestError> {
         let registry = registry::Registry::load(self.store.clone()).await?;
+        // The state a crash kept from being written, before anything new comes in.
+        let caught_up = self.store.telemetry().catch_up_states().await?;
+        if caught_up > 0 {
+            tracing::info!(samples = caught_up, "vehicle states brought up to their stored samples");
+        }
         // Unbounded on purpose: see `mqtt::run`. What it holds is bounded by the messages in
         // hand, at which the connection stops reading (four batches).
         let (msg_tx, msg_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -128,8 +136,14 @@ impl Ingest {
             stops: mqtt::Stops { intake: shutdown.clone(), polling: stop_polling.clone() },
         }));
         tasks.spawn(batcher::run(msg_rx, batch_tx, registry, self.cfg.max_batch, self.cfg.max_batch_delay, shutdown.clone()));
-        let writer = tokio::spawn(writer::run(batch_rx, self.store.clone(), self.bus.clone(), ack_tx, in_hand, shutdown.clone()));
+        let states = state_writer::SharedStates::default();
+        let writer_done = CancellationToken::new();
+        let state_writer = tokio::spawn(state_writer::run(states.clone(), self.store.clone(), writer_done.clone()));
+        let writer = tokio::spawn(writer::run(batch_rx, self.store.clone(), self.bus.clone(), ack_tx, in_hand, states, shutdown.clone()));
         let _ = writer.await;
+        // Every commit is in: the state writer writes the rest of the backlog and ends.
+        writer_done.cancel();
+        let _ = state_writer.await;
         // The writer's sender is dropped: the connection writes the last acks and ends. Only
         // if it is stuck (a broker that stopped reading) does this cut it short.
         tasks.close();

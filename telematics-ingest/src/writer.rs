@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::batcher::Batch;
 use crate::mqtt::Receipt;
+use crate::state_writer::{self, SharedStates};
 
 /// Batches decoded ahead of the writer, so decoding overlaps the commits. When full, the
 /// batcher waits and messages queue up, which makes the next batch larger.
@@ -39,6 +40,7 @@ pub(crate) async fn run(
     bus: Bus,
     acks: mpsc::UnboundedSender<Vec<Receipt>>,
     in_hand: Arc<AtomicU64>,
+    states: SharedStates,
     shutdown: CancellationToken,
 ) {
     let parallel = parallel_commits(&store);
@@ -52,7 +54,7 @@ pub(crate) async fn run(
                 // committed, but acking them before this one would break the order: none is
                 // acked, and the broker redelivers them all (stored once).
                 let Some((batch, outcome)) = done else { return };
-                finish(batch, outcome, &bus, &acks, &in_hand);
+                finish(batch, outcome, &bus, &acks, &in_hand, &states);
             }
             next = rx.recv(), if open && in_flight.len() < parallel => match next {
                 Some(batch) => in_flight.push_back(commit(store.clone(), batch, shutdown.clone())),
@@ -72,9 +74,9 @@ async fn commit(store: Store, batch: Batch, shutdown: CancellationToken) -> Opti
         // A failed attempt may have committed after all (its reply lost): the next one must
         // not store the batch's dead letters twice.
         let attempt = if first {
-            store.telemetry().commit(&batch.samples, &batch.dead).await
+            store.telemetry().commit_samples(&batch.samples, &batch.dead).await
         } else {
-            store.telemetry().recommit(&batch.samples, &batch.dead).await
+            store.telemetry().recommit_samples(&batch.samples, &batch.dead).await
         };
         first = false;
         match attempt {
@@ -96,9 +98,12 @@ async fn commit(store: Store, batch: Batch, shutdown: CancellationToken) -> Opti
     }
 }
 
-/// After the commit: count, acknowledge every message of the batch (one write for them
-/// all), announce the samples.
-fn finish(batch: Batch, outcome: BatchOutcome, bus: &Bus, acks: &mpsc::UnboundedSender<Vec<Receipt>>, in_hand: &AtomicU64) {
+/// After the commit: hand the samples' state to the state writer, count, acknowledge every
+/// message of the batch (one write for them all), announce the samples.
+fn finish(batch: Batch, outcome: BatchOutcome, bus: &Bus, acks: &mpsc::UnboundedSender<Vec<Receipt>>, in_hand: &AtomicU64, states: &SharedStates) {
+    // Before the messages leave the hand: once none is in hand, every committed sample's
+    // state is in the backlog or written.
+    state_writer::absorb(states, &batch.samples);
     metrics::counter!("fleet_ingest_samples_stored_total").increment(outcome.inserted);
     metrics::counter!("fleet_ingest_samples_duplicate_total").increment(outcome.duplicates);
     for d in &batch.dead {

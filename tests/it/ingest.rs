@@ -37,8 +37,14 @@ both!(json_single_sample_is_stored_and_moves_the_state, |app: TestApp| async mov
     assert_eq!(track[0].speed_kmh, Some(35.5));
     assert_eq!(track[0].soc_pct, Some(81.5));
     assert_eq!(track[0].source, SampleSource::Json);
-    let state = app.store.telemetry().state(&vin).await?.expect("state exists");
+    let state = app.wait_for_state(&vin, "written", |_| true).await?;
     assert_eq!((state.lat, state.lon, state.ts), (Some(30.01), Some(122.10), t0()));
+    // /metrics says when every committed sample's state is written.
+    app.wait_until("no state left unwritten", || async {
+        let metrics = app.http.get(app.url("/metrics")).send().await?.text().await?;
+        Ok(metrics.lines().any(|l| l == "fleet_ingest_states_unwritten 0"))
+    })
+    .await?;
     assert!(app.dead_letters_of(&vin).await?.is_empty());
     Ok(())
 });
@@ -94,18 +100,23 @@ both!(older_samples_are_stored_but_never_move_the_state_back, |app: TestApp| asy
     let mut p = Publisher::connect().await?;
     p.json(&vin, &json!({"ts": ts(100), "lat": 30.1, "lon": 122.1, "soc_pct": 60})).await?;
     app.wait_for_samples(&vin, 1).await?;
+    app.wait_for_state(&vin, "at the first sample", |s| s.ts == t0() + ChronoDuration::seconds(100)).await?;
     // A late batch from an offline period, older than what we have.
     p.json(&vin, &json!([{"ts": ts(10), "lat": 29.9, "lon": 121.9, "soc_pct": 90}, {"ts": ts(20), "lat": 29.95, "lon": 121.95, "soc_pct": 88}])).await?;
     app.wait_for_samples(&vin, 3).await?;
-    let state = app.store.telemetry().state(&vin).await?.unwrap();
-    assert_eq!(state.ts, t0() + ChronoDuration::seconds(100));
-    assert_eq!((state.lat, state.soc_pct), (Some(30.1), Some(60.0)));
     // The track is in time order whatever the arrival order.
     let track = app.store.telemetry().track(&vin, t0(), t0() + ChronoDuration::hours(1), 100).await?;
     let times: Vec<_> = track.iter().map(|s| s.ts).collect();
     let mut sorted = times.clone();
     sorted.sort();
     assert_eq!(times, sorted);
+    // A graceful stop writes every committed sample's state, the late batch's too (and a
+    // start would bring it up to the samples if the stop had not).
+    let mut app = app;
+    app.restart().await;
+    let state = app.store.telemetry().state(&vin).await?.unwrap();
+    assert_eq!(state.ts, t0() + ChronoDuration::seconds(100));
+    assert_eq!((state.lat, state.soc_pct), (Some(30.1), Some(60.0)));
     Ok(())
 });
 
@@ -134,8 +145,7 @@ both!(gbt32960_frames_of_both_editions_become_samples, |app: TestApp| async move
     let blocks = gbt32960::blocks_json(&report_2016).expect("the stored frame decodes");
     assert_eq!(blocks["edition"], "2016");
     assert!(blocks["motors"][0]["speed_rpm"].is_u64(), "{blocks}");
-    let state = app.store.telemetry().state(&vin).await?.unwrap();
-    assert_eq!(state.ts, t0() + ChronoDuration::seconds(10));
+    app.wait_for_state(&vin, "at the newest report", |s| s.ts == t0() + ChronoDuration::seconds(10)).await?;
     assert!(app.dead_letters_of(&vin).await?.is_empty(), "login, heartbeat and logout are accepted");
     Ok(())
 });
@@ -151,8 +161,7 @@ both!(invalid_gbt32960_position_is_stored_but_does_not_move_the_car, |app: TestA
     stale.soc_pct = Some(70.0);
     p.gbt(&vin, gbt32960::encode_sample(Edition::V2016, false, &stale)).await?;
     app.wait_for_samples(&vin, 2).await?;
-    let state = app.store.telemetry().state(&vin).await?.unwrap();
-    assert_eq!(state.ts, t0() + ChronoDuration::seconds(5), "the newer sample's time and values count");
+    let state = app.wait_for_state(&vin, "the newer sample's time counts", |s| s.ts == t0() + ChronoDuration::seconds(5)).await?;
     assert_eq!(state.soc_pct, Some(70.0));
     assert!((state.lat.unwrap() - 30.0123).abs() < 1e-6, "but not its invalid position");
     Ok(())

@@ -73,11 +73,12 @@ pub(crate) fn order_body(unit: &str, passengers: u32) -> Value {
            "purpose": "调研"})
 }
 
-/// Feeds a car a fresh sample at a position with a charge, over MQTT.
+/// Feeds a car a fresh sample at a position with a charge, over MQTT, and waits until the
+/// car's stored state (what dispatch reads) is at it.
 pub(crate) async fn feed(app: &TestApp, p: &mut Publisher, vin: &str, lat: f64, lon: f64, soc: f64) -> anyhow::Result<()> {
-    let before = app.store.telemetry().count(Some(vin)).await?;
-    p.json(vin, &json!({"ts": chrono::Utc::now().to_rfc3339(), "lat": lat, "lon": lon, "soc_pct": soc, "speed_kmh": 0.0, "charging": false})).await?;
-    app.wait_until("the sample stored", || async { Ok(app.store.telemetry().count(Some(vin)).await? > before) }).await
+    let ts = chrono::DateTime::from_timestamp_millis(chrono::Utc::now().timestamp_millis()).expect("now is a valid time");
+    p.json(vin, &json!({"ts": ts.to_rfc3339(), "lat": lat, "lon": lon, "soc_pct": soc, "speed_kmh": 0.0, "charging": false})).await?;
+    app.wait_for_state(vin, "at the fed sample", |s| s.ts >= ts).await.map(|_| ())
 }
 
 fn events(v: &Value) -> Vec<(String, String, String)> {

@@ -57,13 +57,14 @@ async fn scene_with(settings: impl FnOnce(&mut Settings)) -> anyhow::Result<(Tes
     Ok((app, w, p, b))
 }
 
-/// A car's full report over MQTT (position, charge, odometer, range); waits until stored.
+/// A car's full report over MQTT (position, charge, odometer, range); waits until the car's
+/// stored state is at it.
 async fn report(app: &TestApp, p: &mut Publisher, vin: &str, at: (f64, f64), soc: f64, range_km: u32) -> anyhow::Result<()> {
-    let before = app.store.telemetry().count(Some(vin)).await?;
-    let sample = json!({"ts": chrono::Utc::now().to_rfc3339(), "lat": at.0, "lon": at.1, "soc_pct": soc, "speed_kmh": 0.0,
+    let ts = chrono::DateTime::from_timestamp_millis(chrono::Utc::now().timestamp_millis()).expect("now is a valid time");
+    let sample = json!({"ts": ts.to_rfc3339(), "lat": at.0, "lon": at.1, "soc_pct": soc, "speed_kmh": 0.0,
                         "charging": false, "odometer_km": 12_345.6, "range_km": f64::from(range_km) * soc / 10.0});
     p.json(vin, &sample).await?;
-    app.wait_until("the sample stored", || async { Ok(app.store.telemetry().count(Some(vin)).await? > before) }).await
+    app.wait_for_state(vin, "at the report", |s| s.ts >= ts).await.map(|_| ())
 }
 
 async fn create(app: &TestApp, token: &str, body: Value) -> anyhow::Result<String> {

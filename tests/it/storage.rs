@@ -2,7 +2,7 @@
 
 use chrono::{Duration as ChronoDuration, TimeZone, Utc};
 use fleet_domain::{DeadLetter, DeadLetterReason, NewUnit, NewVehicle, Role, Sample, SampleSource, Vin};
-use fleet_storage::StorageError;
+use fleet_storage::{StateBacklog, StorageError};
 use fleet_tests::{both, random_vin};
 
 fn new_vehicle(vin: &str, plate: &str, unit: Option<&str>) -> NewVehicle {
@@ -151,6 +151,50 @@ both!(a_batch_written_again_after_an_unknown_outcome_stores_nothing_twice, |app:
     // A first attempt never looks: the same bad message twice is two dead letters.
     s.telemetry().commit(&[], &[other[0].clone(), other[0].clone()]).await?;
     assert_eq!(s.dead_letters().count().await?, 5);
+    Ok(())
+});
+
+both!(state_written_behind_the_samples_is_merged_and_restored_after_a_crash, |app: TestApp| async move {
+    let s = &app.store;
+    let (a, b) = (random_vin(), random_vin());
+    for (vin, plate) in [(&a, "浙LD10011"), (&b, "浙LD10012")] {
+        let v = new_vehicle(vin, plate, None);
+        s.vehicles().create(&v.validate()?, &v).await?;
+    }
+    let t0 = Utc.timestamp_opt(Utc::now().timestamp() - 600, 0).single().unwrap();
+    let at = |vin: &str, sec: i64, soc: Option<f64>| {
+        let mut x = Sample::at(Vin::parse(vin).unwrap(), t0 + ChronoDuration::seconds(sec), 30.0 + sec as f64 * 1e-4, 122.0, SampleSource::Json);
+        x.soc_pct = soc;
+        x
+    };
+    // Samples committed without their state: none yet.
+    let first = [at(&a, 10, Some(80.0)), at(&a, 20, Some(79.0)), at(&b, 10, Some(50.0))];
+    assert_eq!(s.telemetry().commit_samples(&first, &[]).await?.inserted, 3);
+    assert!(s.telemetry().state(&a).await?.is_none());
+    // The backlog of two batches, written at once.
+    let mut backlog = StateBacklog::default();
+    backlog.absorb(&first);
+    let second = [at(&a, 30, None)];
+    s.telemetry().commit_samples(&second, &[]).await?;
+    backlog.absorb(&second);
+    s.telemetry().write_states(&backlog).await?;
+    let state = s.telemetry().state(&a).await?.unwrap();
+    assert_eq!((state.ts, state.soc_pct, state.lat), (t0 + ChronoDuration::seconds(30), Some(79.0), Some(30.0 + 30.0 * 1e-4)));
+    assert_eq!(s.telemetry().state(&b).await?.unwrap().soc_pct, Some(50.0));
+    // An older backlog (a late batch) does not move it back.
+    let mut late = StateBacklog::default();
+    late.absorb(&[at(&a, 5, Some(99.0))]);
+    s.telemetry().write_states(&late).await?;
+    assert_eq!(s.telemetry().state(&a).await?.unwrap().ts, t0 + ChronoDuration::seconds(30));
+    // A crash: samples committed (and acknowledged), their backlog lost before its write.
+    s.telemetry().commit_samples(&[at(&a, 40, Some(77.0)), at(&a, 50, None), at(&b, 60, Some(49.0))], &[]).await?;
+    assert_eq!(s.telemetry().state(&a).await?.unwrap().ts, t0 + ChronoDuration::seconds(30));
+    // The next start brings every state up to its samples, and only the missing ones.
+    assert_eq!(s.telemetry().catch_up_states().await?, 3);
+    let state = s.telemetry().state(&a).await?.unwrap();
+    assert_eq!((state.ts, state.soc_pct, state.lat), (t0 + ChronoDuration::seconds(50), Some(77.0), Some(30.0 + 50.0 * 1e-4)));
+    assert_eq!(s.telemetry().state(&b).await?.unwrap().ts, t0 + ChronoDuration::seconds(60));
+    assert_eq!(s.telemetry().catch_up_states().await?, 0, "nothing left to catch up");
     Ok(())
 });
 

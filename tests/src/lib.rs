@@ -286,6 +286,20 @@ impl TestApp {
         .await
     }
 
+    /// Waits until the stored state of `vin` passes `check`, and answers it. The state is
+    /// written a moment after its samples (ingest's state writer), so a test polls for it.
+    pub async fn wait_for_state(&self, vin: &str, what: &str, check: impl Fn(&fleet_domain::VehicleState) -> bool) -> anyhow::Result<fleet_domain::VehicleState> {
+        let deadline = Instant::now() + DEFAULT_DEADLINE;
+        loop {
+            let state = self.store.telemetry().state(vin).await?;
+            match state {
+                Some(s) if check(&s) => return Ok(s),
+                _ => anyhow::ensure!(Instant::now() < deadline, "timed out waiting for the state of {vin}: {what}; last seen {state:?}"),
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
     /// The dead letters of one VIN, newest first.
     pub async fn dead_letters_of(&self, vin: &str) -> anyhow::Result<Vec<fleet_domain::DeadLetter>> {
         let all = self.store.dead_letters().recent(100_000, None).await?;

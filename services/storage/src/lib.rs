@@ -40,7 +40,7 @@ pub use ingest_sessions::IngestSessions;
 pub use orders::{Act, Acted, Actor, HistoricOrder, OrderQuery, OrderRecord, Orders, Served};
 pub use registry::{Drivers, Units, Vehicles};
 pub use stations::{ChargingStation, ChargingStations};
-pub use telemetry::{BatchOutcome, Telemetry};
+pub use telemetry::{BatchOutcome, StateBacklog, Telemetry};
 pub use users::{AuthTokens, Users};
 
 /// Which database engine a `Store` talks to.

@@ -1,7 +1,7 @@
 //! Telemetry samples, the vehicles' current state, and the batch commit that writes both
 //! (with the batch's dead letters) in one transaction.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, TimeZone, Utc};
@@ -10,6 +10,9 @@ use fleet_domain::{DeadLetter, Sample, SampleSource, VehicleState, Vin};
 use crate::dead_letters::{insert_dead_letters, insert_dead_letters_once};
 use crate::shapes::shaped;
 use crate::{Store, StorageError, from_ms, on_pool, to_ms};
+
+pub use state::StateBacklog;
+use state::{STATE_COLUMNS, StateRow, UPSERT_STATE_TAIL, newest_states, upsert_states_sqlite};
 
 /// Most rows per multi-row INSERT on SQLite (18 binds a row stays under its 32,766 limit);
 /// smaller chunks come in the fixed sizes of [`shaped`].
@@ -34,30 +37,13 @@ fn cst() -> FixedOffset {
     FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset")
 }
 
-/// Merges state rows into `vehicle_state` on SQLite: telemetry fields move only with a newer
-/// sample, the position only with a newer valid position ([`UPSERT_STATE_TAIL`], shared with
-/// PostgreSQL's `postgres::upsert_states`).
-async fn upsert_states_sqlite(tx: &mut sqlx::SqliteConnection, rows: &[StateRow]) -> Result<(), StorageError> {
-    for chunk in shaped(rows, SQLITE_ROWS_PER_STATEMENT) {
-        let mut qb = sqlx::QueryBuilder::new(format!("INSERT INTO vehicle_state ({STATE_COLUMNS}) "));
-        qb.push_values(chunk, |mut b, r: &StateRow| {
-            b.push_bind(r.vin.clone())
-                .push_bind(r.ts_ms)
-                .push_bind(r.pos_ts_ms)
-                .push_bind(r.lat)
-                .push_bind(r.lon)
-                .push_bind(r.speed_kmh)
-                .push_bind(r.heading_deg)
-                .push_bind(r.soc_pct)
-                .push_bind(r.odometer_km)
-                .push_bind(r.charging)
-                .push_bind(r.ignition)
-                .push_bind(r.range_km);
-        });
-        qb.push(UPSERT_STATE_TAIL);
-        qb.build().execute(&mut *tx).await?;
-    }
-    Ok(())
+/// How a batch is written.
+#[derive(Clone, Copy)]
+struct Write {
+    /// A retry after a failed attempt (dead letters looked up first).
+    again: bool,
+    /// The state merged in the same transaction.
+    states: bool,
 }
 
 /// Telemetry samples and vehicle state.
@@ -67,7 +53,7 @@ impl Telemetry<'_> {
     /// Durably stores a batch: new samples (duplicates skipped), the vehicles' newest state
     /// (never moved backwards) and the dead letters, all in one transaction.
     pub async fn commit(&self, samples: &[Sample], dead: &[DeadLetter]) -> Result<BatchOutcome, StorageError> {
-        self.write(samples, dead, false).await
+        self.write(samples, dead, Write { again: false, states: true }).await
     }
 
     /// [`Self::commit`] again after a failed attempt, which may have committed after all
@@ -77,11 +63,84 @@ impl Telemetry<'_> {
     /// attempt does not look: the same bad message sent twice within a millisecond is two
     /// dead letters.)
     pub async fn recommit(&self, samples: &[Sample], dead: &[DeadLetter]) -> Result<BatchOutcome, StorageError> {
-        self.write(samples, dead, true).await
+        self.write(samples, dead, Write { again: true, states: true }).await
     }
 
-    async fn write(&self, samples: &[Sample], dead: &[DeadLetter], again: bool) -> Result<BatchOutcome, StorageError> {
-        let states = newest_states(samples);
+    /// [`Self::commit`] without the state: the caller writes it later, from a
+    /// [`StateBacklog`], with [`Self::write_states`] (ingest does, see `state.rs`).
+    pub async fn commit_samples(&self, samples: &[Sample], dead: &[DeadLetter]) -> Result<BatchOutcome, StorageError> {
+        self.write(samples, dead, Write { again: false, states: false }).await
+    }
+
+    /// [`Self::recommit`] without the state.
+    pub async fn recommit_samples(&self, samples: &[Sample], dead: &[DeadLetter]) -> Result<BatchOutcome, StorageError> {
+        self.write(samples, dead, Write { again: true, states: false }).await
+    }
+
+    /// Merges a backlog into `vehicle_state` in one transaction (never moving a vehicle
+    /// back).
+    pub async fn write_states(&self, backlog: &StateBacklog) -> Result<(), StorageError> {
+        if backlog.is_empty() {
+            return Ok(());
+        }
+        let rows = backlog.sorted_rows();
+        match self.0 {
+            Store::Sqlite(_, writer) => {
+                let mut tx = writer.begin().await?;
+                upsert_states_sqlite(&mut tx, &rows).await?;
+                tx.commit().await?;
+            }
+            Store::Postgres(pool, _) => {
+                let mut tx = pool.begin().await?;
+                postgres::upsert_states(&mut tx, &rows).await?;
+                tx.commit().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Brings every vehicle's state up to its stored samples: the samples newer than the
+    /// state, folded and merged. Run at start, it restores what a crash took of a backlog
+    /// not yet written (its samples were committed and acknowledged). Cheap when nothing is
+    /// missing: one index probe per vehicle. Answers the samples folded.
+    pub async fn catch_up_states(&self) -> Result<u64, StorageError> {
+        let cols = SAMPLE_COLUMNS.split(", ").map(|c| format!("t.{c}")).collect::<Vec<_>>().join(", ");
+        // The vehicles drive the join (CROSS JOIN keeps SQLite from reordering it), each
+        // reading its samples from the primary key (vin, time) after its state's time (in
+        // whole milliseconds, as the state keeps it).
+        let rows: Vec<SampleRow> = match self.0 {
+            Store::Sqlite(pool, _) => {
+                let q = format!(
+                    "SELECT {cols}, t.ts_ms, NULL AS frame FROM vehicles v LEFT JOIN vehicle_state st ON st.vin = v.vin \
+                     CROSS JOIN telemetry_samples t WHERE t.vin = v.vin AND t.ts_ms > COALESCE(st.ts_ms, -9223372036854775808)"
+                );
+                sqlx::query_as(sqlx::AssertSqlSafe(q.as_str())).fetch_all(pool).await?
+            }
+            Store::Postgres(pool, _) => {
+                // LATERAL with ORDER BY: a plain join let the planner hash-join a scan of
+                // every sample (measured: 400,000 rows scanned for none missing).
+                let q = format!(
+                    "SELECT t.* FROM vehicles v LEFT JOIN vehicle_state st ON st.vin = v.vin CROSS JOIN LATERAL \
+                     (SELECT {cols}, (EXTRACT(EPOCH FROM t.ts) * 1000)::BIGINT AS ts_ms, NULL::BYTEA AS frame FROM telemetry_samples t \
+                      WHERE t.vin = v.vin AND t.ts >= COALESCE(TIMESTAMPTZ 'epoch' + (st.ts_ms + 1) * INTERVAL '1 millisecond', '-infinity') \
+                      ORDER BY t.ts) t"
+                );
+                sqlx::query_as(sqlx::AssertSqlSafe(q.as_str())).fetch_all(pool).await?
+            }
+        };
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let samples = rows.into_iter().map(Sample::try_from).collect::<Result<Vec<_>, _>>()?;
+        let mut backlog = StateBacklog::default();
+        backlog.absorb(&samples);
+        self.write_states(&backlog).await?;
+        Ok(samples.len() as u64)
+    }
+
+    async fn write(&self, samples: &[Sample], dead: &[DeadLetter], how: Write) -> Result<BatchOutcome, StorageError> {
+        let states = if how.states { newest_states(samples) } else { Vec::new() };
+        let again = how.again;
         let mut inserted = 0u64;
         match self.0 {
             Store::Sqlite(_, writer) => {
@@ -240,103 +299,6 @@ impl TryFrom<SampleRow> for Sample {
     }
 }
 
-const STATE_COLUMNS: &str = "vin, ts_ms, pos_ts_ms, lat, lon, speed_kmh, heading_deg, soc_pct, odometer_km, charging, ignition, range_km";
-
-/// A vehicle's newest values within one batch, ready to merge into `vehicle_state`.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
-struct StateRow {
-    vin: String,
-    ts_ms: i64,
-    pos_ts_ms: Option<i64>,
-    lat: Option<f64>,
-    lon: Option<f64>,
-    speed_kmh: Option<f64>,
-    heading_deg: Option<f64>,
-    soc_pct: Option<f64>,
-    odometer_km: Option<f64>,
-    charging: Option<bool>,
-    ignition: Option<bool>,
-    range_km: Option<f64>,
-}
-
-impl TryFrom<StateRow> for VehicleState {
-    type Error = StorageError;
-    fn try_from(r: StateRow) -> Result<Self, StorageError> {
-        Ok(VehicleState {
-            vin: Vin::parse(&r.vin).map_err(|e| StorageError::Corrupt(format!("state VIN {:?}: {e}", r.vin)))?,
-            ts: from_ms(r.ts_ms),
-            lat: r.lat,
-            lon: r.lon,
-            speed_kmh: r.speed_kmh,
-            heading_deg: r.heading_deg,
-            soc_pct: r.soc_pct,
-            odometer_km: r.odometer_km,
-            charging: r.charging,
-            ignition: r.ignition,
-            range_km: r.range_km,
-        })
-    }
-}
-
-/// Folds a batch into one state row per vehicle: the newest sample's time, each field's
-/// newest known value, and the newest valid position.
-fn newest_states(samples: &[Sample]) -> Vec<StateRow> {
-    let mut by_vin: BTreeMap<&str, Vec<&Sample>> = BTreeMap::new();
-    for s in samples {
-        by_vin.entry(s.vin.as_str()).or_default().push(s);
-    }
-    by_vin
-        .into_iter()
-        .map(|(vin, mut list)| {
-            list.sort_by_key(|s| s.ts);
-            let mut row = StateRow {
-                vin: vin.to_owned(),
-                ts_ms: i64::MIN,
-                pos_ts_ms: None,
-                lat: None,
-                lon: None,
-                speed_kmh: None,
-                heading_deg: None,
-                soc_pct: None,
-                odometer_km: None,
-                charging: None,
-                ignition: None,
-                range_km: None,
-            };
-            for s in list {
-                row.ts_ms = to_ms(s.ts);
-                if s.position_valid {
-                    row.pos_ts_ms = Some(row.ts_ms);
-                    row.lat = Some(s.lat);
-                    row.lon = Some(s.lon);
-                }
-                row.speed_kmh = s.speed_kmh.or(row.speed_kmh);
-                row.heading_deg = s.heading_deg.or(row.heading_deg);
-                row.soc_pct = s.soc_pct.or(row.soc_pct);
-                row.odometer_km = s.odometer_km.or(row.odometer_km);
-                row.charging = s.charging.or(row.charging);
-                row.ignition = s.ignition.or(row.ignition);
-                row.range_km = s.range_km.or(row.range_km);
-            }
-            row
-        })
-        .collect()
-}
-
-const UPSERT_STATE_TAIL: &str = " ON CONFLICT (vin) DO UPDATE SET
-    speed_kmh = CASE WHEN excluded.ts_ms > vehicle_state.ts_ms THEN COALESCE(excluded.speed_kmh, vehicle_state.speed_kmh) ELSE vehicle_state.speed_kmh END,
-    heading_deg = CASE WHEN excluded.ts_ms > vehicle_state.ts_ms THEN COALESCE(excluded.heading_deg, vehicle_state.heading_deg) ELSE vehicle_state.heading_deg END,
-    soc_pct = CASE WHEN excluded.ts_ms > vehicle_state.ts_ms THEN COALESCE(excluded.soc_pct, vehicle_state.soc_pct) ELSE vehicle_state.soc_pct END,
-    odometer_km = CASE WHEN excluded.ts_ms > vehicle_state.ts_ms THEN COALESCE(excluded.odometer_km, vehicle_state.odometer_km) ELSE vehicle_state.odometer_km END,
-    charging = CASE WHEN excluded.ts_ms > vehicle_state.ts_ms THEN COALESCE(excluded.charging, vehicle_state.charging) ELSE vehicle_state.charging END,
-    ignition = CASE WHEN excluded.ts_ms > vehicle_state.ts_ms THEN COALESCE(excluded.ignition, vehicle_state.ignition) ELSE vehicle_state.ignition END,
-    range_km = CASE WHEN excluded.ts_ms > vehicle_state.ts_ms THEN COALESCE(excluded.range_km, vehicle_state.range_km) ELSE vehicle_state.range_km END,
-    lat = CASE WHEN excluded.pos_ts_ms > COALESCE(vehicle_state.pos_ts_ms, -1) THEN excluded.lat ELSE vehicle_state.lat END,
-    lon = CASE WHEN excluded.pos_ts_ms > COALESCE(vehicle_state.pos_ts_ms, -1) THEN excluded.lon ELSE vehicle_state.lon END,
-    pos_ts_ms = CASE WHEN excluded.pos_ts_ms > COALESCE(vehicle_state.pos_ts_ms, -1) THEN excluded.pos_ts_ms ELSE vehicle_state.pos_ts_ms END,
-    ts_ms = CASE WHEN excluded.ts_ms > vehicle_state.ts_ms THEN excluded.ts_ms ELSE vehicle_state.ts_ms END
-WHERE excluded.ts_ms > vehicle_state.ts_ms OR excluded.pos_ts_ms > COALESCE(vehicle_state.pos_ts_ms, -1)";
-
 async fn insert_samples_sqlite(tx: &mut sqlx::SqliteConnection, chunk: &[Sample]) -> Result<u64, StorageError> {
     let received = to_ms(Utc::now());
     let mut qb = sqlx::QueryBuilder::new(format!("INSERT INTO telemetry_samples ({SAMPLE_COLUMNS}, ts_ms, frame, received_ms) "));
@@ -377,5 +339,6 @@ fn month_start(year: i32, month: u32) -> DateTime<Utc> {
 
 mod copy;
 mod postgres;
+mod state;
 #[cfg(test)]
 mod tests;

@@ -153,6 +153,8 @@ async fn three_instances_share_the_work_and_lose_nothing_when_one_is_killed() ->
         metric(&a.http, &c_base, "fleet_ingest_messages_committed_total").await?,
     );
     assert!(by_b > 0.0 && by_c > 0.0 && by_b + by_c < total as f64, "the stream is shared: B {by_b}, C {by_c} of {total}");
+    // The stored state is written a moment after the samples.
+    let _ = a.wait_until("the stored state at the newest samples", || async { Ok(committed(&a, &w.admin, &vins).await.is_ok_and(|now| same(&now, &sent))) }).await;
     let now = committed(&a, &w.admin, &vins).await?;
     assert!(same(&now, &sent), "the newest samples are the committed state: {now:?} for {sent:?}");
     view_a.shows("A", &sent).await?;
@@ -181,6 +183,8 @@ async fn three_instances_share_the_work_and_lose_nothing_when_one_is_killed() ->
     // drains it, so everything lands without B, exactly once.
     a.wait_until("phase 2 stored without B", || async { Ok(a.store.telemetry().count(None).await? >= 2 * total) }).await?;
     assert_eq!(a.store.telemetry().count(None).await?, 2 * total, "nothing doubled");
+    // The stored state is written a moment after the samples.
+    let _ = a.wait_until("the stored state at the newest samples", || async { Ok(committed(&a, &w.admin, &vins).await.is_ok_and(|now| same(&now, &sent2))) }).await;
     let now = committed(&a, &w.admin, &vins).await?;
     assert!(same(&now, &sent2), "the newest samples are the committed state: {now:?} for {sent2:?}");
     view_a.shows("A", &sent2).await?;

@@ -182,6 +182,19 @@ async fn outage(pg: &PrivatePg, log: &Path) -> anyhow::Result<()> {
     })
     .await?;
     reader.abort();
+    // So does the stored state, written behind the samples: a write that failed during the
+    // outage was retried after it, with a growing wait rather than every 250 ms.
+    until("each car's stored state at its newest sample", Duration::from_secs(20), || async {
+        for (vin, ts) in &newest {
+            if store.telemetry().state(vin).await?.map(|s| s.ts) != Some(*ts) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    })
+    .await?;
+    let state_errors = metric(&http, "fleet_ingest_state_write_errors_total").await?;
+    anyhow::ensure!(state_errors <= 12.0, "{state_errors} failed state writes in a 30-s outage: not backing off");
 
     anyhow::ensure!(child.running(), "fleetd exited");
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status()?;

@@ -1,23 +1,5 @@
 use super::*;
 
-fn s(ts_s: i64, valid: bool, soc: Option<f64>) -> Sample {
-    let mut s = Sample::at(Vin::parse("LSJA24U66NS000001").unwrap(), from_ms(ts_s * 1000), 30.0 + ts_s as f64, 122.0, SampleSource::Json);
-    s.position_valid = valid;
-    s.soc_pct = soc;
-    s
-}
-
-#[test]
-fn newest_state_takes_latest_values_and_latest_valid_position() {
-    let rows = newest_states(&[s(3, false, None), s(1, true, Some(50.0)), s(2, true, Some(60.0))]);
-    assert_eq!(rows.len(), 1);
-    let r = &rows[0];
-    assert_eq!(r.ts_ms, 3000);
-    assert_eq!(r.pos_ts_ms, Some(2000));
-    assert_eq!(r.lat, Some(32.0));
-    assert_eq!(r.soc_pct, Some(60.0));
-}
-
 /// The memory a varying load used to pin (see `shapes`): every batch size from 1 to 300
 /// is committed on one connection, and the connection's statement cache stays small.
 #[tokio::test]
