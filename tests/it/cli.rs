@@ -58,6 +58,7 @@ fn bad_configuration_exits_64_with_one_line_naming_the_setting() {
         (("FLEET_SERVICES", "web"), "FLEET_SERVICES"),
         (("FLEET_CLUSTER", "true"), "FLEET_CLUSTER"),
         (("FLEET_MQTT_SHARE_GROUP", "fleetd"), "FLEET_MQTT_SHARE_GROUP"),
+        (("FLEET_INGEST_MAX_BATCH", "0"), "FLEET_INGEST_MAX_BATCH"),
     ] {
         let out = run_with(&["run"], &[env]);
         assert_eq!(out.status.code(), Some(64), "{env:?}");

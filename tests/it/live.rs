@@ -157,6 +157,8 @@ both!(order_changes_reach_who_may_see_them_and_set_the_cars_status, |app: TestAp
     let mut p = Publisher::connect().await?;
     p.json(&car, &at(30.02, 122.10, 0, 70.0)).await?;
     app.wait_for_samples(&car, 1).await?;
+    // The API reads the stored state, written a moment after the sample.
+    app.wait_for_state(&car, "written", |_| true).await?;
     post(&app, &admin, "/api/v1/users", json!({"username": "unit2", "password": "unit2-pass", "role": "unit", "unit_id": u2})).await?;
     let other_unit = app.login("unit2", "unit2-pass").await?;
 

@@ -215,9 +215,11 @@ impl Settings {
 
     /// Settings for tests and embedding: the given addresses, everything else default.
     pub fn new(http_addr: SocketAddr, database_url: impl Into<String>, mqtt: MqttTarget) -> Self {
+        let database_url: String = database_url.into();
+        let ingest_max_batch = fleet_ingest::Config::default_max_batch(database_url.starts_with("sqlite:"));
         Self {
             http_addr,
-            database_url: database_url.into(),
+            database_url,
             mqtt,
             mqtt_client_id: DEFAULT_MQTT_CLIENT_ID.to_owned(),
             mqtt_share_group: None,
@@ -227,7 +229,7 @@ impl Settings {
             demo: false,
             demo_interval: Duration::from_secs(5),
             token_ttl: Duration::from_secs(12 * 3600),
-            ingest_max_batch: fleet_ingest::Config::DEFAULT_MAX_BATCH,
+            ingest_max_batch,
             ingest_max_batch_delay: fleet_ingest::Config::DEFAULT_MAX_BATCH_DELAY,
             shutdown_grace: Duration::from_secs(10),
             map: fleet_web::MapConfig::default(),
@@ -308,6 +310,14 @@ mod tests {
         s.cluster = false;
         s.mqtt_share_group = Some("fleetd".into());
         assert_eq!(s.check_cluster().unwrap_err().setting, "FLEET_MQTT_SHARE_GROUP", "a share group alone is a half-made cluster");
+    }
+
+    #[test]
+    fn batches_default_larger_on_sqlite() {
+        let embedded = MqttTarget::Embedded("127.0.0.1:1884".parse().unwrap());
+        let sqlite = Settings::new("127.0.0.1:0".parse().unwrap(), "sqlite://x.db", embedded.clone());
+        let postgres = Settings::new("127.0.0.1:0".parse().unwrap(), "postgres://db/fleet", embedded);
+        assert_eq!((sqlite.ingest_max_batch, postgres.ingest_max_batch), (16_000, 4_000));
     }
 
     #[test]

@@ -39,6 +39,25 @@ pub(super) struct StateRow {
 }
 
 impl StateRow {
+    /// One sample's values, without its VIN (the caller's key; no allocation per sample).
+    fn of(s: &Sample) -> StateRow {
+        let ts_ms = to_ms(s.ts);
+        StateRow {
+            vin: String::new(),
+            ts_ms,
+            pos_ts_ms: s.position_valid.then_some(ts_ms),
+            lat: s.position_valid.then_some(s.lat),
+            lon: s.position_valid.then_some(s.lon),
+            speed_kmh: s.speed_kmh,
+            heading_deg: s.heading_deg,
+            soc_pct: s.soc_pct,
+            odometer_km: s.odometer_km,
+            charging: s.charging,
+            ignition: s.ignition,
+            range_km: s.range_km,
+        }
+    }
+
     /// Takes what `newer` brings, by the rules of [`UPSERT_STATE_TAIL`]: the telemetry
     /// fields (each falling back to the value held) only with a later sample time, the
     /// position only with a later valid position.
@@ -80,8 +99,9 @@ impl TryFrom<StateRow> for VehicleState {
     }
 }
 
-/// Folds a batch into one state row per vehicle, sorted by VIN: the newest sample's time,
-/// each field's newest known value, and the newest valid position.
+/// Folds a batch into one state row per vehicle, sorted by VIN: the samples of a vehicle
+/// merged in time order, so that a field the newest sample lacks comes from the newest
+/// that has it. (Of two samples with the same time the first counts, as storage keeps it.)
 pub(super) fn newest_states(samples: &[Sample]) -> Vec<StateRow> {
     let mut by_vin: BTreeMap<&str, Vec<&Sample>> = BTreeMap::new();
     for s in samples {
@@ -91,34 +111,9 @@ pub(super) fn newest_states(samples: &[Sample]) -> Vec<StateRow> {
         .into_iter()
         .map(|(vin, mut list)| {
             list.sort_by_key(|s| s.ts);
-            let mut row = StateRow {
-                vin: vin.to_owned(),
-                ts_ms: i64::MIN,
-                pos_ts_ms: None,
-                lat: None,
-                lon: None,
-                speed_kmh: None,
-                heading_deg: None,
-                soc_pct: None,
-                odometer_km: None,
-                charging: None,
-                ignition: None,
-                range_km: None,
-            };
-            for s in list {
-                row.ts_ms = to_ms(s.ts);
-                if s.position_valid {
-                    row.pos_ts_ms = Some(row.ts_ms);
-                    row.lat = Some(s.lat);
-                    row.lon = Some(s.lon);
-                }
-                row.speed_kmh = s.speed_kmh.or(row.speed_kmh);
-                row.heading_deg = s.heading_deg.or(row.heading_deg);
-                row.soc_pct = s.soc_pct.or(row.soc_pct);
-                row.odometer_km = s.odometer_km.or(row.odometer_km);
-                row.charging = s.charging.or(row.charging);
-                row.ignition = s.ignition.or(row.ignition);
-                row.range_km = s.range_km.or(row.range_km);
+            let mut row = StateRow { vin: vin.to_owned(), ..StateRow::of(list[0]) };
+            for s in &list[1..] {
+                row.merge(&StateRow::of(s));
             }
             row
         })
