@@ -92,32 +92,33 @@ both!(batch_commit_dedupes_orders_state_and_keeps_dead_letters, |app: TestApp| a
         x.frame = Some([&b"##"[..], &sec.to_be_bytes(), &[0x00, 0xFF]].concat());
         x
     };
-    // Spans a month boundary in Shanghai time (new PostgreSQL partition).
-    let batch: Vec<Sample> = (0..120).map(|i| mk(i, i != 119)).collect();
+    // Spans a month boundary in Shanghai time (new PostgreSQL partition); large enough for
+    // PostgreSQL's COPY (small batches go by INSERT).
+    let batch: Vec<Sample> = (0..1200).map(|i| mk(i, i != 1199)).collect();
     let dead = [DeadLetter::new("t", Some(&vin), DeadLetterReason::MalformedJson, "x", b"{")];
     let out = s.telemetry().commit(&batch, &dead).await?;
-    assert_eq!((out.inserted, out.duplicates, out.dead_letters), (120, 0, 1));
+    assert_eq!((out.inserted, out.duplicates, out.dead_letters), (1200, 0, 1));
     let out = s.telemetry().commit(&batch[..10], &[]).await?;
     assert_eq!((out.inserted, out.duplicates), (0, 10));
-    // Stored and new samples in one batch (on PostgreSQL the COPY fails on the first stored
-    // one and the batch goes again by the INSERT that skips it): the new ones are kept.
-    let mixed: Vec<Sample> = batch[110..].iter().cloned().chain((200..205).map(|i| mk(i, true))).collect();
+    // Stored and new samples in one large batch (on PostgreSQL the COPY fails on the first
+    // stored one and the batch goes again by the INSERT that skips it): the new ones are kept.
+    let mixed: Vec<Sample> = batch[1190..].iter().cloned().chain((2000..3000).map(|i| mk(i, true))).collect();
     let out = s.telemetry().commit(&mixed, &[]).await?;
-    assert_eq!((out.inserted, out.duplicates), (5, 10));
-    assert_eq!(s.telemetry().count(Some(&vin)).await?, 125);
+    assert_eq!((out.inserted, out.duplicates), (1000, 10));
+    assert_eq!(s.telemetry().count(Some(&vin)).await?, 2200);
     let state = s.telemetry().state(&vin).await?.unwrap();
-    assert_eq!(state.ts, t0 + ChronoDuration::seconds(204));
-    assert_eq!(state.lat, Some(30.0 + 204.0 * 1e-4), "the last valid position");
+    assert_eq!(state.ts, t0 + ChronoDuration::seconds(2999));
+    assert_eq!(state.lat, Some(30.0 + 2999.0 * 1e-4), "the last valid position");
     // Older data does not move it back.
     s.telemetry().commit(&[mk(-500, true)], &[]).await?;
-    assert_eq!(s.telemetry().state(&vin).await?.unwrap().ts, t0 + ChronoDuration::seconds(204));
-    let track = s.telemetry().track(&vin, t0 - ChronoDuration::hours(1), t0 + ChronoDuration::hours(1), 1000).await?;
-    assert_eq!(track.len(), 126);
+    assert_eq!(s.telemetry().state(&vin).await?.unwrap().ts, t0 + ChronoDuration::seconds(2999));
+    let track = s.telemetry().track(&vin, t0 - ChronoDuration::hours(1), t0 + ChronoDuration::hours(1), 10_000).await?;
+    assert_eq!(track.len(), 2201);
     assert_eq!(track[0].ts, t0 - ChronoDuration::seconds(500));
     assert_eq!(track[5].frame, Some([&b"##"[..], &4i64.to_be_bytes(), &[0x00, 0xFF]].concat()));
     // Every field back as it went in (NULLs too), the invalid fix flagged.
-    assert_eq!(track[120], mk(119, false));
-    assert_eq!((track[121].soc_pct, track[121].speed_kmh), (Some(52.0), None));
+    assert_eq!(track[1200], mk(1199, false));
+    assert_eq!((track[1201].soc_pct, track[1201].speed_kmh), (Some(70.0), None));
     assert_eq!(s.dead_letters().recent(10, Some(DeadLetterReason::MalformedJson)).await?.len(), 1);
     assert_eq!(s.dead_letters().recent(10, Some(DeadLetterReason::TooLarge)).await?.len(), 0);
     Ok(())

@@ -158,9 +158,11 @@ impl Telemetry<'_> {
             }
             Store::Postgres(pool, partitions) => {
                 postgres::ensure_partitions(pool, partitions, samples).await?;
-                // By COPY first; a sample stored already fails it, and the batch goes again
-                // by the INSERT that skips duplicates (copy.rs).
-                inserted = match postgres::write(pool, samples, &states, dead, again, true).await? {
+                // A large batch by COPY first; a sample stored already fails it, and the batch
+                // goes again by the INSERT that skips duplicates (copy.rs). A small one by the
+                // INSERT at once ([`postgres::COPY_MIN_ROWS`]).
+                let by_copy = samples.len() >= postgres::COPY_MIN_ROWS;
+                inserted = match postgres::write(pool, samples, &states, dead, again, by_copy).await? {
                     Some(n) => n,
                     None => postgres::write(pool, samples, &states, dead, again, false).await?.unwrap_or_default(),
                 };
