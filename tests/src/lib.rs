@@ -289,15 +289,18 @@ impl TestApp {
     /// Waits until the stored state of `vin` passes `check`, and answers it. The state is
     /// written a moment after its samples (ingest's state writer), so a test polls for it.
     pub async fn wait_for_state(&self, vin: &str, what: &str, check: impl Fn(&fleet_domain::VehicleState) -> bool) -> anyhow::Result<fleet_domain::VehicleState> {
-        let deadline = Instant::now() + DEFAULT_DEADLINE;
-        loop {
-            let state = self.store.telemetry().state(vin).await?;
-            match state {
-                Some(s) if check(&s) => return Ok(s),
-                _ => anyhow::ensure!(Instant::now() < deadline, "timed out waiting for the state of {vin}: {what}; last seen {state:?}"),
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        let seen = std::sync::Mutex::new(None);
+        let waited = self
+            .wait_until(&format!("the state of {vin}: {what}"), || async {
+                let state = self.store.telemetry().state(vin).await?;
+                let ok = state.as_ref().is_some_and(&check);
+                *seen.lock().unwrap_or_else(|e| e.into_inner()) = state;
+                Ok(ok)
+            })
+            .await;
+        let last = seen.into_inner().unwrap_or_else(|e| e.into_inner());
+        waited.with_context(|| format!("last state seen: {last:?}"))?;
+        last.context("a state was seen")
     }
 
     /// The dead letters of one VIN, newest first.
