@@ -7,6 +7,8 @@
 //! carried meanwhile, which gives the unit's energy use against its budget.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -27,6 +29,28 @@ pub const MAX_CARS_PER_PASS: usize = 500;
 /// Most samples one re-derivation reads (about three weeks of 5-second reports).
 pub const MAX_WINDOW_SAMPLES: i64 = 400_000;
 
+/// Messages this instance's ingest may hold uncommitted before derivation gives way: about a
+/// second of a 10,000-car fleet's reports. At a fleet's usual rate ingest holds one batch in
+/// the making (tens of messages); thousands mean a burst, such as the backlog the broker
+/// kept while fleetd was down. Derivation reads back many samples per car; on the same CPU
+/// and database it would slow the burst's way to durable storage, and statistics can wait.
+pub const YIELD_IN_HAND: u64 = 2_000;
+/// The most one pass gives way in all by default; after that it derives under load too, so
+/// sustained overload delays statistics by at most this much per pass, never indefinitely.
+pub const DEFAULT_MAX_YIELD_PER_PASS: Duration = Duration::from_secs(60);
+/// How often a deriver that gives way looks again (and reads the bus meanwhile).
+const YIELD_POLL: Duration = Duration::from_millis(100);
+/// How long ingest's backlog must have stayed below [`YIELD_IN_HAND`] before derivation goes
+/// on: during a burst the count dips each time a batch commits, and a car derived in every dip
+/// would make derivation compete with the burst after all.
+const YIELD_QUIET: Duration = Duration::from_secs(1);
+
+/// A pass's giving way: what it may still wait, and when it last saw ingest busy.
+struct GiveWay {
+    left: Duration,
+    busy_at: Option<tokio::time::Instant>,
+}
+
 /// Raw samples are kept this long by default (derived trips and sessions stay for good).
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(400 * 86_400);
 /// How often aged samples are removed.
@@ -46,11 +70,18 @@ pub struct Config {
     /// Raw samples older than this are removed; `None` keeps them all. Derivation never
     /// reaches back past it (it would find no samples there and lose the trips).
     pub retention: Option<Duration>,
+    /// The most one pass (catch-up included) waits for ingest's backlog ([`YIELD_IN_HAND`]).
+    pub max_yield_per_pass: Duration,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { params: DeriveParams::default(), interval: DEFAULT_INTERVAL, retention: Some(DEFAULT_RETENTION) }
+        Self {
+            params: DeriveParams::default(),
+            interval: DEFAULT_INTERVAL,
+            retention: Some(DEFAULT_RETENTION),
+            max_yield_per_pass: DEFAULT_MAX_YIELD_PER_PASS,
+        }
     }
 }
 
@@ -59,11 +90,14 @@ pub struct Deriver {
     cfg: Config,
     store: Store,
     bus: Bus,
+    /// Ingest's messages in hand ([`Bus::ingest_in_hand`]).
+    in_hand: Arc<AtomicU64>,
 }
 
 impl Deriver {
     pub fn new(cfg: Config, store: Store, bus: Bus) -> Self {
-        Self { cfg, store, bus }
+        let in_hand = bus.ingest_in_hand();
+        Self { cfg, store, bus, in_hand }
     }
 
     /// Catches up, then follows the bus until `shutdown`.
@@ -91,9 +125,10 @@ impl Deriver {
                         heard = Heard { dirty: Dirty::default(), need_catch_up: true };
                         continue;
                     }
+                    let mut way = GiveWay { left: self.cfg.max_yield_per_pass, busy_at: None };
                     if heard.need_catch_up {
                         heard.need_catch_up = false;
-                        match self.catch_up(&mut events, &mut heard, &shutdown).await {
+                        match self.catch_up(&mut events, &mut heard, &mut way, &shutdown).await {
                             Ok(n) => tracing::info!(stats.cars = n, "trips derived for every car"),
                             Err(e) => {
                                 heard.need_catch_up = true;
@@ -103,6 +138,7 @@ impl Deriver {
                     }
                     let mut pass = heard.dirty.take(MAX_CARS_PER_PASS).into_iter();
                     while let Some((vin, (a, b))) = pass.next() {
+                        self.give_way(&mut way, &mut events, &mut heard, &shutdown).await;
                         if let Err(e) = self.derive_window(&vin, a, b).await {
                             tracing::warn!(vehicle.vin = %vin, error = %e, "trip derivation failed; retrying");
                             if e.is_transient() {
@@ -147,10 +183,17 @@ impl Deriver {
 
     /// Derives every car from its newest stored trip (or its first sample) to now, reading
     /// the bus between two cars.
-    async fn catch_up(&self, events: &mut broadcast::Receiver<Event>, heard: &mut Heard, shutdown: &CancellationToken) -> Result<usize, StorageError> {
+    async fn catch_up(
+        &self,
+        events: &mut broadcast::Receiver<Event>,
+        heard: &mut Heard,
+        way: &mut GiveWay,
+        shutdown: &CancellationToken,
+    ) -> Result<usize, StorageError> {
         let vehicles = self.store.vehicles().list(None).await?;
         let now = Utc::now();
         for v in &vehicles {
+            self.give_way(way, events, heard, shutdown).await;
             if shutdown.is_cancelled() {
                 break;
             }
@@ -159,6 +202,31 @@ impl Deriver {
             heard.drain(events);
         }
         Ok(vehicles.len())
+    }
+
+    /// Waits while this instance's ingest holds a backlog ([`YIELD_IN_HAND`] messages or
+    /// more) or held one within [`YIELD_QUIET`], out of the pass's allowance, reading the bus
+    /// meanwhile (a burst's commits would otherwise overrun it, and a lag costs a catch-up
+    /// of every car).
+    async fn give_way(&self, way: &mut GiveWay, events: &mut broadcast::Receiver<Event>, heard: &mut Heard, shutdown: &CancellationToken) {
+        loop {
+            let now = tokio::time::Instant::now();
+            if self.in_hand.load(Ordering::Relaxed) >= YIELD_IN_HAND {
+                way.busy_at = Some(now);
+            }
+            let busy = way.busy_at.is_some_and(|t| now - t < YIELD_QUIET);
+            if !busy || way.left.is_zero() || shutdown.is_cancelled() {
+                return;
+            }
+            let step = YIELD_POLL.min(way.left);
+            tokio::select! {
+                () = shutdown.cancelled() => {}
+                () = tokio::time::sleep(step) => {}
+            }
+            way.left = way.left.saturating_sub(step);
+            metrics::counter!("fleet_stats_yielded_milliseconds_total").increment(u64::try_from(step.as_millis()).unwrap_or(u64::MAX));
+            heard.drain(events);
+        }
     }
 
     /// Re-derives what samples of `vin` in `[t0, t1]` can touch: the window widened by the
@@ -180,7 +248,8 @@ impl Deriver {
             }
         }
         let Some(vehicle) = self.store.vehicles().get(vin.as_str()).await? else { return Ok(()) };
-        let samples = self.store.telemetry().track(vin.as_str(), from, to, MAX_WINDOW_SAMPLES).await?;
+        // Without the GB/T 32960 frames: derivation needs none of their other blocks.
+        let samples = self.store.telemetry().track_without_frames(vin.as_str(), from, to, MAX_WINDOW_SAMPLES).await?;
         if i64::try_from(samples.len()).unwrap_or(i64::MAX) >= MAX_WINDOW_SAMPLES {
             tracing::warn!(vehicle.vin = %vin, "a derivation window holds more samples than one pass reads; its end waits for the next pass");
         }

@@ -132,7 +132,9 @@ impl Ingest {
         // Acks of committed batches, in commit order. Unbounded like the message queue, and
         // bounded by the same window: it holds acks only of messages in hand.
         let (ack_tx, ack_rx) = tokio::sync::mpsc::unbounded_channel();
-        let in_hand = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        // Shared through the bus: trip derivation gives way while it is high.
+        let in_hand = self.bus.ingest_in_hand();
+        in_hand.store(0, std::sync::atomic::Ordering::Relaxed);
         let (batch_tx, batch_rx) = tokio::sync::mpsc::channel(writer::BATCH_QUEUE);
 
         let tasks = TaskTracker::new();
@@ -152,7 +154,7 @@ impl Ingest {
         let states = state_writer::SharedStates::default();
         let writer_done = CancellationToken::new();
         let state_writer = tokio::spawn(state_writer::run(states.clone(), self.store.clone(), writer_done.clone()));
-        let writer = tokio::spawn(writer::run(batch_rx, self.store.clone(), self.bus.clone(), ack_tx, in_hand, states, shutdown.clone()));
+        let writer = tokio::spawn(writer::run(batch_rx, self.store.clone(), self.bus.clone(), ack_tx, in_hand.clone(), states, shutdown.clone()));
         let _ = writer.await;
         // Every commit is in: the state writer writes the rest of the backlog and ends.
         writer_done.cancel();
@@ -164,6 +166,8 @@ impl Ingest {
             stop_polling.cancel();
             tasks.wait().await;
         }
+        // What was not committed is the broker's again (redelivered after a restart).
+        in_hand.store(0, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 }

@@ -201,3 +201,83 @@ both_with!(a_trip_across_midnight_counts_in_the_month_it_starts_and_charging_is_
     assert_eq!(november["previous"]["trips"], 1, "the month before is October");
     Ok(())
 });
+
+/// Registers a car and publishes a drive of it (stand, 40 steps at 36 km/h, stand) that
+/// derives into one closed trip; answers the car's VIN once the samples are stored.
+async fn publish_a_drive(app: &TestApp) -> anyhow::Result<String> {
+    let vin = fleet_tests::random_vin();
+    app.register_vehicle(&vin).await?;
+    let base = Utc::now();
+    let at = |secs: i64| (base + chrono::Duration::seconds(secs)).to_rfc3339();
+    let mut batch = Vec::new();
+    for i in 0..2 {
+        batch.push(json!({"ts": at(i * 30), "lat": 30.0, "lon": 122.1, "speed_kmh": 0.0, "soc_pct": 80.0}));
+    }
+    for i in 0..40 {
+        batch.push(json!({"ts": at(60 + i * 11), "lat": 30.0 + i as f64 * 0.001, "lon": 122.1, "speed_kmh": 36.0, "soc_pct": 80.0 - i as f64 * 0.1}));
+    }
+    for i in 0..10 {
+        batch.push(json!({"ts": at(60 + 40 * 11 + i * 30), "lat": 30.039, "lon": 122.1, "speed_kmh": 0.0, "soc_pct": 76.1}));
+    }
+    Publisher::connect().await?.json(&vin, &Value::Array(batch)).await?;
+    app.wait_for_samples(&vin, 52).await?;
+    Ok(vin)
+}
+
+/// The car's derived trips, as the API lists them.
+async fn trips_of(app: &TestApp, token: &str, vin: &str) -> anyhow::Result<Vec<Value>> {
+    let (from, to) = (Utc::now() - chrono::Duration::hours(1), Utc::now() + chrono::Duration::hours(1));
+    let path = format!("/api/v1/trips?vin={vin}&from={}&to={}", urlencode(&from.to_rfc3339()), urlencode(&to.to_rfc3339()));
+    let (status, v) = get(app, token, &path).await?;
+    anyhow::ensure!(status == 200, "trips of {vin}: {status} {v}");
+    Ok(v["trips"].as_array().cloned().unwrap_or_default())
+}
+
+/// Milliseconds trip derivation has given way to ingest, from `/metrics` (0 before it first did).
+async fn yielded_ms(app: &TestApp) -> anyhow::Result<u64> {
+    let text = app.http.get(app.url("/metrics")).send().await?.text().await?;
+    Ok(text
+        .lines()
+        .find_map(|l| l.strip_prefix("fleet_stats_yielded_milliseconds_total "))
+        .map_or(0, |v| v.trim().parse::<f64>().unwrap_or(0.0) as u64))
+}
+
+/// While ingest holds a backlog (here: the count of messages in hand held up by the test, as
+/// a burst holds it), derivation waits; once the backlog is gone it derives what it waited with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trip_derivation_gives_way_while_ingest_holds_a_backlog() {
+    let app = TestApp::spawn_with(fleet_tests::Db::Sqlite, quick).await;
+    let r: anyhow::Result<()> = async {
+        let admin = app.admin_token().await;
+        let in_hand = app.bus().ingest_in_hand();
+        in_hand.fetch_add(fleet_stats::YIELD_IN_HAND, std::sync::atomic::Ordering::Relaxed);
+        let vin = publish_a_drive(&app).await?;
+        app.wait_until("derivation giving way for half a second", || async { Ok(yielded_ms(&app).await? >= 500) }).await?;
+        assert!(trips_of(&app, &admin, &vin).await?.is_empty(), "derived while ingest held a backlog");
+        in_hand.fetch_sub(fleet_stats::YIELD_IN_HAND, std::sync::atomic::Ordering::Relaxed);
+        app.wait_until("the trip derived once the backlog is gone", || async { Ok(trips_of(&app, &admin, &vin).await?.len() == 1) }).await
+    }
+    .await;
+    r.unwrap();
+}
+
+/// Under a backlog that does not end, each pass gives way for at most its allowance and then
+/// derives anyway: statistics are late, never stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trip_derivation_under_a_lasting_backlog_goes_on_after_its_allowance() {
+    let app = TestApp::spawn_with(fleet_tests::Db::Sqlite, |s| {
+        quick(s);
+        s.stats.max_yield_per_pass = Duration::from_millis(300);
+    })
+    .await;
+    let r: anyhow::Result<()> = async {
+        let admin = app.admin_token().await;
+        app.bus().ingest_in_hand().fetch_add(fleet_stats::YIELD_IN_HAND, std::sync::atomic::Ordering::Relaxed);
+        let vin = publish_a_drive(&app).await?;
+        app.wait_until("the trip derived despite the backlog", || async { Ok(trips_of(&app, &admin, &vin).await?.len() == 1) }).await?;
+        assert!(yielded_ms(&app).await? >= 300, "derivation gave way first");
+        Ok(())
+    }
+    .await;
+    r.unwrap();
+}

@@ -46,6 +46,7 @@ pub struct Bus {
     tx: broadcast::Sender<Event>,
     outbox: Option<mpsc::Sender<Event>>,
     dropped: Arc<AtomicU64>,
+    in_hand: Arc<AtomicU64>,
 }
 
 impl Default for Bus {
@@ -57,14 +58,14 @@ impl Default for Bus {
 impl Bus {
     /// A bus for one instance alone.
     pub fn new() -> Self {
-        Self { tx: broadcast::channel(BUS_CAPACITY).0, outbox: None, dropped: Arc::default() }
+        Self { tx: broadcast::channel(BUS_CAPACITY).0, outbox: None, dropped: Arc::default(), in_hand: Arc::default() }
     }
 
     /// A bus whose events also go to other instances: the receiver yields every event
     /// published on this bus (not those delivered from elsewhere), for the relay to forward.
     pub fn with_outbox() -> (Self, mpsc::Receiver<Event>) {
         let (out_tx, out_rx) = mpsc::channel(OUTBOX_CAPACITY);
-        (Self { tx: broadcast::channel(BUS_CAPACITY).0, outbox: Some(out_tx), dropped: Arc::default() }, out_rx)
+        (Self { tx: broadcast::channel(BUS_CAPACITY).0, outbox: Some(out_tx), dropped: Arc::default(), in_hand: Arc::default() }, out_rx)
     }
 
     /// Publishes an event from this instance; with no listener it is dropped (nobody needed
@@ -85,6 +86,13 @@ impl Bus {
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.tx.subscribe()
+    }
+
+    /// Telemetry messages this instance's ingest has received and not yet committed: ingest
+    /// keeps the count, and background work (trip derivation) gives way while it is high, so
+    /// that a burst is made durable first. Local to the instance, like the CPU it shares.
+    pub fn ingest_in_hand(&self) -> Arc<AtomicU64> {
+        self.in_hand.clone()
     }
 
     /// Events not relayed to other instances because the outbox was full, since start.
