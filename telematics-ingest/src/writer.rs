@@ -15,9 +15,11 @@ use crate::batcher::Batch;
 use crate::mqtt::Receipt;
 use crate::state_writer::{self, SharedStates};
 
-/// Batches decoded ahead of the writer, so decoding overlaps the commits. When full, the
-/// batcher waits and messages queue up, which makes the next batch larger.
-pub(crate) const BATCH_QUEUE: usize = 2;
+/// Batches decoded ahead of the writer, so decoding overlaps the commits. While it is full
+/// (the writer is busy), the batcher goes on filling the batch in the making, up to the
+/// batch size; then it waits and messages queue up in front of it. One: a free place means
+/// the writer has taken every batch handed over.
+pub(crate) const BATCH_QUEUE: usize = 1;
 /// Retry delays after a failed commit grow from the first to the cap.
 const RETRY_FIRST: Duration = Duration::from_millis(200);
 const RETRY_CAP: Duration = Duration::from_secs(5);
