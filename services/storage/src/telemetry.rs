@@ -158,13 +158,14 @@ impl Telemetry<'_> {
             }
             Store::Postgres(pool, partitions) => {
                 postgres::ensure_partitions(pool, partitions, samples).await?;
-                // A large batch by COPY first; a sample stored already fails it, and the batch
-                // goes again by the INSERT that skips duplicates (copy.rs). A small one by the
-                // INSERT at once ([`postgres::COPY_MIN_ROWS`]).
-                let by_copy = samples.len() >= postgres::COPY_MIN_ROWS;
-                inserted = match postgres::write(pool, samples, &states, dead, again, by_copy).await? {
+                // A large batch by COPY, a smaller one ([`postgres::COPY_MIN_ROWS`]) by a plain
+                // INSERT; a sample stored already fails either, and the batch goes again by the
+                // INSERT that skips stored samples (copy.rs). Duplicates are rare (redeliveries),
+                // and skipping them costs every row a speculative insertion.
+                let how = if samples.len() >= postgres::COPY_MIN_ROWS { postgres::How::Copy } else { postgres::How::Insert };
+                inserted = match postgres::write(pool, samples, &states, dead, again, how).await? {
                     Some(n) => n,
-                    None => postgres::write(pool, samples, &states, dead, again, false).await?.unwrap_or_default(),
+                    None => postgres::write(pool, samples, &states, dead, again, postgres::How::InsertSkippingStored).await?.unwrap_or_default(),
                 };
             }
         }

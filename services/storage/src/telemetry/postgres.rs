@@ -1,5 +1,6 @@
-//! The PostgreSQL side of a batch commit: samples by COPY or by an INSERT that skips
-//! duplicates, the state merge, and the monthly partitions the samples need.
+//! The PostgreSQL side of a batch commit: samples by COPY or by INSERT (failing on a stored
+//! sample, or skipping stored ones on the second try), the state merge, and the monthly
+//! partitions the samples need.
 
 use std::collections::HashSet;
 
@@ -13,7 +14,7 @@ use crate::dead_letters::{insert_dead_letters, insert_dead_letters_once};
 /// Rows per UNNEST insert.
 const ROWS_PER_STATEMENT: usize = 5000;
 
-/// Fewest samples a batch takes by COPY; smaller batches go by the INSERT. sqlx sends a
+/// Fewest samples a batch takes by COPY; smaller batches go by INSERT. sqlx sends a
 /// COPY's data and its end in two writes on a socket with Nagle's algorithm on, so the end
 /// waits for the server's delayed acknowledgement of the data: measured at the demo's load
 /// (batches of a few samples), commits took 44 ms at the median by COPY against 1.7 ms for
@@ -53,32 +54,52 @@ pub(super) async fn upsert_states(tx: &mut sqlx::PgConnection, rows: &[StateRow]
     Ok(())
 }
 
-/// One transaction of [`super::Telemetry::commit`]: the samples by COPY (`by_copy`) or
-/// by the INSERT that skips duplicates. None when COPY met a stored sample (nothing kept).
+/// How a transaction stores the batch's samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum How {
+    /// `COPY … FROM STDIN`: fails on a stored sample.
+    Copy,
+    /// `INSERT … SELECT FROM UNNEST`, failing on a stored sample like COPY: no speculative
+    /// insertion (an index probe before each row and a WAL record after it).
+    Insert,
+    /// The same INSERT with `ON CONFLICT DO NOTHING`: stored samples are skipped.
+    InsertSkippingStored,
+}
+
+/// One transaction of [`super::Telemetry::commit`], its samples stored `how`. None when a
+/// way that fails on stored samples met one (nothing kept).
 pub(super) async fn write(
     pool: &sqlx::PgPool,
     samples: &[Sample],
     states: &[StateRow],
     dead: &[DeadLetter],
     again: bool,
-    by_copy: bool,
+    how: How,
 ) -> Result<Option<u64>, StorageError> {
-    let mut inserted = 0;
     let mut tx = pool.begin().await?;
-    if by_copy && !samples.is_empty() {
+    let stored = if how == How::Copy && !samples.is_empty() {
         let mut copy = tx.copy_in_raw(&copy::statement()).await?;
         copy.send(copy::encode(samples, Utc::now())).await?;
-        match copy.finish().await {
-            Ok(n) => inserted = n,
-            // Dropped, the transaction rolls back.
-            Err(e) if e.as_database_error().is_some_and(|d| d.is_unique_violation()) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        }
+        copy.finish().await
     } else {
+        let mut n = Ok(0);
         for chunk in samples.chunks(ROWS_PER_STATEMENT) {
-            inserted += insert_samples(&mut tx, chunk).await?;
+            match insert_samples(&mut tx, chunk, how == How::InsertSkippingStored).await {
+                Ok(k) => n = n.map(|m| m + k),
+                Err(e) => {
+                    n = Err(e);
+                    break;
+                }
+            }
         }
-    }
+        n
+    };
+    let inserted = match stored {
+        Ok(n) => n,
+        // Dropped, the transaction rolls back.
+        Err(e) if how != How::InsertSkippingStored && e.as_database_error().is_some_and(|d| d.is_unique_violation()) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
     upsert_states(&mut tx, states).await?;
     if again {
         insert_dead_letters_once!(tx, dead);
@@ -89,7 +110,7 @@ pub(super) async fn write(
     Ok(Some(inserted))
 }
 
-async fn insert_samples(tx: &mut sqlx::PgConnection, chunk: &[Sample]) -> Result<u64, StorageError> {
+async fn insert_samples(tx: &mut sqlx::PgConnection, chunk: &[Sample], skip_stored: bool) -> Result<u64, sqlx::Error> {
     let col = |f: fn(&Sample) -> Option<f64>| chunk.iter().map(f).collect::<Vec<_>>();
     let q = format!(
         "INSERT INTO telemetry_samples ({SAMPLE_COLUMNS}, ts, frame, received_at) \
@@ -97,8 +118,8 @@ async fn insert_samples(tx: &mut sqlx::PgConnection, chunk: &[Sample]) -> Result
          FROM UNNEST($1::TEXT[], $2::FLOAT8[], $3::FLOAT8[], $4::BOOL[], $5::FLOAT8[], $6::FLOAT8[], $7::FLOAT8[], $8::FLOAT8[], \
                      $9::BOOL[], $10::BOOL[], $11::FLOAT8[], $12::FLOAT8[], $13::FLOAT8[], $14::FLOAT8[], $15::TEXT[], \
                      $16::TIMESTAMPTZ[], $17::BYTEA[]) \
-              AS t(vin, lat, lon, pv, sp, hd, soc, odo, ch, ig, bv, bc, bt, rk, src, ts, fr) \
-         ON CONFLICT DO NOTHING"
+              AS t(vin, lat, lon, pv, sp, hd, soc, odo, ch, ig, bv, bc, bt, rk, src, ts, fr){}",
+        if skip_stored { " ON CONFLICT DO NOTHING" } else { "" }
     );
     let done = sqlx::query(sqlx::AssertSqlSafe(q.as_str()))
         .bind(chunk.iter().map(|s| s.vin.as_str().to_owned()).collect::<Vec<_>>())
