@@ -53,15 +53,13 @@ pub(crate) async fn run(
         if !add(&mut batch, first, &mut registry, &tx).await {
             return;
         }
-        // Gather what is already waiting, up to the batch size; hand the batch over as soon as
-        // nothing more is at hand or it is `max_delay` old, if the writer can take it. While
-        // the writer is busy (the batch before waits in the queue), go on gathering until it
-        // can: batches grow with the load instead of waiting on a timer, and a burst is
-        // committed in few large transactions rather than many that are cut every
-        // `max_delay` and then only queue (each commit costs a WAL flush; on PostgreSQL a
-        // batch under `COPY_MIN_ROWS` goes by the slower INSERT). A broker that holds back all
-        // but a few unacked messages does not stall this: the writer's progress frees the
-        // queue, and the batch goes then.
+        // Gather up to the batch size; hand the batch over when nothing more comes within
+        // `LINGER` or it is `max_delay` old, if the writer can take it. While the writer is
+        // busy (the batch before waits in the queue), go on gathering until it can: batches
+        // grow with the load, and a burst is committed in few large transactions instead of
+        // many small ones (each a WAL flush; on PostgreSQL a batch under `COPY_MIN_ROWS` goes
+        // by the slower INSERT). A broker that holds back all but a few unacked messages does
+        // not stall this: the writer's progress frees the queue, and the batch goes then.
         let deadline = Instant::now() + max_delay;
         while batch.acks.len() < max_batch {
             let writer_free = tx.capacity() > 0;

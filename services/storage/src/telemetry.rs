@@ -174,27 +174,27 @@ impl Telemetry<'_> {
 
     /// The stored samples of a vehicle in `[from, to]`, in time order, at most `limit`.
     pub async fn track(&self, vin: &str, from: DateTime<Utc>, to: DateTime<Utc>, limit: i64) -> Result<Vec<Sample>, StorageError> {
-        self.samples_between(vin, from, to, limit, "frame").await
+        self.samples_between(vin, from, to, limit, true).await
     }
 
     /// [`Self::track`] without the GB/T 32960 frames (`Sample::frame` is None): for readers
     /// that need only the sample's own fields, such as trip derivation, which reads a car's
     /// window again and again; a frame is several times the rest of its row.
     pub async fn track_without_frames(&self, vin: &str, from: DateTime<Utc>, to: DateTime<Utc>, limit: i64) -> Result<Vec<Sample>, StorageError> {
-        self.samples_between(vin, from, to, limit, "NULL").await
+        self.samples_between(vin, from, to, limit, false).await
     }
 
-    /// `frame` is the expression read as the frame: the column, or NULL.
-    async fn samples_between(&self, vin: &str, from: DateTime<Utc>, to: DateTime<Utc>, limit: i64, frame: &str) -> Result<Vec<Sample>, StorageError> {
+    async fn samples_between(&self, vin: &str, from: DateTime<Utc>, to: DateTime<Utc>, limit: i64, frames: bool) -> Result<Vec<Sample>, StorageError> {
         let rows: Vec<SampleRow> = match self.0 {
             Store::Sqlite(pool, _) => {
+                let frame = if frames { "frame" } else { "NULL" };
                 let q = format!(
                     "SELECT {SAMPLE_COLUMNS}, ts_ms, {frame} AS frame FROM telemetry_samples WHERE vin = $1 AND ts_ms >= $2 AND ts_ms <= $3 ORDER BY ts_ms LIMIT $4"
                 );
                 sqlx::query_as(sqlx::AssertSqlSafe(q.as_str())).bind(vin).bind(to_ms(from)).bind(to_ms(to)).bind(limit).fetch_all(pool).await?
             }
             Store::Postgres(pool, _) => {
-                let frame = if frame == "NULL" { "NULL::BYTEA" } else { frame };
+                let frame = if frames { "frame" } else { "NULL::BYTEA" };
                 let q = format!(
                     "SELECT {SAMPLE_COLUMNS}, (EXTRACT(EPOCH FROM ts) * 1000)::BIGINT AS ts_ms, {frame} AS frame \
                      FROM telemetry_samples WHERE vin = $1 AND ts >= $2 AND ts <= $3 ORDER BY ts LIMIT $4"

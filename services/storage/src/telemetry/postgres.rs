@@ -82,17 +82,15 @@ pub(super) async fn write(
         copy.send(copy::encode(samples, Utc::now())).await?;
         copy.finish().await
     } else {
-        let mut n = Ok(0);
-        for chunk in samples.chunks(ROWS_PER_STATEMENT) {
-            match insert_samples(&mut tx, chunk, how == How::InsertSkippingStored).await {
-                Ok(k) => n = n.map(|m| m + k),
-                Err(e) => {
-                    n = Err(e);
-                    break;
-                }
+        let skip_stored = how == How::InsertSkippingStored;
+        async {
+            let mut n = 0;
+            for chunk in samples.chunks(ROWS_PER_STATEMENT) {
+                n += insert_samples(&mut tx, chunk, skip_stored).await?;
             }
+            Ok(n)
         }
-        n
+        .await
     };
     let inserted = match stored {
         Ok(n) => n,
