@@ -45,7 +45,7 @@ const YIELD_POLL: Duration = Duration::from_millis(100);
 /// would make derivation compete with the burst after all.
 const YIELD_QUIET: Duration = Duration::from_secs(1);
 
-/// A pass's giving way: what it may still wait, and when it last saw ingest busy.
+/// Giving way: what the pass may still wait, and when ingest was last seen busy.
 struct GiveWay {
     left: Duration,
     busy_at: Option<tokio::time::Instant>,
@@ -114,6 +114,8 @@ impl Deriver {
         let mut tick = tokio::time::interval(self.cfg.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut leadership: Option<Leadership> = None;
+        // Kept from pass to pass: a pass that starts in a dip of a burst still waits.
+        let mut way = GiveWay { left: Duration::ZERO, busy_at: None };
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -125,7 +127,7 @@ impl Deriver {
                         heard = Heard { dirty: Dirty::default(), need_catch_up: true };
                         continue;
                     }
-                    let mut way = GiveWay { left: self.cfg.max_yield_per_pass, busy_at: None };
+                    way.left = self.cfg.max_yield_per_pass;
                     if heard.need_catch_up {
                         heard.need_catch_up = false;
                         match self.catch_up(&mut events, &mut heard, &mut way, &shutdown).await {

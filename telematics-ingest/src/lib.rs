@@ -14,6 +14,7 @@
 
 pub mod decode;
 mod batcher;
+mod in_hand;
 mod mqtt;
 mod registry;
 mod state_writer;
@@ -132,9 +133,7 @@ impl Ingest {
         // Acks of committed batches, in commit order. Unbounded like the message queue, and
         // bounded by the same window: it holds acks only of messages in hand.
         let (ack_tx, ack_rx) = tokio::sync::mpsc::unbounded_channel();
-        // Shared through the bus: trip derivation gives way while it is high.
-        let in_hand = self.bus.ingest_in_hand();
-        in_hand.store(0, std::sync::atomic::Ordering::Relaxed);
+        let in_hand = in_hand::InHand::new(self.bus.ingest_in_hand());
         let (batch_tx, batch_rx) = tokio::sync::mpsc::channel(writer::BATCH_QUEUE);
 
         let tasks = TaskTracker::new();
@@ -166,8 +165,7 @@ impl Ingest {
             stop_polling.cancel();
             tasks.wait().await;
         }
-        // What was not committed is the broker's again (redelivered after a restart).
-        in_hand.store(0, std::sync::atomic::Ordering::Relaxed);
+        in_hand.release();
         Ok(())
     }
 }

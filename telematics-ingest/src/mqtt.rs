@@ -7,7 +7,7 @@
 //! round and one `write` per message, where a committed batch of thousands needs one.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::in_hand::InHand;
 use crate::{Config, GBT32960_TOPIC_FILTER, JSON_TOPIC_FILTER, MAX_MESSAGE_BYTES};
 
 /// Messages in hand (forwarded, not yet acknowledged) at which the connection stops reading
@@ -79,7 +80,7 @@ pub(crate) struct Link {
     pub cfg: Config,
     pub deliveries: mpsc::UnboundedSender<Delivery>,
     pub acks: mpsc::UnboundedReceiver<Vec<Receipt>>,
-    pub in_hand: Arc<AtomicU64>,
+    pub in_hand: InHand,
     pub connected: Arc<AtomicBool>,
     pub stops: Stops,
 }
@@ -210,7 +211,7 @@ async fn session(link: &mut Link, mut stream: TcpStream, mut buf: BytesMut, gene
             send(&mut stream, &mut out).await?;
             last_write = Instant::now();
         }
-        let full = link.in_hand.load(Ordering::Relaxed) >= max_in_hand(&link.cfg);
+        let full = link.in_hand.get() >= max_in_hand(&link.cfg);
         if full && !paused {
             metrics::counter!("fleet_ingest_read_pauses_total").increment(1);
         }
@@ -269,7 +270,7 @@ fn incoming(link: &Link, packet: Packet, generation: u64, out: &mut BytesMut) ->
                 // Left unacknowledged: the broker delivers it again after the restart.
                 return Ok(());
             }
-            let n = link.in_hand.fetch_add(1, Ordering::Relaxed) + 1;
+            let n = link.in_hand.received();
             // Set on arrival too, not only after commits: messages piling up while commits
             // fail (a database outage) must show.
             metrics::gauge!("fleet_ingest_messages_in_hand").set(n as f64);

@@ -1,7 +1,6 @@
 //! Commits batches, then acknowledges their messages.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use fleet_bus::{Bus, Event};
@@ -12,6 +11,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::batcher::Batch;
+use crate::in_hand::InHand;
 use crate::mqtt::Receipt;
 use crate::state_writer::{self, SharedStates};
 
@@ -41,7 +41,7 @@ pub(crate) async fn run(
     store: Store,
     bus: Bus,
     acks: mpsc::UnboundedSender<Vec<Receipt>>,
-    in_hand: Arc<AtomicU64>,
+    in_hand: InHand,
     states: SharedStates,
     shutdown: CancellationToken,
 ) {
@@ -102,7 +102,7 @@ async fn commit(store: Store, batch: Batch, shutdown: CancellationToken) -> Opti
 
 /// After the commit: hand the samples' state to the state writer, count, acknowledge every
 /// message of the batch (one write for them all), announce the samples.
-fn finish(batch: Batch, outcome: BatchOutcome, bus: &Bus, acks: &mpsc::UnboundedSender<Vec<Receipt>>, in_hand: &AtomicU64, states: &SharedStates) {
+fn finish(batch: Batch, outcome: BatchOutcome, bus: &Bus, acks: &mpsc::UnboundedSender<Vec<Receipt>>, in_hand: &InHand, states: &SharedStates) {
     // Before the messages leave the hand: once none is in hand, every committed sample's
     // state is in the backlog or written.
     state_writer::absorb(states, &batch.samples);
@@ -114,7 +114,7 @@ fn finish(batch: Batch, outcome: BatchOutcome, bus: &Bus, acks: &mpsc::Unbounded
     // Out of hand before the acks are handed over: the connection, woken by them, must see
     // the room they made (it stops reading while too many are in hand).
     let n = batch.acks.len() as u64;
-    let left = in_hand.fetch_sub(n, Ordering::Relaxed) - n;
+    let left = in_hand.committed(n);
     metrics::gauge!("fleet_ingest_messages_in_hand").set(left as f64);
     metrics::counter!("fleet_ingest_messages_committed_total").increment(n);
     if acks.send(batch.acks).is_err() {

@@ -234,6 +234,9 @@ async fn trips_of(app: &TestApp, token: &str, vin: &str) -> anyhow::Result<Vec<V
 }
 
 /// Milliseconds trip derivation has given way to ingest, from `/metrics` (0 before it first did).
+/// The metrics recorder is the process's: these figures are this test's own because
+/// `tests/run` runs every test in a process of its own (cargo-nextest); under `cargo test`
+/// the other test's waits would add to them.
 async fn yielded_ms(app: &TestApp) -> anyhow::Result<u64> {
     let text = app.http.get(app.url("/metrics")).send().await?.text().await?;
     Ok(text
