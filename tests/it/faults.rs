@@ -342,7 +342,7 @@ async fn a_dispatch_batch_killed_mid_way_leaves_no_half_assigned_order() -> anyh
         samples.push(s);
     }
     store.telemetry().commit(&samples, &[]).await?;
-    let clerk = Actor { name: "unit1".into(), user_id: None, on_behalf: false };
+    let clerk = Actor { name: "unit1".into(), user_id: None, on_behalf: false, driver_id: None };
     for i in 0..400 {
         let place = |lat: f64| Place { lat, lon: 122.1, name: "市行政中心".into() };
         let new = NewOrder { unit_id: "u1".into(), passengers: 1, pickup: place(30.0 + (i % 150) as f64 * 0.001), dropoff: place(30.05), pickup_at: None, purpose: "会议".into(), override_budget: false };

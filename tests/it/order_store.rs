@@ -25,7 +25,7 @@ fn new_order() -> NewOrder {
 }
 
 async fn create(s: &Store, id: &str, status: OrderStatus, start: DateTime<Utc>, mins: i64) -> anyhow::Result<OrderRecord> {
-    let clerk = Actor { name: "clerk".into(), user_id: Some(7), on_behalf: false };
+    let clerk = Actor { name: "clerk".into(), user_id: Some(7), on_behalf: false, driver_id: None };
     Ok(s.orders().create(id, &new_order(), start, status, (start, start + ChronoDuration::minutes(mins)), &clerk, None, Utc::now()).await?)
 }
 
@@ -39,9 +39,9 @@ both!(an_order_walks_its_lifecycle_with_a_history_and_repeats_record_nothing, |a
     let now = Utc::now();
     let o = create(s, "o-1", OrderStatus::PendingApproval, now, 60).await?;
     assert_eq!((o.order.status, o.version), (OrderStatus::PendingApproval, 0));
-    let boss = Actor { name: "boss".into(), user_id: Some(8), on_behalf: false };
+    let boss = Actor { name: "boss".into(), user_id: Some(8), on_behalf: false, driver_id: None };
     let disp = Actor::dispatch();
-    let drv = Actor { name: "driver01".into(), user_id: Some(9), on_behalf: false };
+    let drv = Actor { name: "driver01".into(), user_id: Some(9), on_behalf: false, driver_id: Some(driver.clone()) };
 
     let r = s.orders().act("o-1", &act(OrderAction::Approve, &boss, None), now).await?.unwrap();
     assert!(matches!(&r, Acted::Changed(x) if x.order.status == OrderStatus::Approved && x.version == 1));
@@ -95,7 +95,7 @@ both!(a_decline_excludes_the_car_and_a_stale_writer_is_refused, |app: TestApp| a
     let now = Utc::now();
     create(s, "o-2", OrderStatus::Approved, now, 30).await?;
     let disp = Actor::dispatch();
-    let drv = Actor { name: "driver01".into(), user_id: Some(9), on_behalf: false };
+    let drv = Actor { name: "driver01".into(), user_id: Some(9), on_behalf: false, driver_id: None };
     let assigned = s.orders().act("o-2", &act(OrderAction::Assign, &disp, Some((vin.clone(), Some(driver)))), now).await?.unwrap();
     let mut decline = act(OrderAction::Decline, &drv, None);
     decline.reason = Some("车辆故障");
@@ -116,6 +116,51 @@ both!(a_decline_excludes_the_car_and_a_stale_writer_is_refused, |app: TestApp| a
     Ok(())
 });
 
+both!(a_driver_the_order_has_left_may_only_repeat_their_own_last_tap, |app: TestApp| async move {
+    let s = &app.store;
+    let (vin1, d1) = fixture(s).await?;
+    let v2 = NewVehicle { vin: random_vin().to_string(), plate: "浙LD66602".into(), model: "BYD e6".into(), seats: 5, battery_kwh: 71.7, consumption_kwh_per_100km: 17.0, unit_id: None };
+    let vin2 = v2.validate()?;
+    s.vehicles().create(&vin2, &v2).await?;
+    let nd = NewDriver { id: Some("d2".into()), name: "李师傅".into(), phone: "13800000002".into(), vehicle_vin: Some(vin2.to_string()) };
+    s.drivers().create("d2", &nd, Some(&vin2)).await?;
+    let now = Utc::now();
+    create(s, "o-f", OrderStatus::Approved, now, 30).await?;
+    let disp = Actor { name: "dispatcher".into(), user_id: Some(8), on_behalf: false, driver_id: None };
+    let first = Actor { name: "driver01".into(), user_id: Some(9), on_behalf: false, driver_id: Some(d1.clone()) };
+    let second = Actor { name: "driver02".into(), user_id: Some(10), on_behalf: false, driver_id: Some("d2".into()) };
+    let stranger = Actor { name: "driver03".into(), user_id: Some(11), on_behalf: false, driver_id: Some("d3".into()) };
+
+    s.orders().act("o-f", &act(OrderAction::Assign, &disp, Some((vin1.clone(), Some(d1.clone())))), now).await?.unwrap();
+    // A driver who never had the order cannot act on it.
+    assert!(matches!(s.orders().act("o-f", &act(OrderAction::Accept, &stranger, None), now).await, Err(StorageError::NotTheirs)));
+    assert!(matches!(s.orders().act("o-f", &act(OrderAction::Decline, &first, None), now).await?, Some(Acted::Changed(_))));
+    s.orders().act("o-f", &act(OrderAction::Assign, &disp, Some((vin2.clone(), Some("d2".into())))), now).await?.unwrap();
+    let recorded = s.orders().events("o-f").await?.len();
+
+    // The first driver's repeated decline answers, recording nothing; the order it answers
+    // with is the stored one (the API hides the new car and driver).
+    let r = s.orders().act("o-f", &act(OrderAction::Decline, &first, None), now).await?.unwrap();
+    assert!(matches!(&r, Acted::FormerDriverRepeat(x) if x.order.driver_id.as_deref() == Some("d2")), "{r:?}");
+    // Anything else the first driver tries on the second driver's order is refused.
+    for a in [OrderAction::Accept, OrderAction::Pickup, OrderAction::Complete] {
+        let got = s.orders().act("o-f", &act(a, &first, None), now).await;
+        assert!(matches!(got, Err(StorageError::NotTheirs)), "{a:?}: {got:?}");
+    }
+    assert_eq!(s.orders().events("o-f").await?.len(), recorded, "nothing recorded for the former driver");
+    let o = s.orders().get("o-f").await?.unwrap().order;
+    assert_eq!((o.status, o.driver_id.as_deref(), o.vin.as_ref()), (OrderStatus::Assigned, Some("d2"), Some(&vin2)));
+
+    // The current driver goes on as always; the former one still cannot follow.
+    for a in [OrderAction::Accept, OrderAction::Pickup] {
+        assert!(matches!(s.orders().act("o-f", &act(a, &second, None), now).await?, Some(Acted::Changed(_))), "{a:?}");
+    }
+    assert!(matches!(s.orders().act("o-f", &act(OrderAction::Complete, &first, None), now).await, Err(StorageError::NotTheirs)));
+    let (last, user) = s.orders().events("o-f").await?.pop().unwrap();
+    assert_eq!((last.action, last.actor.as_str(), user), (OrderAction::Pickup, "driver02", Some(10)));
+    Ok(())
+});
+
 both!(one_car_never_holds_two_overlapping_orders_even_under_concurrent_writers, |app: TestApp| async move {
     let s = &app.store;
     let (vin, driver) = fixture(s).await?;
@@ -131,7 +176,7 @@ both!(one_car_never_holds_two_overlapping_orders_even_under_concurrent_writers, 
         let s = s.clone();
         let (vin, driver) = (vin.clone(), driver.clone());
         tasks.push(tokio::spawn(async move {
-            let disp = Actor { name: format!("dispatcher{i}"), user_id: Some(100 + i), on_behalf: false };
+            let disp = Actor { name: format!("dispatcher{i}"), user_id: Some(100 + i), on_behalf: false, driver_id: None };
             s.orders().act(&format!("c-{i}"), &act(OrderAction::Assign, &disp, Some((vin, Some(driver)))), Utc::now()).await
         }));
     }

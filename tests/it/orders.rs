@@ -1,6 +1,7 @@
 //! Orders over HTTP (contract §3): the lifecycle, every refused transition, who may see and
 //! do what, retried taps and `Idempotency-Key`, manual assignment and double booking.
 
+use fleet_tests::live::LiveClient;
 use fleet_tests::{Publisher, TestApp, both, random_vin};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -204,7 +205,7 @@ both!(every_transition_the_status_does_not_allow_is_a_409, |app: TestApp| async 
 });
 
 both!(units_and_drivers_see_and_act_only_on_their_own_orders, |app: TestApp| async move {
-    let w = world(&app, 2).await?;
+    let w = world(&app, 3).await?;
     let (vin0, _, driver0) = w.cars[0].clone();
     let (_, _, driver1) = w.cars[1].clone();
     let id = ok(&app, &w.unit1, "/api/v1/orders", order_body("u1", 1)).await?["id"].as_str().unwrap().to_owned();
@@ -238,6 +239,32 @@ both!(units_and_drivers_see_and_act_only_on_their_own_orders, |app: TestApp| asy
     let (_, detail) = get(&app, &w.admin, &format!("/api/v1/orders/{id}")).await?;
     assert_eq!(events(&detail).iter().map(|e| e.0.as_str()).collect::<Vec<_>>(), ["create", "approve", "assign", "decline"], "the repeat recorded nothing");
     assert_eq!(detail["events"][3]["vin"], vin0.as_str());
+
+    // Reassigned to the other driver's car, the order is no longer the first driver's: they
+    // neither see it nor act on it; only their exact repeat answers, without the new car.
+    let (vin1, driver1_id, _) = w.cars[1].clone();
+    ok(&app, &w.dispatcher, &path("assign"), json!({"vin": vin1})).await?;
+    assert_eq!(get(&app, &driver0, &format!("/api/v1/orders/{id}")).await?.0, 404, "a former driver does not see the order");
+    for action in ["accept", "pickup", "complete"] {
+        assert_eq!(post(&app, &driver0, &path(action), json!({})).await?.0, 404, "a former driver's {action}");
+    }
+    let again = ok(&app, &driver0, &path("decline"), json!({"reason": "车辆故障"})).await?;
+    assert_eq!((again["status"].as_str(), again["vin"].is_null(), again["driver_id"].is_null()), (Some("assigned"), true, true), "{again}");
+    let (_, list) = get(&app, &driver0, "/api/v1/orders").await?;
+    assert!(list["orders"].as_array().unwrap().iter().all(|o| o["id"] != id.as_str()), "not in the former driver's list");
+    ok(&app, &driver1, &path("accept"), json!({})).await?;
+    assert_eq!(post(&app, &driver0, &path("complete"), json!({})).await?.0, 404);
+    let (_, detail) = get(&app, &w.admin, &format!("/api/v1/orders/{id}")).await?;
+    assert_eq!(events(&detail).iter().map(|e| e.0.as_str()).collect::<Vec<_>>(), ["create", "approve", "assign", "decline", "assign", "accept"]);
+    assert_eq!((detail["status"].as_str(), detail["vin"].as_str(), detail["driver_id"].as_str()), (Some("accepted"), Some(vin1.as_str()), Some(driver1_id.as_str())));
+    assert_eq!(detail["events"][5]["actor"], "driver1", "the accept is the current driver's");
+
+    // Taken from the second driver by hand: their live feed says it left them, not who has it.
+    let mut feed1 = LiveClient::connect(&app.live_url(&driver1, "")).await?;
+    feed1.snapshot().await?;
+    ok(&app, &w.dispatcher, &path("assign"), json!({"vin": w.cars[2].0})).await?;
+    let gone = feed1.wait_for("the reassignment on the second driver's feed", |m| (m["type"] == "order" && m["order"]["id"] == id.as_str()).then(|| m["order"].clone())).await?;
+    assert_eq!((gone["status"].as_str(), gone["vin"].is_null(), gone["driver_id"].is_null()), (Some("assigned"), true, true), "{gone}");
     Ok(())
 });
 

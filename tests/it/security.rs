@@ -10,9 +10,10 @@ use serde_json::{Value, json};
 use crate::orders::{order_body, post, world};
 
 /// Roles in the table's column order.
-const ROLES: [&str; 5] = ["admin", "dispatcher", "auditor", "unit", "driver"];
+const ROLES: [&str; 6] = ["admin", "dispatcher", "auditor", "unit", "driver", "former driver"];
 
 /// Expected answer per role: `Y` allowed (any answer but 401/403/404), `F` 403, `N` 404.
+/// The "former driver" declined the order before it was reassigned to the driver's car.
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum E {
     Y,
@@ -24,55 +25,59 @@ use E::{F, N, Y};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_answers_every_role_as_the_table_says() -> anyhow::Result<()> {
     let app = TestApp::spawn_with(Db::Sqlite, |s| s.dispatch.batch_interval = std::time::Duration::from_secs(3600)).await;
-    let w = world(&app, 1).await?;
+    let w = world(&app, 2).await?;
     let (vin, driver_id, driver) = w.cars[0].clone();
-    // An order of unit 1, approved and assigned to the driver's car.
+    let (former_vin, _, former) = w.cars[1].clone();
+    // An order of unit 1, approved, declined by the former driver, and assigned to the
+    // driver's car.
     let (_, o) = post(&app, &w.unit1, "/api/v1/orders", order_body("u1", 1)).await?;
     let order = o["id"].as_str().unwrap().to_owned();
     post(&app, &w.unit1, &format!("/api/v1/orders/{order}/approve"), json!({})).await?;
+    post(&app, &w.dispatcher, &format!("/api/v1/orders/{order}/assign"), json!({"vin": former_vin})).await?;
+    assert_eq!(post(&app, &former, &format!("/api/v1/orders/{order}/decline"), json!({})).await?.0, 200);
     post(&app, &w.dispatcher, &format!("/api/v1/orders/{order}/assign"), json!({"vin": vin})).await?;
-    let tokens = [w.admin.clone(), w.dispatcher.clone(), w.auditor.clone(), w.unit1.clone(), driver.clone()];
+    let tokens = [w.admin.clone(), w.dispatcher.clone(), w.auditor.clone(), w.unit1.clone(), driver.clone(), former.clone()];
 
     let csv = "unit_id,passengers,pickup_name,pickup_lat,pickup_lon,dropoff_name,dropoff_lat,dropoff_lon,pickup_at,purpose\n";
     // (method, template, concrete path, body, expectations per role in ROLES order)
     let o = |a: &str| format!("/api/v1/orders/{order}/{a}");
-    type Row<'a> = (Method, &'a str, String, Option<Value>, [E; 5]);
+    type Row<'a> = (Method, &'a str, String, Option<Value>, [E; 6]);
     let table: Vec<Row> = vec![
-        (Method::GET, "/api/v1/me", "/api/v1/me".into(), None, [Y, Y, Y, Y, Y]),
-        (Method::GET, "/api/v1/users", "/api/v1/users".into(), None, [Y, F, F, F, F]),
-        (Method::GET, "/api/v1/units", "/api/v1/units".into(), None, [Y, Y, Y, Y, F]),
-        (Method::GET, "/api/v1/units/{id}", "/api/v1/units/u1".into(), None, [Y, Y, Y, Y, F]),
-        (Method::GET, "/api/v1/units/{id}/budget", "/api/v1/units/u1/budget".into(), None, [Y, Y, Y, Y, F]),
-        (Method::GET, "/api/v1/vehicles", "/api/v1/vehicles".into(), None, [Y, Y, Y, Y, Y]),
-        (Method::GET, "/api/v1/vehicles/states", "/api/v1/vehicles/states".into(), None, [Y, Y, Y, Y, Y]),
-        // The car belongs to the pool, not to unit 1.
-        (Method::GET, "/api/v1/vehicles/{vin}", format!("/api/v1/vehicles/{vin}"), None, [Y, Y, Y, N, Y]),
-        (Method::GET, "/api/v1/vehicles/{vin}/track", format!("/api/v1/vehicles/{vin}/track"), None, [Y, Y, Y, N, Y]),
-        (Method::GET, "/api/v1/drivers", "/api/v1/drivers".into(), None, [Y, Y, Y, Y, Y]),
-        (Method::GET, "/api/v1/drivers/{id}", format!("/api/v1/drivers/{driver_id}"), None, [Y, Y, Y, N, Y]),
-        (Method::GET, "/api/v1/dead-letters", "/api/v1/dead-letters".into(), None, [Y, F, Y, F, F]),
-        (Method::GET, "/api/v1/charging-stations", "/api/v1/charging-stations".into(), None, [Y, Y, Y, Y, Y]),
-        (Method::GET, "/api/v1/orders", "/api/v1/orders".into(), None, [Y, Y, Y, Y, Y]),
-        (Method::GET, "/api/v1/orders/{id}", format!("/api/v1/orders/{order}"), None, [Y, Y, Y, Y, Y]),
-        (Method::GET, "/api/v1/trips", "/api/v1/trips".into(), None, [Y, Y, Y, Y, Y]),
-        (Method::GET, "/api/v1/stats/monthly", "/api/v1/stats/monthly".into(), None, [Y, Y, Y, Y, F]),
-        (Method::GET, "/api/v1/alarms/misuse", "/api/v1/alarms/misuse".into(), None, [Y, Y, Y, Y, F]),
-        (Method::GET, "/api/v1/audit", "/api/v1/audit".into(), None, [Y, F, Y, F, F]),
-        (Method::GET, "/api/v1/map/config", "/api/v1/map/config".into(), None, [Y, Y, Y, Y, Y]),
-        (Method::POST, "/api/v1/units", "/api/v1/units".into(), Some(json!({"name": "新单位", "monthly_energy_budget_kwh": 10.0})), [Y, F, F, F, F]),
-        (Method::POST, "/api/v1/users", "/api/v1/users".into(), Some(json!({"username": "x", "password": "x-password-1", "role": "auditor"})), [Y, F, F, F, F]),
-        (Method::POST, "/api/v1/vehicles", "/api/v1/vehicles".into(), Some(json!({"vin": "LSJA24U66NS000009"})), [Y, F, F, F, F]),
-        (Method::POST, "/api/v1/drivers", "/api/v1/drivers".into(), Some(json!({"name": "x", "phone": "13800001111"})), [Y, F, F, F, F]),
-        (Method::POST, "/api/v1/orders", "/api/v1/orders".into(), Some(order_body("u1", 1)), [Y, Y, F, Y, F]),
-        (Method::POST, "/api/v1/orders/import", "/api/v1/orders/import".into(), None, [Y, Y, F, Y, F]),
-        (Method::POST, "/api/v1/orders/{id}/approve", o("approve"), Some(json!({})), [Y, Y, F, Y, F]),
-        (Method::POST, "/api/v1/orders/{id}/reject", o("reject"), Some(json!({})), [Y, Y, F, Y, F]),
-        (Method::POST, "/api/v1/orders/{id}/assign", o("assign"), Some(json!({"vin": vin})), [Y, Y, F, F, F]),
-        (Method::POST, "/api/v1/orders/{id}/accept", o("accept"), Some(json!({})), [Y, Y, F, F, Y]),
-        (Method::POST, "/api/v1/orders/{id}/decline", o("decline"), Some(json!({})), [Y, Y, F, F, Y]),
-        (Method::POST, "/api/v1/orders/{id}/pickup", o("pickup"), Some(json!({})), [Y, Y, F, F, Y]),
-        (Method::POST, "/api/v1/orders/{id}/complete", o("complete"), Some(json!({})), [Y, Y, F, F, Y]),
-        (Method::POST, "/api/v1/orders/{id}/cancel", o("cancel"), Some(json!({})), [Y, Y, F, Y, F]),
+        (Method::GET, "/api/v1/me", "/api/v1/me".into(), None, [Y, Y, Y, Y, Y, Y]),
+        (Method::GET, "/api/v1/users", "/api/v1/users".into(), None, [Y, F, F, F, F, F]),
+        (Method::GET, "/api/v1/units", "/api/v1/units".into(), None, [Y, Y, Y, Y, F, F]),
+        (Method::GET, "/api/v1/units/{id}", "/api/v1/units/u1".into(), None, [Y, Y, Y, Y, F, F]),
+        (Method::GET, "/api/v1/units/{id}/budget", "/api/v1/units/u1/budget".into(), None, [Y, Y, Y, Y, F, F]),
+        (Method::GET, "/api/v1/vehicles", "/api/v1/vehicles".into(), None, [Y, Y, Y, Y, Y, Y]),
+        (Method::GET, "/api/v1/vehicles/states", "/api/v1/vehicles/states".into(), None, [Y, Y, Y, Y, Y, Y]),
+        // The car belongs to the pool, not to unit 1, and is not the former driver's.
+        (Method::GET, "/api/v1/vehicles/{vin}", format!("/api/v1/vehicles/{vin}"), None, [Y, Y, Y, N, Y, N]),
+        (Method::GET, "/api/v1/vehicles/{vin}/track", format!("/api/v1/vehicles/{vin}/track"), None, [Y, Y, Y, N, Y, N]),
+        (Method::GET, "/api/v1/drivers", "/api/v1/drivers".into(), None, [Y, Y, Y, Y, Y, Y]),
+        (Method::GET, "/api/v1/drivers/{id}", format!("/api/v1/drivers/{driver_id}"), None, [Y, Y, Y, N, Y, N]),
+        (Method::GET, "/api/v1/dead-letters", "/api/v1/dead-letters".into(), None, [Y, F, Y, F, F, F]),
+        (Method::GET, "/api/v1/charging-stations", "/api/v1/charging-stations".into(), None, [Y, Y, Y, Y, Y, Y]),
+        (Method::GET, "/api/v1/orders", "/api/v1/orders".into(), None, [Y, Y, Y, Y, Y, Y]),
+        (Method::GET, "/api/v1/orders/{id}", format!("/api/v1/orders/{order}"), None, [Y, Y, Y, Y, Y, N]),
+        (Method::GET, "/api/v1/trips", "/api/v1/trips".into(), None, [Y, Y, Y, Y, Y, Y]),
+        (Method::GET, "/api/v1/stats/monthly", "/api/v1/stats/monthly".into(), None, [Y, Y, Y, Y, F, F]),
+        (Method::GET, "/api/v1/alarms/misuse", "/api/v1/alarms/misuse".into(), None, [Y, Y, Y, Y, F, F]),
+        (Method::GET, "/api/v1/audit", "/api/v1/audit".into(), None, [Y, F, Y, F, F, F]),
+        (Method::GET, "/api/v1/map/config", "/api/v1/map/config".into(), None, [Y, Y, Y, Y, Y, Y]),
+        (Method::POST, "/api/v1/units", "/api/v1/units".into(), Some(json!({"name": "新单位", "monthly_energy_budget_kwh": 10.0})), [Y, F, F, F, F, F]),
+        (Method::POST, "/api/v1/users", "/api/v1/users".into(), Some(json!({"username": "x", "password": "x-password-1", "role": "auditor"})), [Y, F, F, F, F, F]),
+        (Method::POST, "/api/v1/vehicles", "/api/v1/vehicles".into(), Some(json!({"vin": "LSJA24U66NS000009"})), [Y, F, F, F, F, F]),
+        (Method::POST, "/api/v1/drivers", "/api/v1/drivers".into(), Some(json!({"name": "x", "phone": "13800001111"})), [Y, F, F, F, F, F]),
+        (Method::POST, "/api/v1/orders", "/api/v1/orders".into(), Some(order_body("u1", 1)), [Y, Y, F, Y, F, F]),
+        (Method::POST, "/api/v1/orders/import", "/api/v1/orders/import".into(), None, [Y, Y, F, Y, F, F]),
+        (Method::POST, "/api/v1/orders/{id}/approve", o("approve"), Some(json!({})), [Y, Y, F, Y, F, N]),
+        (Method::POST, "/api/v1/orders/{id}/reject", o("reject"), Some(json!({})), [Y, Y, F, Y, F, N]),
+        (Method::POST, "/api/v1/orders/{id}/assign", o("assign"), Some(json!({"vin": vin})), [Y, Y, F, F, F, N]),
+        (Method::POST, "/api/v1/orders/{id}/accept", o("accept"), Some(json!({})), [Y, Y, F, F, Y, N]),
+        (Method::POST, "/api/v1/orders/{id}/decline", o("decline"), Some(json!({})), [Y, Y, F, F, Y, Y]),
+        (Method::POST, "/api/v1/orders/{id}/pickup", o("pickup"), Some(json!({})), [Y, Y, F, F, Y, N]),
+        (Method::POST, "/api/v1/orders/{id}/complete", o("complete"), Some(json!({})), [Y, Y, F, F, Y, N]),
+        (Method::POST, "/api/v1/orders/{id}/cancel", o("cancel"), Some(json!({})), [Y, Y, F, Y, F, N]),
     ];
     // Routes answered by their own tests: the login, the token's own session, the WebSocket,
     // and a vehicle's MQTT secret.

@@ -132,7 +132,8 @@ impl DriverScope {
 }
 
 /// Which orders a caller sees (contract §3): a unit its own, a driver those assigned to
-/// them (and those they acted on, so a retried decline still answers), everyone else all.
+/// them now, everyone else all. (A driver's retried tap on an order that has left them is
+/// answered by the order lifecycle itself, without showing the order as it is now.)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OrderScope {
     All,
@@ -149,12 +150,12 @@ impl OrderScope {
         }
     }
 
-    /// Whether `order` is in view; `acted_on_it` says the caller appears in its history.
-    pub fn sees(&self, order: &Order, acted_on_it: bool) -> bool {
+    /// Whether `order` is in view.
+    pub fn sees(&self, order: &Order) -> bool {
         match self {
             Self::All => true,
             Self::Unit(unit) => &order.unit_id == unit,
-            Self::Driver(Some(id)) => order.driver_id.as_deref() == Some(id.as_str()) || acted_on_it,
+            Self::Driver(Some(id)) => order.driver_id.as_deref() == Some(id.as_str()),
             Self::Driver(None) => false,
         }
     }
@@ -287,11 +288,10 @@ mod tests {
         let theirs = order("u2", Some("d2"));
         let unit = user(Role::Unit);
         let driver = user(Role::Driver);
-        assert!(OrderScope::of(&unit).sees(&mine, false) && !OrderScope::of(&unit).sees(&theirs, true));
-        assert!(OrderScope::of(&driver).sees(&mine, false) && !OrderScope::of(&driver).sees(&theirs, false));
-        assert!(OrderScope::of(&driver).sees(&theirs, true), "a driver who acted on an order still sees it");
+        assert!(OrderScope::of(&unit).sees(&mine) && !OrderScope::of(&unit).sees(&theirs));
+        assert!(OrderScope::of(&driver).sees(&mine) && !OrderScope::of(&driver).sees(&theirs), "a driver sees only what is assigned to them now");
         for role in [Role::Admin, Role::Dispatcher, Role::Auditor] {
-            assert!(OrderScope::of(&user(role)).sees(&theirs, false));
+            assert!(OrderScope::of(&user(role)).sees(&theirs));
         }
         assert_eq!(may_act(&unit, A::Approve, &mine), Some(false));
         assert_eq!(may_act(&unit, A::Accept, &mine), None);

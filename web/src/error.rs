@@ -118,6 +118,7 @@ impl From<StorageError> for ApiError {
             e @ StorageError::InvalidTransition { .. } => Self::InvalidTransition(e.to_string()),
             StorageError::VehicleBusy => Self::VehicleBusy,
             StorageError::Stale => Self::Conflict("the order changed meanwhile; read it again".to_owned()),
+            StorageError::NotTheirs => Self::NotFound("order"),
             e if e.is_transient() => Self::Unavailable(e.to_string()),
             e => Self::Internal(e.to_string()),
         }

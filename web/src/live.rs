@@ -94,6 +94,8 @@ pub(crate) struct OrderFrame {
     pub previous_driver_id: Option<String>,
     /// The whole `order` message.
     pub msg: Utf8Bytes,
+    /// The `order` message for the previous driver: the order without its new car and driver.
+    pub for_previous: Option<Utf8Bytes>,
 }
 
 /// The feed's shared state: the cars, the frame channel, and its stop signal.

@@ -15,7 +15,7 @@ pub mod vin;
 
 pub use dead_letter::{DeadLetter, DeadLetterReason};
 pub use feasibility::{CarFacts, ChargeBudget, DispatchParams, Feasible, GeoPoint, Infeasible, OrderFacts, TimeWindow, WaitReason, WaitTally};
-pub use order::{NewOrder, Order, OrderAction, OrderEvent, OrderStatus, Place};
+pub use order::{DriverStanding, NewOrder, Order, OrderAction, OrderEvent, OrderStatus, Place, driver_standing};
 pub use registry::{Driver, NewDriver, NewUnit, NewVehicle, Unit, Vehicle, ValidationError};
 pub use sample::{InvalidSample, Sample, SampleSource};
 pub use state::{Duty, OFFLINE_AFTER_SECS, VehicleState, VehicleStatus};

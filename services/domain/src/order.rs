@@ -166,6 +166,38 @@ impl OrderAction {
     pub fn releases_car(self) -> bool {
         matches!(self, Self::Cancel | Self::Decline | Self::Expire | Self::Complete)
     }
+
+    /// Whether the action is the driver's own (a dispatcher or admin may take it on their
+    /// behalf).
+    pub fn is_drivers(self) -> bool {
+        matches!(self, Self::Accept | Self::Decline | Self::Pickup | Self::Complete)
+    }
+}
+
+/// How a driver acting for themselves stands to an order (decided where the transition is,
+/// in the same transaction that reads the order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriverStanding {
+    /// The order is assigned to this driver: the state machine decides.
+    Current,
+    /// The order left this driver (they declined it, it expired, or it was reassigned) and
+    /// the driver repeats exactly their own last action on it (a retried tap): answered
+    /// unchanged, nothing recorded.
+    FormerRepeat,
+    /// Not this driver's order: they may not act on it, nor learn what became of it.
+    Stranger,
+}
+
+/// Where a driver stands when taking a driver's `action` on an order now assigned to
+/// `order_driver`; `own_last` is the last action this driver's user took on the order, if any.
+pub fn driver_standing(order_driver: Option<&str>, driver: &str, action: OrderAction, own_last: Option<OrderAction>) -> DriverStanding {
+    if order_driver == Some(driver) {
+        DriverStanding::Current
+    } else if action.is_drivers() && own_last == Some(action) {
+        DriverStanding::FormerRepeat
+    } else {
+        DriverStanding::Stranger
+    }
 }
 
 /// A named point of an order.
@@ -207,6 +239,14 @@ pub struct Order {
     pub unmatched_reason: Option<String>,
     /// When the current car was assigned (the driver's time to accept runs from it).
     pub assigned_at: Option<DateTime<Utc>>,
+}
+
+impl Order {
+    /// The order as a driver it has left may see it: its status and route, without the car
+    /// and driver it has now (who took it over is not theirs to know).
+    pub fn seen_by_former_driver(&self) -> Order {
+        Order { vin: None, driver_id: None, unmatched_reason: None, assigned_at: None, ..self.clone() }
+    }
 }
 
 /// An order as applied for.
@@ -268,6 +308,25 @@ pub struct OrderEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_current_driver_acts_and_a_former_one_may_only_repeat_their_last_tap() {
+        use DriverStanding as D;
+        use OrderAction as A;
+        assert_eq!(driver_standing(Some("d1"), "d1", A::Accept, None), D::Current);
+        // d1 declined, the order went to d2: d1's repeated decline answers, nothing else does.
+        assert_eq!(driver_standing(Some("d2"), "d1", A::Decline, Some(A::Decline)), D::FormerRepeat);
+        for action in [A::Accept, A::Pickup, A::Complete] {
+            assert_eq!(driver_standing(Some("d2"), "d1", action, Some(A::Decline)), D::Stranger, "{action:?}");
+        }
+        // Back in the pool with nobody assigned: the same holds.
+        assert_eq!(driver_standing(None, "d1", A::Decline, Some(A::Decline)), D::FormerRepeat);
+        assert_eq!(driver_standing(None, "d1", A::Accept, Some(A::Decline)), D::Stranger);
+        // A driver who never acted on the order is a stranger to it.
+        assert_eq!(driver_standing(Some("d2"), "d1", A::Decline, None), D::Stranger);
+        // Only a driver's own actions repeat.
+        assert_eq!(driver_standing(None, "d1", A::Cancel, Some(A::Cancel)), D::Stranger);
+    }
 
     #[test]
     fn the_state_machine_allows_exactly_the_contract_transitions() {

@@ -24,6 +24,10 @@ pub enum StorageError {
     /// The order changed since it was read (a concurrent writer won); read it again.
     #[error("the order changed meanwhile")]
     Stale,
+    /// A driver acting for themselves on an order that is not (or no longer) theirs: to them
+    /// it is outside their view (contract §3: 404).
+    #[error("the order is not assigned to this driver")]
+    NotTheirs,
     #[error("database error: {0}")]
     Db(sqlx::Error),
 }

@@ -6,7 +6,7 @@ mod history;
 pub use history::HistoricOrder;
 
 use chrono::{DateTime, Utc};
-use fleet_domain::{NewOrder, Order, OrderAction, OrderEvent, OrderStatus, Place, Vin};
+use fleet_domain::{DriverStanding, NewOrder, Order, OrderAction, OrderEvent, OrderStatus, Place, Vin};
 
 use crate::{Store, StorageError, from_ms, on_pool, to_ms};
 
@@ -30,12 +30,16 @@ pub struct Actor {
     pub user_id: Option<i64>,
     /// A dispatcher or admin acting for the driver.
     pub on_behalf: bool,
+    /// The driver this actor is, when a driver acts for themselves: they may take a driver's
+    /// action only on the order now assigned to them, or repeat their own last one on an
+    /// order that has left them ([`fleet_domain::driver_standing`]).
+    pub driver_id: Option<String>,
 }
 
 impl Actor {
     /// Dispatch itself (batch assignment, accept timeouts).
     pub fn dispatch() -> Self {
-        Self { name: "dispatch".to_owned(), user_id: None, on_behalf: false }
+        Self { name: "dispatch".to_owned(), user_id: None, on_behalf: false, driver_id: None }
     }
 }
 
@@ -58,12 +62,16 @@ pub enum Acted {
     /// The same actor repeated the action that brought the order to its status: nothing
     /// was recorded (contract §3, retried taps).
     Unchanged(OrderRecord),
+    /// A driver the order has left repeated their own last action on it: nothing was
+    /// recorded, and the answer must not show who has the order now
+    /// ([`fleet_domain::Order::seen_by_former_driver`]).
+    FormerDriverRepeat(OrderRecord),
 }
 
 impl Acted {
     pub fn record(&self) -> &OrderRecord {
         match self {
-            Self::Changed(r) | Self::Unchanged(r) => r,
+            Self::Changed(r) | Self::Unchanged(r) | Self::FormerDriverRepeat(r) => r,
         }
     }
 }
@@ -197,6 +205,22 @@ macro_rules! act_in_tx {
         let current = OrderRecord::try_from(row)?;
         if act.expected_version.is_some_and(|v| v != current.version) {
             return Err(StorageError::Stale);
+        }
+        if let (Some(driver), true) = (act.actor.driver_id.as_deref(), act.action.is_drivers()) {
+            let mine = current.order.driver_id.as_deref() == Some(driver);
+            let own_last = match (mine, act.actor.user_id) {
+                (false, Some(user)) => {
+                    let q = "SELECT action FROM order_events WHERE order_id = $1 AND actor_user_id = $2 ORDER BY id DESC LIMIT 1";
+                    let action: Option<String> = sqlx::query_scalar(q).bind(id).bind(user).fetch_optional(&mut *$tx).await?;
+                    action.as_deref().and_then(OrderAction::parse)
+                }
+                _ => None,
+            };
+            match fleet_domain::driver_standing(current.order.driver_id.as_deref(), driver, act.action, own_last) {
+                DriverStanding::Current => {}
+                DriverStanding::FormerRepeat => return Ok(Some(Acted::FormerDriverRepeat(current))),
+                DriverStanding::Stranger => return Err(StorageError::NotTheirs),
+            }
         }
         let from = current.order.status;
         let q = format!("SELECT {EVENT_COLUMNS} FROM order_events WHERE order_id = $1 ORDER BY id DESC LIMIT 1");

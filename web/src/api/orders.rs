@@ -59,7 +59,7 @@ pub(crate) struct AssignBody {
 const MAX_REASON_CHARS: usize = 500;
 
 fn actor_of(auth: &AuthUser, on_behalf: bool) -> Actor {
-    Actor { name: auth.user.username.clone(), user_id: Some(auth.user.id), on_behalf }
+    Actor { name: auth.user.username.clone(), user_id: Some(auth.user.id), on_behalf, driver_id: None }
 }
 
 fn announce(state: &AppState, record: &OrderRecord) {
@@ -169,17 +169,12 @@ pub(crate) async fn list(
     Ok(Json(OrderList { orders }))
 }
 
-/// An order the caller sees, else 404 (whether it exists or not). A driver also sees an
-/// order they acted on before (a retried decline answers, not 404).
+/// An order the caller sees, else 404 (whether it exists or not). A driver sees only the
+/// orders assigned to them now: one that has left them (declined, expired, reassigned) is
+/// another driver's business.
 async fn visible_order(state: &AppState, auth: &AuthUser, id: &str) -> Result<OrderRecord, ApiError> {
     let record = state.store.orders().get(id).await?.ok_or(ApiError::NotFound("order"))?;
-    let scope = OrderScope::of(&auth.user);
-    let acted_on_it = if matches!(scope, OrderScope::Driver(_)) && !scope.sees(&record.order, false) {
-        state.store.orders().events(id).await?.iter().any(|(_, user)| *user == Some(auth.user.id))
-    } else {
-        false
-    };
-    if scope.sees(&record.order, acted_on_it) { Ok(record) } else { Err(ApiError::NotFound("order")) }
+    if OrderScope::of(&auth.user).sees(&record.order) { Ok(record) } else { Err(ApiError::NotFound("order")) }
 }
 
 /// `GET /api/v1/orders/{id}`: the order and its history.
@@ -214,23 +209,26 @@ fn check_reason(reason: Option<String>) -> Result<Option<String>, ApiError> {
 
 /// Runs one action for the caller: 404 outside their view, 403 for a role that may not,
 /// 409 from a status that does not allow it; a same-actor repeat answers the order unchanged.
+///
+/// A driver's own actions (accept, decline, pickup, complete) are decided by storage in the
+/// transaction that changes the order: only the driver it is assigned to may take them, and a
+/// driver it has left may only repeat their last tap, answered without the order's new car
+/// and driver (contract §3; a former driver's anything else is 404, as for any order not theirs).
 async fn act(state: &AppState, auth: &AuthUser, id: &str, action: OrderAction, reason: Option<String>, car: Option<(Vin, Option<String>)>) -> Result<Json<Order>, ApiError> {
-    let record = visible_order(state, auth, id).await?;
-    // A driver who no longer holds the order (they declined it) may still repeat their own
-    // tap: storage answers the repeat unchanged, anything else as an invalid transition.
-    let former_driver = auth.user.role == Role::Driver
-        && record.order.driver_id != auth.user.driver_id
-        && matches!(action, OrderAction::Accept | OrderAction::Decline | OrderAction::Pickup | OrderAction::Complete);
-    let on_behalf = match access::may_act(&auth.user, action, &record.order) {
-        Some(on_behalf) => on_behalf,
-        None if former_driver => false,
-        None => return Err(ApiError::Forbidden),
+    let own_tap = auth.user.role == Role::Driver && action.is_drivers();
+    let actor = if own_tap {
+        let driver = auth.user.driver_id.clone().ok_or(ApiError::Forbidden)?;
+        Actor { name: auth.user.username.clone(), user_id: Some(auth.user.id), on_behalf: false, driver_id: Some(driver) }
+    } else {
+        let record = visible_order(state, auth, id).await?;
+        let on_behalf = access::may_act(&auth.user, action, &record.order).ok_or(ApiError::Forbidden)?;
+        actor_of(auth, on_behalf)
     };
-    let actor = actor_of(auth, on_behalf);
     let act = Act { action, actor: &actor, reason: reason.as_deref(), car, expected_version: None };
     match state.store.orders().act(id, &act, Utc::now()).await? {
         None => Err(ApiError::NotFound("order")),
         Some(Acted::Unchanged(record)) => Ok(Json(record.order)),
+        Some(Acted::FormerDriverRepeat(record)) => Ok(Json(record.order.seen_by_former_driver())),
         Some(Acted::Changed(record)) => {
             tracing::info!(order.id = %id, order.status = record.order.status.as_str(), user.id = auth.user.id, action = action.as_str(), "order changed");
             announce(state, &record);

@@ -99,7 +99,7 @@ enum FrameMessage {
 fn message_for(view: &View, frame: &Frame) -> Option<FrameMessage> {
     match frame {
         Frame::Resync => Some(FrameMessage::Snapshot),
-        Frame::Order(order) => view.wants_order(order).then(|| FrameMessage::Text(order.msg.clone())),
+        Frame::Order(order) => view.order_message(order).map(|msg| FrameMessage::Text(msg.clone())),
         Frame::Positions(p) if view.sees_all() => Some(FrameMessage::Text(p.all.clone())),
         Frame::Positions(p) => {
             let mut mine = p.cars.iter().filter(|c| view.wants(c)).peekable();

@@ -144,7 +144,11 @@ impl Hub {
             _ => self.order_drivers.remove(&order.id),
         }
         .filter(|prev| order.driver_id.as_ref() != Some(prev));
-        let frame = OrderFrame { unit_id: order.unit_id.clone(), driver_id: order.driver_id.clone(), previous_driver_id, msg: msg.into() };
+        // The driver it left learns that it left them, not who has it now.
+        let for_previous = previous_driver_id
+            .as_ref()
+            .map(|_| serde_json::json!({"type": "order", "order": order.seen_by_former_driver()}).to_string().into());
+        let frame = OrderFrame { unit_id: order.unit_id.clone(), driver_id: order.driver_id.clone(), previous_driver_id, msg: msg.into(), for_previous };
         let _ = self.live.frames.send(Arc::new(Frame::Order(frame)));
     }
 

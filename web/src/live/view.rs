@@ -4,6 +4,7 @@
 use fleet_domain::registry::validate_id;
 use fleet_domain::{Role, User, Vin};
 
+use super::socket::Utf8Bytes;
 use super::{Changed, OrderFrame};
 use crate::access::VehicleScope;
 use crate::error::ApiError;
@@ -107,16 +108,22 @@ impl View {
         self.sees_car(&c.vin, c.unit_id.as_deref()) && (self.in_box(c.pos) || (self.bbox.is_some() && self.in_box(c.prev)))
     }
 
-    /// Whether an order change goes to this connection: a unit sees its own orders, a driver
-    /// the orders assigned to them (and the change that takes one away from them), everyone
-    /// else every order; the unit filter applies.
-    pub(crate) fn wants_order(&self, o: &OrderFrame) -> bool {
-        let in_scope = match (&self.scope, &self.own_unit) {
-            (VehicleScope::Car(_), _) => self.driver_id.is_some() && (o.driver_id == self.driver_id || o.previous_driver_id == self.driver_id),
-            (_, Some(own)) => own == &o.unit_id,
-            _ => true,
-        };
-        in_scope && self.unit_filter.as_deref().is_none_or(|u| u == o.unit_id)
+    /// The message an order change sends this connection, if any: a unit sees its own
+    /// orders, a driver the orders assigned to them (and, without its new car and driver, the
+    /// change that takes one away from them), everyone else every order; the unit filter
+    /// applies.
+    pub(crate) fn order_message<'a>(&self, o: &'a OrderFrame) -> Option<&'a Utf8Bytes> {
+        if self.unit_filter.as_deref().is_some_and(|u| u != o.unit_id) {
+            return None;
+        }
+        match (&self.scope, &self.own_unit) {
+            (VehicleScope::Car(_), _) if self.driver_id.is_none() => None,
+            (VehicleScope::Car(_), _) if o.driver_id == self.driver_id => Some(&o.msg),
+            (VehicleScope::Car(_), _) if o.previous_driver_id == self.driver_id => o.for_previous.as_ref(),
+            (VehicleScope::Car(_), _) => None,
+            (_, Some(own)) => (own == &o.unit_id).then_some(&o.msg),
+            _ => Some(&o.msg),
+        }
     }
 }
 

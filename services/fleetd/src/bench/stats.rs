@@ -254,8 +254,8 @@ async fn prepare(case: &mut Case, broker: &Broker, month_start: DateTime<Utc>, n
 async fn book_orders(store: &Store, car: usize, month_start: DateTime<Utc>) -> anyhow::Result<()> {
     let vin: Vin = bench_vin(car);
     let m = CarMonth::new(vin.clone(), car, month_start);
-    let booker = Actor { name: format!("unit-{}", unit_id(car)), user_id: None, on_behalf: false };
-    let driver = Actor { name: driver_id(car), user_id: None, on_behalf: false };
+    let booker = Actor { name: format!("unit-{}", unit_id(car)), user_id: None, on_behalf: false, driver_id: None };
+    let driver = Actor { name: driver_id(car), user_id: None, on_behalf: false, driver_id: None };
     let dispatch = Actor::dispatch();
     for k in 0..ORDER_TRIPS {
         let trip = m.trip(k);
