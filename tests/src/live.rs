@@ -97,6 +97,22 @@ impl LiveClient {
         }
     }
 
+    /// Reads until the server closes the connection, within the default deadline: the close
+    /// frame's code and reason (text messages on the way are skipped).
+    pub async fn closed(&mut self) -> anyhow::Result<(u16, String)> {
+        let deadline = Instant::now() + DEFAULT_DEADLINE;
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.ws.next()).await.context("the server did not close the live feed in time")?;
+            match msg {
+                Some(Ok(Message::Close(Some(frame)))) => return Ok((frame.code.into(), frame.reason.to_string())),
+                Some(Ok(Message::Close(None))) => anyhow::bail!("closed without a code"),
+                None => anyhow::bail!("the connection ended without a close frame"),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(e).context("reading the live feed"),
+            }
+        }
+    }
+
     /// Collects every message that arrives within `span`.
     pub async fn drain(&mut self, span: Duration) -> anyhow::Result<Vec<Value>> {
         let deadline = Instant::now() + span;

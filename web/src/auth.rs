@@ -6,6 +6,7 @@ mod password;
 mod throttle;
 mod token;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Json;
@@ -13,6 +14,7 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use chrono::{DateTime, Utc};
+use fleet_bus::{Event, Revocation, RevokeReason};
 use fleet_domain::User;
 use serde::{Deserialize, Serialize};
 
@@ -52,6 +54,19 @@ pub(crate) async fn authenticate(state: &AppState, token: &str) -> Result<User, 
         return Err(ApiError::Unauthorized);
     }
     state.store.tokens().user(&token::token_hash(token), Utc::now()).await?.ok_or(ApiError::Unauthorized)
+}
+
+/// The user holding `token` if it is live, and when it expires (the live feed closes then).
+pub(crate) async fn authenticate_session(state: &AppState, token: &str) -> Result<(User, DateTime<Utc>), ApiError> {
+    if !token::is_well_formed(token) {
+        return Err(ApiError::Unauthorized);
+    }
+    state.store.tokens().session(&token::token_hash(token), Utc::now()).await?.ok_or(ApiError::Unauthorized)
+}
+
+/// What is stored of a token (its SHA-256, hex).
+pub(crate) fn token_hash(token: &str) -> String {
+    token::token_hash(token)
 }
 
 /// The user `token` was issued to, live or not (None when unknown or on a storage error).
@@ -117,6 +132,12 @@ pub(crate) async fn login(
 /// `POST /api/v1/auth/logout`: revokes the token the request came with.
 pub(crate) async fn logout(State(state): State<AppState>, auth: AuthUser) -> Result<StatusCode, ApiError> {
     state.store.tokens().revoke(&auth.token_hash).await?;
+    state.bus.publish(Event::TokensRevoked(Arc::new(Revocation {
+        user_id: auth.user.id,
+        token_hash: Some(auth.token_hash.clone()),
+        except: None,
+        reason: RevokeReason::LoggedOut,
+    })));
     tracing::info!(user.id = auth.user.id, "logout");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -147,6 +168,12 @@ pub(crate) async fn change_password(
     let new_hash = blocking(move || hash_password(&req.new_password)).await?;
     state.store.users().set_password_hash(auth.user.id, &new_hash).await?;
     state.store.tokens().revoke_all_for(auth.user.id, Some(&auth.token_hash)).await?;
+    state.bus.publish(Event::TokensRevoked(Arc::new(Revocation {
+        user_id: auth.user.id,
+        token_hash: None,
+        except: Some(auth.token_hash.clone()),
+        reason: RevokeReason::PasswordChanged,
+    })));
     tracing::info!(user.id = auth.user.id, "password changed; other sessions revoked");
     Ok(StatusCode::NO_CONTENT)
 }

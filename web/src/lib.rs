@@ -136,13 +136,13 @@ impl Deref for AppState {
 impl AppState {
     pub(crate) fn new(cfg: &Config, deps: Deps) -> Self {
         Self(Arc::new(Shared {
+            live: Arc::new(live::Live::new(cfg.live_send_timeout, deps.store.clone())),
             store: deps.store,
             bus: deps.bus,
             health: deps.health,
             metrics: deps.metrics,
             token_ttl: cfg.token_ttl,
             throttle: auth::LoginThrottle::default(),
-            live: Arc::new(live::Live::new(cfg.live_send_timeout)),
             map: cfg.map.clone(),
             dispatch: cfg.dispatch,
             co2: cfg.co2,

@@ -51,6 +51,10 @@ const CLIENT_MAX_MESSAGE: usize = 16 * 1024;
 
 /// A ping goes to every connection this often, so dead peers are noticed.
 pub const PING_INTERVAL: Duration = Duration::from_secs(20);
+/// Each connection checks its token in storage this often. A logout or password change
+/// closes connections at once through the bus (on every instance); this check is the
+/// backstop for revocations that reached no event (an instance's relay lost them).
+pub const TOKEN_RECHECK: Duration = Duration::from_secs(30);
 
 /// One broadcast from the hub to every connection.
 #[derive(Debug)]
@@ -59,8 +63,11 @@ pub(crate) enum Frame {
     Positions(Positions),
     /// An order changed status.
     Order(OrderFrame),
-    /// The hub lost events (it lagged behind the bus) and reloaded: every client resyncs.
+    /// The hub lost events (it lagged behind the bus) and reloaded: every client resyncs
+    /// (and checks its token again, in case a revocation was among the lost events).
     Resync,
+    /// Login tokens were revoked: connections opened with them close.
+    Revoked(Arc<fleet_bus::Revocation>),
 }
 
 /// Changed cars, each serialized once.
@@ -105,15 +112,18 @@ pub(crate) struct Live {
     pub(crate) send_timeout: Duration,
     /// Cancelled when the server shuts down: every connection closes.
     pub(crate) stop: CancellationToken,
+    /// Where connections check their token again ([`TOKEN_RECHECK`]).
+    pub(crate) store: fleet_storage::Store,
 }
 
 impl Live {
-    pub(crate) fn new(send_timeout: Duration) -> Self {
+    pub(crate) fn new(send_timeout: Duration, store: fleet_storage::Store) -> Self {
         Self {
             fleet: RwLock::new(fleet::Fleet::default()),
             frames: broadcast::channel(FRAME_BACKLOG).0,
             send_timeout,
             stop: CancellationToken::new(),
+            store,
         }
     }
 
@@ -140,13 +150,14 @@ pub(crate) async fn live(
     upgrade: Result<Upgrade, ApiError>,
 ) -> Result<Response, ApiError> {
     let token = crate::auth::bearer_token(&headers).or(q.token.as_deref()).ok_or(ApiError::Unauthorized)?;
-    let user = crate::auth::authenticate(&state, token).await?;
+    let (user, expires_at) = crate::auth::authenticate_session(&state, token).await?;
     let scope = VehicleScope::load(&state.store, &user).await?;
     let view = view::View::new(&user, scope, q.unit_id.as_deref(), q.bbox.as_deref())?;
     let upgrade = upgrade?;
     let live = state.live.clone();
+    let session = client::Session { user_id: user.id, token_hash: crate::auth::token_hash(token), expires_at };
     tracing::debug!(user.id = user.id, "live feed connection");
     // Clients send nothing but control frames: a small read buffer (tungstenite clears its
     // whole read buffer before every read) and a small message cap.
-    Ok(upgrade.on_upgrade(CLIENT_READ_BUFFER, CLIENT_MAX_MESSAGE, move |socket| client::serve(live, view, socket)))
+    Ok(upgrade.on_upgrade(CLIENT_READ_BUFFER, CLIENT_MAX_MESSAGE, move |socket| client::serve(live, view, session, socket)))
 }

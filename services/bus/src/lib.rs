@@ -38,6 +38,42 @@ pub enum Event {
     /// Events from other instances may have been lost (the relay fell behind or its
     /// database connection dropped): listeners reload what they keep from storage.
     Resync,
+    /// Login tokens were revoked: whatever still runs on them (live-feed connections) stops.
+    TokensRevoked(Arc<Revocation>),
+}
+
+/// Which of a user's login tokens were revoked, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Revocation {
+    pub user_id: i64,
+    /// The SHA-256 (hex) of the one token revoked; `None`: all the user's tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_hash: Option<String>,
+    /// With `token_hash` `None`: the one token kept (the session that changed the password).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub except: Option<String>,
+    pub reason: RevokeReason,
+}
+
+/// Why tokens were revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevokeReason {
+    LoggedOut,
+    PasswordChanged,
+    /// The account was retired or its access changed.
+    AccountChanged,
+}
+
+impl Revocation {
+    /// Whether the token with this hash, of this user, is among those revoked.
+    pub fn covers(&self, user_id: i64, token_hash: &str) -> bool {
+        self.user_id == user_id
+            && match &self.token_hash {
+                Some(one) => one == token_hash,
+                None => self.except.as_deref() != Some(token_hash),
+            }
+    }
 }
 
 /// The event bus: clone freely.
@@ -115,6 +151,14 @@ mod tests {
         assert!(matches!(local.recv().await, Ok(Event::Resync)));
         assert!(matches!(outbox.try_recv(), Ok(Event::Resync)));
         assert!(outbox.try_recv().is_err(), "a delivered event must not be relayed again");
+    }
+
+    #[test]
+    fn a_revocation_covers_its_token_or_all_but_the_kept_one() {
+        let one = Revocation { user_id: 7, token_hash: Some("a".into()), except: None, reason: RevokeReason::LoggedOut };
+        assert!(one.covers(7, "a") && !one.covers(7, "b") && !one.covers(8, "a"));
+        let all_but = Revocation { user_id: 7, token_hash: None, except: Some("a".into()), reason: RevokeReason::PasswordChanged };
+        assert!(!all_but.covers(7, "a") && all_but.covers(7, "b") && !all_but.covers(8, "b"));
     }
 
     #[test]

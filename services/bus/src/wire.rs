@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use fleet_domain::{Order, Sample, SampleSource, Vehicle, Vin};
 use serde::{Deserialize, Serialize};
 
-use crate::Event;
+use crate::{Event, Revocation};
 
 /// Why a message is not a bus event.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +32,7 @@ enum Body {
     Order(Box<Order>),
     Vehicle(Box<Vehicle>),
     Resync,
+    Revoked(Revocation),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -151,6 +152,7 @@ pub fn encode(origin: &str, event: &Event, max_len: usize) -> Vec<String> {
         Event::OrderChanged(order) => vec![fit(one(Body::Order(Box::new((**order).clone()))), origin, max_len)],
         Event::VehicleChanged(v) => vec![fit(one(Body::Vehicle(Box::new((**v).clone()))), origin, max_len)],
         Event::Resync => vec![resync(origin)],
+        Event::TokensRevoked(r) => vec![fit(one(Body::Revoked((**r).clone())), origin, max_len)],
     }
 }
 
@@ -177,6 +179,7 @@ pub fn decode(msg: &str) -> Result<(String, Event), WireError> {
         Body::Order(o) => Event::OrderChanged(Arc::new(*o)),
         Body::Vehicle(v) => Event::VehicleChanged(Arc::new(*v)),
         Body::Resync => Event::Resync,
+        Body::Revoked(r) => Event::TokensRevoked(Arc::new(r)),
     };
     Ok((m.origin, event))
 }
@@ -236,6 +239,15 @@ mod tests {
     #[test]
     fn too_large_an_order_becomes_a_resync_request() {
         assert!(matches!(decode(&fit("x".repeat(100), "b", 10)).unwrap(), (o, Event::Resync) if o == "b"));
+    }
+
+    #[test]
+    fn a_revocation_round_trips() {
+        let r = Revocation { user_id: 3, token_hash: None, except: Some("ab".into()), reason: crate::RevokeReason::PasswordChanged };
+        let msgs = encode("a", &Event::TokensRevoked(Arc::new(r.clone())), 7_900);
+        assert_eq!(msgs.len(), 1);
+        let (origin, Event::TokensRevoked(back)) = decode(&msgs[0]).unwrap() else { panic!("a revocation expected") };
+        assert_eq!((origin.as_str(), &*back), ("a", &r));
     }
 
     #[test]

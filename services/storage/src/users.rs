@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use fleet_domain::{Role, User};
 
-use crate::{Store, StorageError, on_pool, to_ms};
+use crate::{Store, StorageError, from_ms, on_pool, to_ms};
 
 #[derive(sqlx::FromRow)]
 struct UserRow {
@@ -12,6 +12,13 @@ struct UserRow {
     role: String,
     unit_id: Option<String>,
     driver_id: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    #[sqlx(flatten)]
+    user: UserRow,
+    expires_ms: i64,
 }
 
 impl TryFrom<UserRow> for User {
@@ -103,11 +110,16 @@ impl AuthTokens<'_> {
 
     /// The user holding a live (unexpired, unrevoked) token.
     pub async fn user(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<User>, StorageError> {
-        let q = "SELECT u.id, u.username, u.role, u.unit_id, u.driver_id FROM auth_tokens t JOIN users u ON u.id = t.user_id \
+        Ok(self.session(token_hash, now).await?.map(|(user, _)| user))
+    }
+
+    /// The user holding a live token, and when the token expires.
+    pub async fn session(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<(User, DateTime<Utc>)>, StorageError> {
+        let q = "SELECT u.id, u.username, u.role, u.unit_id, u.driver_id, t.expires_ms FROM auth_tokens t JOIN users u ON u.id = t.user_id \
                  WHERE t.token_hash = $1 AND t.revoked_ms IS NULL AND t.expires_ms > $2";
-        let row: Option<UserRow> =
+        let row: Option<SessionRow> =
             on_pool!(self.0, pool => sqlx::query_as(q).bind(token_hash).bind(to_ms(now)).fetch_optional(pool).await)?;
-        row.map(User::try_from).transpose()
+        row.map(|r| Ok((User::try_from(r.user)?, from_ms(r.expires_ms)))).transpose()
     }
 
     /// The user a token was issued to, whether or not it is still live (for the audit log:

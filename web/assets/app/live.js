@@ -7,14 +7,19 @@ import { liveUrl } from './api.js';
 /** First retry after about this long; each failure doubles it up to MAX_DELAY_MS. */
 export const MIN_DELAY_MS = 1000;
 export const MAX_DELAY_MS = 30000;
+/** Close codes by which the server says the login no longer holds (logged out, password
+ *  changed, token expired, token revoked): reconnecting would not help. */
+const AUTH_CLOSE_CODES = new Set([4001, 4002, 4003, 4004]);
 
 export class LiveFeed {
   /**
    * @param {object} o
    * @param {(msg: object) => void} o.onMessage  every parsed server message
    * @param {(state: 'connecting'|'open'|'closed', retryAt: number|null) => void} o.onState
-   * @param {(opened: boolean) => void} [o.onDrop]  the socket closed or failed; `opened` says
-   *   whether it had been open (a socket that never opens may mean the token is gone)
+   * @param {(opened: boolean, loggedOut: boolean) => void} [o.onDrop]  the socket closed or
+   *   failed; `opened` says whether it had been open (a socket that never opens may mean the
+   *   token is gone); `loggedOut` that the server closed it because the login no longer holds
+   *   (no retry follows)
    * @param {object} [o.params]  extra query parameters (`unit_id`, `bbox`)
    */
   constructor({ onMessage, onState, onDrop, params = {} }) {
@@ -107,9 +112,14 @@ export class LiveFeed {
       if (msg?.type === 'snapshot') this.attempt = 0;
       this.onMessage(msg);
     };
-    socket.onclose = () => {
+    socket.onclose = (ev) => {
       if (this.socket !== socket) return;
       this.socket = null;
+      if (AUTH_CLOSE_CODES.has(ev.code)) {
+        this.setState('closed', null);
+        this.onDrop(opened, true);
+        return;
+      }
       this.scheduleRetry(opened);
     };
     // An error is always followed by close; the retry is scheduled there.
@@ -128,6 +138,6 @@ export class LiveFeed {
       this.timer = null;
       if (this.running) this.open();
     }, delay);
-    this.onDrop(opened);
+    this.onDrop(opened, false);
   }
 }

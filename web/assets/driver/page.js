@@ -74,8 +74,8 @@ export class Page {
     this.live = new LiveFeed({
       onMessage: (msg) => this.onLive(msg),
       onState: (state) => this.onConnState(state),
-      onDrop: (opened) => {
-        if (!opened) this.checkSession();
+      onDrop: (opened, loggedOut) => {
+        if (!opened || loggedOut) this.checkSession();
       },
     });
   }

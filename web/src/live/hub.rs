@@ -50,6 +50,9 @@ pub(crate) async fn run(live: Arc<Live>, store: Store, bus: Bus) {
                     tracing::warn!("events from another instance may be missing; reloading from storage");
                     hub.resync().await;
                 }
+                Ok(Event::TokensRevoked(revoked)) => {
+                    let _ = hub.live.frames.send(Arc::new(Frame::Revoked(revoked)));
+                }
                 Err(RecvError::Lagged(missed)) => {
                     tracing::warn!(events.missed = missed, "live feed fell behind the bus; reloading from storage");
                     hub.resync().await;
