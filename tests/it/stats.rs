@@ -105,6 +105,14 @@ both_with!(a_served_drive_becomes_a_trip_and_spends_the_units_budget, quick, |ap
     assert!(lines.next().unwrap().starts_with("车牌,VIN,所属单位,行程数,里程(km)"), "{text}");
     let row = text.lines().find(|l| l.contains(vin.as_str())).unwrap();
     assert!(row.starts_with("浙L·D70000,") && row.contains(",1,4.33,"), "{row}");
+    // A name a spreadsheet would run as a formula comes out as text (a leading ').
+    let (status, _) = post(&app, &w.admin, "/api/v1/units", json!({"id": "u9", "name": "=HYPERLINK(\"http://x.example\",\"看\")", "monthly_energy_budget_kwh": 1.0})).await?;
+    assert_eq!(status, 201);
+    let csv = app.http.get(app.url(&format!("/api/v1/stats/monthly?month={month}&format=csv&view=units"))).bearer_auth(&w.admin).send().await?;
+    let bytes = csv.bytes().await?;
+    let text = std::str::from_utf8(&bytes[3..])?;
+    let row = text.lines().find(|l| l.contains("HYPERLINK")).unwrap_or_else(|| panic!("the unit's row: {text}"));
+    assert!(row.contains("\"'=HYPERLINK(") && !row.contains(",=HYPERLINK") && !row.contains("\"=HYPERLINK"), "{row}");
 
     let xlsx = app.http.get(app.url(&format!("/api/v1/stats/monthly?month={month}&format=xlsx&lang=en"))).bearer_auth(&w.admin).send().await?;
     assert_eq!(xlsx.status(), 200);

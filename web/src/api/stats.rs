@@ -413,17 +413,29 @@ fn tables(s: &Monthly, lang: Lang) -> Vec<Table> {
     vec![units, vehicles, drivers]
 }
 
-/// CSV for Excel in China: UTF-8 with a byte-order mark.
+/// CSV for Excel in China: UTF-8 with a byte-order mark. Text cells are made inert for
+/// spreadsheet programs ([`inert_text`]); numbers are written as numbers.
 fn csv_of(t: &Table) -> Result<Vec<u8>, csv::Error> {
     let mut w = csv::Writer::from_writer(vec![0xEF, 0xBB, 0xBF]);
     w.write_record(&t.columns)?;
     for row in &t.rows {
         w.write_record(row.iter().map(|c| match c {
-            Cell::Text(s) => s.clone(),
+            Cell::Text(s) => inert_text(s).into_owned(),
             Cell::Num(x) => x.to_string(),
         }))?;
     }
     w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
+}
+
+/// A text cell a spreadsheet program shows as text, never runs as a formula: one that
+/// begins with `=`, `+`, `-`, `@`, a tab or a carriage return (what Excel, LibreOffice and
+/// Sheets take for the start of a formula; OWASP "CSV Injection") gets a leading `'`,
+/// which they show as text and do not display.
+fn inert_text(s: &str) -> std::borrow::Cow<'_, str> {
+    match s.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{s}").into(),
+        _ => s.into(),
+    }
 }
 
 /// One worksheet per table.
@@ -461,6 +473,19 @@ mod tests {
         assert_eq!(month_before("2027-01"), "2026-12");
         let (a, b) = month_bounds("2026-12").unwrap();
         assert_eq!((a.to_rfc3339().as_str(), b.to_rfc3339().as_str()), ("2026-11-30T16:00:00+00:00", "2026-12-31T16:00:00+00:00"));
+    }
+
+    #[test]
+    fn text_cells_that_a_spreadsheet_would_run_as_formulas_are_made_inert() {
+        for bad in ["=HYPERLINK(\"http://x\")", "+1", "-2+3", "@SUM(A1)", "\tx", "\rx"] {
+            assert_eq!(inert_text(bad), format!("'{bad}"), "{bad:?}");
+        }
+        for fine in ["市委办公室", "浙L·D7001", "a=b", "", "1-2"] {
+            assert_eq!(inert_text(fine), fine);
+        }
+        let t = Table { view: "units", title: "t", columns: vec!["名称", "km"], rows: vec![vec![Cell::Text("=1+1".into()), Cell::Num(-3.5)]] };
+        let csv = String::from_utf8(csv_of(&t).unwrap()).unwrap();
+        assert_eq!(csv.trim_start_matches('\u{feff}'), "名称,km\n'=1+1,-3.5\n", "numbers stay numbers");
     }
 
     #[test]
