@@ -202,7 +202,7 @@ mod tests {
             lat: 30.0 + f64::from(i) * 1e-4,
             lon: 122.1,
             position_valid: i % 3 != 0,
-            clock_ahead: i % 7 == 0,
+            clock_ahead: i.is_multiple_of(7),
             speed_kmh: Some(41.5),
             heading_deg: None,
             soc_pct: Some(77.0),
