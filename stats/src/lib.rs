@@ -304,7 +304,8 @@ impl Heard {
     fn apply(&mut self, event: Result<Event, RecvError>) -> bool {
         match event {
             Ok(Event::SamplesCommitted(samples)) => {
-                for s in samples.iter() {
+                // A sample whose clock was ahead is left out of derivation: nothing to redo.
+                for s in samples.iter().filter(|s| s.moves_state()) {
                     self.dirty.mark(&s.vin, s.ts, s.ts);
                 }
             }

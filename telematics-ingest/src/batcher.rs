@@ -8,6 +8,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::ClockCheck;
 use crate::decode::{gbt32960, json};
 use crate::mqtt::{Delivery, Receipt};
 use crate::registry::Registry;
@@ -41,6 +42,7 @@ pub(crate) async fn run(
     mut registry: Registry,
     max_batch: usize,
     max_delay: Duration,
+    mut clock: ClockCheck,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -50,7 +52,7 @@ pub(crate) async fn run(
         };
         let Some(first) = first else { break };
         let mut batch = Batch::default();
-        if !add(&mut batch, first, &mut registry, &tx).await {
+        if !add(&mut batch, first, &mut registry, &mut clock, &tx).await {
             return;
         }
         // Gather up to the batch size; hand the batch over when nothing more comes within
@@ -92,7 +94,7 @@ pub(crate) async fn run(
                     () = shutdown.cancelled() => break,
                 },
             };
-            if !add(&mut batch, msg, &mut registry, &tx).await {
+            if !add(&mut batch, msg, &mut registry, &mut clock, &tx).await {
                 return;
             }
         }
@@ -105,7 +107,7 @@ pub(crate) async fn run(
     // are redelivered after the restart.
     let mut batch = Batch::default();
     while let Ok(msg) = rx.try_recv() {
-        if !add(&mut batch, msg, &mut registry, &tx).await {
+        if !add(&mut batch, msg, &mut registry, &mut clock, &tx).await {
             return;
         }
     }
@@ -115,9 +117,11 @@ pub(crate) async fn run(
 }
 
 /// Decodes one message into the batch. False when the writer is gone.
-async fn add(batch: &mut Batch, msg: Delivery, registry: &mut Registry, tx: &mpsc::Sender<Batch>) -> bool {
+async fn add(batch: &mut Batch, msg: Delivery, registry: &mut Registry, clock: &mut ClockCheck, tx: &mpsc::Sender<Batch>) -> bool {
     match decode(&msg.publish, registry, tx).await {
-        Some(Decoded { samples, dead }) => {
+        Some(Decoded { mut samples, dead }) => {
+            // Received now: the message waited at most microseconds since it was read.
+            clock.check(&mut samples, chrono::Utc::now());
             batch.samples.extend(samples);
             batch.dead.extend(dead);
             batch.acks.push(msg.receipt);

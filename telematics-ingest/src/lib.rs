@@ -14,6 +14,7 @@
 
 pub mod decode;
 mod batcher;
+mod clock;
 mod in_hand;
 mod mqtt;
 mod registry;
@@ -52,6 +53,9 @@ pub struct Config {
     pub max_batch: usize,
     /// Longest a message waits for its batch to fill before the batch is committed anyway.
     pub max_batch_delay: Duration,
+    /// A sample stamped further than this ahead of the receiving clock is stored flagged
+    /// (`clock_ahead`) and never moves the vehicle's state.
+    pub max_clock_ahead: Duration,
 }
 
 impl Config {
@@ -81,6 +85,7 @@ impl Config {
             subscription_prefix: String::new(),
             max_batch: Self::DEFAULT_MAX_BATCH,
             max_batch_delay: Self::DEFAULT_MAX_BATCH_DELAY,
+            max_clock_ahead: fleet_domain::MAX_CLOCK_AHEAD,
         }
     }
 }
@@ -149,7 +154,8 @@ impl Ingest {
             connected: self.connected.clone(),
             stops: mqtt::Stops { intake: shutdown.clone(), polling: stop_polling.clone() },
         }));
-        tasks.spawn(batcher::run(msg_rx, batch_tx, registry, self.cfg.max_batch, self.cfg.max_batch_delay, shutdown.clone()));
+        let clock = clock::ClockCheck::new(self.cfg.max_clock_ahead);
+        tasks.spawn(batcher::run(msg_rx, batch_tx, registry, self.cfg.max_batch, self.cfg.max_batch_delay, clock, shutdown.clone()));
         let states = state_writer::SharedStates::default();
         let writer_done = CancellationToken::new();
         let state_writer = tokio::spawn(state_writer::run(states.clone(), self.store.clone(), writer_done.clone()));

@@ -2,6 +2,7 @@
 
 mod api;
 mod cli;
+mod clock_ahead;
 mod dispatch;
 mod faults;
 mod fuzz_regressions;
@@ -16,5 +17,6 @@ mod pages_driver;
 mod pages_orders;
 mod pages_stats;
 mod security;
+mod slow_clients;
 mod stats;
 mod storage;

@@ -45,6 +45,9 @@ pub enum ApiError {
     VehicleBusy,
     #[error("the request body is too large")]
     TooLarge,
+    /// The request's body did not arrive within the server's body timeout.
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
     /// A field fails validation; the message names it.
     #[error("{field}: {problem}")]
     Validation { field: String, problem: String },
@@ -74,6 +77,7 @@ impl ApiError {
             Self::VehicleBusy => (StatusCode::CONFLICT, "vehicle_busy"),
             Self::BudgetExhausted(_) => (StatusCode::CONFLICT, "budget_exhausted"),
             Self::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            Self::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             Self::Validation { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
             Self::TooManyAttempts { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),

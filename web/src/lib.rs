@@ -12,6 +12,7 @@ mod api;
 mod assets;
 mod audit;
 mod auth;
+mod conn;
 mod error;
 mod extract;
 #[doc(hidden)]
@@ -23,6 +24,7 @@ mod live;
 mod map;
 mod mqtt_account;
 mod router;
+mod serve;
 
 use std::net::SocketAddr;
 use std::ops::Deref;
@@ -39,6 +41,7 @@ pub use auth::hash_password;
 pub use live::{DEFAULT_SEND_TIMEOUT as DEFAULT_LIVE_SEND_TIMEOUT, TICK as LIVE_TICK};
 pub use api::stats::Co2Factors;
 pub use map::{MapConfig, TileCrs, TileLayer};
+pub use serve::{ConnectionLimits, DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS};
 pub use mqtt_account::{
     MOSQUITTO_PBKDF2_ITERATIONS, is_valid_mqtt_username, mosquitto_password_line, mosquitto_password_matches, new_vehicle_secret,
 };
@@ -66,6 +69,8 @@ pub struct Config {
     /// Serve the API, the pages and the live feed; false serves only `/healthz` and
     /// `/metrics` (an instance that runs ingest or dispatch alone).
     pub api: bool,
+    /// Header, idle and body timeouts, and the cap on open connections.
+    pub connections: ConnectionLimits,
 }
 
 impl Default for Config {
@@ -78,6 +83,7 @@ impl Default for Config {
             dispatch: fleet_domain::DispatchParams::default(),
             co2: Co2Factors::default(),
             api: true,
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -158,6 +164,7 @@ pub struct WebServer {
     router: axum::Router,
     state: AppState,
     api: bool,
+    connections: ConnectionLimits,
 }
 
 impl WebServer {
@@ -167,7 +174,7 @@ impl WebServer {
         let local_addr = listener.local_addr()?;
         let state = AppState::new(&cfg, deps);
         let router = router::router(state.clone(), cfg.api);
-        Ok(Self { listener, local_addr, router, state, api: cfg.api })
+        Ok(Self { listener, local_addr, router, state, api: cfg.api, connections: cfg.connections })
     }
 
     /// The address actually bound.
@@ -176,21 +183,27 @@ impl WebServer {
     }
 
     /// Serves until `shutdown` is cancelled, then closes the live feed's connections and
-    /// finishes in-flight requests (axum graceful shutdown).
+    /// finishes in-flight requests (the caller bounds the wait with its grace period).
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
-        tracing::info!(http.addr = %self.local_addr, "http server started");
+        let limits = self.connections;
+        tracing::info!(
+            http.addr = %self.local_addr,
+            http.header_timeout_s = limits.header_timeout.as_secs(),
+            http.idle_timeout_s = limits.idle_timeout.as_secs(),
+            http.max_connections = limits.max_connections,
+            "http server started"
+        );
         let live = self.state.live.clone();
         let hub = self.api.then(|| tokio::spawn(live::run_hub(live.clone(), self.state.store.clone(), self.state.bus.clone())));
-        let stop = async move {
+        let stop_live = async {
             shutdown.cancelled().await;
             live.stop.cancel();
         };
-        let served = axum::serve(self.listener, self.router).with_graceful_shutdown(stop).await;
+        tokio::join!(serve::serve(self.listener, self.router, limits, shutdown.clone()), stop_live);
         self.state.live.stop.cancel();
         if let Some(hub) = hub {
             let _ = hub.await;
         }
-        served?;
         tracing::info!(http.addr = %self.local_addr, "http server stopped");
         Ok(())
     }

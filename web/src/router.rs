@@ -60,7 +60,7 @@ pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
 }
 
 /// The application: routes, fallbacks and layers (innermost first: body limit, refusal of
-/// declared-oversized bodies, panic catching, security headers, metrics, tracing).
+/// declared-oversized bodies, 408 for a body too slow, panic catching, security headers, metrics, tracing).
 ///
 /// Without `api` (an instance running only ingest or dispatch), only the operations routes
 /// `/healthz` and `/metrics` are served.
@@ -81,6 +81,8 @@ pub(crate) fn router(state: AppState, api: bool) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(layers::MAX_BODY_BYTES))
         .layer(RequestBodyLimitLayer::new(layers::IMPORT_MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(layers::reject_oversized))
+        // A body that missed its deadline answers 408, whatever the handler made of it.
+        .layer(axum::middleware::from_fn(crate::serve::body_timeout))
         .layer(CatchPanicLayer::custom(layers::panic_response))
         .layer(axum::middleware::from_fn_with_state(state.clone(), layers::harden))
         .layer(axum::middleware::from_fn(layers::observe))

@@ -43,6 +43,10 @@ struct WireSample {
     o: f64,
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pv: bool,
+    /// The sample's clock was ahead (`Sample::clock_ahead`): listeners must not let it move
+    /// a car.
+    #[serde(default, skip_serializing_if = "is_false")]
+    ca: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     sp: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -74,6 +78,10 @@ fn is_true(b: &bool) -> bool {
     *b
 }
 
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 impl From<&Sample> for WireSample {
     fn from(s: &Sample) -> Self {
         Self {
@@ -82,6 +90,7 @@ impl From<&Sample> for WireSample {
             a: s.lat,
             o: s.lon,
             pv: s.position_valid,
+            ca: s.clock_ahead,
             sp: s.speed_kmh,
             hd: s.heading_deg,
             so: s.soc_pct,
@@ -106,6 +115,7 @@ impl From<WireSample> for Sample {
             lat: w.a,
             lon: w.o,
             position_valid: w.pv,
+            clock_ahead: w.ca,
             speed_kmh: w.sp,
             heading_deg: w.hd,
             soc_pct: w.so,
@@ -195,6 +205,7 @@ mod tests {
             lat: 30.0 + f64::from(i) * 1e-4,
             lon: 122.1,
             position_valid: i % 3 != 0,
+            clock_ahead: i.is_multiple_of(7),
             speed_kmh: Some(41.5),
             heading_deg: None,
             soc_pct: Some(77.0),

@@ -43,6 +43,12 @@ pub struct Sample {
     /// False when the terminal flagged its fix invalid: the sample is stored but never moves
     /// the vehicle's current position.
     pub position_valid: bool,
+    /// True when the sample's time was more than [`MAX_CLOCK_AHEAD`] ahead of the receiving
+    /// clock (a terminal with a wrong clock): stored and shown in the track, but it never
+    /// moves the vehicle's state, the live map or trip derivation. Decided once, on receipt
+    /// ([`Sample::flag_clock_ahead`]), and stored with the sample.
+    #[serde(default)]
+    pub clock_ahead: bool,
     pub speed_kmh: Option<f64>,
     pub heading_deg: Option<f64>,
     pub soc_pct: Option<f64>,
@@ -60,6 +66,12 @@ pub struct Sample {
     #[serde(skip)]
     pub frame: Option<Vec<u8>>,
 }
+
+/// How far ahead of the receiving clock a sample's time may be and still count as the
+/// vehicle's present. Terminal clocks drift and networks delay, so a little ahead is normal;
+/// a sample hours ahead would become the vehicle's state and, since the state never moves
+/// back, hide every real sample after it until the clock caught up.
+pub const MAX_CLOCK_AHEAD: std::time::Duration = std::time::Duration::from_secs(5 * 60);
 
 /// Why a sample is invalid: the field and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -98,6 +110,7 @@ impl Sample {
             lat,
             lon,
             position_valid: true,
+            clock_ahead: false,
             speed_kmh: None,
             heading_deg: None,
             soc_pct: None,
@@ -111,6 +124,22 @@ impl Sample {
             source,
             frame: None,
         }
+    }
+
+    /// Flags the sample when its time is more than `tolerance` ahead of `received` (the
+    /// receiving clock) and answers whether it did. An unflagged sample stays unflagged
+    /// otherwise: the flag is never taken back.
+    pub fn flag_clock_ahead(&mut self, received: DateTime<Utc>, tolerance: std::time::Duration) -> bool {
+        let tolerance = chrono::Duration::from_std(tolerance).unwrap_or(chrono::Duration::MAX);
+        let ahead = received.checked_add_signed(tolerance).is_some_and(|limit| self.ts > limit);
+        self.clock_ahead |= ahead;
+        ahead
+    }
+
+    /// Whether the sample may move the vehicle's current state (and what derives from it:
+    /// the live map, trips): not when its clock was ahead.
+    pub fn moves_state(&self) -> bool {
+        !self.clock_ahead
     }
 
     /// Checks every value against its plausible range (and that it is finite).
@@ -172,5 +201,28 @@ mod tests {
         let mut s = sample();
         s.ts = Utc::now() + chrono::Duration::days(3);
         assert_eq!(s.validate().unwrap_err().field, "ts");
+    }
+
+    #[test]
+    fn a_sample_more_than_the_tolerance_ahead_of_the_receiving_clock_is_flagged() {
+        let received = DateTime::from_timestamp(1_790_000_000, 0).unwrap();
+        let at = |secs: i64| {
+            let mut s = sample();
+            s.ts = received + chrono::Duration::seconds(secs);
+            s
+        };
+        let mut hours_ahead = at(23 * 3600);
+        assert!(hours_ahead.flag_clock_ahead(received, MAX_CLOCK_AHEAD));
+        assert!(hours_ahead.clock_ahead && !hours_ahead.moves_state());
+        for secs in [-3600, 0, 60, 300] {
+            let mut s = at(secs);
+            assert!(!s.flag_clock_ahead(received, MAX_CLOCK_AHEAD), "{secs} s ahead is within the tolerance");
+            assert!(s.moves_state());
+        }
+        let mut just_over = at(301);
+        assert!(just_over.flag_clock_ahead(received, MAX_CLOCK_AHEAD));
+        // A flag once set stays, whatever a later look finds.
+        assert!(!hours_ahead.flag_clock_ahead(received + chrono::Duration::days(1), MAX_CLOCK_AHEAD));
+        assert!(hours_ahead.clock_ahead);
     }
 }

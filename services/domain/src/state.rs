@@ -72,8 +72,12 @@ impl VehicleState {
     /// Merges one more sample of this car, by the rule storage keeps too: a newer sample
     /// moves the time and every value it carries (absent values keep the old ones); a valid
     /// position newer than the current position's time (`pos_ts`) moves the position; an
-    /// older sample changes nothing else. Returns whether anything changed.
+    /// older sample changes nothing else; a sample whose clock was ahead changes nothing at
+    /// all. Returns whether anything changed.
     pub fn absorb(&mut self, pos_ts: &mut Option<DateTime<Utc>>, sample: &Sample) -> bool {
+        if !sample.moves_state() {
+            return false;
+        }
         let mut changed = false;
         if sample.ts > self.ts {
             self.ts = sample.ts;
@@ -168,6 +172,16 @@ mod tests {
         assert_eq!((st.lat, st.soc_pct), (Some(30.2), Some(79.0)));
         let (first, pos) = VehicleState::first(&sample(1, 30.0, false, None));
         assert_eq!((first.lat, pos), (None, None));
+    }
+
+    #[test]
+    fn a_sample_from_the_future_never_moves_the_state() {
+        let (mut st, mut pos_ts) = VehicleState::first(&sample(10, 30.0, true, Some(80.0)));
+        let mut ahead = sample(23 * 3600, 31.0, true, Some(10.0));
+        ahead.clock_ahead = true;
+        assert!(!st.absorb(&mut pos_ts, &ahead));
+        assert!(st.absorb(&mut pos_ts, &sample(20, 30.1, true, Some(79.0))), "a real sample after it still counts");
+        assert_eq!((st.lat, st.soc_pct, st.ts.timestamp()), (Some(30.1), Some(79.0), 1_790_000_020));
     }
 
     #[test]

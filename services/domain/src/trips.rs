@@ -140,9 +140,11 @@ pub struct Derived {
 }
 
 /// Derives the trips and charging sessions of one car from its samples (any order; samples
-/// with an invalid fix count for time, charge and odometer but not for position).
+/// with an invalid fix count for time, charge and odometer but not for position; samples
+/// whose clock was ahead do not count at all: their time is wrong, and a trip spanning the
+/// real samples and one from hours ahead would be a phantom).
 pub fn derive(samples: &[Sample], battery_kwh: f64, p: &DeriveParams) -> Derived {
-    let mut sorted: Vec<&Sample> = samples.iter().collect();
+    let mut sorted: Vec<&Sample> = samples.iter().filter(|s| s.moves_state()).collect();
     sorted.sort_by_key(|s| s.ts);
     sorted.dedup_by_key(|s| s.ts);
     Derived { trips: trips(&sorted, battery_kwh, p), charging: sessions(&sorted, battery_kwh, p) }

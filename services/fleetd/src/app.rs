@@ -98,6 +98,7 @@ impl App {
             };
             cfg.max_batch = settings.ingest_max_batch;
             cfg.max_batch_delay = settings.ingest_max_batch_delay;
+            cfg.max_clock_ahead = settings.ingest_max_clock_ahead;
             if let Some(group) = &settings.mqtt_share_group {
                 cfg.subscription_prefix = format!("$share/{group}/");
             }
@@ -140,6 +141,7 @@ impl App {
                 dispatch: settings.dispatch.params,
                 co2: settings.co2,
                 api: services.web,
+                connections: settings.http_connections,
             },
             fleet_web::Deps {
                 store: store.clone(),

@@ -126,6 +126,8 @@ pub struct RunArgs {
     pub map: MapArgs,
     #[command(flatten)]
     pub dispatch: DispatchArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// Petrol a comparable car would burn, L/100 km (the baseline of CO₂ avoided).
     #[arg(long, env = "FLEET_CO2_PETROL_L_PER_100KM", default_value_t = fleet_web::Co2Factors::default().petrol_l_per_100km)]
     pub co2_petrol_l_per_100km: f64,
@@ -192,6 +194,58 @@ impl DispatchArgs {
         s.dispatch.batch_interval = Duration::from_millis(self.dispatch_batch_interval_ms);
         s.dispatch.accept_timeout = Duration::from_secs(self.dispatch_accept_timeout_s);
         s.dispatch.lead = Duration::from_secs(self.dispatch_lead_min * 60);
+        Ok(())
+    }
+}
+
+/// How long HTTP clients may take and how many may be connected; how far ahead of this
+/// clock a sample may be stamped.
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
+    /// Seconds a client has to send a request's head, from its first byte (from the
+    /// connection, for the first request).
+    #[arg(long, env = "FLEET_HTTP_HEADER_TIMEOUT_S", default_value_t = fleet_web::DEFAULT_HEADER_TIMEOUT.as_secs())]
+    pub http_header_timeout_s: u64,
+    /// Seconds a keep-alive connection may wait for its next request before it is closed.
+    #[arg(long, env = "FLEET_HTTP_IDLE_TIMEOUT_S", default_value_t = fleet_web::DEFAULT_IDLE_TIMEOUT.as_secs())]
+    pub http_idle_timeout_s: u64,
+    /// Seconds a request body has to arrive in full (408 otherwise).
+    #[arg(long, env = "FLEET_HTTP_BODY_TIMEOUT_S", default_value_t = fleet_web::DEFAULT_BODY_TIMEOUT.as_secs())]
+    pub http_body_timeout_s: u64,
+    /// Most HTTP connections open at once, live-feed WebSockets included; further ones are
+    /// closed on arrival.
+    #[arg(long, env = "FLEET_HTTP_MAX_CONNECTIONS", default_value_t = fleet_web::DEFAULT_MAX_CONNECTIONS)]
+    pub http_max_connections: usize,
+    /// Seconds a sample may be stamped ahead of this clock and still move its vehicle's
+    /// state; further ahead, it is stored flagged `clock_ahead`.
+    #[arg(long, env = "FLEET_INGEST_MAX_FUTURE_S", default_value_t = fleet_domain::MAX_CLOCK_AHEAD.as_secs())]
+    pub ingest_max_future_s: u64,
+}
+
+impl LimitArgs {
+    fn apply(&self, s: &mut Settings) -> Result<(), ConfigError> {
+        for (setting, value, max) in [
+            ("FLEET_HTTP_HEADER_TIMEOUT_S", self.http_header_timeout_s, 3600),
+            ("FLEET_HTTP_IDLE_TIMEOUT_S", self.http_idle_timeout_s, 24 * 3600),
+            ("FLEET_HTTP_BODY_TIMEOUT_S", self.http_body_timeout_s, 24 * 3600),
+        ] {
+            if !(1..=max).contains(&value) {
+                return Err(ConfigError::new(setting, format!("must be 1 to {max}")));
+            }
+        }
+        if !(1..=1_000_000).contains(&self.http_max_connections) {
+            return Err(ConfigError::new("FLEET_HTTP_MAX_CONNECTIONS", "must be 1 to 1000000"));
+        }
+        if self.ingest_max_future_s > 7 * 24 * 3600 {
+            return Err(ConfigError::new("FLEET_INGEST_MAX_FUTURE_S", "must be 0 to 604800"));
+        }
+        s.http_connections = fleet_web::ConnectionLimits {
+            header_timeout: Duration::from_secs(self.http_header_timeout_s),
+            idle_timeout: Duration::from_secs(self.http_idle_timeout_s),
+            body_timeout: Duration::from_secs(self.http_body_timeout_s),
+            max_connections: self.http_max_connections,
+        };
+        s.ingest_max_clock_ahead = Duration::from_secs(self.ingest_max_future_s);
         Ok(())
     }
 }
@@ -296,6 +350,7 @@ impl RunArgs {
         s.shutdown_grace = Duration::from_secs(self.shutdown_grace_s);
         s.map = self.map.map_config()?;
         self.dispatch.apply(&mut s)?;
+        self.limits.apply(&mut s)?;
         for (setting, value, max) in [
             ("FLEET_CO2_PETROL_L_PER_100KM", self.co2_petrol_l_per_100km, 50.0),
             ("FLEET_CO2_PETROL_KG_PER_L", self.co2_petrol_kg_per_l, 10.0),

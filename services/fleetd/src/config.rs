@@ -156,6 +156,10 @@ pub struct Settings {
     pub stats: fleet_stats::Config,
     /// The CO₂ comparison's factors.
     pub co2: fleet_web::Co2Factors,
+    /// The HTTP server's header, idle and body timeouts and its connection cap.
+    pub http_connections: fleet_web::ConnectionLimits,
+    /// A sample stamped further ahead of this clock is stored flagged and moves no state.
+    pub ingest_max_clock_ahead: Duration,
 }
 
 /// Dispatch's rules and rhythm.
@@ -237,6 +241,8 @@ impl Settings {
             dispatch: DispatchSettings::default(),
             stats: fleet_stats::Config::default(),
             co2: fleet_web::Co2Factors::default(),
+            http_connections: fleet_web::ConnectionLimits::default(),
+            ingest_max_clock_ahead: fleet_domain::MAX_CLOCK_AHEAD,
         }
     }
 }

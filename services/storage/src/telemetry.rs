@@ -14,7 +14,7 @@ use crate::{Store, StorageError, from_ms, on_pool, to_ms};
 pub use state::StateBacklog;
 use state::{STATE_COLUMNS, StateRow, UPSERT_STATE_TAIL, newest_states, upsert_states_sqlite};
 
-/// Most rows per multi-row INSERT on SQLite (18 binds a row stays under its 32,766 limit);
+/// Most rows per multi-row INSERT on SQLite (19 binds a row stays under its 32,766 limit);
 /// smaller chunks come in the fixed sizes of [`shaped`].
 const SQLITE_ROWS_PER_STATEMENT: usize = 1024;
 
@@ -102,7 +102,9 @@ impl Telemetry<'_> {
     /// Brings every vehicle's state up to its stored samples: the samples newer than the
     /// state, folded and merged. Run at start, it restores what a crash took of a backlog
     /// not yet written (its samples were committed and acknowledged). Cheap when nothing is
-    /// missing: one index probe per vehicle. Answers the samples folded.
+    /// missing: one index probe per vehicle. Samples whose clock was ahead are left out: they
+    /// never move a state (and, newer than it, would be read at every start). Answers the
+    /// samples folded.
     pub async fn catch_up_states(&self) -> Result<u64, StorageError> {
         let cols = SAMPLE_COLUMNS.split(", ").map(|c| format!("t.{c}")).collect::<Vec<_>>().join(", ");
         // The vehicles drive the join (CROSS JOIN keeps SQLite from reordering it), each
@@ -112,7 +114,7 @@ impl Telemetry<'_> {
             Store::Sqlite(pool, _) => {
                 let q = format!(
                     "SELECT {cols}, t.ts_ms, NULL AS frame FROM vehicles v LEFT JOIN vehicle_state st ON st.vin = v.vin \
-                     CROSS JOIN telemetry_samples t WHERE t.vin = v.vin AND t.ts_ms > COALESCE(st.ts_ms, -9223372036854775808)"
+                     CROSS JOIN telemetry_samples t WHERE t.vin = v.vin AND t.ts_ms > COALESCE(st.ts_ms, -9223372036854775808) AND NOT t.clock_ahead"
                 );
                 sqlx::query_as(sqlx::AssertSqlSafe(q.as_str())).fetch_all(pool).await?
             }
@@ -122,7 +124,7 @@ impl Telemetry<'_> {
                 let q = format!(
                     "SELECT t.* FROM vehicles v LEFT JOIN vehicle_state st ON st.vin = v.vin CROSS JOIN LATERAL \
                      (SELECT {cols}, (EXTRACT(EPOCH FROM t.ts) * 1000)::BIGINT AS ts_ms, NULL::BYTEA AS frame FROM telemetry_samples t \
-                      WHERE t.vin = v.vin AND t.ts >= COALESCE(TIMESTAMPTZ 'epoch' + (st.ts_ms + 1) * INTERVAL '1 millisecond', '-infinity') \
+                      WHERE t.vin = v.vin AND t.ts >= COALESCE(TIMESTAMPTZ 'epoch' + (st.ts_ms + 1) * INTERVAL '1 millisecond', '-infinity') AND NOT t.clock_ahead \
                       ORDER BY t.ts) t"
                 );
                 sqlx::query_as(sqlx::AssertSqlSafe(q.as_str())).fetch_all(pool).await?
@@ -269,7 +271,7 @@ impl Telemetry<'_> {
 }
 
 const SAMPLE_COLUMNS: &str = "vin, lat, lon, position_valid, speed_kmh, heading_deg, soc_pct, odometer_km, charging, ignition, \
-     battery_voltage_v, battery_current_a, battery_temp_c, range_km, source";
+     battery_voltage_v, battery_current_a, battery_temp_c, range_km, source, clock_ahead";
 
 #[derive(sqlx::FromRow)]
 struct SampleRow {
@@ -289,6 +291,7 @@ struct SampleRow {
     battery_temp_c: Option<f64>,
     range_km: Option<f64>,
     source: String,
+    clock_ahead: bool,
     frame: Option<Vec<u8>>,
 }
 
@@ -301,6 +304,7 @@ impl TryFrom<SampleRow> for Sample {
             lat: r.lat,
             lon: r.lon,
             position_valid: r.position_valid,
+            clock_ahead: r.clock_ahead,
             speed_kmh: r.speed_kmh,
             heading_deg: r.heading_deg,
             soc_pct: r.soc_pct,
@@ -336,6 +340,7 @@ async fn insert_samples_sqlite(tx: &mut sqlx::SqliteConnection, chunk: &[Sample]
             .push_bind(s.battery_temp_c)
             .push_bind(s.range_km)
             .push_bind(s.source.as_str())
+            .push_bind(s.clock_ahead)
             .push_bind(to_ms(s.ts))
             .push_bind(s.frame.as_deref())
             .push_bind(received);

@@ -252,7 +252,7 @@ export class VehicleDetail {
     try {
       const { samples, truncated } = await fetchTrack(vin, from, to);
       if (vin !== this.vin) return;
-      const points = samples.filter((s) => s.position_valid !== false && Number.isFinite(s.lat) && Number.isFinite(s.lon));
+      const points = samples.filter((s) => s.position_valid !== false && !s.clock_ahead && Number.isFinite(s.lat) && Number.isFinite(s.lon));
       if (points.length === 0) {
         this.trackMessage = { key: 'track.empty' };
         return;

@@ -129,7 +129,7 @@ export class AlarmPanel {
     }
     if (seq !== this.loadSeq) return 0;
     this.ends = [];
-    const points = samples.filter((s) => s.position_valid !== false && Number.isFinite(s.lat) && Number.isFinite(s.lon));
+    const points = samples.filter((s) => s.position_valid !== false && !s.clock_ahead && Number.isFinite(s.lat) && Number.isFinite(s.lon));
     this.trackLayer.clearLayers();
     if (!points.length) {
       this.hint.dataset.state = 'error';

@@ -38,8 +38,12 @@ impl Car {
         Some((s.lat?, s.lon?))
     }
 
-    /// Merges a committed sample; true when the state changed.
+    /// Merges a committed sample; true when the state changed. A sample whose clock was ahead
+    /// changes nothing (it is in the track, never on the map).
     fn absorb(&mut self, sample: &Sample) -> bool {
+        if !sample.moves_state() {
+            return false;
+        }
         match &mut self.state {
             Some(state) => state.absorb(&mut self.pos_ts, sample),
             None => {

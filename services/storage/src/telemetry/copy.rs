@@ -25,8 +25,8 @@ pub(super) fn statement() -> String {
 }
 
 const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
-/// Fields a row carries: the 15 of `SAMPLE_COLUMNS`, then ts, frame, received_at.
-const FIELDS: i16 = 18;
+/// Fields a row carries: the 16 of `SAMPLE_COLUMNS`, then ts, frame, received_at.
+const FIELDS: i16 = 19;
 
 /// The rows of `samples`, received at `received`, in COPY's binary format.
 pub(super) fn encode(samples: &[Sample], received: DateTime<Utc>) -> Vec<u8> {
@@ -53,6 +53,7 @@ pub(super) fn encode(samples: &[Sample], received: DateTime<Utc>) -> Vec<u8> {
         out.float(s.battery_temp_c);
         out.float(s.range_km);
         out.bytes(Some(s.source.as_str().as_bytes()));
+        out.bool(Some(s.clock_ahead));
         out.int(micros(s.ts));
         out.bytes(s.frame.as_deref());
         out.int(received);
@@ -138,7 +139,7 @@ mod tests {
         assert_eq!(&out[..11], SIGNATURE);
         assert_eq!(&out[11..19], &[0; 8]);
         // One row: field count, then the VIN's length and bytes.
-        assert_eq!(&out[19..21], &18i16.to_be_bytes());
+        assert_eq!(&out[19..21], &19i16.to_be_bytes());
         assert_eq!(&out[21..25], &17i32.to_be_bytes());
         assert_eq!(&out[25..42], b"LSJA24U66NS000001");
         // lat as 8 big-endian bytes.

@@ -112,11 +112,11 @@ async fn insert_samples(tx: &mut sqlx::PgConnection, chunk: &[Sample], skip_stor
     let col = |f: fn(&Sample) -> Option<f64>| chunk.iter().map(f).collect::<Vec<_>>();
     let q = format!(
         "INSERT INTO telemetry_samples ({SAMPLE_COLUMNS}, ts, frame, received_at) \
-         SELECT vin, lat, lon, pv, sp, hd, soc, odo, ch, ig, bv, bc, bt, rk, src, ts, fr, $18 \
+         SELECT vin, lat, lon, pv, sp, hd, soc, odo, ch, ig, bv, bc, bt, rk, src, ca, ts, fr, $19 \
          FROM UNNEST($1::TEXT[], $2::FLOAT8[], $3::FLOAT8[], $4::BOOL[], $5::FLOAT8[], $6::FLOAT8[], $7::FLOAT8[], $8::FLOAT8[], \
                      $9::BOOL[], $10::BOOL[], $11::FLOAT8[], $12::FLOAT8[], $13::FLOAT8[], $14::FLOAT8[], $15::TEXT[], \
-                     $16::TIMESTAMPTZ[], $17::BYTEA[]) \
-              AS t(vin, lat, lon, pv, sp, hd, soc, odo, ch, ig, bv, bc, bt, rk, src, ts, fr){}",
+                     $16::BOOL[], $17::TIMESTAMPTZ[], $18::BYTEA[]) \
+              AS t(vin, lat, lon, pv, sp, hd, soc, odo, ch, ig, bv, bc, bt, rk, src, ca, ts, fr){}",
         if skip_stored { " ON CONFLICT DO NOTHING" } else { "" }
     );
     let done = sqlx::query(sqlx::AssertSqlSafe(q.as_str()))
@@ -135,6 +135,7 @@ async fn insert_samples(tx: &mut sqlx::PgConnection, chunk: &[Sample], skip_stor
         .bind(col(|s| s.battery_temp_c))
         .bind(col(|s| s.range_km))
         .bind(chunk.iter().map(|s| s.source.as_str()).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|s| s.clock_ahead).collect::<Vec<_>>())
         .bind(chunk.iter().map(|s| s.ts).collect::<Vec<_>>())
         .bind(chunk.iter().map(|s| s.frame.as_deref()).collect::<Vec<_>>())
         .bind(Utc::now())

@@ -102,9 +102,10 @@ impl TryFrom<StateRow> for VehicleState {
 /// Folds a batch into one state row per vehicle, sorted by VIN: the samples of a vehicle
 /// merged in time order, so that a field the newest sample lacks comes from the newest
 /// that has it. (Of two samples with the same time the first counts, as storage keeps it.)
+/// Samples whose clock was ahead are left out: a vehicle with only those gets no row.
 pub(super) fn newest_states(samples: &[Sample]) -> Vec<StateRow> {
     let mut by_vin: BTreeMap<&str, Vec<&Sample>> = BTreeMap::new();
-    for s in samples {
+    for s in samples.iter().filter(|s| s.moves_state()) {
         by_vin.entry(s.vin.as_str()).or_default().push(s);
     }
     by_vin
@@ -278,6 +279,20 @@ mod tests {
         b.absorb(&[s(A, 5, false, Some(45.0))]);
         let a = &b.sorted_rows()[0];
         assert_eq!((a.ts_ms, a.soc_pct, a.pos_ts_ms, a.lat), (5000, Some(45.0), Some(1000), Some(31.0)));
+    }
+
+    #[test]
+    fn a_sample_from_the_future_moves_neither_the_backlog_nor_a_new_row() {
+        let mut ahead = s(A, 90_000, true, Some(5.0));
+        ahead.clock_ahead = true;
+        let mut b = StateBacklog::default();
+        b.absorb(&[s(A, 10, true, Some(80.0)), ahead.clone()]);
+        b.absorb(&[s(A, 20, true, Some(79.0))]);
+        let a = &b.sorted_rows()[0];
+        assert_eq!((a.ts_ms, a.soc_pct, a.pos_ts_ms), (20_000, Some(79.0), Some(20_000)));
+        let mut only_ahead = StateBacklog::default();
+        only_ahead.absorb(&[ahead]);
+        assert!(only_ahead.is_empty(), "a vehicle with only samples from the future gets no state");
     }
 
     #[test]

@@ -1,0 +1,4 @@
+-- A sample stamped more than a few minutes ahead of the receiving clock (a terminal whose
+-- clock is wrong) is stored with this flag set and never moves the vehicle's state; the
+-- start-up catch-up of states skips it too (issue 17).
+ALTER TABLE telemetry_samples ADD COLUMN clock_ahead BOOLEAN NOT NULL DEFAULT FALSE;
