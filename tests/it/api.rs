@@ -101,7 +101,7 @@ both!(five_failed_logins_throttle_the_next_with_retry_after, |app: TestApp| asyn
         let (s, b) = call(&app, reqwest::Method::POST, "/api/v1/auth/login", None, Some(json!({"username": "victim", "password": format!("guess{i}")}))).await?;
         assert_eq!(s, StatusCode::UNAUTHORIZED, "attempt {i}: {b}");
     }
-    // Even the right password waits now.
+    // From the failing address even the right password waits now.
     let res = app.http.post(app.url("/api/v1/auth/login")).json(&json!({"username": "victim", "password": "right-pass"})).send().await?;
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     let retry: u64 = res.headers().get("retry-after").expect("Retry-After").to_str()?.parse()?;
@@ -109,6 +109,70 @@ both!(five_failed_logins_throttle_the_next_with_retry_after, |app: TestApp| asyn
     error_code(&res.json().await?, "too_many_attempts");
     // Other usernames are not affected.
     assert!(app.login("admin", ADMIN_PASSWORD).await.is_ok());
+    // Nobody locks the owner out: from an address that has not been failing, the right
+    // password goes through, and so does a password change.
+    let owner = from_address([127, 0, 0, 2]);
+    let res = owner.post(app.url("/api/v1/auth/login")).json(&json!({"username": "victim", "password": "right-pass"})).send().await?;
+    assert_eq!(res.status(), StatusCode::OK, "the owner from a clean address");
+    let token = res.json::<Value>().await?["token"].as_str().unwrap().to_owned();
+    let res = owner.post(app.url("/api/v1/auth/password")).bearer_auth(&token).json(&json!({"old_password": "right-pass", "new_password": "fresh-pass-1"})).send().await?;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT, "the owner changes the password meanwhile");
+    Ok(())
+});
+
+/// A client of its own source address on loopback (Linux answers all of 127.0.0.0/8), so a
+/// test can be several clients to the login throttle.
+fn from_address(ip: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder().local_address(std::net::IpAddr::from(ip)).build().expect("a client")
+}
+
+both!(one_address_spraying_many_usernames_is_stopped_and_others_are_not, |app: TestApp| async move {
+    let sprayer = from_address([127, 0, 0, 3]);
+    for i in 0..20 {
+        let res = sprayer.post(app.url("/api/v1/auth/login")).json(&json!({"username": format!("user{i}"), "password": "Winter2026!"})).send().await?;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "attempt {i}");
+    }
+    let res = sprayer.post(app.url("/api/v1/auth/login")).json(&json!({"username": "admin", "password": "Winter2026!"})).send().await?;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS, "the address is held for every username");
+    assert!(res.headers().get("retry-after").is_some());
+    let res = from_address([127, 0, 0, 4]).post(app.url("/api/v1/auth/login")).json(&json!({"username": "admin", "password": ADMIN_PASSWORD})).send().await?;
+    assert_eq!(res.status(), StatusCode::OK, "another address is not");
+    Ok(())
+});
+
+both!(a_login_never_takes_part_in_idempotency_replay, |app: TestApp| async move {
+    let admin = app.admin_token().await;
+    let login = |password: &'static str| {
+        app.http.post(app.url("/api/v1/auth/login")).bearer_auth(&admin).header("Idempotency-Key", "login-1").json(&json!({"username": "admin", "password": password})).send()
+    };
+    let first = login(ADMIN_PASSWORD).await?;
+    assert_eq!(first.status(), StatusCode::OK);
+    let again = login("wrong-password").await?;
+    assert_eq!(again.status(), StatusCode::UNAUTHORIZED, "a wrong password is never answered with the kept token");
+    assert!(again.headers().get("idempotent-replayed").is_none());
+    let kept: i64 = match &app.store {
+        fleet_storage::Store::Sqlite(p, _) => sqlx::query_scalar("SELECT COUNT(*) FROM idempotency_keys").fetch_one(p).await?,
+        fleet_storage::Store::Postgres(p, _) => sqlx::query_scalar("SELECT COUNT(*) FROM idempotency_keys").fetch_one(p).await?,
+    };
+    assert_eq!(kept, 0, "no login answer (token included) is kept");
+    Ok(())
+});
+
+both!(passwords_are_8_characters_not_the_username_and_not_the_old_one, |app: TestApp| async move {
+    let admin = app.admin_token().await;
+    for (password, why) in [("short12", "too short"), ("Clerk-01", "the username")] {
+        let (s, b) = post(&app, "/api/v1/users", &admin, json!({"username": "clerk-01", "password": password, "role": "dispatcher"})).await?;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{why}: {b}");
+        assert!(error_code(&b, "validation_failed").contains("password"), "{b}");
+    }
+    create_user(&app, &admin, json!({"username": "clerk-01", "password": "first-pass", "role": "dispatcher"})).await?;
+    let token = app.login("clerk-01", "first-pass").await?;
+    for (new, why) in [("first-pass", "the old one"), ("clerk-01", "the username"), ("1234567", "too short")] {
+        let (s, b) = post(&app, "/api/v1/auth/password", &token, json!({"old_password": "first-pass", "new_password": new})).await?;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{why}: {b}");
+        assert!(error_code(&b, "validation_failed").contains("new_password"), "{b}");
+    }
+    assert!(app.login("clerk-01", "first-pass").await.is_ok(), "nothing changed");
     Ok(())
 });
 
@@ -454,3 +518,26 @@ both!(health_openapi_and_pages_need_no_token, |app: TestApp| async move {
     }
     Ok(())
 });
+
+/// `/metrics` can be kept from the public port: a token of its own, and a listener of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_can_require_a_token_and_move_to_an_address_of_their_own() -> anyhow::Result<()> {
+    const TOKEN: &str = "scraper-token-0123456789";
+    let app = TestApp::spawn_with(fleet_tests::Db::Sqlite, |s| {
+        s.metrics = fleet_web::MetricsAccess { addr: Some("127.0.0.1:0".parse().unwrap()), token: Some(TOKEN.to_owned()) };
+    })
+    .await;
+    let r = app.http.get(app.url("/metrics")).send().await?;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND, "not on the public port");
+    let metrics = format!("http://{}/metrics", app.metrics_addr().expect("a metrics listener"));
+    assert_eq!(app.http.get(&metrics).send().await?.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(app.http.get(&metrics).bearer_auth("scraper-token-0123456788").send().await?.status(), StatusCode::UNAUTHORIZED);
+    let r = app.http.get(&metrics).bearer_auth(TOKEN).send().await?;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await?.contains("# TYPE"), "Prometheus text");
+    // With a token only, the public port serves it to the token's holder.
+    let open = TestApp::spawn_with(fleet_tests::Db::Sqlite, |s| s.metrics.token = Some(TOKEN.to_owned())).await;
+    assert_eq!(open.http.get(open.url("/metrics")).send().await?.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(open.http.get(open.url("/metrics")).bearer_auth(TOKEN).send().await?.status(), StatusCode::OK);
+    Ok(())
+}

@@ -218,6 +218,11 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
+    /// Where `/metrics` has a listener of its own, when configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.app.as_ref().and_then(|a| a.metrics_addr())
+    }
+
     async fn health_ok(&self) -> bool {
         matches!(self.http.get(self.url("/healthz")).send().await, Ok(r) if r.status() == 200)
     }

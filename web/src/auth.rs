@@ -1,4 +1,4 @@
-//! Authentication: login (argon2 verify, per-username throttle), bearer tokens (random,
+//! Authentication: login (argon2 verify, throttled by address and username), bearer tokens (random,
 //! stored hashed, expiring, revocable), logout, password change, and the [`AuthUser`]
 //! extractor every protected route takes.
 
@@ -6,11 +6,12 @@ mod password;
 mod throttle;
 mod token;
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Json;
-use axum::extract::{FromRequestParts, State};
+use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use chrono::{DateTime, Utc};
@@ -99,15 +100,35 @@ pub(crate) struct LoginResponse {
     user: User,
 }
 
+/// The client's address, as the login throttle counts it: the connection's peer, or, with
+/// `trust_forwarded_for` (fleetd behind a reverse proxy), the last address in
+/// `X-Forwarded-For` (the one the proxy itself appended; earlier ones are the client's say).
+pub(crate) struct ClientIp(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        let forwarded = || {
+            let last = parts.headers.get_all("x-forwarded-for").iter().next_back()?.to_str().ok()?;
+            last.rsplit(',').next()?.trim().parse::<IpAddr>().ok()
+        };
+        let ip = if state.trust_forwarded_for { forwarded().or(peer) } else { peer };
+        Ok(Self(ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))))
+    }
+}
+
 /// `POST /api/v1/auth/login`.
 pub(crate) async fn login(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
     let key = throttle_key(&req.username);
-    if let Err(retry_after) = state.throttle.check(&key, Instant::now()) {
+    if let Err(retry_after) = state.throttle.check(ip, &key, Instant::now()) {
         metrics::counter!("http_logins_total", "outcome" => "throttled").increment(1);
-        tracing::warn!(retry_after_s = retry_after.as_secs(), "login refused: too many failures for this username");
+        tracing::warn!(retry_after_s = retry_after.as_secs(), "login refused: too many failures from this address");
         return Err(ApiError::TooManyAttempts { retry_after });
     }
     let found = state.store.users().credentials(&req.username).await?;
@@ -117,12 +138,12 @@ pub(crate) async fn login(
     };
     let verified = check_password(req.password, hash).await?;
     let Some(user) = user.filter(|_| verified) else {
-        state.throttle.record_failure(&key, Instant::now());
+        state.throttle.record_failure(ip, &key, Instant::now());
         metrics::counter!("http_logins_total", "outcome" => "failed").increment(1);
         tracing::info!("login failed");
         return Err(ApiError::InvalidCredentials);
     };
-    state.throttle.clear(&key);
+    state.throttle.clear(ip, &key);
     let (token, expires_at) = issue_token(&state, user.id).await?;
     metrics::counter!("http_logins_total", "outcome" => "ok").increment(1);
     tracing::info!(user.id = user.id, user.role = user.role.as_str(), "login");
@@ -154,15 +175,17 @@ pub(crate) struct PasswordChange {
 /// login throttle, so a stolen token cannot be used to guess the password.
 pub(crate) async fn change_password(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     auth: AuthUser,
     ApiJson(req): ApiJson<PasswordChange>,
 ) -> Result<StatusCode, ApiError> {
     let key = throttle_key(&auth.user.username);
-    state.throttle.check(&key, Instant::now()).map_err(|retry_after| ApiError::TooManyAttempts { retry_after })?;
-    fleet_domain::user::validate_password(&req.new_password).map_err(|e| ApiError::validation("new_password", e.problem))?;
+    state.throttle.check(ip, &key, Instant::now()).map_err(|retry_after| ApiError::TooManyAttempts { retry_after })?;
+    fleet_domain::user::validate_new_password(&req.new_password, &auth.user.username, Some(&req.old_password))
+        .map_err(|e| ApiError::validation("new_password", e.problem))?;
     let hash = state.store.users().password_hash(auth.user.id).await?.ok_or(ApiError::Unauthorized)?;
     if !check_password(req.old_password, Some(hash)).await? {
-        state.throttle.record_failure(&key, Instant::now());
+        state.throttle.record_failure(ip, &key, Instant::now());
         return Err(ApiError::InvalidCredentials);
     }
     let new_hash = blocking(move || hash_password(&req.new_password)).await?;

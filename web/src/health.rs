@@ -5,11 +5,12 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use serde::Serialize;
 
 use crate::AppState;
+use crate::error::ApiError;
 
 /// How long the database ping may take before the database counts as down (a health check
 /// must answer quickly, not wait out the pool's acquire timeout).
@@ -62,14 +63,32 @@ pub(crate) async fn healthz(State(state): State<AppState>) -> impl IntoResponse 
     (report.status_code(), [(header::CACHE_CONTROL, "no-store")], Json(report))
 }
 
-/// `GET /metrics`: the Prometheus text.
-pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)], (state.metrics)())
+/// `GET /metrics`: the Prometheus text; with a metrics token configured, only for a request
+/// that carries it as a bearer token.
+pub(crate) async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
+    if let Some(expected) = &state.metrics_access.token {
+        let given = crate::auth::bearer_token(&headers).unwrap_or_default();
+        if !same_secret(given.as_bytes(), expected.as_bytes()) {
+            return Err(ApiError::Unauthorized);
+        }
+    }
+    Ok(([(header::CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)], (state.metrics)()))
+}
+
+/// Compares two secrets in time that depends on their lengths only, not on where they differ.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_match_only_when_equal() {
+        assert!(same_secret(b"abc", b"abc"));
+        assert!(!same_secret(b"abc", b"abd") && !same_secret(b"abc", b"ab") && !same_secret(b"", b"a"));
+    }
 
     #[test]
     fn healthy_only_when_both_dependencies_are_up() {

@@ -33,7 +33,7 @@ pub(crate) struct NotKept;
 /// Replays a kept answer for a POST's key, or runs the request and keeps its answer (unless
 /// it is a server error, which the client should be free to retry).
 pub(crate) async fn idempotent(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if req.method() != Method::POST {
+    if req.method() != Method::POST || is_authentication(req.uri().path()) {
         return next.run(req).await;
     }
     let Some(key) = req.headers().get(&IDEMPOTENCY_KEY) else {
@@ -72,6 +72,12 @@ pub(crate) async fn idempotent(State(state): State<AppState>, req: Request, next
         tracing::warn!(error = %e, user.id = user.id, "could not keep an answer for its Idempotency-Key");
     }
     Response::from_parts(parts, Body::from(bytes))
+}
+
+/// Login, logout and password change never take part: a kept login answer would be a live
+/// token in plain text for 24 h, replayed to whoever repeats the key with any password.
+fn is_authentication(path: &str) -> bool {
+    path.starts_with("/api/v1/auth/")
 }
 
 fn replay(kept: KeptAnswer) -> Response {

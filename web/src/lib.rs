@@ -71,6 +71,23 @@ pub struct Config {
     pub api: bool,
     /// Header, idle and body timeouts, and the cap on open connections.
     pub connections: ConnectionLimits,
+    /// Take the client's address from the last `X-Forwarded-For` entry (behind a reverse
+    /// proxy that appends it), for the login throttle.
+    pub trust_forwarded_for: bool,
+    /// Who reaches `/metrics`.
+    pub metrics: MetricsAccess,
+}
+
+/// Shortest metrics token accepted.
+pub const MIN_METRICS_TOKEN_LEN: usize = 16;
+
+/// Who reaches `/metrics` (contract §3 serves it on the HTTP port, open, by default).
+#[derive(Debug, Clone, Default)]
+pub struct MetricsAccess {
+    /// Serve `/metrics` on this address only (a listener of its own), not on the HTTP port.
+    pub addr: Option<SocketAddr>,
+    /// Require this bearer token on `/metrics`.
+    pub token: Option<String>,
 }
 
 impl Default for Config {
@@ -84,6 +101,8 @@ impl Default for Config {
             co2: Co2Factors::default(),
             api: true,
             connections: ConnectionLimits::default(),
+            trust_forwarded_for: false,
+            metrics: MetricsAccess::default(),
         }
     }
 }
@@ -124,6 +143,9 @@ pub(crate) struct Shared {
     pub metrics: MetricsRender,
     pub token_ttl: Duration,
     pub throttle: auth::LoginThrottle,
+    /// See [`Config::trust_forwarded_for`].
+    pub trust_forwarded_for: bool,
+    pub metrics_access: MetricsAccess,
     pub live: Arc<live::Live>,
     pub map: MapConfig,
     pub dispatch: fleet_domain::DispatchParams,
@@ -149,6 +171,8 @@ impl AppState {
             metrics: deps.metrics,
             token_ttl: cfg.token_ttl,
             throttle: auth::LoginThrottle::default(),
+            trust_forwarded_for: cfg.trust_forwarded_for,
+            metrics_access: cfg.metrics.clone(),
             map: cfg.map.clone(),
             dispatch: cfg.dispatch,
             co2: cfg.co2,
@@ -162,24 +186,48 @@ pub struct WebServer {
     listener: TcpListener,
     local_addr: SocketAddr,
     router: axum::Router,
+    /// `/metrics` on an address of its own, when configured.
+    metrics: Option<(TcpListener, SocketAddr, axum::Router)>,
     state: AppState,
     api: bool,
     connections: ConnectionLimits,
 }
 
+/// Which listener could not be bound.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error("cannot listen on {0} for HTTP: {1}")]
+    Http(SocketAddr, std::io::Error),
+    #[error("cannot listen on {0} for metrics (FLEET_METRICS_ADDR): {1}")]
+    Metrics(SocketAddr, std::io::Error),
+}
+
 impl WebServer {
-    /// Binds the listener (port 0 = any free port) and builds the router.
-    pub async fn bind(cfg: Config, deps: Deps) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(cfg.addr).await?;
-        let local_addr = listener.local_addr()?;
+    /// Binds the listeners (port 0 = any free port) and builds the routers.
+    pub async fn bind(cfg: Config, deps: Deps) -> Result<Self, BindError> {
+        let listener = TcpListener::bind(cfg.addr).await.map_err(|e| BindError::Http(cfg.addr, e))?;
+        let local_addr = listener.local_addr().map_err(|e| BindError::Http(cfg.addr, e))?;
         let state = AppState::new(&cfg, deps);
+        let metrics = match cfg.metrics.addr {
+            Some(addr) => {
+                let l = TcpListener::bind(addr).await.map_err(|e| BindError::Metrics(addr, e))?;
+                let bound = l.local_addr().map_err(|e| BindError::Metrics(addr, e))?;
+                Some((l, bound, router::metrics_router(state.clone())))
+            }
+            None => None,
+        };
         let router = router::router(state.clone(), cfg.api);
-        Ok(Self { listener, local_addr, router, state, api: cfg.api, connections: cfg.connections })
+        Ok(Self { listener, local_addr, router, metrics, state, api: cfg.api, connections: cfg.connections })
     }
 
     /// The address actually bound.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address `/metrics` is served on when it has a listener of its own.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|m| m.1)
     }
 
     /// Serves until `shutdown` is cancelled, then closes the live feed's connections and
@@ -199,7 +247,13 @@ impl WebServer {
             shutdown.cancelled().await;
             live.stop.cancel();
         };
-        tokio::join!(serve::serve(self.listener, self.router, limits, shutdown.clone()), stop_live);
+        let metrics = async {
+            if let Some((listener, addr, router)) = self.metrics {
+                tracing::info!(metrics.addr = %addr, "metrics server started");
+                serve::serve(listener, router, limits, shutdown.clone()).await;
+            }
+        };
+        tokio::join!(serve::serve(self.listener, self.router, limits, shutdown.clone()), stop_live, metrics);
         self.state.live.stop.cancel();
         if let Some(hub) = hub {
             let _ = hub.await;

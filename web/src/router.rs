@@ -66,7 +66,11 @@ pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
 /// `/healthz` and `/metrics` are served.
 pub(crate) fn router(state: AppState, api: bool) -> Router {
     let mut router = Router::new();
+    let metrics_elsewhere = state.metrics_access.addr.is_some();
     for (path, methods) in routes() {
+        if path == "/metrics" && metrics_elsewhere {
+            continue;
+        }
         if api || OPERATIONS_ROUTES.contains(&path) {
             router = router.route(path, methods);
         }
@@ -90,6 +94,15 @@ pub(crate) fn router(state: AppState, api: bool) -> Router {
         // island coverage); the WebSocket upgrade and small answers are left alone.
         .layer(tower_http::compression::CompressionLayer::new())
         .layer(TraceLayer::new_for_http().make_span_with(layers::request_span).on_failure(()))
+        .with_state(state)
+}
+
+/// `/metrics` alone, for its own listener (`FLEET_METRICS_ADDR`).
+pub(crate) fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(health::metrics))
+        .fallback(|| async { ApiError::NotFound("route") })
+        .layer(CatchPanicLayer::custom(layers::panic_response))
         .with_state(state)
 }
 

@@ -59,17 +59,27 @@ pub struct NewUser {
 }
 
 /// Shortest password accepted.
-pub const MIN_PASSWORD_LEN: usize = 4;
+pub const MIN_PASSWORD_LEN: usize = 8;
 
 impl NewUser {
+    /// Validates everything, the password policy included ([`validate_new_password`]).
     pub fn validate(&self) -> Result<(), ValidationError> {
+        self.validate_account()?;
+        validate_new_password(&self.password, &self.username, None)
+    }
+
+    /// Validates all but the password policy: for the demo's documented accounts, whose
+    /// password (`demo`) is shorter than any user may choose.
+    pub fn validate_account(&self) -> Result<(), ValidationError> {
         let u = &self.username;
         let ok = (1..=64).contains(&u.len())
             && u.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c));
         if !ok {
             return Err(ValidationError::new("username", "1 to 64 of a-z, A-Z, 0-9, '-', '_', '.', '@'"));
         }
-        validate_password(&self.password)?;
+        if self.password.len() > MAX_PASSWORD_BYTES {
+            return Err(ValidationError::new("password", format!("at most {MAX_PASSWORD_BYTES} bytes")));
+        }
         match (self.role, &self.unit_id, &self.driver_id) {
             (Role::Unit, None, _) => Err(ValidationError::new("unit_id", "a unit user needs unit_id")),
             (Role::Driver, _, None) => Err(ValidationError::new("driver_id", "a driver user needs driver_id")),
@@ -86,10 +96,55 @@ impl NewUser {
     }
 }
 
-/// A password must be long enough and not absurdly long (argon2 cost grows with it).
+/// Longest password accepted (argon2's cost grows with it).
+pub const MAX_PASSWORD_BYTES: usize = 256;
+
+/// A password must be long enough and not absurdly long.
 pub fn validate_password(p: &str) -> Result<(), ValidationError> {
-    if p.chars().count() < MIN_PASSWORD_LEN || p.len() > 256 {
-        return Err(ValidationError::new("password", format!("{MIN_PASSWORD_LEN} to 256 characters")));
+    if p.chars().count() < MIN_PASSWORD_LEN || p.len() > MAX_PASSWORD_BYTES {
+        return Err(ValidationError::new("password", format!("{MIN_PASSWORD_LEN} to {MAX_PASSWORD_BYTES} characters")));
     }
     Ok(())
+}
+
+/// The policy for a password a user sets: [`validate_password`], not the username (in any
+/// case), and, when changing, not the old password.
+pub fn validate_new_password(p: &str, username: &str, old: Option<&str>) -> Result<(), ValidationError> {
+    validate_password(p)?;
+    if p.to_lowercase() == username.to_lowercase() {
+        return Err(ValidationError::new("password", "must not be the username"));
+    }
+    if old == Some(p) {
+        return Err(ValidationError::new("password", "must differ from the old password"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_user(username: &str, password: &str) -> NewUser {
+        NewUser { username: username.into(), password: password.into(), role: Role::Dispatcher, unit_id: None, driver_id: None }
+    }
+
+    #[test]
+    fn a_password_is_at_least_8_characters_and_not_the_username() {
+        assert!(new_user("alice", "s3cret-pw").validate().is_ok());
+        assert_eq!(new_user("alice", "short").validate().unwrap_err().field, "password");
+        assert_eq!(new_user("alice", "七个汉字的密码").validate().unwrap_err().field, "password", "7 characters, 21 bytes");
+        assert!(new_user("alice", "八个汉字组成密码").validate().is_ok(), "characters are counted, not bytes");
+        assert_eq!(new_user("dispatcher", "Dispatcher").validate().unwrap_err().field, "password");
+        assert_eq!(new_user("x", &"a".repeat(257)).validate().unwrap_err().field, "password");
+        // The demo's accounts skip the policy, not the rest.
+        assert!(new_user("admin", "demo").validate_account().is_ok());
+        assert!(new_user("bad name", "demo").validate_account().is_err());
+    }
+
+    #[test]
+    fn a_changed_password_differs_from_the_old_one() {
+        assert!(validate_new_password("new-secret", "alice", Some("old-secret")).is_ok());
+        let e = validate_new_password("old-secret", "alice", Some("old-secret")).unwrap_err();
+        assert!(e.problem.contains("old password"), "{e}");
+    }
 }

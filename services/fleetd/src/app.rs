@@ -21,6 +21,7 @@ pub const DEMO_GBT32960_SHARE: f64 = 0.3;
 /// A running fleetd: every listener bound, every service spawned.
 pub struct App {
     http_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     mqtt_addr: Option<SocketAddr>,
     embedded_broker: bool,
     store: Store,
@@ -142,6 +143,8 @@ impl App {
                 co2: settings.co2,
                 api: services.web,
                 connections: settings.http_connections,
+                trust_forwarded_for: settings.trust_forwarded_for,
+                metrics: settings.metrics.clone(),
             },
             fleet_web::Deps {
                 store: store.clone(),
@@ -151,8 +154,9 @@ impl App {
             },
         )
         .await
-        .with_context(|| format!("cannot listen on {} for HTTP", settings.http_addr))?;
+        ?;
         let http_addr = web.local_addr();
+        let metrics_addr = web.metrics_addr();
         let token = shutdown.child_token();
         tasks.spawn(async move {
             if let Err(e) = web.run(token).await {
@@ -191,7 +195,7 @@ impl App {
             });
         }
         tasks.close();
-        Ok(Self { http_addr, mqtt_addr, embedded_broker, store, bus, admin, shutdown, tasks, grace: settings.shutdown_grace })
+        Ok(Self { http_addr, metrics_addr, mqtt_addr, embedded_broker, store, bus, admin, shutdown, tasks, grace: settings.shutdown_grace })
     }
 
     /// Dispatch batches, trip derivation, retention and housekeeping (each led by one
@@ -223,6 +227,11 @@ impl App {
 
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    /// Where `/metrics` is served when it has a listener of its own (`FLEET_METRICS_ADDR`).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The broker fleetd talks to (the embedded one's bound address when embedded); none

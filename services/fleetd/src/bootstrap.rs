@@ -30,14 +30,16 @@ pub async fn ensure_admin(store: &Store, password: Option<&str>, demo: bool) -> 
         return Ok(AdminBootstrap::Existing);
     }
     let (password, outcome) = match (password, demo) {
-        (Some(p), _) => (p.to_owned(), AdminBootstrap::Created),
+        (Some(p), _) => {
+            fleet_domain::user::validate_new_password(p, "admin", None).map_err(|e| anyhow::anyhow!("FLEET_ADMIN_PASSWORD: {e}"))?;
+            (p.to_owned(), AdminBootstrap::Created)
+        }
         (None, true) => (DEMO_PASSWORD.to_owned(), AdminBootstrap::Created),
         (None, false) => {
             let p = random_password();
             (p.clone(), AdminBootstrap::Generated(p))
         }
     };
-    fleet_domain::user::validate_password(&password).map_err(|e| anyhow::anyhow!("FLEET_ADMIN_PASSWORD: {e}"))?;
     let hash = fleet_web::hash_password(&password);
     store.users().create("admin", &hash, Role::Admin, None, None).await.context("creating the admin user")?;
     Ok(outcome)

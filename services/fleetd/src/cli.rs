@@ -128,6 +128,8 @@ pub struct RunArgs {
     pub dispatch: DispatchArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub access: AccessArgs,
     /// Petrol a comparable car would burn, L/100 km (the baseline of CO₂ avoided).
     #[arg(long, env = "FLEET_CO2_PETROL_L_PER_100KM", default_value_t = fleet_web::Co2Factors::default().petrol_l_per_100km)]
     pub co2_petrol_l_per_100km: f64,
@@ -250,6 +252,36 @@ impl LimitArgs {
     }
 }
 
+/// Who reaches `/metrics`, and where client addresses come from.
+#[derive(Debug, Clone, Args)]
+pub struct AccessArgs {
+    /// Serve `/metrics` on this address only (e.g. `127.0.0.1:9100`, for the scraper), not on
+    /// the HTTP address.
+    #[arg(long, env = "FLEET_METRICS_ADDR")]
+    pub metrics_addr: Option<String>,
+    /// Require `Authorization: Bearer <this>` on `/metrics` (at least 16 characters).
+    #[arg(long, env = "FLEET_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+    /// fleetd is behind a reverse proxy that appends the client's address to
+    /// `X-Forwarded-For`: take it from there (the login throttle counts by address).
+    #[arg(long, env = "FLEET_TRUST_FORWARDED_FOR")]
+    pub trust_forwarded_for: bool,
+}
+
+impl AccessArgs {
+    fn apply(&self, s: &mut Settings) -> Result<(), ConfigError> {
+        s.metrics.addr = self.metrics_addr.as_deref().map(|a| config::socket_addr("FLEET_METRICS_ADDR", a)).transpose()?;
+        if let Some(token) = &self.metrics_token
+            && (token.chars().count() < fleet_web::MIN_METRICS_TOKEN_LEN || !token.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return Err(ConfigError::new("FLEET_METRICS_TOKEN", format!("at least {} visible ASCII characters", fleet_web::MIN_METRICS_TOKEN_LEN)));
+        }
+        s.metrics.token = self.metrics_token.clone();
+        s.trust_forwarded_for = self.trust_forwarded_for;
+        Ok(())
+    }
+}
+
 /// The map page: an optional online tile layer and the alarm thresholds.
 #[derive(Debug, Clone, Args)]
 pub struct MapArgs {
@@ -325,7 +357,7 @@ impl RunArgs {
         s.services = config::Services::parse(&self.services)?;
         s.cluster = self.cluster;
         if let Some(p) = &self.admin_password {
-            fleet_domain::user::validate_password(p).map_err(|e| ConfigError::new("FLEET_ADMIN_PASSWORD", e.problem))?;
+            fleet_domain::user::validate_new_password(p, "admin", None).map_err(|e| ConfigError::new("FLEET_ADMIN_PASSWORD", e.problem))?;
         }
         s.admin_password = self.admin_password.clone();
         s.demo = self.demo;
@@ -351,6 +383,7 @@ impl RunArgs {
         s.map = self.map.map_config()?;
         self.dispatch.apply(&mut s)?;
         self.limits.apply(&mut s)?;
+        self.access.apply(&mut s)?;
         for (setting, value, max) in [
             ("FLEET_CO2_PETROL_L_PER_100KM", self.co2_petrol_l_per_100km, 50.0),
             ("FLEET_CO2_PETROL_KG_PER_L", self.co2_petrol_kg_per_l, 10.0),

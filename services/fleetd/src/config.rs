@@ -160,6 +160,10 @@ pub struct Settings {
     pub http_connections: fleet_web::ConnectionLimits,
     /// A sample stamped further ahead of this clock is stored flagged and moves no state.
     pub ingest_max_clock_ahead: Duration,
+    /// Who reaches `/metrics`: its own address, a token.
+    pub metrics: fleet_web::MetricsAccess,
+    /// Client addresses from `X-Forwarded-For` (behind a reverse proxy).
+    pub trust_forwarded_for: bool,
 }
 
 /// Dispatch's rules and rhythm.
@@ -243,6 +247,8 @@ impl Settings {
             co2: fleet_web::Co2Factors::default(),
             http_connections: fleet_web::ConnectionLimits::default(),
             ingest_max_clock_ahead: fleet_domain::MAX_CLOCK_AHEAD,
+            metrics: fleet_web::MetricsAccess::default(),
+            trust_forwarded_for: false,
         }
     }
 }

@@ -64,6 +64,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 println!("mqtt broker listening on {addr}");
             }
             println!("http listening on http://{}", app.http_addr());
+            if let Some(addr) = app.metrics_addr() {
+                println!("metrics listening on http://{addr}/metrics");
+            }
             let token = app.shutdown_token();
             tokio::spawn(async move {
                 wait_for_signal().await;

@@ -53,7 +53,8 @@ fn every_demo_object_validates() {
     let usernames: HashSet<_> = d.users.iter().map(|u| u.username.clone()).collect();
     assert_eq!(usernames.len(), d.users.len());
     for u in &d.users {
-        u.validate().unwrap();
+        // The documented demo password is shorter than the policy lets users choose.
+        u.validate_account().unwrap();
         assert_eq!(u.password, "demo");
         assert!(u.unit_id.as_ref().is_none_or(|id| unit_ids.contains(id)));
         assert!(u.driver_id.as_ref().is_none_or(|id| driver_ids.contains(id)));
