@@ -68,6 +68,10 @@ impl App {
 
         let mut mqtt_addr = None;
         let mut embedded = None;
+        // The embedded broker's client connections end at shutdown, but after the demo's
+        // simulator has logged its cars out (below), not under it.
+        let gate_stop = CancellationToken::new();
+        let mut gate_waits_for = None;
         let mut mqtt_connected = None;
         let mut ingest_cfg = None;
         if services.ingest {
@@ -78,7 +82,7 @@ impl App {
                         anonymous: settings.embedded_mqtt_anonymous,
                         reserved_client_id: settings.mqtt_client_id.clone(),
                     };
-                    let running = broker::start(cfg, store.clone(), &tasks, shutdown.child_token()).await?;
+                    let running = broker::start(cfg, store.clone(), &tasks, gate_stop.clone()).await?;
                     if !running.public.ip().is_loopback() {
                         tracing::warn!(
                             mqtt.addr = %running.public,
@@ -208,12 +212,23 @@ impl App {
                 seed: 2026,
             };
             let token = shutdown.child_token();
+            let done = CancellationToken::new();
+            gate_waits_for = Some(done.clone());
             tasks.spawn(async move {
+                let _done = done.drop_guard();
                 if let Err(e) = simulate::run(sim, token).await {
                     tracing::error!(error = %e, "demo simulator stopped");
                 }
             });
         }
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            stop.cancelled().await;
+            if let Some(sim) = gate_waits_for {
+                sim.cancelled().await;
+            }
+            gate_stop.cancel();
+        });
         tasks.close();
         Ok(Self { http_addr, mqtt_addr, embedded_broker: embedded.is_some(), store, bus, admin, shutdown, tasks, grace: settings.shutdown_grace })
     }
