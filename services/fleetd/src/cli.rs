@@ -330,7 +330,8 @@ impl RunArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct SimulateArgs {
-    /// Broker to publish to, mqtt://[user:pass@]host[:port].
+    /// Broker to publish to, mqtt://[user:pass@]host[:port] (every car on this one account, or
+    /// none: fleetd's embedded broker takes it only with FLEET_EMBEDDED_MQTT_ANONYMOUS=1).
     #[arg(long, env = "FLEET_MQTT_URL", default_value = "mqtt://127.0.0.1:1884")]
     pub mqtt_url: String,
     /// Number of simulated cars.

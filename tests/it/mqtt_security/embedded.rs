@@ -58,6 +58,11 @@ async fn vehicles_log_in_with_their_secret_and_publish_as_themselves_only(db: Db
     // fleetd's persistent session is fleetd's alone, whatever the account.
     let r = login_as(port, &app.client_id, Some((&a, &pass_a))).await;
     assert!(refused(&r), "fleetd's client id: {r:?}");
+    // A client id the broker cannot take is refused as such, every time.
+    for _ in 0..2 {
+        let r = login_as(port, "a/b", Some((&a, &pass_a))).await;
+        assert!(matches!(r, Err(ConnectionError::ConnectionRefused(ConnectReturnCode::BadClientId))), "{r:?}");
+    }
 
     let t0 = chrono::Utc::now().timestamp_millis() - 60_000;
     let mut va = Client::connect(port, &a, &pass_a).await?;

@@ -144,6 +144,12 @@ impl Gate {
         if connect.client_id == self.reserved_client_id {
             return Err(Refusal::answer("reserved_client_id", ConnectReturnCode::NotAuthorized));
         }
+        // rumqttd drops such a client id without a word, after registering the client's
+        // will handler, and a second try with the same id then fails inside rumqttd: say
+        // no here, as MQTT provides.
+        if connect.client_id.contains(['+', '#', '$', '/']) {
+            return Err(Refusal::answer("bad_client_id", ConnectReturnCode::BadClientId));
+        }
         let Some(login) = &connect.login else {
             return if self.anonymous { Ok(Access::Anonymous) } else { Err(Refusal::answer("anonymous", ConnectReturnCode::NotAuthorized)) };
         };
