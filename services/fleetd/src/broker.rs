@@ -11,8 +11,7 @@ mod acl;
 mod gate;
 mod splice;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
-use std::time::{Duration, Instant};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use anyhow::{Context, bail};
 use fleet_storage::Store;
@@ -115,6 +114,8 @@ fn refused(reason: &'static str) {
 #[cfg(feature = "embedded-broker")]
 fn start_rumqttd(addr: SocketAddr, login: Option<InternalLogin>) -> anyhow::Result<SocketAddr> {
     use std::collections::HashMap;
+    use std::net::TcpListener;
+    use std::time::{Duration, Instant};
 
     // rumqttd binds inside its own thread and cannot report the port, so check the address
     // here first (a clear error when it is taken) and resolve port 0.
