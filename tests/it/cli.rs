@@ -67,6 +67,12 @@ fn bad_configuration_exits_64_with_one_line_naming_the_setting() {
         assert_eq!(lines.len(), 1, "{err}");
         assert!(lines[0].contains(setting), "{err}");
     }
+    // Anonymous access to an embedded broker reachable from the network.
+    let out = run_with(&["run"], &[("FLEET_EMBEDDED_MQTT_ANONYMOUS", "1"), ("FLEET_EMBEDDED_MQTT_ADDR", "0.0.0.0:0")]);
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains("bad configuration")).collect();
+    assert!(lines.len() == 1 && lines[0].contains("FLEET_EMBEDDED_MQTT_ANONYMOUS"), "{err}");
     let out = run_with(&["run", "--no-such-flag"], &[]);
     assert_eq!(out.status.code(), Some(64));
 }

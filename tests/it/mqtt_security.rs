@@ -5,10 +5,13 @@
 //! logins are refused; a replaced secret stops working once the file is regenerated and the
 //! broker reloaded; the TLS listener takes vehicles that trust its CA.
 //!
+//! The embedded broker is held to the same rules in `embedded` (issue 17, item 3).
+//!
 //! fleetd cannot speak TLS yet (`mqtts://` is refused) and rumqttc is built without TLS here,
 //! so the TLS listener is tested with `mosquitto_pub --cafile` (Debian's mosquitto-clients).
 
 mod broker;
+mod embedded;
 
 use std::path::PathBuf;
 use std::process::Command;

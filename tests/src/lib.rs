@@ -192,6 +192,12 @@ impl TestApp {
         self.app.as_ref().expect("fleetd is running").bus()
     }
 
+    /// The broker address fleetd reports: the embedded broker's public address when it
+    /// runs one.
+    pub fn mqtt_addr(&self) -> Option<SocketAddr> {
+        self.app.as_ref().expect("fleetd is running").mqtt_addr()
+    }
+
     /// The live feed's WebSocket URL with a token and extra query (`&bbox=…`).
     pub fn live_url(&self, token: &str, query: &str) -> String {
         format!("{}/api/v1/live?token={token}{query}", self.base.replacen("http://", "ws://", 1))

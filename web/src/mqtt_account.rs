@@ -47,7 +47,8 @@ pub fn mosquitto_password_line(username: &str, password: &str) -> String {
 }
 
 /// Whether a `$7$` password-file line (written here or by mosquitto_passwd) is for
-/// `password`. Not for authenticating anyone (the broker does that): for checks and tests.
+/// `password`. The embedded broker authenticates vehicles with it; Mosquitto does the same
+/// from its password file.
 pub fn mosquitto_password_matches(line: &str, password: &str) -> bool {
     let Some((username, hash)) = line.trim_end().split_once(':') else {
         return false;

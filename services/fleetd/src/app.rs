@@ -37,6 +37,7 @@ impl App {
     /// embedded broker when no external one is configured, binds HTTP, and spawns ingest,
     /// the web server and, in demo mode, the simulator.
     pub async fn start(settings: Settings) -> anyhow::Result<Self> {
+        settings.check_embedded_broker()?;
         let store = Store::connect(&settings.database_url).await.context("opening the database")?;
         store.migrate().await.context("migrating the database")?;
         let admin = bootstrap::ensure_admin(&store, settings.admin_password.as_deref(), settings.demo).await?;
@@ -67,20 +68,39 @@ impl App {
         }
 
         let mut mqtt_addr = None;
-        let mut embedded_broker = false;
+        let mut embedded = None;
+        // The embedded broker's client connections end at shutdown, but after the demo's
+        // simulator has logged its cars out (below), not under it.
+        let gate_stop = CancellationToken::new();
+        let mut gate_waits_for = None;
         let mut mqtt_connected = None;
         let mut ingest_cfg = None;
         if services.ingest {
             let mut cfg = match &settings.mqtt {
                 MqttTarget::Embedded(addr) => {
-                    let bound = broker::start(*addr)?;
-                    embedded_broker = true;
-                    mqtt_addr = Some(bound);
-                    fleet_ingest::Config::new(
-                        bound.ip().to_string(),
-                        bound.port(),
+                    let cfg = broker::EmbeddedConfig {
+                        addr: *addr,
+                        anonymous: settings.embedded_mqtt_anonymous,
+                        reserved_client_id: settings.mqtt_client_id.clone(),
+                    };
+                    let running = broker::start(cfg, store.clone(), &tasks, gate_stop.clone()).await?;
+                    if !running.public.ip().is_loopback() {
+                        tracing::warn!(
+                            mqtt.addr = %running.public,
+                            "the embedded MQTT broker listens beyond this machine without TLS: vehicles' secrets and telemetry cross the network in clear; production uses deploy/mosquitto (or EMQX) with TLS"
+                        );
+                    }
+                    mqtt_addr = Some(running.public);
+                    // fleetd's own session goes to the internal broker directly, past the gate.
+                    let mut cfg = fleet_ingest::Config::new(
+                        running.internal.ip().to_string(),
+                        running.internal.port(),
                         settings.mqtt_client_id.clone(),
-                    )
+                    );
+                    cfg.username = Some(running.login.username.clone());
+                    cfg.password = Some(running.login.password.clone());
+                    embedded = Some(running);
+                    cfg
                 }
                 MqttTarget::External(url) => {
                     let mut cfg = fleet_ingest::Config::new(
@@ -169,18 +189,28 @@ impl App {
         }
 
         if let (true, Some(ingest_cfg)) = (settings.demo, &ingest_cfg) {
-            let vehicles = store
+            let vehicles: Vec<simulate::SimVehicle> = store
                 .vehicles()
                 .list(None)
                 .await?
                 .into_iter()
                 .map(|v| simulate::SimVehicle { vin: v.vin, battery_kwh: v.battery_kwh, consumption_kwh_per_100km: v.consumption_kwh_per_100km })
                 .collect();
+            let (broker_addr, login) = match &embedded {
+                // The demo's cars log in as vehicles do, each with a secret of its own,
+                // issued afresh at every start (the secret is known only to this process).
+                Some(running) => {
+                    let vins: Vec<_> = vehicles.iter().map(|v| v.vin.clone()).collect();
+                    let secrets = bootstrap::issue_mqtt_secrets(&store, &vins).await.context("issuing the demo cars' MQTT secrets")?;
+                    let addr = running.local_public();
+                    ((addr.ip().to_string(), addr.port()), simulate::SimLogin::PerVehicle(secrets))
+                }
+                None => ((ingest_cfg.host.clone(), ingest_cfg.port), simulate::SimLogin::shared(ingest_cfg.username.clone(), ingest_cfg.password.clone())),
+            };
             let sim = simulate::SimConfig {
-                broker_host: ingest_cfg.host.clone(),
-                broker_port: ingest_cfg.port,
-                username: ingest_cfg.username.clone(),
-                password: ingest_cfg.password.clone(),
+                broker_host: broker_addr.0,
+                broker_port: broker_addr.1,
+                login,
                 client_id_prefix: format!("{}-demo-sim", settings.mqtt_client_id),
                 vehicles,
                 interval: settings.demo_interval,
@@ -188,14 +218,25 @@ impl App {
                 seed: 2026,
             };
             let token = shutdown.child_token();
+            let done = CancellationToken::new();
+            gate_waits_for = Some(done.clone());
             tasks.spawn(async move {
+                let _done = done.drop_guard();
                 if let Err(e) = simulate::run(sim, token).await {
                     tracing::error!(error = %e, "demo simulator stopped");
                 }
             });
         }
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            stop.cancelled().await;
+            if let Some(sim) = gate_waits_for {
+                sim.cancelled().await;
+            }
+            gate_stop.cancel();
+        });
         tasks.close();
-        Ok(Self { http_addr, metrics_addr, mqtt_addr, embedded_broker, store, bus, admin, shutdown, tasks, grace: settings.shutdown_grace })
+        Ok(Self { http_addr, metrics_addr, mqtt_addr, embedded_broker: embedded.is_some(), store, bus, admin, shutdown, tasks, grace: settings.shutdown_grace })
     }
 
     /// Dispatch batches, trip derivation, retention and housekeeping (each led by one

@@ -116,3 +116,16 @@ pub async fn seed_demo(store: &Store) -> anyhow::Result<bool> {
     tracing::info!(demo.units = data.units.len(), demo.vehicles = data.vehicles.len(), demo.samples = total, demo.orders = orders.len(), "demo data loaded");
     Ok(true)
 }
+
+/// Issues each of `vins` a fresh MQTT secret, as `POST /api/v1/vehicles/{vin}/mqtt-secret`
+/// does (the stored line replaces any earlier one), and answers the secrets by VIN.
+pub async fn issue_mqtt_secrets(store: &Store, vins: &[fleet_domain::Vin]) -> anyhow::Result<std::collections::HashMap<fleet_domain::Vin, String>> {
+    let mut secrets = std::collections::HashMap::with_capacity(vins.len());
+    for vin in vins {
+        let secret = fleet_web::new_vehicle_secret();
+        let line = fleet_web::mosquitto_password_line(vin.as_str(), &secret);
+        store.mqtt_secrets().replace(vin, &line, Utc::now()).await.with_context(|| format!("storing the MQTT account of {vin}"))?;
+        secrets.insert(vin.clone(), secret);
+    }
+    Ok(secrets)
+}

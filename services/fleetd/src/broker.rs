@@ -1,24 +1,121 @@
-//! The embedded MQTT broker (rumqttd), the quick start's default: fleetd connects to it over
-//! TCP like to any broker, so the same ingest code runs against Mosquitto or EMQX in
-//! production. It keeps persistent sessions in memory only (no disk): a real deployment uses
-//! an external broker (`deploy/mosquitto/`).
+//! The embedded MQTT broker, the quick start's default. rumqttd does the broker's work on a
+//! loopback port of its own that only takes a random per-process account; clients reach it
+//! through a gate of ours on the public address ([`gate`]), which authenticates as the
+//! shipped Mosquitto set-up does (vehicles by VIN and issued secret, each publishing only
+//! under its own VIN and reading no other's topics, fleetd's session reserved to fleetd) —
+//! rumqttd alone has static passwords but no ACL. fleetd's own ingest connects to the
+//! internal port directly. There is no TLS, and sessions live in memory only: a real
+//! deployment uses an external broker (`deploy/mosquitto/`).
 
-use std::net::{SocketAddr, TcpListener};
-use std::time::{Duration, Instant};
+mod acl;
+mod gate;
+mod splice;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use anyhow::{Context, bail};
+use fleet_storage::Store;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use self::acl::{may_publish, may_subscribe};
+pub use self::gate::{CONNECT_TIMEOUT, MAX_CLIENT_CONNECTIONS};
 
 /// Largest message the embedded broker passes on. Above ingest's own 256 KiB limit, so that a
 /// too-large message reaches ingest and is dead-lettered with its reason.
 pub const EMBEDDED_MAX_PAYLOAD: usize = 1024 * 1024;
 /// Unacknowledged QoS 1 messages in flight to one client.
 pub const EMBEDDED_MAX_INFLIGHT: usize = 10_000;
+/// The internal broker's user (its password is drawn afresh by each process).
+const INTERNAL_USER: &str = "fleetd-internal";
 
-/// Starts the broker on `addr` (port 0 picks a free port) in its own threads and waits until
-/// it accepts connections. Returns the bound address.
+/// The internal broker's only account.
+#[derive(Clone, PartialEq, Eq)]
+pub struct InternalLogin {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for InternalLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InternalLogin").field("username", &self.username).finish_non_exhaustive()
+    }
+}
+
+/// How the embedded broker is set up.
+#[derive(Debug, Clone)]
+pub struct EmbeddedConfig {
+    /// The public address clients connect to (port 0 picks a free port).
+    pub addr: SocketAddr,
+    /// Let clients without an account in (development, on loopback only).
+    pub anonymous: bool,
+    /// fleetd's own client id, which no client may use.
+    pub reserved_client_id: String,
+}
+
+/// A running embedded broker.
+#[derive(Debug, Clone)]
+pub struct Embedded {
+    /// Where clients connect.
+    pub public: SocketAddr,
+    /// Where fleetd's ingest connects, with `login`.
+    pub internal: SocketAddr,
+    pub login: InternalLogin,
+}
+
+impl Embedded {
+    /// A loopback address of the public listener, for clients in this process (the demo's
+    /// simulator) when it listens on every interface.
+    pub fn local_public(&self) -> SocketAddr {
+        let ip = match self.public.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        SocketAddr::new(ip, self.public.port())
+    }
+}
+
+/// Starts the broker: binds the public address, starts the internal broker on a free
+/// loopback port, and spawns the gate on `tasks` until `shutdown`. The internal broker's
+/// threads live as long as the process.
+pub async fn start(cfg: EmbeddedConfig, store: Store, tasks: &TaskTracker, shutdown: CancellationToken) -> anyhow::Result<Embedded> {
+    let listener = tokio::net::TcpListener::bind(cfg.addr)
+        .await
+        .with_context(|| format!("cannot listen on {} for the embedded MQTT broker", cfg.addr))?;
+    let public = listener.local_addr()?;
+    let login = InternalLogin { username: INTERNAL_USER.to_owned(), password: fleet_web::new_vehicle_secret() };
+    let internal = {
+        let login = login.clone();
+        tokio::task::spawn_blocking(move || start_rumqttd(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), Some(login)))
+            .await
+            .context("starting the embedded broker")??
+    };
+    let gate = gate::Gate { store, internal, login: login.clone(), reserved_client_id: cfg.reserved_client_id, anonymous: cfg.anonymous };
+    tasks.spawn(gate.run(listener, tasks.clone(), shutdown));
+    Ok(Embedded { public, internal, login })
+}
+
+/// A bare broker on `addr` that takes anyone, with no accounts and no rules: for benches
+/// and tests on this machine only (a development set-up), so `addr` must be a loopback
+/// address. Returns the bound address.
+pub fn start_open(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
+    anyhow::ensure!(addr.ip().is_loopback(), "a broker without accounts listens on a loopback address only, not {addr}");
+    start_rumqttd(addr, None)
+}
+
+/// Counts a refused connection, publish or subscription (`fleet_mqtt_refused_total`).
+fn refused(reason: &'static str) {
+    metrics::counter!("fleet_mqtt_refused_total", "reason" => reason).increment(1);
+}
+
+/// Starts rumqttd on `addr` (port 0 picks a free port) in its own threads, taking only
+/// `login` when given, and waits until it accepts connections. Returns the bound address.
 #[cfg(feature = "embedded-broker")]
-pub fn start(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
+fn start_rumqttd(addr: SocketAddr, login: Option<InternalLogin>) -> anyhow::Result<SocketAddr> {
     use std::collections::HashMap;
+    use std::net::TcpListener;
+    use std::time::{Duration, Instant};
 
     // rumqttd binds inside its own thread and cannot report the port, so check the address
     // here first (a clear error when it is taken) and resolve port 0.
@@ -30,7 +127,7 @@ pub fn start(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
         connection_timeout_ms: 60_000,
         max_payload_size: EMBEDDED_MAX_PAYLOAD,
         max_inflight_count: EMBEDDED_MAX_INFLIGHT,
-        auth: None,
+        auth: login.map(|l| HashMap::from([(l.username, l.password)])),
         external_auth: None,
         dynamic_filters: true,
     };
@@ -44,7 +141,7 @@ pub fn start(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
     let config = rumqttd::Config {
         id: 0,
         router: rumqttd::RouterConfig {
-            max_connections: 20_010,
+            max_connections: MAX_CLIENT_CONNECTIONS + 10,
             max_outgoing_packet_count: 1000,
             max_segment_size: 100 * 1024 * 1024,
             max_segment_count: 10,
@@ -75,6 +172,6 @@ pub fn start(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
 }
 
 #[cfg(not(feature = "embedded-broker"))]
-pub fn start(_addr: SocketAddr) -> anyhow::Result<SocketAddr> {
+fn start_rumqttd(_addr: SocketAddr, _login: Option<InternalLogin>) -> anyhow::Result<SocketAddr> {
     bail!("this build has no embedded broker (feature `embedded-broker`); set FLEET_MQTT_URL")
 }

@@ -63,6 +63,10 @@ pub struct MqttArgs {
     /// Where the embedded broker listens when no FLEET_MQTT_URL is given.
     #[arg(long, env = "FLEET_EMBEDDED_MQTT_ADDR", default_value = config::DEFAULT_EMBEDDED_MQTT_ADDR)]
     pub embedded_mqtt_addr: String,
+    /// Let MQTT clients without an account into the embedded broker (development only;
+    /// refused unless FLEET_EMBEDDED_MQTT_ADDR is a loopback address).
+    #[arg(long, env = "FLEET_EMBEDDED_MQTT_ANONYMOUS", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
+    pub embedded_mqtt_anonymous: bool,
 }
 
 impl MqttArgs {
@@ -347,6 +351,8 @@ impl RunArgs {
         config::check_client_id(&self.mqtt_client_id)?;
         let mut s = Settings::new(http_addr, self.db.database_url.clone(), self.mqtt.target()?);
         s.mqtt_client_id = self.mqtt_client_id.clone();
+        s.embedded_mqtt_anonymous = self.mqtt.embedded_mqtt_anonymous;
+        s.check_embedded_broker()?;
         if let Some(g) = &self.mqtt_share_group {
             let ok = !g.is_empty() && g.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c));
             if !ok {
@@ -412,7 +418,8 @@ impl RunArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct SimulateArgs {
-    /// Broker to publish to, mqtt://[user:pass@]host[:port].
+    /// Broker to publish to, mqtt://[user:pass@]host[:port] (every car on this one account, or
+    /// none: fleetd's embedded broker takes it only with FLEET_EMBEDDED_MQTT_ANONYMOUS=1).
     #[arg(long, env = "FLEET_MQTT_URL", default_value = "mqtt://127.0.0.1:1884")]
     pub mqtt_url: String,
     /// Number of simulated cars.

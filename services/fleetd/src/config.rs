@@ -131,6 +131,9 @@ pub struct Settings {
     pub http_addr: SocketAddr,
     pub database_url: String,
     pub mqtt: MqttTarget,
+    /// The embedded broker lets clients without an account in (development only; refused
+    /// unless it listens on a loopback address).
+    pub embedded_mqtt_anonymous: bool,
     pub mqtt_client_id: String,
     /// `$share/<group>/` prefix for the subscriptions when instances split the stream.
     pub mqtt_share_group: Option<String>,
@@ -221,6 +224,19 @@ impl Settings {
         Ok(())
     }
 
+    /// Anonymous access to the embedded broker is for development on this machine: refused
+    /// when the broker listens beyond loopback, where anyone on the network could publish
+    /// any car's telemetry.
+    pub fn check_embedded_broker(&self) -> Result<(), ConfigError> {
+        match &self.mqtt {
+            MqttTarget::Embedded(addr) if self.embedded_mqtt_anonymous && !addr.ip().is_loopback() => Err(ConfigError::new(
+                "FLEET_EMBEDDED_MQTT_ANONYMOUS",
+                format!("anonymous access is for development on a loopback address, and the embedded broker would listen on {addr} (FLEET_EMBEDDED_MQTT_ADDR)"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Settings for tests and embedding: the given addresses, everything else default.
     pub fn new(http_addr: SocketAddr, database_url: impl Into<String>, mqtt: MqttTarget) -> Self {
         let database_url: String = database_url.into();
@@ -229,6 +245,7 @@ impl Settings {
             http_addr,
             database_url,
             mqtt,
+            embedded_mqtt_anonymous: false,
             mqtt_client_id: DEFAULT_MQTT_CLIENT_ID.to_owned(),
             mqtt_share_group: None,
             services: Services::ALL,
@@ -322,6 +339,21 @@ mod tests {
         s.cluster = false;
         s.mqtt_share_group = Some("fleetd".into());
         assert_eq!(s.check_cluster().unwrap_err().setting, "FLEET_MQTT_SHARE_GROUP", "a share group alone is a half-made cluster");
+    }
+
+    #[test]
+    fn anonymous_access_to_the_embedded_broker_only_on_loopback() {
+        let at = |addr: &str, anonymous: bool| {
+            let mut s = Settings::new("127.0.0.1:0".parse().unwrap(), "sqlite://x.db", MqttTarget::Embedded(addr.parse().unwrap()));
+            s.embedded_mqtt_anonymous = anonymous;
+            s.check_embedded_broker()
+        };
+        assert!(at("127.0.0.1:0", true).is_ok());
+        assert!(at("[::1]:1884", true).is_ok());
+        assert!(at("0.0.0.0:1884", false).is_ok(), "accounts only: allowed anywhere (with a warning)");
+        for bad in ["0.0.0.0:0", "192.0.2.10:1884", "[::]:1884"] {
+            assert_eq!(at(bad, true).unwrap_err().setting, "FLEET_EMBEDDED_MQTT_ANONYMOUS", "{bad}");
+        }
     }
 
     #[test]

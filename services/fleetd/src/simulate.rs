@@ -4,7 +4,8 @@
 //! Each car is a pure [`Car`] stepper ([`car`]) driving between real places of Zhoushan on a
 //! hand-made road graph ([`places`]), and an [`uplink`] that speaks JSON or GB/T 32960 (2016 or
 //! 2025 edition), loses coverage now and then and uploads its backlog on return. Cars share a
-//! few MQTT connections ([`link`]: one per 250 cars, each with one polling task); one tick
+//! few MQTT connections ([`link`]: one per 250 cars, each with one polling task), or each its
+//! own connection when each logs in with its own account ([`SimLogin`]); one tick
 //! loop steps and publishes every car once per interval, the cars spread evenly across it.
 //! Given the same seed the cars drive the same way; only what the broker does varies.
 
@@ -16,6 +17,7 @@ pub mod places;
 pub mod uplink;
 mod vins;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -53,8 +55,7 @@ pub struct SimVehicle {
 pub struct SimConfig {
     pub broker_host: String,
     pub broker_port: u16,
-    pub username: Option<String>,
-    pub password: Option<String>,
+    pub login: SimLogin,
     /// Connections are named `{prefix}-0`, `{prefix}-1`, …
     pub client_id_prefix: String,
     pub vehicles: Vec<SimVehicle>,
@@ -71,14 +72,52 @@ impl fmt::Debug for SimConfig {
         f.debug_struct("SimConfig")
             .field("broker_host", &self.broker_host)
             .field("broker_port", &self.broker_port)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("login", &self.login)
             .field("client_id_prefix", &self.client_id_prefix)
             .field("vehicles", &self.vehicles.len())
             .field("interval", &self.interval)
             .field("gbt32960_share", &self.gbt32960_share)
             .field("seed", &self.seed)
             .finish()
+    }
+}
+
+/// How the simulated cars log in to the broker.
+#[derive(Clone, Default)]
+pub enum SimLogin {
+    /// No account (a development broker that lets anyone in). Cars share connections.
+    #[default]
+    Anonymous,
+    /// One account for every connection. Cars share connections.
+    Shared { username: String, password: Option<String> },
+    /// Each car logs in as itself (username = VIN) with its own secret, on a connection of
+    /// its own, as real cars do on a broker with vehicle accounts (the embedded one,
+    /// `deploy/mosquitto`). Every car of the run needs a secret here.
+    PerVehicle(HashMap<Vin, String>),
+}
+
+impl SimLogin {
+    /// `Shared` with `username`, or `Anonymous` without one.
+    pub fn shared(username: Option<String>, password: Option<String>) -> Self {
+        match username {
+            Some(username) => Self::Shared { username, password },
+            None => Self::Anonymous,
+        }
+    }
+
+    /// Cars on one connection.
+    fn cars_per_link(&self) -> usize {
+        if let Self::PerVehicle(_) = self { 1 } else { CARS_PER_LINK }
+    }
+}
+
+impl fmt::Debug for SimLogin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Anonymous => f.write_str("Anonymous"),
+            Self::Shared { username, .. } => f.debug_struct("Shared").field("username", username).finish_non_exhaustive(),
+            Self::PerVehicle(secrets) => write!(f, "PerVehicle({} accounts)", secrets.len()),
+        }
     }
 }
 
@@ -121,10 +160,23 @@ pub async fn run(cfg: SimConfig, shutdown: CancellationToken) -> anyhow::Result<
         start + TimeDelta::from_std(slot_offset(i % slots)).unwrap_or_default()
             - TimeDelta::from_std(cfg.interval).unwrap_or_default()
     });
+    let per_link = cfg.login.cars_per_link();
+    let credentials = |k: usize| -> anyhow::Result<Option<(String, String)>> {
+        Ok(match &cfg.login {
+            SimLogin::Anonymous => None,
+            SimLogin::Shared { username, password } => Some((username.clone(), password.clone().unwrap_or_default())),
+            SimLogin::PerVehicle(secrets) => {
+                let vin = &cfg.vehicles[k].vin;
+                let secret = secrets.get(vin).ok_or_else(|| anyhow::anyhow!("no MQTT secret for the simulated car {vin}"))?;
+                Some((vin.to_string(), secret.clone()))
+            }
+        })
+    };
+    let logins = (0..n.div_ceil(per_link)).map(credentials).collect::<anyhow::Result<Vec<_>>>()?;
     let tracker = TaskTracker::new();
     let stop_links = CancellationToken::new();
     let links: Vec<Link> =
-        (0..n.div_ceil(CARS_PER_LINK)).map(|k| Link::open(&cfg, k, &tracker, stop_links.clone())).collect();
+        logins.into_iter().enumerate().map(|(k, login)| Link::open(&cfg, k, login, &tracker, stop_links.clone())).collect();
     tracing::info!(
         sim.vehicles = n,
         sim.connections = links.len(),
@@ -197,7 +249,7 @@ fn fleet(cfg: &SimConfig, start: impl Fn(usize) -> chrono::DateTime<Utc>) -> Vec
             SimCar {
                 car: Car::new(spec, start(i), Rhythm::AroundTheClock, seed),
                 uplink: Uplink::new(v.vin.clone(), protocol, seed ^ 0x5EED_0FC0_FFEE),
-                link: i / CARS_PER_LINK,
+                link: i / cfg.login.cars_per_link(),
             }
         })
         .collect()

@@ -10,7 +10,7 @@ use anyhow::Context;
 use fleet_tests::TestApp;
 use fleetd::config::MqttUrl;
 use fleetd::mqtt_passwd::{self, FleetdAccount};
-use rumqttc::{AsyncClient, ConnectReturnCode, ConnectionError, Event, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, ConnectReturnCode, ConnectionError, Event, MqttOptions, Packet, QoS, SubscribeReasonCode};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -177,7 +177,12 @@ impl Drop for Broker {
 /// One MQTT 3.1.1 login: Ok once the broker accepts it (then disconnects), the refusal or
 /// network error otherwise.
 pub(super) async fn login(port: u16, credentials: Option<(&str, &str)>) -> Result<(), ConnectionError> {
-    let mut o = MqttOptions::new(format!("login-{}", random_tag()), "127.0.0.1", port);
+    login_as(port, &format!("login-{}", random_tag()), credentials).await
+}
+
+/// [`login`] with a given client id.
+pub(super) async fn login_as(port: u16, client_id: &str, credentials: Option<(&str, &str)>) -> Result<(), ConnectionError> {
+    let mut o = MqttOptions::new(client_id, "127.0.0.1", port);
     if let Some((u, p)) = credentials {
         o.set_credentials(u, p);
     }
@@ -218,7 +223,7 @@ pub(super) async fn login_until(port: u16, credentials: (&str, &str), what: &str
 pub(super) struct Client {
     pub(super) client: AsyncClient,
     pub(super) acks: mpsc::UnboundedReceiver<()>,
-    pub(super) subacks: mpsc::UnboundedReceiver<()>,
+    pub(super) subacks: mpsc::UnboundedReceiver<Vec<SubscribeReasonCode>>,
     pub(super) messages: mpsc::UnboundedReceiver<(String, Vec<u8>)>,
     pub(super) closed: CancellationToken,
     pub(super) task: tokio::task::JoinHandle<()>,
@@ -226,8 +231,17 @@ pub(super) struct Client {
 
 impl Client {
     pub(super) async fn connect(port: u16, user: &str, password: &str) -> anyhow::Result<Self> {
+        Self::open(port, Some((user, password))).await
+    }
+
+    /// A client with an account, or an anonymous one.
+    pub(super) async fn open(port: u16, credentials: Option<(&str, &str)>) -> anyhow::Result<Self> {
+        let user = credentials.map_or("anonymous", |c| c.0);
         let mut o = MqttOptions::new(format!("{user}-{}", random_tag()), "127.0.0.1", port);
-        o.set_credentials(user, password).set_clean_session(true);
+        o.set_clean_session(true);
+        if let Some((user, password)) = credentials {
+            o.set_credentials(user, password);
+        }
         let (client, mut eventloop) = AsyncClient::new(o, 100);
         let connack = async {
             loop {
@@ -248,8 +262,8 @@ impl Client {
                     Ok(Event::Incoming(Packet::PubAck(_))) => {
                         let _ = ack_tx.send(());
                     }
-                    Ok(Event::Incoming(Packet::SubAck(_))) => {
-                        let _ = sub_tx.send(());
+                    Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                        let _ = sub_tx.send(ack.return_codes);
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
                         let _ = msg_tx.send((p.topic.clone(), p.payload.to_vec()));
@@ -271,10 +285,15 @@ impl Client {
         Ok(())
     }
 
-    pub(super) async fn subscribe(&mut self, filter: &str) -> anyhow::Result<()> {
-        self.client.subscribe(filter, QoS::AtLeastOnce).await?;
-        tokio::time::timeout(DEADLINE, self.subacks.recv()).await.context("no SUBACK")?.context("connection closed")?;
-        Ok(())
+    /// Subscribes and answers the SUBACK's return codes.
+    pub(super) async fn subscribe(&mut self, filter: &str) -> anyhow::Result<Vec<SubscribeReasonCode>> {
+        self.subscribe_many(&[filter]).await
+    }
+
+    /// One SUBSCRIBE with several filters; answers the SUBACK's return codes.
+    pub(super) async fn subscribe_many(&mut self, filters: &[&str]) -> anyhow::Result<Vec<SubscribeReasonCode>> {
+        self.client.subscribe_many(filters.iter().map(|f| rumqttc::SubscribeFilter::new((*f).to_owned(), QoS::AtLeastOnce))).await?;
+        tokio::time::timeout(DEADLINE, self.subacks.recv()).await.context("no SUBACK")?.context("connection closed")
     }
 
     /// The next message of a subscription.

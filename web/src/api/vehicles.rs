@@ -191,8 +191,9 @@ pub(crate) struct MqttSecret {
 /// `POST /api/v1/vehicles/{vin}/mqtt-secret` (admin): a fresh random secret for the vehicle's
 /// MQTT account (username = VIN), replacing any earlier one. Only its Mosquitto password-file
 /// line is stored, and the answer is never kept for an `Idempotency-Key` (a retry issues
-/// another secret, which replaces this one). The broker takes it once `fleetd mqtt-passwd`
-/// has rewritten its password file and the broker has reloaded it.
+/// another secret, which replaces this one). The embedded broker takes it at once, as it reads
+/// the stored line at each login; Mosquitto once `fleetd mqtt-passwd` has rewritten its
+/// password file and the broker has reloaded it.
 pub(crate) async fn mqtt_secret(
     State(state): State<AppState>,
     auth: AuthUser,

@@ -28,7 +28,9 @@ impl Broker {
                 Ok(Self { host: p.host, port: p.port, url: u.to_owned() })
             }
             None => {
-                let addr = crate::broker::start("127.0.0.1:0".parse()?)?;
+                // A bare broker without accounts on loopback, a development set-up: the
+                // bench's own publishers and the fleetd it starts are its only clients.
+                let addr = crate::broker::start_open("127.0.0.1:0".parse()?)?;
                 progress(format!("embedded broker on {addr}"));
                 Ok(Self { host: addr.ip().to_string(), port: addr.port(), url: format!("mqtt://{addr}") })
             }

@@ -1,4 +1,5 @@
-//! One MQTT connection shared by up to [`CARS_PER_LINK`] simulated cars: a rumqttc client the
+//! One MQTT connection shared by up to [`CARS_PER_LINK`] simulated cars (or one car's own,
+//! when each car logs in as itself): a rumqttc client the
 //! tick loop publishes through, and exactly one task polling its event loop, which only
 //! records what happens (connected, acknowledged, failed) and reconnects with a capped
 //! backoff.
@@ -78,7 +79,8 @@ pub struct Link {
 impl Link {
     /// Creates the client for connection number `index` and spawns its polling task on
     /// `tracker`; the task stops at `stop` or once the client has disconnected.
-    pub fn open(cfg: &SimConfig, index: usize, tracker: &TaskTracker, stop: CancellationToken) -> Self {
+    /// `login` is the connection's user and password, if any.
+    pub fn open(cfg: &SimConfig, index: usize, login: Option<(String, String)>, tracker: &TaskTracker, stop: CancellationToken) -> Self {
         let prefix = if cfg.client_id_prefix.is_empty() { "fleet-sim" } else { &cfg.client_id_prefix };
         let client_id = format!("{prefix}-{index}");
         let mut options = MqttOptions::new(client_id.clone(), cfg.broker_host.clone(), cfg.broker_port);
@@ -89,8 +91,8 @@ impl Link {
             .set_clean_session(false)
             .set_inflight(INFLIGHT)
             .set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES);
-        if let Some(user) = &cfg.username {
-            options.set_credentials(user.clone(), cfg.password.clone().unwrap_or_default());
+        if let Some((user, password)) = login {
+            options.set_credentials(user, password);
         }
         let (client, eventloop) = AsyncClient::new(options, REQUEST_QUEUE);
         let status = Arc::new(LinkStatus::default());

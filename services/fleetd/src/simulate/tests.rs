@@ -8,8 +8,7 @@ fn config(port: u16, vehicles: usize, interval: Duration) -> SimConfig {
     SimConfig {
         broker_host: "127.0.0.1".to_owned(),
         broker_port: port,
-        username: None,
-        password: None,
+        login: SimLogin::Anonymous,
         client_id_prefix: format!("sim-test-{port}"),
         vehicles: sim_vins(vehicles)
             .into_iter()
@@ -70,7 +69,7 @@ async fn publishes_decodable_telemetry_of_both_kinds_to_a_real_broker() {
     use fleet_ingest::decode::gbt32960::{Command, decode_frame, report_sample};
     use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 
-    let addr = crate::broker::start("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = crate::broker::start_open("127.0.0.1:0".parse().unwrap()).unwrap();
     let mut options = MqttOptions::new("sim-test-listener", addr.ip().to_string(), addr.port());
     options.set_max_packet_size(1 << 20, 1 << 20);
     let (listener, mut eventloop) = AsyncClient::new(options, 10);

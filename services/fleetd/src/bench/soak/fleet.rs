@@ -78,8 +78,7 @@ pub(super) fn simulators(broker: &Broker, vehicles: usize, share: f64, interval:
     let config = |name: &str, gbt: bool| SimConfig {
         broker_host: broker.host.clone(),
         broker_port: broker.port,
-        username: url.username.clone(),
-        password: url.password.clone(),
+        login: crate::simulate::SimLogin::shared(url.username.clone(), url.password.clone()),
         client_id_prefix: format!("bench-soak-{name}-{}", std::process::id()),
         vehicles: (0..vehicles).filter(|&i| is_gbt(i, share) == gbt).map(car).collect(),
         interval,
