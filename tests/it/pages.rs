@@ -113,3 +113,22 @@ async fn a_wrong_password_is_shown_on_the_login_form_and_the_token_stays_in_its_
     b.wait_js("the login form again", "const e = document.querySelector('#login-username'); return e && e.offsetParent !== null;", vec![]).await?;
     b.close().await
 }
+
+/// A page whose token is revoked elsewhere (its user changes the password in another
+/// session) returns to the login form by itself: the server closes its live feed with 4002
+/// and the page asks for a login instead of reconnecting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_returns_to_the_login_form_when_its_token_is_revoked_elsewhere() -> anyhow::Result<()> {
+    let app = TestApp::spawn(Db::Sqlite).await;
+    let admin = app.admin_token().await;
+    let r = app.http.post(app.url("/api/v1/users")).bearer_auth(&admin).json(&json!({"username": "disp1", "password": "disp1-pass", "role": "dispatcher"})).send().await?;
+    assert_eq!(r.status(), 201);
+    let b = Browser::start(1280, 800).await?;
+    log_in(&b, &app, "disp1", "disp1-pass").await?;
+    let elsewhere = app.login("disp1", "disp1-pass").await?;
+    let r = app.http.post(app.url("/api/v1/auth/password")).bearer_auth(&elsewhere).json(&json!({"old_password": "disp1-pass", "new_password": "disp1-pass-2"})).send().await?;
+    assert_eq!(r.status(), 204);
+    b.wait_js("the login form after the revocation", "const e = document.querySelector('#login-username'); return e && e.offsetParent !== null;", vec![]).await?;
+    assert_eq!(b.js("return sessionStorage.getItem('fleet.token');", vec![]).await?, json!(null), "the dead token is forgotten");
+    b.close().await
+}
