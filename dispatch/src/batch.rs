@@ -45,10 +45,7 @@ pub struct BatchCar<K> {
 impl<K> BatchCar<K> {
     /// The rule's view of the car for an order in `window`.
     pub fn facts(&self, window: &TimeWindow) -> CarFacts {
-        CarFacts {
-            reserved: self.reservations.iter().any(|r| r.overlaps(window)),
-            ..self.base_facts()
-        }
+        CarFacts { reserved: self.reservations.iter().any(|r| r.overlaps(window)), ..self.base_facts() }
     }
 
     fn base_facts(&self) -> CarFacts {
@@ -323,11 +320,7 @@ mod tests {
         let booked = BatchOrder { window: TimeWindow::new(t(60), t(90)), ..order(2, 30.0, 122.1) };
         let declined = BatchOrder { excluded: vec!["van"], ..order(3, 30.0, 122.1) };
         let far = order(4, 30.72, 122.45);
-        let van = BatchCar {
-            seats: 7,
-            reservations: vec![TimeWindow::new(t(70), t(100))],
-            ..car("van", 30.0, 122.11)
-        };
+        let van = BatchCar { seats: 7, reservations: vec![TimeWindow::new(t(70), t(100))], ..car("van", 30.0, 122.11) };
         let low = BatchCar { soc_pct: Some(21.0), ..car("low", 30.0, 122.12) };
         let busy = BatchCar { idle: false, ..car("busy", 30.0, 122.1) };
         let out = assign_optimal(&p, &[seven.clone(), booked, declined, far], &[van.clone(), low, busy]).unwrap();
@@ -344,12 +337,23 @@ mod tests {
                 (4, WaitReason::TakenByOtherOrders),
             ]
         );
-        let only_van_booked = assign_optimal(&p, &[BatchOrder { window: TimeWindow::new(t(60), t(90)), ..seven.clone() }], std::slice::from_ref(&van)).unwrap();
+        let only_van_booked = assign_optimal(
+            &p,
+            &[BatchOrder { window: TimeWindow::new(t(60), t(90)), ..seven.clone() }],
+            std::slice::from_ref(&van),
+        )
+        .unwrap();
         assert_eq!(only_van_booked.waiting[0].reason, WaitReason::AllCarsReserved);
         let small = car("small", 30.0, 122.1);
-        assert_eq!(assign_optimal(&p, std::slice::from_ref(&seven), &[small]).unwrap().waiting[0].reason, WaitReason::NoCarWithEnoughSeats);
+        assert_eq!(
+            assign_optimal(&p, std::slice::from_ref(&seven), &[small]).unwrap().waiting[0].reason,
+            WaitReason::NoCarWithEnoughSeats
+        );
         let off = BatchCar { online: false, ..van.clone() };
-        assert_eq!(assign_optimal(&p, std::slice::from_ref(&seven), &[off]).unwrap().waiting[0].reason, WaitReason::NoCarOnline);
+        assert_eq!(
+            assign_optimal(&p, std::slice::from_ref(&seven), &[off]).unwrap().waiting[0].reason,
+            WaitReason::NoCarOnline
+        );
         assert_eq!(assign_optimal(&p, &[seven], &[]).unwrap().waiting[0].reason, WaitReason::NoCarOnline);
         let out = assign_optimal(&p, &[order(5, 30.0, 122.1)], &[BatchCar { idle: false, ..van }]).unwrap();
         assert_eq!(out.waiting[0].reason, WaitReason::AllCarsBusy);
@@ -358,16 +362,33 @@ mod tests {
     fn arb_batch() -> impl Strategy<Value = (Vec<BatchOrder<u32, u32>>, Vec<BatchCar<u32>>)> {
         let point = (29.93f64..30.05, 122.0f64..122.35).prop_map(|(lat, lon)| GeoPoint::new(lat, lon));
         let window = (0i64..120).prop_map(|m| TimeWindow::new(t(m), t(m + 30)));
-        let orders = proptest::collection::vec((point.clone(), point.clone(), 1u32..=6, window.clone(), proptest::collection::vec(0u32..8, 0..3)), 0..7);
+        let orders = proptest::collection::vec(
+            (point.clone(), point.clone(), 1u32..=6, window.clone(), proptest::collection::vec(0u32..8, 0..3)),
+            0..7,
+        );
         let cars = proptest::collection::vec(
-            (point, prop_oneof![Just(5u32), Just(7)], proptest::option::weighted(0.95, 0.0f64..100.0), any::<bool>(), 0u8..10, proptest::option::of(window)),
+            (
+                point,
+                prop_oneof![Just(5u32), Just(7)],
+                proptest::option::weighted(0.95, 0.0f64..100.0),
+                any::<bool>(),
+                0u8..10,
+                proptest::option::of(window),
+            ),
             0..8,
         );
         (orders, cars).prop_map(|(orders, cars)| {
             let orders = orders
                 .into_iter()
                 .enumerate()
-                .map(|(i, (pickup, dropoff, passengers, window, excluded))| BatchOrder { id: i as u32, pickup, dropoff, passengers, window, excluded })
+                .map(|(i, (pickup, dropoff, passengers, window, excluded))| BatchOrder {
+                    id: i as u32,
+                    pickup,
+                    dropoff,
+                    passengers,
+                    window,
+                    excluded,
+                })
                 .collect();
             let cars = cars
                 .into_iter()

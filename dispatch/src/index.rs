@@ -9,8 +9,8 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 
-use fleet_domain::feasibility::UnitVector;
 use fleet_domain::GeoPoint;
+use fleet_domain::feasibility::UnitVector;
 use h3o::{CellIndex, LatLng, Resolution};
 
 /// The grid resolution: 9, cells of about 0.1 km² with centres about 0.33 km apart
@@ -384,7 +384,10 @@ mod tests {
     fn neighbouring_cells_have_nearly_the_same_circumradius_over_zhoushan() {
         let circumradius = |c: CellIndex| {
             let center = UnitVector::new(cell_center(c));
-            c.boundary().iter().map(|v| center.haversine_m(&UnitVector::new(GeoPoint::new(v.lat(), v.lng())))).fold(0.0, f64::max)
+            c.boundary()
+                .iter()
+                .map(|v| center.haversine_m(&UnitVector::new(GeoPoint::new(v.lat(), v.lng()))))
+                .fold(0.0, f64::max)
         };
         for from in [GeoPoint::new(29.93, 122.0), GeoPoint::new(30.0, 122.2), GeoPoint::new(30.72, 122.45)] {
             let origin = cell_of(from).unwrap();

@@ -22,8 +22,10 @@ pub mod pick;
 pub mod service;
 pub mod solver;
 
-pub use batch::{BatchCar, BatchOrder, BatchOutcome, FeasiblePairs, Match, Waiting, assign_greedy, assign_optimal, feasible_pairs};
-pub use index::{CarIndex, Candidate, InvalidPosition, Nearest, RESOLUTION};
+pub use batch::{
+    BatchCar, BatchOrder, BatchOutcome, FeasiblePairs, Match, Waiting, assign_greedy, assign_optimal, feasible_pairs,
+};
+pub use index::{Candidate, CarIndex, InvalidPosition, Nearest, RESOLUTION};
 pub use pick::{NoPick, Pick, pick_nearest};
 pub use service::{Config, Dispatcher};
 pub use solver::{Assignment, CostMatrix, MAX_COST, TooLarge, solve};

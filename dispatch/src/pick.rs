@@ -120,7 +120,9 @@ mod tests {
         assert_eq!(pick_nearest(&idx, &p, &bigger, &[], |&i| Some(cars[i])), waits(WaitReason::NoCarWithEnoughSeats));
         assert_eq!(pick_nearest(&idx, &p, &order(), &[0], |&i| Some(cars[i])), waits(WaitReason::ExcludedCarsOnly));
         assert!(matches!(
-            pick_nearest(&idx, &p, &OrderFacts { pickup: GeoPoint::new(f64::NAN, 0.0), ..order() }, &[], |&i| Some(cars[i])),
+            pick_nearest(&idx, &p, &OrderFacts { pickup: GeoPoint::new(f64::NAN, 0.0), ..order() }, &[], |&i| Some(
+                cars[i]
+            )),
             Err(NoPick::InvalidPickup(_))
         ));
     }

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use fleet_bus::{Bus, Event};
 use fleet_domain::feasibility::{GeoPoint, TimeWindow};
 use fleet_domain::{DispatchParams, Duty, OrderAction, OrderStatus, VehicleStatus, Vin};
-use fleet_storage::{Act, Acted, Actor, Leadership, OrderRecord, Store, StorageError};
+use fleet_storage::{Act, Acted, Actor, Leadership, OrderRecord, StorageError, Store};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
@@ -105,7 +105,14 @@ impl Dispatcher {
                     metrics::counter!("fleet_dispatch_orders_expired_total").increment(r.expired as u64);
                     metrics::gauge!("fleet_dispatch_orders_waiting").set(r.waiting as f64);
                     if r.assigned + r.expired > 0 {
-                        tracing::info!(dispatch.due = r.due, dispatch.assigned = r.assigned, dispatch.waiting = r.waiting, dispatch.expired = r.expired, latency_ms = started.elapsed().as_millis() as u64, "dispatch batch");
+                        tracing::info!(
+                            dispatch.due = r.due,
+                            dispatch.assigned = r.assigned,
+                            dispatch.waiting = r.waiting,
+                            dispatch.expired = r.expired,
+                            latency_ms = started.elapsed().as_millis() as u64,
+                            "dispatch batch"
+                        );
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "dispatch batch failed; the next one retries"),
@@ -145,7 +152,13 @@ impl Dispatcher {
             let record = &due[m.order];
             let car = (m.car.clone(), drivers.get(&m.car).map(|d| (*d).clone()));
             let reason = format!("pickup {:.1} km", f64::from(m.pickup_m) / 1000.0);
-            let act = Act { action: OrderAction::Assign, actor: &dispatch, reason: Some(&reason), car: Some(car), expected_version: Some(record.version) };
+            let act = Act {
+                action: OrderAction::Assign,
+                actor: &dispatch,
+                reason: Some(&reason),
+                car: Some(car),
+                expected_version: Some(record.version),
+            };
             match self.store.orders().act(&record.order.id, &act, now).await {
                 Ok(Some(Acted::Changed(r))) => {
                     report.assigned += 1;
@@ -175,7 +188,13 @@ impl Dispatcher {
         let dispatch = Actor::dispatch();
         let mut n = 0;
         for record in self.store.orders().unanswered_since(now - timeout).await? {
-            let act = Act { action: OrderAction::Expire, actor: &dispatch, reason: Some(ACCEPT_TIMEOUT_REASON), car: None, expected_version: Some(record.version) };
+            let act = Act {
+                action: OrderAction::Expire,
+                actor: &dispatch,
+                reason: Some(ACCEPT_TIMEOUT_REASON),
+                car: None,
+                expected_version: Some(record.version),
+            };
             match self.store.orders().act(&record.order.id, &act, now).await {
                 Ok(Some(Acted::Changed(r))) => {
                     n += 1;
@@ -191,15 +210,10 @@ impl Dispatcher {
     /// Every car with a driver, as the engine sees it now.
     async fn cars(&self, now: DateTime<Utc>) -> Result<Vec<Candidate>, StorageError> {
         let vehicles = self.store.vehicles().list(None).await?;
-        let states: HashMap<Vin, fleet_domain::VehicleState> = self.store.telemetry().states().await?.into_iter().map(|s| (s.vin.clone(), s)).collect();
-        let drivers: HashMap<Vin, String> = self
-            .store
-            .drivers()
-            .list()
-            .await?
-            .into_iter()
-            .filter_map(|d| d.vehicle_vin.map(|v| (v, d.id)))
-            .collect();
+        let states: HashMap<Vin, fleet_domain::VehicleState> =
+            self.store.telemetry().states().await?.into_iter().map(|s| (s.vin.clone(), s)).collect();
+        let drivers: HashMap<Vin, String> =
+            self.store.drivers().list().await?.into_iter().filter_map(|d| d.vehicle_vin.map(|v| (v, d.id))).collect();
         let occupying = self.store.orders().occupying().await?;
         let mut duty: HashMap<&Vin, Duty> = HashMap::new();
         let mut reservations: HashMap<&Vin, Vec<TimeWindow>> = HashMap::new();

@@ -167,10 +167,7 @@ fn solve_wide(m: &CostMatrix, first_candidates: usize) -> Result<Assignment, Too
     // Path lengths and duals stay within a few multiples of n × BIG; keep 16× headroom.
     let n64 = i64::try_from(n).map_err(|_| too_large)?;
     let big = n64.checked_mul(i64::from(max_cost)).and_then(|x| x.checked_add(1)).ok_or(too_large)?;
-    n64.checked_add(1)
-        .and_then(|x| x.checked_mul(big))
-        .and_then(|x| x.checked_mul(16))
-        .ok_or(too_large)?;
+    n64.checked_add(1).and_then(|x| x.checked_mul(big)).and_then(|x| x.checked_mul(16)).ok_or(too_large)?;
     if n >= NONE as usize || cols >= NONE as usize {
         return Err(too_large);
     }

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use fleet_bus::{Bus, Event};
 use fleet_domain::Vin;
 use fleet_domain::trips::{DeriveParams, derive};
-use fleet_storage::{Leadership, Served, Store, StorageError, StoredTrip};
+use fleet_storage::{Leadership, Served, StorageError, Store, StoredTrip};
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio_util::sync::CancellationToken;
@@ -210,7 +210,13 @@ impl Deriver {
     /// more) or held one within [`YIELD_QUIET`], out of the pass's allowance, reading the bus
     /// meanwhile (a burst's commits would otherwise overrun it, and a lag costs a catch-up
     /// of every car).
-    async fn give_way(&self, way: &mut GiveWay, events: &mut broadcast::Receiver<Event>, heard: &mut Heard, shutdown: &CancellationToken) {
+    async fn give_way(
+        &self,
+        way: &mut GiveWay,
+        events: &mut broadcast::Receiver<Event>,
+        heard: &mut Heard,
+        shutdown: &CancellationToken,
+    ) {
         loop {
             let now = tokio::time::Instant::now();
             if self.in_hand.load(Ordering::Relaxed) >= YIELD_IN_HAND {
@@ -226,7 +232,8 @@ impl Deriver {
                 () = tokio::time::sleep(step) => {}
             }
             way.left = way.left.saturating_sub(step);
-            metrics::counter!("fleet_stats_yielded_milliseconds_total").increment(u64::try_from(step.as_millis()).unwrap_or(u64::MAX));
+            metrics::counter!("fleet_stats_yielded_milliseconds_total")
+                .increment(u64::try_from(step.as_millis()).unwrap_or(u64::MAX));
             heard.drain(events);
         }
     }
@@ -258,7 +265,8 @@ impl Deriver {
         let derived = derive(&samples, vehicle.battery_kwh, p);
         let in_window = |ts: DateTime<Utc>| ts >= from && ts < to;
         let served = self.store.orders().served_by(vin, from, to).await?;
-        let trips: Vec<StoredTrip> = derived.trips.into_iter().filter(|t| in_window(t.start_ts)).map(|t| attribute(t, &served)).collect();
+        let trips: Vec<StoredTrip> =
+            derived.trips.into_iter().filter(|t| in_window(t.start_ts)).map(|t| attribute(t, &served)).collect();
         let sessions: Vec<_> = derived.charging.into_iter().filter(|c| in_window(c.start_ts)).collect();
         metrics::counter!("fleet_stats_derivations_total").increment(1);
         self.store.derived().replace(vin, from, to, &trips, &sessions).await

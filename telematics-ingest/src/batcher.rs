@@ -117,7 +117,13 @@ pub(crate) async fn run(
 }
 
 /// Decodes one message into the batch. False when the writer is gone.
-async fn add(batch: &mut Batch, msg: Delivery, registry: &mut Registry, clock: &mut ClockCheck, tx: &mpsc::Sender<Batch>) -> bool {
+async fn add(
+    batch: &mut Batch,
+    msg: Delivery,
+    registry: &mut Registry,
+    clock: &mut ClockCheck,
+    tx: &mpsc::Sender<Batch>,
+) -> bool {
     match decode(&msg.publish, registry, tx).await {
         Some(Decoded { mut samples, dead }) => {
             // Received now: the message waited at most microseconds since it was read.
@@ -147,7 +153,12 @@ impl Decoded {
 async fn decode(msg: &Publish, registry: &mut Registry, tx: &mpsc::Sender<Batch>) -> Option<Decoded> {
     let payload = &msg.payload[..];
     let Some((vin_text, kind)) = parse_topic(&msg.topic) else {
-        return Some(Decoded::reject(msg, None, DeadLetterReason::BadTopic, "expected fleet/v1/vehicles/{vin}/telemetry or …/gbt32960"));
+        return Some(Decoded::reject(
+            msg,
+            None,
+            DeadLetterReason::BadTopic,
+            "expected fleet/v1/vehicles/{vin}/telemetry or …/gbt32960",
+        ));
     };
     if payload.len() > MAX_MESSAGE_BYTES {
         let detail = format!("{} bytes; the limit is {MAX_MESSAGE_BYTES}", payload.len());
@@ -156,14 +167,24 @@ async fn decode(msg: &Publish, registry: &mut Registry, tx: &mpsc::Sender<Batch>
     let vin = match Vin::parse(vin_text) {
         Ok(v) => v,
         Err(e) => {
-            return Some(Decoded::reject(msg, Some(vin_text), DeadLetterReason::UnknownVehicle, format!("topic VIN: {e}")));
+            return Some(Decoded::reject(
+                msg,
+                Some(vin_text),
+                DeadLetterReason::UnknownVehicle,
+                format!("topic VIN: {e}"),
+            ));
         }
     };
     loop {
         match registry.is_registered(vin.as_str()).await {
             Ok(true) => break,
             Ok(false) => {
-                return Some(Decoded::reject(msg, Some(vin_text), DeadLetterReason::UnknownVehicle, "no vehicle with this VIN is registered"));
+                return Some(Decoded::reject(
+                    msg,
+                    Some(vin_text),
+                    DeadLetterReason::UnknownVehicle,
+                    "no vehicle with this VIN is registered",
+                ));
             }
             Err(e) => {
                 tracing::warn!(error = %e, "registry lookup failed; retrying");

@@ -56,7 +56,9 @@ mod tests {
     fn flags_only_the_samples_beyond_the_tolerance() {
         let received = DateTime::from_timestamp(1_790_000_000, 0).unwrap();
         let vin = Vin::parse("LSJA24U66NS000001").unwrap();
-        let at = |secs: i64| Sample::at(vin.clone(), received + chrono::Duration::seconds(secs), 30.0, 122.1, SampleSource::Json);
+        let at = |secs: i64| {
+            Sample::at(vin.clone(), received + chrono::Duration::seconds(secs), 30.0, 122.1, SampleSource::Json)
+        };
         let mut samples = vec![at(-10), at(60), at(23 * 3600), at(301)];
         let mut check = ClockCheck::new(fleet_domain::MAX_CLOCK_AHEAD);
         check.check(&mut samples, received);

@@ -12,9 +12,9 @@
 //! - the state writer merges the committed samples' state into the vehicles' current state
 //!   a few times a second (`state_writer`).
 
-pub mod decode;
 mod batcher;
 mod clock;
+pub mod decode;
 mod in_hand;
 mod mqtt;
 mod registry;
@@ -155,11 +155,27 @@ impl Ingest {
             stops: mqtt::Stops { intake: shutdown.clone(), polling: stop_polling.clone() },
         }));
         let clock = clock::ClockCheck::new(self.cfg.max_clock_ahead);
-        tasks.spawn(batcher::run(msg_rx, batch_tx, registry, self.cfg.max_batch, self.cfg.max_batch_delay, clock, shutdown.clone()));
+        tasks.spawn(batcher::run(
+            msg_rx,
+            batch_tx,
+            registry,
+            self.cfg.max_batch,
+            self.cfg.max_batch_delay,
+            clock,
+            shutdown.clone(),
+        ));
         let states = state_writer::SharedStates::default();
         let writer_done = CancellationToken::new();
         let state_writer = tokio::spawn(state_writer::run(states.clone(), self.store.clone(), writer_done.clone()));
-        let writer = tokio::spawn(writer::run(batch_rx, self.store.clone(), self.bus.clone(), ack_tx, in_hand.clone(), states, shutdown.clone()));
+        let writer = tokio::spawn(writer::run(
+            batch_rx,
+            self.store.clone(),
+            self.bus.clone(),
+            ack_tx,
+            in_hand.clone(),
+            states,
+            shutdown.clone(),
+        ));
         let _ = writer.await;
         // Every commit is in: the state writer writes the rest of the backlog and ends.
         writer_done.cancel();

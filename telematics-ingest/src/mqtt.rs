@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use rumqttc::mqttbytes::Error as CodecError;
-use rumqttc::{ConnectReturnCode, Packet, PubAck, PubComp, PubRec, Publish, QoS, Subscribe, SubscribeFilter, SubscribeReasonCode};
+use rumqttc::{
+    ConnectReturnCode, Packet, PubAck, PubComp, PubRec, Publish, QoS, Subscribe, SubscribeFilter, SubscribeReasonCode,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -191,7 +193,8 @@ async fn open(cfg: &Config) -> Result<(TcpStream, BytesMut, bool), LinkError> {
 /// One connection's life after the CONNACK.
 async fn session(link: &mut Link, mut stream: TcpStream, mut buf: BytesMut, generation: u64) -> Result<(), LinkError> {
     let prefix = &link.cfg.subscription_prefix;
-    let filters = [JSON_TOPIC_FILTER, GBT32960_TOPIC_FILTER].map(|t| SubscribeFilter::new(format!("{prefix}{t}"), QoS::AtLeastOnce));
+    let filters = [JSON_TOPIC_FILTER, GBT32960_TOPIC_FILTER]
+        .map(|t| SubscribeFilter::new(format!("{prefix}{t}"), QoS::AtLeastOnce));
     let mut subscribe = Subscribe::new_many(filters);
     subscribe.pkid = SUBSCRIBE_PKID;
     let mut out = BytesMut::new();

@@ -31,9 +31,10 @@ impl Registry {
             return Ok(true);
         }
         if let Some(at) = self.unknown.get(vin)
-            && at.elapsed() < NEGATIVE_TTL {
-                return Ok(false);
-            }
+            && at.elapsed() < NEGATIVE_TTL
+        {
+            return Ok(false);
+        }
         if self.store.vehicles().exists(vin).await? {
             self.unknown.remove(vin);
             self.known.insert(vin.to_owned());

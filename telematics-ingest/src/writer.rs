@@ -102,7 +102,14 @@ async fn commit(store: Store, batch: Batch, shutdown: CancellationToken) -> Opti
 
 /// After the commit: hand the samples' state to the state writer, count, acknowledge every
 /// message of the batch (one write for them all), announce the samples.
-fn finish(batch: Batch, outcome: BatchOutcome, bus: &Bus, acks: &mpsc::UnboundedSender<Vec<Receipt>>, in_hand: &InHand, states: &SharedStates) {
+fn finish(
+    batch: Batch,
+    outcome: BatchOutcome,
+    bus: &Bus,
+    acks: &mpsc::UnboundedSender<Vec<Receipt>>,
+    in_hand: &InHand,
+    states: &SharedStates,
+) {
     // Before the messages leave the hand: once none is in hand, every committed sample's
     // state is in the backlog or written.
     state_writer::absorb(states, &batch.samples);

@@ -58,7 +58,13 @@ async fn create_user(app: &TestApp, admin: &str, body: Value) -> anyhow::Result<
 }
 
 async fn create_unit(app: &TestApp, admin: &str, id: &str) -> anyhow::Result<()> {
-    let (s, b) = post(app, "/api/v1/units", admin, json!({"id": id, "name": format!("单位 {id}"), "monthly_energy_budget_kwh": 500.0})).await?;
+    let (s, b) = post(
+        app,
+        "/api/v1/units",
+        admin,
+        json!({"id": id, "name": format!("单位 {id}"), "monthly_energy_budget_kwh": 500.0}),
+    )
+    .await?;
     anyhow::ensure!(s == StatusCode::CREATED, "creating unit {id}: {s} {b}");
     Ok(())
 }
@@ -70,7 +76,14 @@ async fn create_vehicle(app: &TestApp, admin: &str, vin: &str, plate: &str, unit
 }
 
 both!(login_answers_a_token_and_the_user, |app: TestApp| async move {
-    let (s, b) = call(&app, reqwest::Method::POST, "/api/v1/auth/login", None, Some(json!({"username": "admin", "password": ADMIN_PASSWORD}))).await?;
+    let (s, b) = call(
+        &app,
+        reqwest::Method::POST,
+        "/api/v1/auth/login",
+        None,
+        Some(json!({"username": "admin", "password": ADMIN_PASSWORD})),
+    )
+    .await?;
     assert_eq!(s, StatusCode::OK, "{b}");
     let token = b["token"].as_str().expect("a token");
     assert!(token.len() >= 32);
@@ -98,11 +111,23 @@ both!(five_failed_logins_throttle_the_next_with_retry_after, |app: TestApp| asyn
     let admin = app.admin_token().await;
     create_user(&app, &admin, json!({"username": "victim", "password": "right-pass", "role": "dispatcher"})).await?;
     for i in 0..5 {
-        let (s, b) = call(&app, reqwest::Method::POST, "/api/v1/auth/login", None, Some(json!({"username": "victim", "password": format!("guess{i}")}))).await?;
+        let (s, b) = call(
+            &app,
+            reqwest::Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "victim", "password": format!("guess{i}")})),
+        )
+        .await?;
         assert_eq!(s, StatusCode::UNAUTHORIZED, "attempt {i}: {b}");
     }
     // From the failing address even the right password waits now.
-    let res = app.http.post(app.url("/api/v1/auth/login")).json(&json!({"username": "victim", "password": "right-pass"})).send().await?;
+    let res = app
+        .http
+        .post(app.url("/api/v1/auth/login"))
+        .json(&json!({"username": "victim", "password": "right-pass"}))
+        .send()
+        .await?;
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     let retry: u64 = res.headers().get("retry-after").expect("Retry-After").to_str()?.parse()?;
     assert!((1..=300).contains(&retry), "Retry-After {retry}");
@@ -112,10 +137,19 @@ both!(five_failed_logins_throttle_the_next_with_retry_after, |app: TestApp| asyn
     // Nobody locks the owner out: from an address that has not been failing, the right
     // password goes through, and so does a password change.
     let owner = from_address([127, 0, 0, 2]);
-    let res = owner.post(app.url("/api/v1/auth/login")).json(&json!({"username": "victim", "password": "right-pass"})).send().await?;
+    let res = owner
+        .post(app.url("/api/v1/auth/login"))
+        .json(&json!({"username": "victim", "password": "right-pass"}))
+        .send()
+        .await?;
     assert_eq!(res.status(), StatusCode::OK, "the owner from a clean address");
     let token = res.json::<Value>().await?["token"].as_str().unwrap().to_owned();
-    let res = owner.post(app.url("/api/v1/auth/password")).bearer_auth(&token).json(&json!({"old_password": "right-pass", "new_password": "fresh-pass-1"})).send().await?;
+    let res = owner
+        .post(app.url("/api/v1/auth/password"))
+        .bearer_auth(&token)
+        .json(&json!({"old_password": "right-pass", "new_password": "fresh-pass-1"}))
+        .send()
+        .await?;
     assert_eq!(res.status(), StatusCode::NO_CONTENT, "the owner changes the password meanwhile");
     Ok(())
 });
@@ -129,13 +163,25 @@ fn from_address(ip: [u8; 4]) -> reqwest::Client {
 both!(one_address_spraying_many_usernames_is_stopped_and_others_are_not, |app: TestApp| async move {
     let sprayer = from_address([127, 0, 0, 3]);
     for i in 0..20 {
-        let res = sprayer.post(app.url("/api/v1/auth/login")).json(&json!({"username": format!("user{i}"), "password": "Winter2026!"})).send().await?;
+        let res = sprayer
+            .post(app.url("/api/v1/auth/login"))
+            .json(&json!({"username": format!("user{i}"), "password": "Winter2026!"}))
+            .send()
+            .await?;
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "attempt {i}");
     }
-    let res = sprayer.post(app.url("/api/v1/auth/login")).json(&json!({"username": "admin", "password": "Winter2026!"})).send().await?;
+    let res = sprayer
+        .post(app.url("/api/v1/auth/login"))
+        .json(&json!({"username": "admin", "password": "Winter2026!"}))
+        .send()
+        .await?;
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS, "the address is held for every username");
     assert!(res.headers().get("retry-after").is_some());
-    let res = from_address([127, 0, 0, 4]).post(app.url("/api/v1/auth/login")).json(&json!({"username": "admin", "password": ADMIN_PASSWORD})).send().await?;
+    let res = from_address([127, 0, 0, 4])
+        .post(app.url("/api/v1/auth/login"))
+        .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+        .send()
+        .await?;
     assert_eq!(res.status(), StatusCode::OK, "another address is not");
     Ok(())
 });
@@ -143,7 +189,12 @@ both!(one_address_spraying_many_usernames_is_stopped_and_others_are_not, |app: T
 both!(a_login_never_takes_part_in_idempotency_replay, |app: TestApp| async move {
     let admin = app.admin_token().await;
     let login = |password: &'static str| {
-        app.http.post(app.url("/api/v1/auth/login")).bearer_auth(&admin).header("Idempotency-Key", "login-1").json(&json!({"username": "admin", "password": password})).send()
+        app.http
+            .post(app.url("/api/v1/auth/login"))
+            .bearer_auth(&admin)
+            .header("Idempotency-Key", "login-1")
+            .json(&json!({"username": "admin", "password": password}))
+            .send()
     };
     let first = login(ADMIN_PASSWORD).await?;
     assert_eq!(first.status(), StatusCode::OK);
@@ -151,8 +202,12 @@ both!(a_login_never_takes_part_in_idempotency_replay, |app: TestApp| async move 
     assert_eq!(again.status(), StatusCode::UNAUTHORIZED, "a wrong password is never answered with the kept token");
     assert!(again.headers().get("idempotent-replayed").is_none());
     let kept: i64 = match &app.store {
-        fleet_storage::Store::Sqlite(p, _) => sqlx::query_scalar("SELECT COUNT(*) FROM idempotency_keys").fetch_one(p).await?,
-        fleet_storage::Store::Postgres(p, _) => sqlx::query_scalar("SELECT COUNT(*) FROM idempotency_keys").fetch_one(p).await?,
+        fleet_storage::Store::Sqlite(p, _) => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM idempotency_keys").fetch_one(p).await?
+        }
+        fleet_storage::Store::Postgres(p, _) => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM idempotency_keys").fetch_one(p).await?
+        }
     };
     assert_eq!(kept, 0, "no login answer (token included) is kept");
     Ok(())
@@ -161,14 +216,22 @@ both!(a_login_never_takes_part_in_idempotency_replay, |app: TestApp| async move 
 both!(passwords_are_8_characters_not_the_username_and_not_the_old_one, |app: TestApp| async move {
     let admin = app.admin_token().await;
     for (password, why) in [("short12", "too short"), ("Clerk-01", "the username")] {
-        let (s, b) = post(&app, "/api/v1/users", &admin, json!({"username": "clerk-01", "password": password, "role": "dispatcher"})).await?;
+        let (s, b) = post(
+            &app,
+            "/api/v1/users",
+            &admin,
+            json!({"username": "clerk-01", "password": password, "role": "dispatcher"}),
+        )
+        .await?;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{why}: {b}");
         assert!(error_code(&b, "validation_failed").contains("password"), "{b}");
     }
     create_user(&app, &admin, json!({"username": "clerk-01", "password": "first-pass", "role": "dispatcher"})).await?;
     let token = app.login("clerk-01", "first-pass").await?;
     for (new, why) in [("first-pass", "the old one"), ("clerk-01", "the username"), ("1234567", "too short")] {
-        let (s, b) = post(&app, "/api/v1/auth/password", &token, json!({"old_password": "first-pass", "new_password": new})).await?;
+        let (s, b) =
+            post(&app, "/api/v1/auth/password", &token, json!({"old_password": "first-pass", "new_password": new}))
+                .await?;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{why}: {b}");
         assert!(error_code(&b, "validation_failed").contains("new_password"), "{b}");
     }
@@ -209,14 +272,19 @@ both!(password_change_replaces_the_password_and_revokes_other_sessions, |app: Te
     let this = app.login("clerk", "old-pass").await?;
     let elsewhere = app.login("clerk", "old-pass").await?;
 
-    let (s, b) = post(&app, "/api/v1/auth/password", &this, json!({"old_password": "wrong", "new_password": "new-pass"})).await?;
+    let (s, b) =
+        post(&app, "/api/v1/auth/password", &this, json!({"old_password": "wrong", "new_password": "new-pass"}))
+            .await?;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     error_code(&b, "invalid_credentials");
-    let (s, b) = post(&app, "/api/v1/auth/password", &this, json!({"old_password": "old-pass", "new_password": "x"})).await?;
+    let (s, b) =
+        post(&app, "/api/v1/auth/password", &this, json!({"old_password": "old-pass", "new_password": "x"})).await?;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(error_code(&b, "validation_failed").contains("new_password"));
 
-    let (s, b) = post(&app, "/api/v1/auth/password", &this, json!({"old_password": "old-pass", "new_password": "new-pass"})).await?;
+    let (s, b) =
+        post(&app, "/api/v1/auth/password", &this, json!({"old_password": "old-pass", "new_password": "new-pass"}))
+            .await?;
     assert!(s.is_success(), "{s} {b}");
     assert!(app.login("clerk", "old-pass").await.is_err(), "the old password no longer works");
     assert!(app.login("clerk", "new-pass").await.is_ok());
@@ -227,10 +295,18 @@ both!(password_change_replaces_the_password_and_revokes_other_sessions, |app: Te
 
 both!(registry_objects_are_created_listed_and_fetched, |app: TestApp| async move {
     let admin = app.admin_token().await;
-    let (s, unit) = post(&app, "/api/v1/units", &admin, json!({"id": "u-water", "name": "舟山市水利局", "monthly_energy_budget_kwh": 1200.0, "auto_approve": true})).await?;
+    let (s, unit) = post(
+        &app,
+        "/api/v1/units",
+        &admin,
+        json!({"id": "u-water", "name": "舟山市水利局", "monthly_energy_budget_kwh": 1200.0, "auto_approve": true}),
+    )
+    .await?;
     assert_eq!(s, StatusCode::CREATED, "{unit}");
     assert_eq!(unit["auto_approve"], true);
-    let (s, generated) = post(&app, "/api/v1/units", &admin, json!({"name": "舟山市交通局", "monthly_energy_budget_kwh": 900.0})).await?;
+    let (s, generated) =
+        post(&app, "/api/v1/units", &admin, json!({"name": "舟山市交通局", "monthly_energy_budget_kwh": 900.0}))
+            .await?;
     assert_eq!(s, StatusCode::CREATED, "{generated}");
     let generated_id = generated["id"].as_str().expect("a generated id").to_owned();
     let (s, units) = get(&app, "/api/v1/units", &admin).await?;
@@ -252,7 +328,13 @@ both!(registry_objects_are_created_listed_and_fetched, |app: TestApp| async move
     assert_eq!(one["unit_id"], "u-water");
     assert!(one["state"].is_null(), "never reported: {one}");
 
-    let (s, d) = post(&app, "/api/v1/drivers", &admin, json!({"id": "d-wang", "name": "王师傅", "phone": "13800000001", "vehicle_vin": vin})).await?;
+    let (s, d) = post(
+        &app,
+        "/api/v1/drivers",
+        &admin,
+        json!({"id": "d-wang", "name": "王师傅", "phone": "13800000001", "vehicle_vin": vin}),
+    )
+    .await?;
     assert_eq!(s, StatusCode::CREATED, "{d}");
     let (s, d2) = post(&app, "/api/v1/drivers", &admin, json!({"name": "李师傅", "phone": "13800000002"})).await?;
     assert_eq!(s, StatusCode::CREATED, "{d2}");
@@ -261,17 +343,37 @@ both!(registry_objects_are_created_listed_and_fetched, |app: TestApp| async move
     assert_eq!((s, drivers["drivers"].as_array().map(Vec::len)), (StatusCode::OK, Some(2)));
     let (s, one) = get(&app, "/api/v1/drivers/d-wang", &admin).await?;
     assert_eq!((s, one["vehicle_vin"].as_str()), (StatusCode::OK, Some(vin.as_str())));
-    let (s, b) = post(&app, "/api/v1/drivers", &admin, json!({"name": "赵师傅", "phone": "13800000003", "vehicle_vin": random_vin()})).await?;
+    let (s, b) = post(
+        &app,
+        "/api/v1/drivers",
+        &admin,
+        json!({"name": "赵师傅", "phone": "13800000003", "vehicle_vin": random_vin()}),
+    )
+    .await?;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(error_code(&b, "validation_failed").contains("vehicle_vin"));
 
-    let (s, u) = post(&app, "/api/v1/users", &admin, json!({"username": "water01", "password": "pass-water", "role": "unit", "unit_id": "u-water"})).await?;
+    let (s, u) = post(
+        &app,
+        "/api/v1/users",
+        &admin,
+        json!({"username": "water01", "password": "pass-water", "role": "unit", "unit_id": "u-water"}),
+    )
+    .await?;
     assert_eq!(s, StatusCode::CREATED, "{u}");
     assert!(u.get("password").is_none() && u.get("password_hash").is_none(), "no secrets in answers: {u}");
-    let (s, b) = post(&app, "/api/v1/users", &admin, json!({"username": "water01", "password": "pass-other", "role": "auditor"})).await?;
+    let (s, b) = post(
+        &app,
+        "/api/v1/users",
+        &admin,
+        json!({"username": "water01", "password": "pass-other", "role": "auditor"}),
+    )
+    .await?;
     assert_eq!(s, StatusCode::CONFLICT);
     assert!(error_code(&b, "conflict").contains("username"));
-    let (s, b) = post(&app, "/api/v1/users", &admin, json!({"username": "orphan", "password": "pass-orphan", "role": "unit"})).await?;
+    let (s, b) =
+        post(&app, "/api/v1/users", &admin, json!({"username": "orphan", "password": "pass-orphan", "role": "unit"}))
+            .await?;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(error_code(&b, "validation_failed").contains("unit_id"));
     let (s, users) = get(&app, "/api/v1/users", &admin).await?;
@@ -304,7 +406,8 @@ both!(vehicle_registration_names_what_is_wrong, |app: TestApp| async move {
     assert_eq!(s, StatusCode::CONFLICT);
     assert!(error_code(&b, "conflict").contains("VIN"), "{b}");
 
-    let (s, b) = post(&app, "/api/v1/vehicles", &admin, vehicle(&random_vin(), "浙LD20004", Some("no-such-unit"))).await?;
+    let (s, b) =
+        post(&app, "/api/v1/vehicles", &admin, vehicle(&random_vin(), "浙LD20004", Some("no-such-unit"))).await?;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(error_code(&b, "validation_failed").contains("unit_id"), "{b}");
 
@@ -321,7 +424,12 @@ both!(a_unit_user_sees_only_its_own_vehicles, |app: TestApp| async move {
     let (mine, theirs) = (random_vin(), random_vin());
     create_vehicle(&app, &admin, &mine, "浙LD30001", Some("u1")).await?;
     create_vehicle(&app, &admin, &theirs, "浙LD30002", Some("u2")).await?;
-    create_user(&app, &admin, json!({"username": "unit01", "password": "pass-unit01", "role": "unit", "unit_id": "u1"})).await?;
+    create_user(
+        &app,
+        &admin,
+        json!({"username": "unit01", "password": "pass-unit01", "role": "unit", "unit_id": "u1"}),
+    )
+    .await?;
     let unit = app.login("unit01", "pass-unit01").await?;
 
     let (s, list) = get(&app, "/api/v1/vehicles", &unit).await?;
@@ -352,11 +460,28 @@ both!(a_driver_sees_only_their_own_car, |app: TestApp| async move {
     let (own, other) = (random_vin(), random_vin());
     create_vehicle(&app, &admin, &own, "浙LD40001", None).await?;
     create_vehicle(&app, &admin, &other, "浙LD40002", None).await?;
-    let (s, b) = post(&app, "/api/v1/drivers", &admin, json!({"id": "d1", "name": "陈师傅", "phone": "13900000001", "vehicle_vin": own})).await?;
+    let (s, b) = post(
+        &app,
+        "/api/v1/drivers",
+        &admin,
+        json!({"id": "d1", "name": "陈师傅", "phone": "13900000001", "vehicle_vin": own}),
+    )
+    .await?;
     assert_eq!(s, StatusCode::CREATED, "{b}");
-    let (s, b) = post(&app, "/api/v1/drivers", &admin, json!({"id": "d2", "name": "周师傅", "phone": "13900000002", "vehicle_vin": other})).await?;
+    let (s, b) = post(
+        &app,
+        "/api/v1/drivers",
+        &admin,
+        json!({"id": "d2", "name": "周师傅", "phone": "13900000002", "vehicle_vin": other}),
+    )
+    .await?;
     assert_eq!(s, StatusCode::CREATED, "{b}");
-    create_user(&app, &admin, json!({"username": "driver01", "password": "pass-driver01", "role": "driver", "driver_id": "d1"})).await?;
+    create_user(
+        &app,
+        &admin,
+        json!({"username": "driver01", "password": "pass-driver01", "role": "driver", "driver_id": "d1"}),
+    )
+    .await?;
     let driver = app.login("driver01", "pass-driver01").await?;
 
     let (s, list) = get(&app, "/api/v1/vehicles", &driver).await?;
@@ -394,9 +519,11 @@ both!(vehicle_state_and_track_come_from_stored_telemetry, |app: TestApp| async m
     let vin = random_vin();
     create_vehicle(&app, &admin, &vin, "浙LD60001", None).await?;
     let now = Utc::now();
-    let mut older = Sample::at(Vin::parse(&vin)?, now - chrono::Duration::seconds(30), 29.98, 122.20, SampleSource::Json);
+    let mut older =
+        Sample::at(Vin::parse(&vin)?, now - chrono::Duration::seconds(30), 29.98, 122.20, SampleSource::Json);
     older.soc_pct = Some(81.0);
-    let mut newer = Sample::at(Vin::parse(&vin)?, now - chrono::Duration::seconds(5), 29.99, 122.21, SampleSource::Gbt2016);
+    let mut newer =
+        Sample::at(Vin::parse(&vin)?, now - chrono::Duration::seconds(5), 29.99, 122.21, SampleSource::Gbt2016);
     newer.soc_pct = Some(80.0);
     newer.speed_kmh = Some(42.0);
     // As ingest stores a GB/T sample: with the frame it came in.
@@ -419,14 +546,19 @@ both!(vehicle_state_and_track_come_from_stored_telemetry, |app: TestApp| async m
     assert!(blocks["motors"][0]["speed_rpm"].is_u64(), "{blocks}");
     let (s, track) = get(&app, &format!("/api/v1/vehicles/{vin}/track?limit=1"), &admin).await?;
     assert_eq!((s, track["samples"].as_array().map(Vec::len)), (StatusCode::OK, Some(1)));
-    let (s, b) = get(&app, &format!("/api/v1/vehicles/{vin}/track?from=2026-05-02T00:00:00Z&to=2026-05-01T00:00:00Z"), &admin).await?;
+    let (s, b) =
+        get(&app, &format!("/api/v1/vehicles/{vin}/track?from=2026-05-02T00:00:00Z&to=2026-05-01T00:00:00Z"), &admin)
+            .await?;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     error_code(&b, "bad_request");
 
     let (s, states) = get(&app, "/api/v1/vehicles/states", &admin).await?;
     assert_eq!(s, StatusCode::OK);
     let entry = &states["vehicles"][0];
-    assert_eq!((entry["vin"].as_str(), entry["plate"].as_str(), entry["status"].as_str()), (Some(vin.as_str()), Some("浙LD60001"), Some("idle")));
+    assert_eq!(
+        (entry["vin"].as_str(), entry["plate"].as_str(), entry["status"].as_str()),
+        (Some(vin.as_str()), Some("浙LD60001"), Some("idle"))
+    );
     Ok(())
 });
 
@@ -491,7 +623,9 @@ both!(health_openapi_and_pages_need_no_token, |app: TestApp| async move {
     assert!(text.contains("http_requests_total{"), "requests are counted by route and status");
     assert!(text.contains("route=\"/api/v1/openapi.json\""), "labelled by route template");
     // The allocator's figures, refreshed by the metrics upkeep (its first round runs at start).
-    let heap = |text: &str, name: &str| text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok());
+    let heap = |text: &str, name: &str| {
+        text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok())
+    };
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
     let mut text = text;
     while heap(&text, "fleet_memory_heap_allocated_bytes").is_none() {
@@ -499,12 +633,18 @@ both!(health_openapi_and_pages_need_no_token, |app: TestApp| async move {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         text = app.http.get(app.url("/metrics")).send().await?.text().await?;
     }
-    let (allocated, resident) = (heap(&text, "fleet_memory_heap_allocated_bytes"), heap(&text, "fleet_memory_heap_resident_bytes"));
-    assert!(allocated.is_some_and(|a| a > 1e6) && resident >= allocated, "allocated {allocated:?} <= resident {resident:?}");
+    let (allocated, resident) =
+        (heap(&text, "fleet_memory_heap_allocated_bytes"), heap(&text, "fleet_memory_heap_resident_bytes"));
+    assert!(
+        allocated.is_some_and(|a| a > 1e6) && resident >= allocated,
+        "allocated {allocated:?} <= resident {resident:?}"
+    );
 
     let res = app.http.get(app.url("/")).send().await?;
     assert_eq!(res.status(), StatusCode::OK);
-    for (name, value) in [("x-content-type-options", "nosniff"), ("x-frame-options", "DENY"), ("referrer-policy", "no-referrer")] {
+    for (name, value) in
+        [("x-content-type-options", "nosniff"), ("x-frame-options", "DENY"), ("referrer-policy", "no-referrer")]
+    {
         assert_eq!(res.headers()[name], value, "{name}");
     }
     assert!(res.headers()["content-security-policy"].to_str()?.contains("default-src 'self'"));
@@ -524,14 +664,18 @@ both!(health_openapi_and_pages_need_no_token, |app: TestApp| async move {
 async fn metrics_can_require_a_token_and_move_to_an_address_of_their_own() -> anyhow::Result<()> {
     const TOKEN: &str = "scraper-token-0123456789";
     let app = TestApp::spawn_with(fleet_tests::Db::Sqlite, |s| {
-        s.metrics = fleet_web::MetricsAccess { addr: Some("127.0.0.1:0".parse().unwrap()), token: Some(TOKEN.to_owned()) };
+        s.metrics =
+            fleet_web::MetricsAccess { addr: Some("127.0.0.1:0".parse().unwrap()), token: Some(TOKEN.to_owned()) };
     })
     .await;
     let r = app.http.get(app.url("/metrics")).send().await?;
     assert_eq!(r.status(), StatusCode::NOT_FOUND, "not on the public port");
     let metrics = format!("http://{}/metrics", app.metrics_addr().expect("a metrics listener"));
     assert_eq!(app.http.get(&metrics).send().await?.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(app.http.get(&metrics).bearer_auth("scraper-token-0123456788").send().await?.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.http.get(&metrics).bearer_auth("scraper-token-0123456788").send().await?.status(),
+        StatusCode::UNAUTHORIZED
+    );
     let r = app.http.get(&metrics).bearer_auth(TOKEN).send().await?;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.text().await?.contains("# TYPE"), "Prometheus text");

@@ -79,7 +79,13 @@ fn bad_configuration_exits_64_with_one_line_naming_the_setting() {
 
 #[test]
 fn help_is_available_for_every_subcommand() {
-    for sub in [vec!["--help"], vec!["run", "--help"], vec!["migrate", "--help"], vec!["simulate", "--help"], vec!["bench", "ingest", "--help"]] {
+    for sub in [
+        vec!["--help"],
+        vec!["run", "--help"],
+        vec!["migrate", "--help"],
+        vec!["simulate", "--help"],
+        vec!["bench", "ingest", "--help"],
+    ] {
         let out = run_with(&sub, &[]);
         assert_eq!(out.status.code(), Some(0), "{sub:?}");
         assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"), "{sub:?}");
@@ -133,14 +139,20 @@ fn run_prints_its_listeners_serves_and_stops_cleanly_on_sigterm() {
         let mut ok = false;
         for _ in 0..200 {
             if let Ok(r) = c.get(format!("http://{http}/healthz")).send().await
-                && r.status() == 200 {
-                    ok = true;
-                    break;
-                }
+                && r.status() == 200
+            {
+                ok = true;
+                break;
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert!(ok, "/healthz turns 200 once the broker connection is up");
-        let r = c.post(format!("http://{http}/api/v1/auth/login")).json(&serde_json::json!({"username": "admin", "password": password})).send().await.unwrap();
+        let r = c
+            .post(format!("http://{http}/api/v1/auth/login"))
+            .json(&serde_json::json!({"username": "admin", "password": password}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
     });
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();

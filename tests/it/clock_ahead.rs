@@ -20,7 +20,13 @@ async fn track(app: &TestApp, vin: &str) -> anyhow::Result<Vec<Value>> {
     let token = app.admin_token().await;
     let from = (Utc::now() - ChronoDuration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let to = (Utc::now() + ChronoDuration::hours(25)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let r = app.http.get(app.url(&format!("/api/v1/vehicles/{vin}/track"))).query(&[("from", from), ("to", to)]).bearer_auth(token).send().await?;
+    let r = app
+        .http
+        .get(app.url(&format!("/api/v1/vehicles/{vin}/track")))
+        .query(&[("from", from), ("to", to)])
+        .bearer_auth(token)
+        .send()
+        .await?;
     anyhow::ensure!(r.status() == 200, "track: {}", r.status());
     let body: Value = r.json().await?;
     Ok(body["samples"].as_array().cloned().unwrap_or_default())
@@ -46,14 +52,26 @@ both!(a_sample_from_the_future_is_stored_flagged_and_does_not_freeze_the_car, |a
     let samples = track(&app, &vin).await?;
     let flags: Vec<(i64, bool)> = samples
         .iter()
-        .map(|s| (DateTime::parse_from_rfc3339(s["ts"].as_str().unwrap_or_default()).map_or(0, |t| t.timestamp_millis()), s["clock_ahead"] == true))
+        .map(|s| {
+            (
+                DateTime::parse_from_rfc3339(s["ts"].as_str().unwrap_or_default()).map_or(0, |t| t.timestamp_millis()),
+                s["clock_ahead"] == true,
+            )
+        })
         .collect();
     assert_eq!(
         flags,
         [(now.timestamp_millis(), false), (later.timestamp_millis(), false), (future.timestamp_millis(), true)],
         "the future sample is in the track, flagged: {samples:?}"
     );
-    let vehicle: Value = app.http.get(app.url(&format!("/api/v1/vehicles/{vin}"))).bearer_auth(app.admin_token().await).send().await?.json().await?;
+    let vehicle: Value = app
+        .http
+        .get(app.url(&format!("/api/v1/vehicles/{vin}")))
+        .bearer_auth(app.admin_token().await)
+        .send()
+        .await?
+        .json()
+        .await?;
     assert_eq!(vehicle["state"]["lat"], 30.2, "{vehicle}");
     Ok(())
 });

@@ -34,7 +34,8 @@ struct Broker {
 
 impl Broker {
     fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("its address").port();
+        let port =
+            std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("its address").port();
         let dir = std::env::temp_dir().join(format!("fleet-faults-broker-{port}-{}", rand::random::<u32>()));
         Self::start_on(port, dir)
     }
@@ -60,7 +61,13 @@ impl Broker {
             ),
         )
         .expect("writing the broker configuration");
-        let child = Command::new("mosquitto").arg("-c").arg(&conf).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("starting mosquitto");
+        let child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting mosquitto");
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(std::time::Instant::now() < deadline, "the private broker did not listen");
@@ -144,7 +151,15 @@ async fn kill_9_mid_ingest(db: Db) -> anyhow::Result<()> {
     store.migrate().await?;
     let vins: Vec<String> = (0..20).map(|_| random_vin()).collect();
     for (i, vin) in vins.iter().enumerate() {
-        let v = NewVehicle { vin: vin.clone(), plate: format!("浙LD9{i:04}"), model: "BYD e6".into(), seats: 5, battery_kwh: 71.7, consumption_kwh_per_100km: 17.0, unit_id: None };
+        let v = NewVehicle {
+            vin: vin.clone(),
+            plate: format!("浙LD9{i:04}"),
+            model: "BYD e6".into(),
+            seats: 5,
+            battery_kwh: 71.7,
+            consumption_kwh_per_100km: 17.0,
+            unit_id: None,
+        };
         store.vehicles().create(&v.validate()?, &v).await?;
     }
     let broker = Broker::start();
@@ -170,7 +185,11 @@ async fn kill_9_mid_ingest(db: Db) -> anyhow::Result<()> {
                 }
                 let vin = &vins[i % vins.len()];
                 let ts = t0 + chrono::Duration::seconds(i as i64);
-                p.json(vin, &json!({"ts": ts.to_rfc3339(), "lat": 30.0 + i as f64 * 1e-5, "lon": 122.1, "soc_pct": 70.0})).await?;
+                p.json(
+                    vin,
+                    &json!({"ts": ts.to_rfc3339(), "lat": 30.0 + i as f64 * 1e-5, "lon": 122.1, "soc_pct": 70.0}),
+                )
+                .await?;
             }
             anyhow::Ok(())
         })
@@ -199,7 +218,10 @@ async fn kill_9_mid_ingest(db: Db) -> anyhow::Result<()> {
         if n == total as i64 {
             break;
         }
-        anyhow::ensure!(tokio::time::Instant::now() < deadline, "only {n} of {total} samples after the restart (killed at {stored_at_kill})");
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "only {n} of {total} samples after the restart (killed at {stored_at_kill})"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Every message exactly once, and each car's state at its newest sample (written a
@@ -212,7 +234,10 @@ async fn kill_9_mid_ingest(db: Db) -> anyhow::Result<()> {
             if ts == Some(newest) {
                 break;
             }
-            anyhow::ensure!(tokio::time::Instant::now() < deadline, "the state of {vin} is at {ts:?}, its newest sample at {newest}");
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "the state of {vin} is at {ts:?}, its newest sample at {newest}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -280,7 +305,15 @@ async fn a_broker_restart_is_ridden_out_and_health_says_so_meanwhile() -> anyhow
     let store = Store::connect(&db.url).await?;
     store.migrate().await?;
     let vin = random_vin();
-    let v = NewVehicle { vin: vin.clone(), plate: "浙LD98888".into(), model: "BYD e6".into(), seats: 5, battery_kwh: 71.7, consumption_kwh_per_100km: 17.0, unit_id: None };
+    let v = NewVehicle {
+        vin: vin.clone(),
+        plate: "浙LD98888".into(),
+        model: "BYD e6".into(),
+        seats: 5,
+        battery_kwh: 71.7,
+        consumption_kwh_per_100km: 17.0,
+        unit_id: None,
+    };
     store.vehicles().create(&v.validate()?, &v).await?;
     let broker = Broker::start();
     let port = broker.port;
@@ -327,15 +360,39 @@ async fn a_dispatch_batch_killed_mid_way_leaves_no_half_assigned_order() -> anyh
     let db = TestDb::create(Db::Postgres).await;
     let store = Store::connect(&db.url).await?;
     store.migrate().await?;
-    store.units().create("u1", &fleet_domain::NewUnit { id: Some("u1".into()), name: "市委办".into(), monthly_energy_budget_kwh: 1e6, auto_approve: true }).await?;
+    store
+        .units()
+        .create(
+            "u1",
+            &fleet_domain::NewUnit {
+                id: Some("u1".into()),
+                name: "市委办".into(),
+                monthly_energy_budget_kwh: 1e6,
+                auto_approve: true,
+            },
+        )
+        .await?;
     let now = Utc::now();
     let mut samples = Vec::new();
     for i in 0..150 {
         let vin = random_vin();
-        let v = NewVehicle { vin: vin.clone(), plate: format!("浙LD8{i:04}"), model: "BYD e6".into(), seats: 5, battery_kwh: 71.7, consumption_kwh_per_100km: 17.0, unit_id: None };
+        let v = NewVehicle {
+            vin: vin.clone(),
+            plate: format!("浙LD8{i:04}"),
+            model: "BYD e6".into(),
+            seats: 5,
+            battery_kwh: 71.7,
+            consumption_kwh_per_100km: 17.0,
+            unit_id: None,
+        };
         let parsed = v.validate()?;
         store.vehicles().create(&parsed, &v).await?;
-        let d = NewDriver { id: Some(format!("d{i}")), name: format!("司机{i}"), phone: format!("1390000{i:04}"), vehicle_vin: Some(vin.clone()) };
+        let d = NewDriver {
+            id: Some(format!("d{i}")),
+            name: format!("司机{i}"),
+            phone: format!("1390000{i:04}"),
+            vehicle_vin: Some(vin.clone()),
+        };
         store.drivers().create(&format!("d{i}"), &d, Some(&parsed)).await?;
         let mut s = Sample::at(Vin::parse(&vin)?, now, 30.0 + i as f64 * 0.001, 122.1, SampleSource::Json);
         s.soc_pct = Some(90.0);
@@ -345,8 +402,28 @@ async fn a_dispatch_batch_killed_mid_way_leaves_no_half_assigned_order() -> anyh
     let clerk = Actor { name: "unit1".into(), user_id: None, on_behalf: false, driver_id: None };
     for i in 0..400 {
         let place = |lat: f64| Place { lat, lon: 122.1, name: "市行政中心".into() };
-        let new = NewOrder { unit_id: "u1".into(), passengers: 1, pickup: place(30.0 + (i % 150) as f64 * 0.001), dropoff: place(30.05), pickup_at: None, purpose: "会议".into(), override_budget: false };
-        store.orders().create(&format!("o{i:04}"), &new, now, OrderStatus::Approved, (now, now + chrono::Duration::hours(1)), &clerk, None, now).await?;
+        let new = NewOrder {
+            unit_id: "u1".into(),
+            passengers: 1,
+            pickup: place(30.0 + (i % 150) as f64 * 0.001),
+            dropoff: place(30.05),
+            pickup_at: None,
+            purpose: "会议".into(),
+            override_budget: false,
+        };
+        store
+            .orders()
+            .create(
+                &format!("o{i:04}"),
+                &new,
+                now,
+                OrderStatus::Approved,
+                (now, now + chrono::Duration::hours(1)),
+                &clerk,
+                None,
+                now,
+            )
+            .await?;
     }
     let broker = Broker::start();
     let client_id = format!("fleetd-faults-{}", rand::random::<u32>());

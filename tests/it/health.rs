@@ -15,7 +15,8 @@ async fn healthz_is_503_while_the_broker_is_unreachable_and_200_once_it_is_up() 
         l.local_addr().unwrap().port()
     };
     let mut settings = test_settings(&db.url, "fleetd-health-test");
-    settings.mqtt = MqttTarget::External(MqttUrl { host: "127.0.0.1".into(), port, username: None, password: None, tls: false });
+    settings.mqtt =
+        MqttTarget::External(MqttUrl { host: "127.0.0.1".into(), port, username: None, password: None, tls: false });
     let app = App::start(settings).await.expect("fleetd starts without its broker");
     let url = format!("http://{}/healthz", app.http_addr());
     let client = reqwest::Client::new();

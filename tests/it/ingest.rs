@@ -32,7 +32,8 @@ both!(json_single_sample_is_stored_and_moves_the_state, |app: TestApp| async mov
     let mut p = Publisher::connect().await?;
     p.json(&vin, &json!({"ts": ts(0), "lat": 30.01, "lon": 122.10, "speed_kmh": 35.5, "heading_deg": 90, "soc_pct": 81.5, "charging": false, "unknown_field": "ignored"})).await?;
     app.wait_for_samples(&vin, 1).await?;
-    let track = app.store.telemetry().track(&vin, t0() - ChronoDuration::hours(1), t0() + ChronoDuration::hours(1), 10).await?;
+    let track =
+        app.store.telemetry().track(&vin, t0() - ChronoDuration::hours(1), t0() + ChronoDuration::hours(1), 10).await?;
     assert_eq!(track.len(), 1);
     assert_eq!(track[0].speed_kmh, Some(35.5));
     assert_eq!(track[0].soc_pct, Some(81.5));
@@ -135,8 +136,12 @@ both!(gbt32960_frames_of_both_editions_become_samples, |app: TestApp| async move
     p.gbt(&vin, gbt32960::encode_sample(Edition::V2025, true, &sample(&vin, -3600, SampleSource::Gbt2025))).await?;
     p.gbt(&vin, gbt32960::encode_logout(Edition::V2016, &v, login_time, 1)).await?;
     app.wait_for_samples(&vin, 3).await?;
-    let track = app.store.telemetry().track(&vin, t0() - ChronoDuration::hours(2), t0() + ChronoDuration::hours(1), 10).await?;
-    assert_eq!(track.iter().map(|s| s.source).collect::<Vec<_>>(), [SampleSource::Gbt2025, SampleSource::Gbt2016, SampleSource::Gbt2025]);
+    let track =
+        app.store.telemetry().track(&vin, t0() - ChronoDuration::hours(2), t0() + ChronoDuration::hours(1), 10).await?;
+    assert_eq!(
+        track.iter().map(|s| s.source).collect::<Vec<_>>(),
+        [SampleSource::Gbt2025, SampleSource::Gbt2016, SampleSource::Gbt2025]
+    );
     let s = &track[1];
     assert_eq!(s.ts, t0());
     assert!((s.lat - 30.0123).abs() < 1e-6 && (s.lon - 122.1034).abs() < 1e-6, "{s:?}");
@@ -161,7 +166,9 @@ both!(invalid_gbt32960_position_is_stored_but_does_not_move_the_car, |app: TestA
     stale.soc_pct = Some(70.0);
     p.gbt(&vin, gbt32960::encode_sample(Edition::V2016, false, &stale)).await?;
     app.wait_for_samples(&vin, 2).await?;
-    let state = app.wait_for_state(&vin, "the newer sample's time counts", |s| s.ts == t0() + ChronoDuration::seconds(5)).await?;
+    let state = app
+        .wait_for_state(&vin, "the newer sample's time counts", |s| s.ts == t0() + ChronoDuration::seconds(5))
+        .await?;
     assert_eq!(state.soc_pct, Some(70.0));
     assert!((state.lat.unwrap() - 30.0123).abs() < 1e-6, "but not its invalid position");
     Ok(())
@@ -202,11 +209,15 @@ both!(bad_messages_go_to_dead_letters_with_their_reason, |app: TestApp| async mo
         reasons.push(d.reason.as_str());
     }
     reasons.sort();
-    assert_eq!(reasons, ["bad_checksum", "malformed_frame", "malformed_json", "malformed_json", "too_large", "vin_mismatch"]);
+    assert_eq!(
+        reasons,
+        ["bad_checksum", "malformed_frame", "malformed_json", "malformed_json", "too_large", "vin_mismatch"]
+    );
     let too_large = dead.iter().find(|d| d.reason == DeadLetterReason::TooLarge).unwrap();
     assert_eq!(too_large.payload.len(), 64 * 1024, "the first 64 KiB are kept");
     assert!(too_large.size > 300 * 1024);
-    app.wait_until("unknown vehicle dead letter", || async { Ok(!app.dead_letters_of(&unknown).await?.is_empty()) }).await?;
+    app.wait_until("unknown vehicle dead letter", || async { Ok(!app.dead_letters_of(&unknown).await?.is_empty()) })
+        .await?;
     assert_eq!(app.dead_letters_of(&unknown).await?[0].reason, DeadLetterReason::UnknownVehicle);
     assert_eq!(app.store.telemetry().count(Some(&unknown)).await?, 0);
     // Counted in /metrics.
@@ -229,7 +240,8 @@ both!(messages_published_while_fleetd_is_down_are_ingested_once_after_restart, |
     for i in 40..250 {
         p.json(&vin, &json!({"ts": ts(i), "lat": 30.0, "lon": 122.0})).await?;
     }
-    p.json(&vin, &json!((250..300).map(|i| json!({"ts": ts(i), "lat": 30.0, "lon": 122.0})).collect::<Vec<_>>())).await?;
+    p.json(&vin, &json!((250..300).map(|i| json!({"ts": ts(i), "lat": 30.0, "lon": 122.0})).collect::<Vec<_>>()))
+        .await?;
     app.restart().await;
     app.wait_for_samples(&vin, 300).await?;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;

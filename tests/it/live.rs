@@ -27,8 +27,14 @@ async fn post(app: &TestApp, token: &str, path: &str, body: Value) -> anyhow::Re
 /// Registers a car in `unit` (None: the pool); answers its VIN.
 async fn car_in(app: &TestApp, admin: &str, unit: Option<&str>, plate: &str) -> anyhow::Result<String> {
     let vin = random_vin();
-    post(app, admin, "/api/v1/vehicles", json!({"vin": vin, "plate": plate, "model": "BYD e6", "seats": 5,
-        "battery_kwh": 71.7, "consumption_kwh_per_100km": 17.0, "unit_id": unit})).await?;
+    post(
+        app,
+        admin,
+        "/api/v1/vehicles",
+        json!({"vin": vin, "plate": plate, "model": "BYD e6", "seats": 5,
+        "battery_kwh": 71.7, "consumption_kwh_per_100km": 17.0, "unit_id": unit}),
+    )
+    .await?;
     Ok(vin)
 }
 
@@ -69,7 +75,10 @@ both!(a_snapshot_then_coalesced_deltas_follow_mqtt_publishes, |app: TestApp| asy
     let snap = live.settle(snap, Duration::from_millis(800)).await?;
     let find = |vin: &str| snap.get(vin).cloned().unwrap_or_else(|| panic!("{vin} missing from {snap:?}"));
     let m = find(&moving);
-    assert_eq!((m["plate"].as_str(), m["lat"].as_f64(), m["lon"].as_f64(), m["soc_pct"].as_f64()), (Some("浙L·D10001"), Some(30.01), Some(122.10), Some(81.5)));
+    assert_eq!(
+        (m["plate"].as_str(), m["lat"].as_f64(), m["lon"].as_f64(), m["soc_pct"].as_f64()),
+        (Some("浙L·D10001"), Some(30.01), Some(122.10), Some(81.5))
+    );
     assert_eq!(m["status"], "idle");
     assert_eq!(m["speed_kmh"], 30.0);
     assert_eq!(find(&silent)["status"], "offline", "ten minutes of silence is offline");
@@ -84,7 +93,8 @@ both!(a_snapshot_then_coalesced_deltas_follow_mqtt_publishes, |app: TestApp| asy
     let last = live
         .wait_for("the newest position", |msg| {
             assert_eq!(msg["type"], "positions", "{msg}");
-            let vins: Vec<&str> = msg["vehicles"].as_array().unwrap().iter().map(|v| v["vin"].as_str().unwrap()).collect();
+            let vins: Vec<&str> =
+                msg["vehicles"].as_array().unwrap().iter().map(|v| v["vin"].as_str().unwrap()).collect();
             assert_eq!(vins.len(), vins.iter().collect::<HashSet<_>>().len(), "a car twice in one message: {msg}");
             vehicle_in(msg, &moving).filter(|v| v["lat"].as_f64() == Some(30.015)).cloned()
         })
@@ -96,8 +106,16 @@ both!(a_snapshot_then_coalesced_deltas_follow_mqtt_publishes, |app: TestApp| asy
 
 both!(bbox_and_unit_filters_and_role_visibility_narrow_the_feed, |app: TestApp| async move {
     let admin = app.admin_token().await;
-    let u1 = post(&app, &admin, "/api/v1/units", json!({"name": "市委办公室", "monthly_energy_budget_kwh": 500.0})).await?["id"].as_str().unwrap().to_owned();
-    let u2 = post(&app, &admin, "/api/v1/units", json!({"name": "市财政局", "monthly_energy_budget_kwh": 500.0})).await?["id"].as_str().unwrap().to_owned();
+    let u1 = post(&app, &admin, "/api/v1/units", json!({"name": "市委办公室", "monthly_energy_budget_kwh": 500.0}))
+        .await?["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let u2 = post(&app, &admin, "/api/v1/units", json!({"name": "市财政局", "monthly_energy_budget_kwh": 500.0}))
+        .await?["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let dinghai = car_in(&app, &admin, Some(&u1), "浙L·D20001").await?;
     let putuo = car_in(&app, &admin, Some(&u2), "浙L·D20002").await?;
     let mut p = Publisher::connect().await?;
@@ -117,12 +135,25 @@ both!(bbox_and_unit_filters_and_role_visibility_narrow_the_feed, |app: TestApp| 
     let snap = by_unit.snapshot().await?;
     assert_eq!(snap.iter().map(|v| v["vin"].as_str().unwrap()).collect::<Vec<_>>(), [putuo.as_str()]);
 
-    post(&app, &admin, "/api/v1/users", json!({"username": "unit1", "password": "unit1-pass", "role": "unit", "unit_id": u1})).await?;
+    post(
+        &app,
+        &admin,
+        "/api/v1/users",
+        json!({"username": "unit1", "password": "unit1-pass", "role": "unit", "unit_id": u1}),
+    )
+    .await?;
     let unit_token = app.login("unit1", "unit1-pass").await?;
     let mut unit = LiveClient::connect(&app.live_url(&unit_token, "")).await?;
     let snap = unit.snapshot().await?;
-    assert_eq!(snap.iter().map(|v| v["vin"].as_str().unwrap()).collect::<Vec<_>>(), [dinghai.as_str()], "a unit sees its own cars");
-    let refused = LiveClient::try_connect(&app.live_url(&unit_token, &format!("&unit_id={u2}"))).await?.err().expect("another unit is refused");
+    assert_eq!(
+        snap.iter().map(|v| v["vin"].as_str().unwrap()).collect::<Vec<_>>(),
+        [dinghai.as_str()],
+        "a unit sees its own cars"
+    );
+    let refused = LiveClient::try_connect(&app.live_url(&unit_token, &format!("&unit_id={u2}")))
+        .await?
+        .err()
+        .expect("another unit is refused");
     assert_eq!(refused.status, 404);
 
     // The Putuo car moves (outside the box, in unit 2); then the Dinghai car leaves the box.
@@ -151,15 +182,29 @@ both!(bbox_and_unit_filters_and_role_visibility_narrow_the_feed, |app: TestApp| 
 
 both!(order_changes_reach_who_may_see_them_and_set_the_cars_status, |app: TestApp| async move {
     let admin = app.admin_token().await;
-    let u1 = post(&app, &admin, "/api/v1/units", json!({"name": "市委办公室", "monthly_energy_budget_kwh": 500.0})).await?["id"].as_str().unwrap().to_owned();
-    let u2 = post(&app, &admin, "/api/v1/units", json!({"name": "市财政局", "monthly_energy_budget_kwh": 500.0})).await?["id"].as_str().unwrap().to_owned();
+    let u1 = post(&app, &admin, "/api/v1/units", json!({"name": "市委办公室", "monthly_energy_budget_kwh": 500.0}))
+        .await?["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let u2 = post(&app, &admin, "/api/v1/units", json!({"name": "市财政局", "monthly_energy_budget_kwh": 500.0}))
+        .await?["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let car = car_in(&app, &admin, Some(&u1), "浙L·D30001").await?;
     let mut p = Publisher::connect().await?;
     p.json(&car, &at(30.02, 122.10, 0, 70.0)).await?;
     app.wait_for_samples(&car, 1).await?;
     // The API reads the stored state, written a moment after the sample.
     app.wait_for_state(&car, "written", |_| true).await?;
-    post(&app, &admin, "/api/v1/users", json!({"username": "unit2", "password": "unit2-pass", "role": "unit", "unit_id": u2})).await?;
+    post(
+        &app,
+        &admin,
+        "/api/v1/users",
+        json!({"username": "unit2", "password": "unit2-pass", "role": "unit", "unit_id": u2}),
+    )
+    .await?;
     let other_unit = app.login("unit2", "unit2-pass").await?;
 
     let mut all = LiveClient::connect(&app.live_url(&admin, "")).await?;
@@ -167,16 +212,39 @@ both!(order_changes_reach_who_may_see_them_and_set_the_cars_status, |app: TestAp
     let mut other = LiveClient::connect(&app.live_url(&other_unit, "")).await?;
     assert!(other.snapshot().await?.is_empty());
 
-    app.bus().publish(fleet_bus::Event::OrderChanged(Arc::new(order("o1", &u1, OrderStatus::Assigned, Some(&car), None))));
+    app.bus().publish(fleet_bus::Event::OrderChanged(Arc::new(order(
+        "o1",
+        &u1,
+        OrderStatus::Assigned,
+        Some(&car),
+        None,
+    ))));
     let got = all.wait_for("the order event", |m| (m["type"] == "order").then(|| m["order"].clone())).await?;
-    assert_eq!((got["id"].as_str(), got["status"].as_str(), got["vin"].as_str()), (Some("o1"), Some("assigned"), Some(car.as_str())));
-    all.wait_for("the car's new status", |m| vehicle_in(m, &car).filter(|v| v["status"] == "assigned").cloned()).await?;
-    let detail: Value = app.http.get(app.url(&format!("/api/v1/vehicles/{car}"))).bearer_auth(&admin).send().await?.json().await?;
+    assert_eq!(
+        (got["id"].as_str(), got["status"].as_str(), got["vin"].as_str()),
+        (Some("o1"), Some("assigned"), Some(car.as_str()))
+    );
+    all.wait_for("the car's new status", |m| vehicle_in(m, &car).filter(|v| v["status"] == "assigned").cloned())
+        .await?;
+    let detail: Value =
+        app.http.get(app.url(&format!("/api/v1/vehicles/{car}"))).bearer_auth(&admin).send().await?.json().await?;
     assert_eq!(detail["state"]["status"], "assigned", "the API derives the same status as the feed");
 
-    app.bus().publish(fleet_bus::Event::OrderChanged(Arc::new(order("o1", &u1, OrderStatus::PickedUp, Some(&car), None))));
+    app.bus().publish(fleet_bus::Event::OrderChanged(Arc::new(order(
+        "o1",
+        &u1,
+        OrderStatus::PickedUp,
+        Some(&car),
+        None,
+    ))));
     all.wait_for("on trip", |m| vehicle_in(m, &car).filter(|v| v["status"] == "on_trip").cloned()).await?;
-    app.bus().publish(fleet_bus::Event::OrderChanged(Arc::new(order("o1", &u1, OrderStatus::Completed, Some(&car), None))));
+    app.bus().publish(fleet_bus::Event::OrderChanged(Arc::new(order(
+        "o1",
+        &u1,
+        OrderStatus::Completed,
+        Some(&car),
+        None,
+    ))));
     let idle = all.wait_for("idle again", |m| vehicle_in(m, &car).cloned()).await?;
     assert_eq!(idle["status"], "idle");
 
@@ -191,10 +259,14 @@ both!(a_connection_without_a_valid_token_or_with_bad_filters_is_refused, |app: T
     let refused = LiveClient::try_connect(&format!("{ws}/api/v1/live")).await?.err().expect("no token is refused");
     assert_eq!(refused.status, 401);
     assert!(refused.body.contains("unauthorized"), "{}", refused.body);
-    let refused = LiveClient::try_connect(&app.live_url("not-a-token", "")).await?.err().expect("a bad token is refused");
+    let refused =
+        LiveClient::try_connect(&app.live_url("not-a-token", "")).await?.err().expect("a bad token is refused");
     assert_eq!(refused.status, 401);
     for bad in ["&bbox=1,2,3", "&bbox=122.3,29.9,121.9,30.1", "&bbox=a,b,c,d", "&unit_id=../x"] {
-        let refused = LiveClient::try_connect(&app.live_url(&admin, bad)).await?.err().unwrap_or_else(|| panic!("{bad} accepted"));
+        let refused = LiveClient::try_connect(&app.live_url(&admin, bad))
+            .await?
+            .err()
+            .unwrap_or_else(|| panic!("{bad} accepted"));
         assert!(refused.status == 400 || refused.status == 422, "{bad}: {}", refused.status);
     }
     // A plain GET (no upgrade) with a token is a clear 400.
@@ -203,7 +275,8 @@ both!(a_connection_without_a_valid_token_or_with_bad_filters_is_refused, |app: T
     let body: Value = r.json().await?;
     assert!(body["error"]["message"].as_str().unwrap().contains("WebSocket"), "{body}");
     // The token in the Authorization header works as well as in the query.
-    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!("{ws}/api/v1/live"))?;
+    let mut req =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!("{ws}/api/v1/live"))?;
     req.headers_mut().insert("authorization", format!("Bearer {admin}").parse()?);
     let (mut c, _) = tokio_tungstenite::connect_async(req).await?;
     let first = futures_util::StreamExt::next(&mut c).await.expect("a message")?;
@@ -323,8 +396,12 @@ async fn a_client_that_never_reads_delays_neither_other_clients_nor_ingest_and_i
         }
         let lat = 30.0 + f64::from(round) * 0.0001;
         for car in &cars {
-            p.json(car, &json!({"ts": (Utc::now()).to_rfc3339(), "lat": lat, "lon": 122.1, "speed_kmh": 40.0, "soc_pct": 70.0,
-                                "padding_to_fill_buffers": "x".repeat(64)})).await?;
+            p.json(
+                car,
+                &json!({"ts": (Utc::now()).to_rfc3339(), "lat": lat, "lon": 122.1, "speed_kmh": 40.0, "soc_pct": 70.0,
+                                "padding_to_fill_buffers": "x".repeat(64)}),
+            )
+            .await?;
             published += 1;
         }
         let mut waiting: HashSet<&str> = cars.iter().map(String::as_str).collect();
@@ -339,7 +416,8 @@ async fn a_client_that_never_reads_delays_neither_other_clients_nor_ingest_and_i
             })
             .await?;
     }
-    app.wait_until("every sample stored", || async { Ok(app.store.telemetry().count(None).await? == published) }).await?;
+    app.wait_until("every sample stored", || async { Ok(app.store.telemetry().count(None).await? == published) })
+        .await?;
     // The reading client is still served after the drop.
     p.json(&cars[0], &at(29.5, 122.2, 0, 50.0)).await?;
     reader.wait_for("a move after the drop", |m| vehicle_in(m, &cars[0]).filter(|v| v["lat"] == 29.5).cloned()).await?;
@@ -362,8 +440,13 @@ async fn shutting_down_closes_live_connections() -> anyhow::Result<()> {
 /// the changing session's own stays open, and an expired token's socket closes (4003).
 both!(a_live_socket_closes_when_its_token_is_revoked, |app: TestApp| async move {
     let admin = app.admin_token().await;
-    post(&app, &admin, "/api/v1/users", json!({"username": "alice", "password": "alice-pass-1", "role": "dispatcher"})).await?;
-    let (t1, t2, t3) = (app.login("alice", "alice-pass-1").await?, app.login("alice", "alice-pass-1").await?, app.login("alice", "alice-pass-1").await?);
+    post(&app, &admin, "/api/v1/users", json!({"username": "alice", "password": "alice-pass-1", "role": "dispatcher"}))
+        .await?;
+    let (t1, t2, t3) = (
+        app.login("alice", "alice-pass-1").await?,
+        app.login("alice", "alice-pass-1").await?,
+        app.login("alice", "alice-pass-1").await?,
+    );
     let mut s1 = LiveClient::connect(&app.live_url(&t1, "")).await?;
     let mut s2 = LiveClient::connect(&app.live_url(&t2, "")).await?;
     let mut s3 = LiveClient::connect(&app.live_url(&t3, "")).await?;
@@ -373,14 +456,30 @@ both!(a_live_socket_closes_when_its_token_is_revoked, |app: TestApp| async move 
     let r = app.http.post(app.url("/api/v1/auth/logout")).bearer_auth(&t1).send().await?;
     assert_eq!(r.status(), 204);
     assert_eq!(s1.closed().await?, (4001, "logged out".to_owned()));
-    let r = app.http.post(app.url("/api/v1/auth/password")).bearer_auth(&t2).json(&json!({"old_password": "alice-pass-1", "new_password": "alice-pass-2"})).send().await?;
+    let r = app
+        .http
+        .post(app.url("/api/v1/auth/password"))
+        .bearer_auth(&t2)
+        .json(&json!({"old_password": "alice-pass-1", "new_password": "alice-pass-2"}))
+        .send()
+        .await?;
     assert_eq!(r.status(), 204);
     assert_eq!(s3.closed().await?, (4002, "password changed".to_owned()));
     // The session that changed the password keeps its feed: the next order reaches it.
-    post(&app, &admin, "/api/v1/units", json!({"id": "u1", "name": "市委办公室", "monthly_energy_budget_kwh": 100.0})).await?;
-    let order = post(&app, &t2, "/api/v1/orders", json!({"unit_id": "u1", "passengers": 1, "pickup": {"lat": 30.0, "lon": 122.1, "name": "甲"},
-        "dropoff": {"lat": 30.01, "lon": 122.11, "name": "乙"}, "purpose": "会议"})).await?;
-    s2.wait_for("the order on the changing session's feed", |m| (m["type"] == "order" && m["order"]["id"] == order["id"]).then_some(())).await?;
+    post(&app, &admin, "/api/v1/units", json!({"id": "u1", "name": "市委办公室", "monthly_energy_budget_kwh": 100.0}))
+        .await?;
+    let order = post(
+        &app,
+        &t2,
+        "/api/v1/orders",
+        json!({"unit_id": "u1", "passengers": 1, "pickup": {"lat": 30.0, "lon": 122.1, "name": "甲"},
+        "dropoff": {"lat": 30.01, "lon": 122.11, "name": "乙"}, "purpose": "会议"}),
+    )
+    .await?;
+    s2.wait_for("the order on the changing session's feed", |m| {
+        (m["type"] == "order" && m["order"]["id"] == order["id"]).then_some(())
+    })
+    .await?;
     Ok(())
 });
 

@@ -18,7 +18,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::Context;
-use broker::{Broker, Client, DEADLINE, FLEETD_PASSWORD, FLEETD_USER, login, login_until, make_certs, random_tag, refused};
+use broker::{
+    Broker, Client, DEADLINE, FLEETD_PASSWORD, FLEETD_USER, login, login_until, make_certs, random_tag, refused,
+};
 use fleet_tests::{Db, TestApp, both, random_vin};
 use fleetd::config::MqttTarget;
 use reqwest::StatusCode;
@@ -99,8 +101,14 @@ async fn a_vehicle_cannot_publish_as_another(db: Db, share_group: Option<&str>) 
     .await?;
 
     // An MQTT 5 client is told: PUBACK reason 0x87, not authorized.
-    assert_eq!(publish_v5(broker.port, &a, &pass_a, &telemetry(&b), sample(t0 + 3_000)).await?, rumqttc::v5::mqttbytes::v5::PubAckReason::NotAuthorized);
-    assert_eq!(publish_v5(broker.port, &a, &pass_a, &telemetry(&a), sample(t0 + 4_000)).await?, rumqttc::v5::mqttbytes::v5::PubAckReason::Success);
+    assert_eq!(
+        publish_v5(broker.port, &a, &pass_a, &telemetry(&b), sample(t0 + 3_000)).await?,
+        rumqttc::v5::mqttbytes::v5::PubAckReason::NotAuthorized
+    );
+    assert_eq!(
+        publish_v5(broker.port, &a, &pass_a, &telemetry(&a), sample(t0 + 4_000)).await?,
+        rumqttc::v5::mqttbytes::v5::PubAckReason::Success
+    );
     app.wait_for_samples(&a, 3).await?;
     assert_eq!(app.store.telemetry().count(Some(&b)).await?, 0);
 
@@ -113,7 +121,13 @@ async fn a_vehicle_cannot_publish_as_another(db: Db, share_group: Option<&str>) 
 }
 
 /// One QoS 1 publish by an MQTT 5 client: the broker's PUBACK reason.
-async fn publish_v5(port: u16, user: &str, password: &str, topic: &str, payload: Vec<u8>) -> anyhow::Result<rumqttc::v5::mqttbytes::v5::PubAckReason> {
+async fn publish_v5(
+    port: u16,
+    user: &str,
+    password: &str,
+    topic: &str,
+    payload: Vec<u8>,
+) -> anyhow::Result<rumqttc::v5::mqttbytes::v5::PubAckReason> {
     use rumqttc::v5::mqttbytes::v5::Packet as P5;
     let mut o = rumqttc::v5::MqttOptions::new(format!("{user}-v5-{}", random_tag()), "127.0.0.1", port);
     o.set_credentials(user, password);
@@ -177,14 +191,19 @@ async fn only_accounts_in_the_password_file_get_in_and_a_replaced_secret_stops_w
         let (_, new) = issue_secret(&app, &a).await?;
         assert_ne!(new, old);
         let line = app.store.mqtt_secrets().get(&a).await?.context("A's stored account")?.password_line;
-        assert!(fleet_web::mosquitto_password_matches(&line, &new) && !line.contains(&new), "the stored line is the new secret's hash");
+        assert!(
+            fleet_web::mosquitto_password_matches(&line, &new) && !line.contains(&new),
+            "the stored line is the new secret's hash"
+        );
         assert!(login(p, Some((&a, &old))).await.is_ok(), "the old secret works until the file is regenerated");
         let old_session = Client::connect(p, &a, &old).await?;
         let fleetd_session = Client::connect(p, FLEETD_USER, FLEETD_PASSWORD).await?;
 
         broker.apply_registry(&app).await?;
         login_until(p, (&a, &old), "the old secret refused after the reload", refused).await?;
-        tokio::time::timeout(DEADLINE, old_session.closed.cancelled()).await.context("the session on the old secret is dropped at the reload")?;
+        tokio::time::timeout(DEADLINE, old_session.closed.cancelled())
+            .await
+            .context("the session on the old secret is dropped at the reload")?;
         assert!(login(p, Some((&a, &new))).await.is_ok(), "the new secret works");
         assert!(login(p, Some((&b, &pass_b))).await.is_ok(), "B's secret is untouched");
         assert!(!fleetd_session.closed.is_cancelled(), "fleetd's session survives the reload");
@@ -215,7 +234,20 @@ async fn the_tls_listener_takes_vehicles_that_trust_its_ca() {
             let (port, vin) = (broker.tls_port, vin.clone());
             async move {
                 tokio::process::Command::new("mosquitto_pub")
-                    .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1", "-u", &vin, "-P", &password, "-t", &telemetry(&vin)])
+                    .args([
+                        "-h",
+                        "127.0.0.1",
+                        "-p",
+                        &port.to_string(),
+                        "-q",
+                        "1",
+                        "-u",
+                        &vin,
+                        "-P",
+                        &password,
+                        "-t",
+                        &telemetry(&vin),
+                    ])
                     .arg("--cafile")
                     .arg(ca)
                     .arg("-m")
@@ -284,8 +316,14 @@ async fn fleetd_mqtt_passwd_writes_a_file_the_broker_takes() {
         assert!(help_text.contains("--output") && help_text.contains("FLEET_MQTT_URL"), "{help_text}");
         for (args, setting) in [
             (vec!["--output", out, "--database-url", &app.db.url], "FLEET_MQTT_URL"),
-            (vec!["--output", out, "--database-url", &app.db.url, "--mqtt-url", "mqtt://fleetd@127.0.0.1:1883"], "FLEET_MQTT_URL"),
-            (vec!["--output", out, "--database-url", "sqlite:///nonexistent/fleet.db", "--mqtt-url", &url], "FLEET_DATABASE_URL"),
+            (
+                vec!["--output", out, "--database-url", &app.db.url, "--mqtt-url", "mqtt://fleetd@127.0.0.1:1883"],
+                "FLEET_MQTT_URL",
+            ),
+            (
+                vec!["--output", out, "--database-url", "sqlite:///nonexistent/fleet.db", "--mqtt-url", &url],
+                "FLEET_DATABASE_URL",
+            ),
         ] {
             let o = mqtt_passwd_cmd(&args);
             let err = String::from_utf8_lossy(&o.stderr);
@@ -293,15 +331,25 @@ async fn fleetd_mqtt_passwd_writes_a_file_the_broker_takes() {
             let lines: Vec<&str> = err.lines().filter(|l| l.contains("bad configuration")).collect();
             assert!(lines.len() == 1 && lines[0].contains(setting), "{args:?}: {err}");
         }
-        assert_eq!(mqtt_passwd_cmd(&["--database-url", &app.db.url, "--mqtt-url", &url]).status.code(), Some(64), "--output is required");
+        assert_eq!(
+            mqtt_passwd_cmd(&["--database-url", &app.db.url, "--mqtt-url", &url]).status.code(),
+            Some(64),
+            "--output is required"
+        );
 
         let o = mqtt_passwd_cmd(&["--output", out, "--database-url", &app.db.url, "--mqtt-url", &url]);
         assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
         let text = std::fs::read_to_string(&out_path)?;
         let accounts: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
         assert_eq!(accounts.len(), 2, "fleetd and the one vehicle with a secret: {text}");
-        assert!(accounts[0].starts_with("fleetd:$7$101$") && fleet_web::mosquitto_password_matches(accounts[0], FLEETD_PASSWORD));
-        assert!(accounts[1].starts_with(&format!("{vin}:$7$101$")) && fleet_web::mosquitto_password_matches(accounts[1], &secret));
+        assert!(
+            accounts[0].starts_with("fleetd:$7$101$")
+                && fleet_web::mosquitto_password_matches(accounts[0], FLEETD_PASSWORD)
+        );
+        assert!(
+            accounts[1].starts_with(&format!("{vin}:$7$101$"))
+                && fleet_web::mosquitto_password_matches(accounts[1], &secret)
+        );
         assert!(!text.contains(&secret) && !text.contains(FLEETD_PASSWORD) && !text.contains(&without), "{text}");
         {
             use std::os::unix::fs::PermissionsExt;
@@ -309,7 +357,8 @@ async fn fleetd_mqtt_passwd_writes_a_file_the_broker_takes() {
         }
 
         broker.reload()?;
-        login_until(broker.port, (&vin, &secret), "the vehicle logs in with the file the binary wrote", Result::is_ok).await?;
+        login_until(broker.port, (&vin, &secret), "the vehicle logs in with the file the binary wrote", Result::is_ok)
+            .await?;
         assert!(login(broker.port, Some((FLEETD_USER, FLEETD_PASSWORD))).await.is_ok(), "fleetd's account too");
         Ok(())
     }
@@ -317,7 +366,12 @@ async fn fleetd_mqtt_passwd_writes_a_file_the_broker_takes() {
     r.unwrap();
 }
 
-async fn post_secret(app: &TestApp, vin: &str, token: Option<&str>, key: Option<&str>) -> anyhow::Result<(StatusCode, Value, bool)> {
+async fn post_secret(
+    app: &TestApp,
+    vin: &str,
+    token: Option<&str>,
+    key: Option<&str>,
+) -> anyhow::Result<(StatusCode, Value, bool)> {
     let mut req = app.http.post(app.url(&format!("/api/v1/vehicles/{vin}/mqtt-secret")));
     if let Some(t) = token {
         req = req.bearer_auth(t);
@@ -342,13 +396,25 @@ async fn created(app: &TestApp, admin: &str, path: &str, body: Value) -> anyhow:
 both!(only_an_admin_issues_a_vehicle_secret_and_only_its_hash_is_kept, |app: TestApp| async move {
     let admin = app.admin_token().await;
     let (own, other) = (random_vin(), random_vin());
-    created(&app, &admin, "/api/v1/units", json!({"id": "u1", "name": "单位一", "monthly_energy_budget_kwh": 500.0})).await?;
+    created(&app, &admin, "/api/v1/units", json!({"id": "u1", "name": "单位一", "monthly_energy_budget_kwh": 500.0}))
+        .await?;
     for (vin, plate) in [(&own, "浙LD50001"), (&other, "浙LD50002")] {
         let body = json!({"vin": vin, "plate": plate, "model": "BYD Qin Plus EV", "seats": 5, "battery_kwh": 57.6, "consumption_kwh_per_100km": 12.5, "unit_id": if vin == &own { Some("u1") } else { None }});
         created(&app, &admin, "/api/v1/vehicles", body).await?;
     }
-    created(&app, &admin, "/api/v1/drivers", json!({"id": "d1", "name": "陈师傅", "phone": "13900000001", "vehicle_vin": own})).await?;
-    for (user, role, extra) in [("disp", "dispatcher", json!({})), ("audit", "auditor", json!({})), ("unit01", "unit", json!({"unit_id": "u1"})), ("driver01", "driver", json!({"driver_id": "d1"}))] {
+    created(
+        &app,
+        &admin,
+        "/api/v1/drivers",
+        json!({"id": "d1", "name": "陈师傅", "phone": "13900000001", "vehicle_vin": own}),
+    )
+    .await?;
+    for (user, role, extra) in [
+        ("disp", "dispatcher", json!({})),
+        ("audit", "auditor", json!({})),
+        ("unit01", "unit", json!({"unit_id": "u1"})),
+        ("driver01", "driver", json!({"driver_id": "d1"})),
+    ] {
         let mut body = json!({"username": user, "password": format!("pass-{user}"), "role": role});
         body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
         created(&app, &admin, "/api/v1/users", body).await?;
@@ -357,7 +423,8 @@ both!(only_an_admin_issues_a_vehicle_secret_and_only_its_hash_is_kept, |app: Tes
         let app = &app;
         async move { app.login(u, &format!("pass-{u}")).await }
     };
-    let (disp, audit, unit, driver) = (token("disp").await?, token("audit").await?, token("unit01").await?, token("driver01").await?);
+    let (disp, audit, unit, driver) =
+        (token("disp").await?, token("audit").await?, token("unit01").await?, token("driver01").await?);
 
     for (who, t, vin, status) in [
         ("nobody", None, &own, StatusCode::UNAUTHORIZED),
@@ -392,10 +459,14 @@ both!(only_an_admin_issues_a_vehicle_secret_and_only_its_hash_is_kept, |app: Tes
     assert_eq!((s1, s2, r1, r2), (StatusCode::OK, StatusCode::OK, false, false), "{b1} {b2}");
     assert_ne!(b1["password"], b2["password"]);
     let admin_id = app.store.users().credentials("admin").await?.context("admin")?.0.id;
-    let kept = app.store.idempotency_keys().get(admin_id, "mqtt-once", chrono::Utc::now() - chrono::Duration::days(1)).await?;
+    let kept =
+        app.store.idempotency_keys().get(admin_id, "mqtt-once", chrono::Utc::now() - chrono::Duration::days(1)).await?;
     assert!(kept.is_none(), "the answer with the secret is not kept");
     let line = app.store.mqtt_secrets().get(&own).await?.context("stored")?.password_line;
-    assert!(fleet_web::mosquitto_password_matches(&line, b2["password"].as_str().unwrap()), "the last secret issued is the one stored");
+    assert!(
+        fleet_web::mosquitto_password_matches(&line, b2["password"].as_str().unwrap()),
+        "the last secret issued is the one stored"
+    );
     assert!(!fleet_web::mosquitto_password_matches(&line, &first));
     assert_eq!(app.store.mqtt_secrets().list().await?.len(), 1, "one account per vehicle");
     Ok(())

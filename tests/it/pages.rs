@@ -54,8 +54,18 @@ async fn the_dispatcher_sees_the_cars_move_opens_details_and_switches_language()
         .wait_js("car A drawn where it reported", "const p = window.__fleet.markerPosition(arguments[0]); return p && Math.abs(p[0] - 30.0115) < 1e-9 ? p : null;", vec![json!(a)])
         .await?;
     assert_eq!(pos, json!([30.0115, 122.1067]));
-    b.wait_js("the connection indicator says open", "return document.querySelector('#conn-status').dataset.state === 'open';", vec![]).await?;
-    b.wait_js("the low-charge alarm", "return document.querySelector('#alarm-list').textContent.includes('浙L·D50002');", vec![]).await?;
+    b.wait_js(
+        "the connection indicator says open",
+        "return document.querySelector('#conn-status').dataset.state === 'open';",
+        vec![],
+    )
+    .await?;
+    b.wait_js(
+        "the low-charge alarm",
+        "return document.querySelector('#alarm-list').textContent.includes('浙L·D50002');",
+        vec![],
+    )
+    .await?;
     b.screenshot("map-zh").await?;
 
     // The car moves: a sample over MQTT moves its marker.
@@ -106,11 +116,21 @@ async fn a_wrong_password_is_shown_on_the_login_form_and_the_token_stays_in_its_
     assert_eq!(b.js("return sessionStorage.length;", vec![]).await?, json!(0), "no token kept after a failed login");
 
     log_in(&b, &app, "admin", ADMIN_PASSWORD).await?;
-    let kept = b.js("return Object.keys(sessionStorage).length > 0 && !Object.values(localStorage).some(v => v.length > 30);", vec![]).await?;
+    let kept = b
+        .js(
+            "return Object.keys(sessionStorage).length > 0 && !Object.values(localStorage).some(v => v.length > 30);",
+            vec![],
+        )
+        .await?;
     assert_eq!(kept, json!(true), "the token is kept per tab (sessionStorage), not in localStorage");
     // Logging out returns to the login form.
     b.click("#logout").await?;
-    b.wait_js("the login form again", "const e = document.querySelector('#login-username'); return e && e.offsetParent !== null;", vec![]).await?;
+    b.wait_js(
+        "the login form again",
+        "const e = document.querySelector('#login-username'); return e && e.offsetParent !== null;",
+        vec![],
+    )
+    .await?;
     b.close().await
 }
 
@@ -121,14 +141,35 @@ async fn a_wrong_password_is_shown_on_the_login_form_and_the_token_stays_in_its_
 async fn a_page_returns_to_the_login_form_when_its_token_is_revoked_elsewhere() -> anyhow::Result<()> {
     let app = TestApp::spawn(Db::Sqlite).await;
     let admin = app.admin_token().await;
-    let r = app.http.post(app.url("/api/v1/users")).bearer_auth(&admin).json(&json!({"username": "disp1", "password": "disp1-pass", "role": "dispatcher"})).send().await?;
+    let r = app
+        .http
+        .post(app.url("/api/v1/users"))
+        .bearer_auth(&admin)
+        .json(&json!({"username": "disp1", "password": "disp1-pass", "role": "dispatcher"}))
+        .send()
+        .await?;
     assert_eq!(r.status(), 201);
     let b = Browser::start(1280, 800).await?;
     log_in(&b, &app, "disp1", "disp1-pass").await?;
     let elsewhere = app.login("disp1", "disp1-pass").await?;
-    let r = app.http.post(app.url("/api/v1/auth/password")).bearer_auth(&elsewhere).json(&json!({"old_password": "disp1-pass", "new_password": "disp1-pass-2"})).send().await?;
+    let r = app
+        .http
+        .post(app.url("/api/v1/auth/password"))
+        .bearer_auth(&elsewhere)
+        .json(&json!({"old_password": "disp1-pass", "new_password": "disp1-pass-2"}))
+        .send()
+        .await?;
     assert_eq!(r.status(), 204);
-    b.wait_js("the login form after the revocation", "const e = document.querySelector('#login-username'); return e && e.offsetParent !== null;", vec![]).await?;
-    assert_eq!(b.js("return sessionStorage.getItem('fleet.token');", vec![]).await?, json!(null), "the dead token is forgotten");
+    b.wait_js(
+        "the login form after the revocation",
+        "const e = document.querySelector('#login-username'); return e && e.offsetParent !== null;",
+        vec![],
+    )
+    .await?;
+    assert_eq!(
+        b.js("return sessionStorage.getItem('fleet.token');", vec![]).await?,
+        json!(null),
+        "the dead token is forgotten"
+    );
     b.close().await
 }

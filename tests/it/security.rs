@@ -24,7 +24,8 @@ use E::{F, N, Y};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_answers_every_role_as_the_table_says() -> anyhow::Result<()> {
-    let app = TestApp::spawn_with(Db::Sqlite, |s| s.dispatch.batch_interval = std::time::Duration::from_secs(3600)).await;
+    let app =
+        TestApp::spawn_with(Db::Sqlite, |s| s.dispatch.batch_interval = std::time::Duration::from_secs(3600)).await;
     let w = world(&app, 2).await?;
     let (vin, driver_id, driver) = w.cars[0].clone();
     let (former_vin, _, former) = w.cars[1].clone();
@@ -36,9 +37,11 @@ async fn every_route_answers_every_role_as_the_table_says() -> anyhow::Result<()
     post(&app, &w.dispatcher, &format!("/api/v1/orders/{order}/assign"), json!({"vin": former_vin})).await?;
     assert_eq!(post(&app, &former, &format!("/api/v1/orders/{order}/decline"), json!({})).await?.0, 200);
     post(&app, &w.dispatcher, &format!("/api/v1/orders/{order}/assign"), json!({"vin": vin})).await?;
-    let tokens = [w.admin.clone(), w.dispatcher.clone(), w.auditor.clone(), w.unit1.clone(), driver.clone(), former.clone()];
+    let tokens =
+        [w.admin.clone(), w.dispatcher.clone(), w.auditor.clone(), w.unit1.clone(), driver.clone(), former.clone()];
 
-    let csv = "unit_id,passengers,pickup_name,pickup_lat,pickup_lon,dropoff_name,dropoff_lat,dropoff_lon,pickup_at,purpose\n";
+    let csv =
+        "unit_id,passengers,pickup_name,pickup_lat,pickup_lon,dropoff_name,dropoff_lat,dropoff_lon,pickup_at,purpose\n";
     // (method, template, concrete path, body, expectations per role in ROLES order)
     let o = |a: &str| format!("/api/v1/orders/{order}/{a}");
     type Row<'a> = (Method, &'a str, String, Option<Value>, [E; 6]);
@@ -52,7 +55,13 @@ async fn every_route_answers_every_role_as_the_table_says() -> anyhow::Result<()
         (Method::GET, "/api/v1/vehicles/states", "/api/v1/vehicles/states".into(), None, [Y, Y, Y, Y, Y, Y]),
         // The car belongs to the pool, not to unit 1, and is not the former driver's.
         (Method::GET, "/api/v1/vehicles/{vin}", format!("/api/v1/vehicles/{vin}"), None, [Y, Y, Y, N, Y, N]),
-        (Method::GET, "/api/v1/vehicles/{vin}/track", format!("/api/v1/vehicles/{vin}/track"), None, [Y, Y, Y, N, Y, N]),
+        (
+            Method::GET,
+            "/api/v1/vehicles/{vin}/track",
+            format!("/api/v1/vehicles/{vin}/track"),
+            None,
+            [Y, Y, Y, N, Y, N],
+        ),
         (Method::GET, "/api/v1/drivers", "/api/v1/drivers".into(), None, [Y, Y, Y, Y, Y, Y]),
         (Method::GET, "/api/v1/drivers/{id}", format!("/api/v1/drivers/{driver_id}"), None, [Y, Y, Y, N, Y, N]),
         (Method::GET, "/api/v1/dead-letters", "/api/v1/dead-letters".into(), None, [Y, F, Y, F, F, F]),
@@ -64,10 +73,34 @@ async fn every_route_answers_every_role_as_the_table_says() -> anyhow::Result<()
         (Method::GET, "/api/v1/alarms/misuse", "/api/v1/alarms/misuse".into(), None, [Y, Y, Y, Y, F, F]),
         (Method::GET, "/api/v1/audit", "/api/v1/audit".into(), None, [Y, F, Y, F, F, F]),
         (Method::GET, "/api/v1/map/config", "/api/v1/map/config".into(), None, [Y, Y, Y, Y, Y, Y]),
-        (Method::POST, "/api/v1/units", "/api/v1/units".into(), Some(json!({"name": "新单位", "monthly_energy_budget_kwh": 10.0})), [Y, F, F, F, F, F]),
-        (Method::POST, "/api/v1/users", "/api/v1/users".into(), Some(json!({"username": "x", "password": "x-password-1", "role": "auditor"})), [Y, F, F, F, F, F]),
-        (Method::POST, "/api/v1/vehicles", "/api/v1/vehicles".into(), Some(json!({"vin": "LSJA24U66NS000009"})), [Y, F, F, F, F, F]),
-        (Method::POST, "/api/v1/drivers", "/api/v1/drivers".into(), Some(json!({"name": "x", "phone": "13800001111"})), [Y, F, F, F, F, F]),
+        (
+            Method::POST,
+            "/api/v1/units",
+            "/api/v1/units".into(),
+            Some(json!({"name": "新单位", "monthly_energy_budget_kwh": 10.0})),
+            [Y, F, F, F, F, F],
+        ),
+        (
+            Method::POST,
+            "/api/v1/users",
+            "/api/v1/users".into(),
+            Some(json!({"username": "x", "password": "x-password-1", "role": "auditor"})),
+            [Y, F, F, F, F, F],
+        ),
+        (
+            Method::POST,
+            "/api/v1/vehicles",
+            "/api/v1/vehicles".into(),
+            Some(json!({"vin": "LSJA24U66NS000009"})),
+            [Y, F, F, F, F, F],
+        ),
+        (
+            Method::POST,
+            "/api/v1/drivers",
+            "/api/v1/drivers".into(),
+            Some(json!({"name": "x", "phone": "13800001111"})),
+            [Y, F, F, F, F, F],
+        ),
         (Method::POST, "/api/v1/orders", "/api/v1/orders".into(), Some(order_body("u1", 1)), [Y, Y, F, Y, F, F]),
         (Method::POST, "/api/v1/orders/import", "/api/v1/orders/import".into(), None, [Y, Y, F, Y, F, F]),
         (Method::POST, "/api/v1/orders/{id}/approve", o("approve"), Some(json!({})), [Y, Y, F, Y, F, N]),
@@ -93,11 +126,17 @@ async fn every_route_answers_every_role_as_the_table_says() -> anyhow::Result<()
 
     // Every API route of the OpenAPI document is in the table (or answered elsewhere).
     let doc: Value = app.http.get(app.url("/api/v1/openapi.json")).send().await?.json().await?;
-    let in_table: BTreeSet<(String, String)> = table.iter().map(|t| (t.0.as_str().to_ascii_lowercase(), t.1.to_owned())).collect();
+    let in_table: BTreeSet<(String, String)> =
+        table.iter().map(|t| (t.0.as_str().to_ascii_lowercase(), t.1.to_owned())).collect();
     for (path, item) in doc["paths"].as_object().unwrap().iter().filter(|(p, _)| p.starts_with("/api/")) {
-        for method in item.as_object().unwrap().keys().filter(|k| ["get", "post", "put", "patch", "delete"].contains(&k.as_str())) {
+        for method in
+            item.as_object().unwrap().keys().filter(|k| ["get", "post", "put", "patch", "delete"].contains(&k.as_str()))
+        {
             let key = (method.clone(), path.clone());
-            assert!(in_table.contains(&key) || elsewhere.contains(&(method.as_str(), path.as_str())), "route {method} {path} is missing from the table");
+            assert!(
+                in_table.contains(&key) || elsewhere.contains(&(method.as_str(), path.as_str())),
+                "route {method} {path} is missing from the table"
+            );
         }
     }
 
@@ -163,7 +202,14 @@ async fn every_write_is_in_the_audit_log_for_the_auditor() -> anyhow::Result<()>
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["username"].as_str().unwrap_or("-").to_owned(), e["method"].as_str().unwrap().to_owned(), e["path"].as_str().unwrap().to_owned(), e["status"].as_u64().unwrap()))
+        .map(|e| {
+            (
+                e["username"].as_str().unwrap_or("-").to_owned(),
+                e["method"].as_str().unwrap().to_owned(),
+                e["path"].as_str().unwrap().to_owned(),
+                e["status"].as_u64().unwrap(),
+            )
+        })
         .collect();
     let has = |user: &str, path: &str, status: u64| seen.iter().any(|e| e.0 == user && e.2 == path && e.3 == status);
     assert!(has("unit1", "/api/v1/orders", 201), "{seen:?}");

@@ -43,7 +43,11 @@ async fn get_healthz(stream: &mut TcpStream) -> Option<u16> {
     loop {
         if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
-            let length: usize = head.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
             if got.len() >= end + 4 + length {
                 return head.split(' ').nth(1)?.parse().ok();
             }
@@ -67,7 +71,10 @@ async fn a_client_sending_its_head_a_byte_a_second_is_cut_off() -> anyhow::Resul
         if stream.write_all(&[*byte]).await.is_err() || closed_within(&mut stream, Duration::from_secs(1)).await {
             return Ok(());
         }
-        anyhow::ensure!(started.elapsed() < CLOSE_DEADLINE, "a head sent a byte a second kept its connection for {CLOSE_DEADLINE:?}");
+        anyhow::ensure!(
+            started.elapsed() < CLOSE_DEADLINE,
+            "a head sent a byte a second kept its connection for {CLOSE_DEADLINE:?}"
+        );
     }
     unreachable!("the byte stream is endless")
 }
@@ -100,7 +107,10 @@ async fn a_trickled_body_is_answered_408_and_cut_off() -> anyhow::Result<()> {
     let mut buf = [0u8; 4096];
     let started = Instant::now();
     loop {
-        anyhow::ensure!(started.elapsed() < CLOSE_DEADLINE, "a body sent a byte a second was read for {CLOSE_DEADLINE:?}");
+        anyhow::ensure!(
+            started.elapsed() < CLOSE_DEADLINE,
+            "a body sent a byte a second was read for {CLOSE_DEADLINE:?}"
+        );
         // Writes may fail once the server has answered and closed; the answer is read anyway.
         let _ = stream.write_all(b" ").await;
         match tokio::time::timeout(Duration::from_secs(1), stream.read(&mut buf)).await {

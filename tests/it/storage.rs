@@ -19,7 +19,12 @@ fn new_vehicle(vin: &str, plate: &str, unit: Option<&str>) -> NewVehicle {
 
 both!(registry_round_trips_and_reports_conflicts, |app: TestApp| async move {
     let s = &app.store;
-    let unit = NewUnit { id: Some("u-test".into()), name: "舟山市测试局".into(), monthly_energy_budget_kwh: 800.0, auto_approve: true };
+    let unit = NewUnit {
+        id: Some("u-test".into()),
+        name: "舟山市测试局".into(),
+        monthly_energy_budget_kwh: 800.0,
+        auto_approve: true,
+    };
     s.units().create("u-test", &unit).await?;
     assert!(matches!(s.units().create("u-test", &unit).await, Err(StorageError::Conflict("unit id"))));
     assert_eq!(s.units().get("u-test").await?.unwrap().name, "舟山市测试局");
@@ -34,13 +39,19 @@ both!(registry_round_trips_and_reports_conflicts, |app: TestApp| async move {
     let dup_vin = new_vehicle(&vin, "浙LD00002", None);
     assert!(matches!(s.vehicles().create(&parsed, &dup_vin).await, Err(StorageError::Conflict("VIN"))));
     let orphan = new_vehicle(&random_vin(), "浙LD00003", Some("nope"));
-    assert!(matches!(s.vehicles().create(&orphan.validate()?, &orphan).await, Err(StorageError::MissingReference("unit"))));
+    assert!(matches!(
+        s.vehicles().create(&orphan.validate()?, &orphan).await,
+        Err(StorageError::MissingReference("unit"))
+    ));
     assert_eq!(s.vehicles().list(Some("u-test")).await?.len(), 1);
     assert!(s.vehicles().exists(&vin).await?);
 
     let user = s.users().create("clerk", "hash", Role::Unit, Some("u-test"), None).await?;
     assert_eq!(s.users().credentials("clerk").await?.unwrap().0, user);
-    assert!(matches!(s.users().create("clerk", "h", Role::Auditor, None, None).await, Err(StorageError::Conflict("username"))));
+    assert!(matches!(
+        s.users().create("clerk", "h", Role::Auditor, None, None).await,
+        Err(StorageError::Conflict("username"))
+    ));
     Ok(())
 });
 
@@ -69,7 +80,9 @@ both!(idempotency_answers_are_purged_after_their_time, |app: TestApp| async move
     let answer = fleet_storage::KeptAnswer { request: "POST /api/v1/orders".into(), status: 201, body: b"{}".to_vec() };
     // Younger than the app's own housekeeping purges (24 h), so that only this purge can
     // remove them: the app runs beside the test.
-    s.idempotency_keys().put(u.id, "old", &answer, now - ChronoDuration::hours(3), now - ChronoDuration::hours(6)).await?;
+    s.idempotency_keys()
+        .put(u.id, "old", &answer, now - ChronoDuration::hours(3), now - ChronoDuration::hours(6))
+        .await?;
     s.idempotency_keys().put(u.id, "new", &answer, now, now - ChronoDuration::hours(1)).await?;
     assert_eq!(s.idempotency_keys().purge(now - ChronoDuration::hours(2)).await?, 1);
     let long_ago = now - ChronoDuration::days(30);
@@ -85,7 +98,13 @@ both!(batch_commit_dedupes_orders_state_and_keeps_dead_letters, |app: TestApp| a
     s.vehicles().create(&v.validate()?, &v).await?;
     let t0 = Utc.with_ymd_and_hms(2026, 1, 31, 15, 59, 0).single().unwrap();
     let mk = |sec: i64, valid: bool| {
-        let mut x = Sample::at(Vin::parse(&vin).unwrap(), t0 + ChronoDuration::seconds(sec), 30.0 + sec as f64 * 1e-4, 122.0, SampleSource::Json);
+        let mut x = Sample::at(
+            Vin::parse(&vin).unwrap(),
+            t0 + ChronoDuration::seconds(sec),
+            30.0 + sec as f64 * 1e-4,
+            122.0,
+            SampleSource::Json,
+        );
         x.position_valid = valid;
         x.soc_pct = Some(50.0 + sec as f64 / 100.0);
         // Any bytes, NULs and 0xFF included, come back as they went in.
@@ -119,8 +138,22 @@ both!(batch_commit_dedupes_orders_state_and_keeps_dead_letters, |app: TestApp| a
     assert_eq!(s.telemetry().state(&vin).await?.unwrap().ts, t0 + ChronoDuration::seconds(3019));
     let track = s.telemetry().track(&vin, t0 - ChronoDuration::hours(1), t0 + ChronoDuration::hours(1), 10_000).await?;
     assert_eq!(track.len(), 2221);
-    let bare = s.telemetry().track_without_frames(&vin, t0 - ChronoDuration::hours(1), t0 + ChronoDuration::hours(1), 10_000).await?;
-    assert_eq!(bare, track.iter().cloned().map(|mut x| { x.frame = None; x }).collect::<Vec<_>>(), "the same samples, without their frames");
+    let bare = s
+        .telemetry()
+        .track_without_frames(&vin, t0 - ChronoDuration::hours(1), t0 + ChronoDuration::hours(1), 10_000)
+        .await?;
+    assert_eq!(
+        bare,
+        track
+            .iter()
+            .cloned()
+            .map(|mut x| {
+                x.frame = None;
+                x
+            })
+            .collect::<Vec<_>>(),
+        "the same samples, without their frames"
+    );
     assert_eq!(track[0].ts, t0 - ChronoDuration::seconds(500));
     assert_eq!(track[5].frame, Some([&b"##"[..], &4i64.to_be_bytes(), &[0x00, 0xFF]].concat()));
     // Every field back as it went in (NULLs too), the invalid fix flagged.
@@ -137,7 +170,11 @@ both!(a_batch_written_again_after_an_unknown_outcome_stores_nothing_twice, |app:
     let v = new_vehicle(&vin, "浙LD10005", None);
     s.vehicles().create(&v.validate()?, &v).await?;
     let t0 = Utc::now() - ChronoDuration::minutes(5);
-    let batch: Vec<Sample> = (0..30).map(|i| Sample::at(Vin::parse(&vin).unwrap(), t0 + ChronoDuration::seconds(i), 30.0, 122.0, SampleSource::Json)).collect();
+    let batch: Vec<Sample> = (0..30)
+        .map(|i| {
+            Sample::at(Vin::parse(&vin).unwrap(), t0 + ChronoDuration::seconds(i), 30.0, 122.0, SampleSource::Json)
+        })
+        .collect();
     let topic = format!("fleet/v1/vehicles/{vin}/telemetry");
     let dead = [
         DeadLetter::new(&topic, Some(&vin), DeadLetterReason::MalformedJson, "x", b"{"),
@@ -150,7 +187,11 @@ both!(a_batch_written_again_after_an_unknown_outcome_stores_nothing_twice, |app:
     assert_eq!(s.telemetry().count(Some(&vin)).await?, 30);
     assert_eq!(s.dead_letters().count().await?, 2, "the rejects are stored once");
     // A retry of a batch whose first attempt did not commit stores all of it.
-    let later: Vec<Sample> = (30..40).map(|i| Sample::at(Vin::parse(&vin).unwrap(), t0 + ChronoDuration::seconds(i), 30.0, 122.0, SampleSource::Json)).collect();
+    let later: Vec<Sample> = (30..40)
+        .map(|i| {
+            Sample::at(Vin::parse(&vin).unwrap(), t0 + ChronoDuration::seconds(i), 30.0, 122.0, SampleSource::Json)
+        })
+        .collect();
     let mut other = [DeadLetter::new(&topic, Some(&vin), DeadLetterReason::MalformedJson, "x", b"{")];
     other[0].received_at = dead[0].received_at + ChronoDuration::seconds(1);
     let out = s.telemetry().recommit(&later, &other).await?;
@@ -171,7 +212,13 @@ both!(state_written_behind_the_samples_is_merged_and_restored_after_a_crash, |ap
     }
     let t0 = Utc.timestamp_opt(Utc::now().timestamp() - 600, 0).single().unwrap();
     let at = |vin: &str, sec: i64, soc: Option<f64>| {
-        let mut x = Sample::at(Vin::parse(vin).unwrap(), t0 + ChronoDuration::seconds(sec), 30.0 + sec as f64 * 1e-4, 122.0, SampleSource::Json);
+        let mut x = Sample::at(
+            Vin::parse(vin).unwrap(),
+            t0 + ChronoDuration::seconds(sec),
+            30.0 + sec as f64 * 1e-4,
+            122.0,
+            SampleSource::Json,
+        );
         x.soc_pct = soc;
         x
     };
@@ -187,7 +234,10 @@ both!(state_written_behind_the_samples_is_merged_and_restored_after_a_crash, |ap
     backlog.absorb(&second);
     s.telemetry().write_states(&backlog).await?;
     let state = s.telemetry().state(&a).await?.unwrap();
-    assert_eq!((state.ts, state.soc_pct, state.lat), (t0 + ChronoDuration::seconds(30), Some(79.0), Some(30.0 + 30.0 * 1e-4)));
+    assert_eq!(
+        (state.ts, state.soc_pct, state.lat),
+        (t0 + ChronoDuration::seconds(30), Some(79.0), Some(30.0 + 30.0 * 1e-4))
+    );
     assert_eq!(s.telemetry().state(&b).await?.unwrap().soc_pct, Some(50.0));
     // An older backlog (a late batch) does not move it back.
     let mut late = StateBacklog::default();
@@ -200,7 +250,10 @@ both!(state_written_behind_the_samples_is_merged_and_restored_after_a_crash, |ap
     // The next start brings every state up to its samples, and only the missing ones.
     assert_eq!(s.telemetry().catch_up_states().await?, 3);
     let state = s.telemetry().state(&a).await?.unwrap();
-    assert_eq!((state.ts, state.soc_pct, state.lat), (t0 + ChronoDuration::seconds(50), Some(77.0), Some(30.0 + 50.0 * 1e-4)));
+    assert_eq!(
+        (state.ts, state.soc_pct, state.lat),
+        (t0 + ChronoDuration::seconds(50), Some(77.0), Some(30.0 + 50.0 * 1e-4))
+    );
     assert_eq!(s.telemetry().state(&b).await?.unwrap().ts, t0 + ChronoDuration::seconds(60));
     assert_eq!(s.telemetry().catch_up_states().await?, 0, "nothing left to catch up");
     Ok(())
@@ -212,7 +265,9 @@ both!(aged_raw_samples_are_removed_and_recent_ones_kept, |app: TestApp| async mo
     let v = new_vehicle(&vin, "浙LD10009", None);
     s.vehicles().create(&v.validate()?, &v).await?;
     let now = Utc::now();
-    let at = |days: i64| Sample::at(Vin::parse(&vin).unwrap(), now - ChronoDuration::days(days), 30.0, 122.0, SampleSource::Json);
+    let at = |days: i64| {
+        Sample::at(Vin::parse(&vin).unwrap(), now - ChronoDuration::days(days), 30.0, 122.0, SampleSource::Json)
+    };
     // Three samples in three different months wholly past the 400-day line (32+ days apart,
     // the newest 40 days past it), one inside it, and today.
     let batch: Vec<Sample> = [520, 480, 440, 380, 0].into_iter().map(at).collect();

@@ -46,7 +46,10 @@ impl Browser {
 
     async fn launch(width: u32, height: u32, mobile_emulation: Option<Value>) -> anyhow::Result<Self> {
         for bin in [CHROMIUM, CHROMEDRIVER] {
-            assert!(std::path::Path::new(bin).exists(), "{bin} is required for the page tests; run tests/run, which installs it");
+            assert!(
+                std::path::Path::new(bin).exists(),
+                "{bin} is required for the page tests; run tests/run, which installs it"
+            );
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let driver = tokio::process::Command::new(CHROMEDRIVER)
@@ -100,7 +103,10 @@ impl Browser {
                 return Ok(v);
             }
             if Instant::now() >= deadline {
-                let shot = self.screenshot(&format!("timeout-{}", what.replace(|c: char| !c.is_ascii_alphanumeric(), "-"))).await.ok();
+                let shot = self
+                    .screenshot(&format!("timeout-{}", what.replace(|c: char| !c.is_ascii_alphanumeric(), "-")))
+                    .await
+                    .ok();
                 anyhow::bail!("timed out waiting for {what} (last value {v}; screenshot {shot:?})");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -109,20 +115,38 @@ impl Browser {
 
     /// Types into the element matching `css` (after clearing it).
     pub async fn fill(&self, css: &str, text: &str) -> anyhow::Result<()> {
-        let el = self.client.wait().at_most(DEFAULT_DEADLINE).for_element(Locator::Css(css)).await.with_context(|| format!("finding {css}"))?;
+        let el = self
+            .client
+            .wait()
+            .at_most(DEFAULT_DEADLINE)
+            .for_element(Locator::Css(css))
+            .await
+            .with_context(|| format!("finding {css}"))?;
         el.clear().await?;
         el.send_keys(text).await.with_context(|| format!("typing into {css}"))
     }
 
     /// Clicks the element matching `css` once it exists.
     pub async fn click(&self, css: &str) -> anyhow::Result<()> {
-        let el = self.client.wait().at_most(DEFAULT_DEADLINE).for_element(Locator::Css(css)).await.with_context(|| format!("finding {css}"))?;
+        let el = self
+            .client
+            .wait()
+            .at_most(DEFAULT_DEADLINE)
+            .for_element(Locator::Css(css))
+            .await
+            .with_context(|| format!("finding {css}"))?;
         el.click().await.with_context(|| format!("clicking {css}"))
     }
 
     /// The visible text of the element matching `css`.
     pub async fn text(&self, css: &str) -> anyhow::Result<String> {
-        let el = self.client.wait().at_most(DEFAULT_DEADLINE).for_element(Locator::Css(css)).await.with_context(|| format!("finding {css}"))?;
+        let el = self
+            .client
+            .wait()
+            .at_most(DEFAULT_DEADLINE)
+            .for_element(Locator::Css(css))
+            .await
+            .with_context(|| format!("finding {css}"))?;
         Ok(el.text().await?)
     }
 
@@ -147,9 +171,18 @@ impl Browser {
         let session = self.client.session_id().await?.context("no WebDriver session")?;
         let url = format!("{}/session/{session}/chromium/network_conditions", self.driver_url);
         let body = json!({"network_conditions": {"offline": offline, "latency": 0, "download_throughput": -1, "upload_throughput": -1}});
-        let res = reqwest::Client::new().post(&url).json(&body).send().await.context("asking chromedriver for network conditions")?;
+        let res = reqwest::Client::new()
+            .post(&url)
+            .json(&body)
+            .send()
+            .await
+            .context("asking chromedriver for network conditions")?;
         let status = res.status();
-        anyhow::ensure!(status.is_success(), "chromedriver network_conditions: {status} {}", res.text().await.unwrap_or_default());
+        anyhow::ensure!(
+            status.is_success(),
+            "chromedriver network_conditions: {status} {}",
+            res.text().await.unwrap_or_default()
+        );
         Ok(())
     }
 

@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use fleet_storage::Store;
-use fleetd::config::{MqttTarget, MqttUrl};
-pub use fleetd::Settings;
 use fleetd::App;
+pub use fleetd::Settings;
+use fleetd::config::{MqttTarget, MqttUrl};
 use rand::Rng;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::{Value, json};
@@ -111,8 +111,15 @@ impl TestDb {
                 let mut conn = sqlx::PgConnection::connect(PG_ADMIN_URL).await.unwrap_or_else(|e| {
                     panic!("PostgreSQL is required at {PG_ADMIN_URL} ({e}); run tests/run, which starts it")
                 });
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.expect("creating the test database");
-                Self { url: format!("postgres://postgres@127.0.0.1:5432/{name}"), pg_name: Some(name), sqlite_dir: None }
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut conn)
+                    .await
+                    .expect("creating the test database");
+                Self {
+                    url: format!("postgres://postgres@127.0.0.1:5432/{name}"),
+                    pg_name: Some(name),
+                    sqlite_dir: None,
+                }
             }
         }
     }
@@ -129,7 +136,10 @@ impl Drop for TestDb {
                 let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
                 rt.block_on(async {
                     let mut conn = sqlx::PgConnection::connect(PG_ADMIN_URL).await.ok()?;
-                    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&mut conn).await.ok()
+                    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                        .execute(&mut conn)
+                        .await
+                        .ok()
                 })
             })
             .join();
@@ -151,7 +161,13 @@ pub struct TestApp {
 /// Settings for a test app: free HTTP port, the given database, the test broker, a client id
 /// of its own.
 pub fn test_settings(db_url: &str, client_id: &str) -> Settings {
-    let mqtt = MqttTarget::External(MqttUrl { host: MQTT_HOST.into(), port: MQTT_PORT, username: None, password: None, tls: false });
+    let mqtt = MqttTarget::External(MqttUrl {
+        host: MQTT_HOST.into(),
+        port: MQTT_PORT,
+        username: None,
+        password: None,
+        tls: false,
+    });
     let mut s = Settings::new("127.0.0.1:0".parse().expect("valid address"), db_url, mqtt);
     s.mqtt_client_id = client_id.to_owned();
     s.admin_password = Some(ADMIN_PASSWORD.to_owned());
@@ -183,7 +199,9 @@ impl TestApp {
         let base = format!("http://{}", app.http_addr());
         let store = app.store().clone();
         let me = Self { http: reqwest::Client::new(), base, store, settings, client_id, db, app: Some(app) };
-        me.wait_until("MQTT connected", || async { Ok(me.health_ok().await) }).await.expect("fleetd connects to the broker");
+        me.wait_until("MQTT connected", || async { Ok(me.health_ok().await) })
+            .await
+            .expect("fleetd connects to the broker");
         me
     }
 
@@ -216,7 +234,9 @@ impl TestApp {
         let store = app.store().clone();
         let db = TestDb { url: self.db.url.clone(), pg_name: None, sqlite_dir: None };
         let me = Self { http: reqwest::Client::new(), base, store, settings, client_id, db, app: Some(app) };
-        me.wait_until("MQTT connected", || async { Ok(me.health_ok().await) }).await.expect("the sibling connects to the broker");
+        me.wait_until("MQTT connected", || async { Ok(me.health_ok().await) })
+            .await
+            .expect("the sibling connects to the broker");
         me
     }
 
@@ -251,7 +271,12 @@ impl TestApp {
     }
 
     pub async fn login(&self, username: &str, password: &str) -> anyhow::Result<String> {
-        let r = self.http.post(self.url("/api/v1/auth/login")).json(&json!({"username": username, "password": password})).send().await?;
+        let r = self
+            .http
+            .post(self.url("/api/v1/auth/login"))
+            .json(&json!({"username": username, "password": password}))
+            .send()
+            .await?;
         anyhow::ensure!(r.status() == 200, "login as {username}: {}", r.status());
         let body: Value = r.json().await?;
         body["token"].as_str().map(str::to_owned).context("login answer has a token")
@@ -267,7 +292,12 @@ impl TestApp {
         let plate = format!("浙L{}", random_plate_tail());
         let body = json!({"vin": vin, "plate": plate, "model": "BYD Han EV", "seats": 5, "battery_kwh": 76.9, "consumption_kwh_per_100km": 15.0});
         let r = self.http.post(self.url("/api/v1/vehicles")).bearer_auth(token).json(&body).send().await?;
-        anyhow::ensure!(r.status() == 201 || r.status() == 200, "registering {vin}: {} {}", r.status(), r.text().await?);
+        anyhow::ensure!(
+            r.status() == 201 || r.status() == 200,
+            "registering {vin}: {} {}",
+            r.status(),
+            r.text().await?
+        );
         Ok(r.json().await?)
     }
 
@@ -299,7 +329,12 @@ impl TestApp {
 
     /// Waits until the stored state of `vin` passes `check`, and answers it. The state is
     /// written a moment after its samples (ingest's state writer), so a test polls for it.
-    pub async fn wait_for_state(&self, vin: &str, what: &str, check: impl Fn(&fleet_domain::VehicleState) -> bool) -> anyhow::Result<fleet_domain::VehicleState> {
+    pub async fn wait_for_state(
+        &self,
+        vin: &str,
+        what: &str,
+        check: impl Fn(&fleet_domain::VehicleState) -> bool,
+    ) -> anyhow::Result<fleet_domain::VehicleState> {
         let seen = std::sync::Mutex::new(None);
         let waited = self
             .wait_until(&format!("the state of {vin}: {what}"), || async {

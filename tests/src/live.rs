@@ -51,10 +51,13 @@ impl LiveClient {
     pub async fn next(&mut self, within: Duration) -> anyhow::Result<Option<Value>> {
         let deadline = Instant::now() + within;
         loop {
-            let msg = tokio::time::timeout_at(deadline, self.ws.next()).await.context("no live-feed message in time")?;
+            let msg =
+                tokio::time::timeout_at(deadline, self.ws.next()).await.context("no live-feed message in time")?;
             match msg {
                 None | Some(Ok(Message::Close(_))) => return Ok(None),
-                Some(Ok(Message::Text(text))) => return Ok(Some(serde_json::from_str(&text).context("live-feed message is JSON")?)),
+                Some(Ok(Message::Text(text))) => {
+                    return Ok(Some(serde_json::from_str(&text).context("live-feed message is JSON")?));
+                }
                 Some(Ok(_)) => continue,
                 Some(Err(e)) => return Err(e).context("reading the live feed"),
             }
@@ -70,7 +73,11 @@ impl LiveClient {
 
     /// The view after `snapshot` and whatever deltas arrive within `span`: the newest state
     /// of each car by VIN.
-    pub async fn settle(&mut self, snapshot: Vec<Value>, span: Duration) -> anyhow::Result<std::collections::HashMap<String, Value>> {
+    pub async fn settle(
+        &mut self,
+        snapshot: Vec<Value>,
+        span: Duration,
+    ) -> anyhow::Result<std::collections::HashMap<String, Value>> {
         let mut view: std::collections::HashMap<String, Value> =
             snapshot.into_iter().map(|v| (v["vin"].as_str().unwrap_or_default().to_owned(), v)).collect();
         for msg in self.drain(span).await? {
@@ -90,7 +97,11 @@ impl LiveClient {
         let deadline = Instant::now() + DEFAULT_DEADLINE;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let msg = self.next(left).await.with_context(|| format!("waiting for {what}"))?.with_context(|| format!("closed while waiting for {what}"))?;
+            let msg = self
+                .next(left)
+                .await
+                .with_context(|| format!("waiting for {what}"))?
+                .with_context(|| format!("closed while waiting for {what}"))?;
             if let Some(t) = found(&msg) {
                 return Ok(t);
             }
@@ -102,7 +113,9 @@ impl LiveClient {
     pub async fn closed(&mut self) -> anyhow::Result<(u16, String)> {
         let deadline = Instant::now() + DEFAULT_DEADLINE;
         loop {
-            let msg = tokio::time::timeout_at(deadline, self.ws.next()).await.context("the server did not close the live feed in time")?;
+            let msg = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .context("the server did not close the live feed in time")?;
             match msg {
                 Some(Ok(Message::Close(Some(frame)))) => return Ok((frame.code.into(), frame.reason.to_string())),
                 Some(Ok(Message::Close(None))) => anyhow::bail!("closed without a code"),

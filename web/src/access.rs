@@ -176,7 +176,8 @@ pub fn may_act(user: &User, action: OrderAction, order: &Order) -> Option<bool> 
             if staff {
                 Some(true)
             } else {
-                (user.role == Role::Driver && user.driver_id.is_some() && user.driver_id == order.driver_id).then_some(false)
+                (user.role == Role::Driver && user.driver_id.is_some() && user.driver_id == order.driver_id)
+                    .then_some(false)
             }
         }
         OrderAction::Assign => staff.then_some(false),
@@ -289,7 +290,10 @@ mod tests {
         let unit = user(Role::Unit);
         let driver = user(Role::Driver);
         assert!(OrderScope::of(&unit).sees(&mine) && !OrderScope::of(&unit).sees(&theirs));
-        assert!(OrderScope::of(&driver).sees(&mine) && !OrderScope::of(&driver).sees(&theirs), "a driver sees only what is assigned to them now");
+        assert!(
+            OrderScope::of(&driver).sees(&mine) && !OrderScope::of(&driver).sees(&theirs),
+            "a driver sees only what is assigned to them now"
+        );
         for role in [Role::Admin, Role::Dispatcher, Role::Auditor] {
             assert!(OrderScope::of(&user(role)).sees(&theirs));
         }

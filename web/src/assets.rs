@@ -57,10 +57,7 @@ fn serve(file: &str, headers: &HeaderMap) -> Option<Response> {
     // Revalidate every time: the ETag makes that a cheap 304 and a new release shows at once.
     let cache = HeaderValue::from_static("no-cache");
     Some(
-        (
-            [(header::CONTENT_TYPE, mime), (header::ETAG, etag), (header::CACHE_CONTROL, cache)],
-            asset.data.into_owned(),
-        )
+        ([(header::CONTENT_TYPE, mime), (header::ETAG, etag), (header::CACHE_CONTROL, cache)], asset.data.into_owned())
             .into_response(),
     )
 }

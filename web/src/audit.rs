@@ -38,7 +38,9 @@ pub(crate) async fn record(State(state): State<AppState>, req: Request, next: Ne
         Some(t) => crate::auth::authenticate_any(&state, &t).await,
         None => None,
     };
-    if let Err(e) = state.store.audit().record(Utc::now(), user.as_ref(), &method, &path, response.status().as_u16()).await {
+    if let Err(e) =
+        state.store.audit().record(Utc::now(), user.as_ref(), &method, &path, response.status().as_u16()).await
+    {
         // The write happened; losing its audit line is logged loudly (and counted).
         metrics::counter!("fleet_audit_failures_total").increment(1);
         tracing::error!(error = %e, http.method = %method, http.path = %path, "could not record a write in the audit log");
@@ -59,15 +61,26 @@ pub(crate) struct AuditList {
 }
 
 /// `GET /api/v1/audit?from=&to=&limit=` (admin, auditor): newest first; default the last 7 days.
-pub(crate) async fn list(State(state): State<AppState>, auth: AuthUser, ApiQuery(q): ApiQuery<AuditQuery>) -> Result<Json<AuditList>, ApiError> {
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiQuery(q): ApiQuery<AuditQuery>,
+) -> Result<Json<AuditList>, ApiError> {
     if !matches!(auth.user.role, Role::Admin | Role::Auditor) {
         return Err(ApiError::Forbidden);
     }
     let to = q.to.as_deref().map(|s| crate::api::vehicles::parse_time("to", s)).transpose()?.unwrap_or_else(Utc::now);
-    let from = q.from.as_deref().map(|s| crate::api::vehicles::parse_time("from", s)).transpose()?.unwrap_or(to - chrono::Duration::days(7));
+    let from = q
+        .from
+        .as_deref()
+        .map(|s| crate::api::vehicles::parse_time("from", s))
+        .transpose()?
+        .unwrap_or(to - chrono::Duration::days(7));
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::BadRequest(format!("limit must be 1 to {MAX_LIMIT}")));
     }
-    Ok(Json(AuditList { entries: state.store.audit().list(from, to + chrono::Duration::milliseconds(1), limit).await? }))
+    Ok(Json(AuditList {
+        entries: state.store.audit().list(from, to + chrono::Duration::milliseconds(1), limit).await?,
+    }))
 }

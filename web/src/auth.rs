@@ -228,7 +228,8 @@ pub(crate) const PASSWORD_HASHES_AT_ONCE: usize = 2;
 static PASSWORD_WORK: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(PASSWORD_HASHES_AT_ONCE);
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
-    let _turn = PASSWORD_WORK.acquire().await.map_err(|e| ApiError::Internal(format!("password hashing queue: {e}")))?;
+    let _turn =
+        PASSWORD_WORK.acquire().await.map_err(|e| ApiError::Internal(format!("password hashing queue: {e}")))?;
     tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::Internal(format!("password hashing task: {e}")))
 }
 

@@ -154,7 +154,9 @@ impl From<JsonRejection> for ApiError {
 impl From<QueryRejection> for ApiError {
     fn from(r: QueryRejection) -> Self {
         match r {
-            QueryRejection::FailedToDeserializeQueryString(e) => Self::BadRequest(format!("bad query: {}", source_text(&e))),
+            QueryRejection::FailedToDeserializeQueryString(e) => {
+                Self::BadRequest(format!("bad query: {}", source_text(&e)))
+            }
             other => Self::BadRequest(other.body_text()),
         }
     }

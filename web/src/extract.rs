@@ -50,9 +50,8 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let Path(value) = Path::<T>::from_request_parts(parts, state)
-            .await
-            .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        let Path(value) =
+            Path::<T>::from_request_parts(parts, state).await.map_err(|e| ApiError::BadRequest(e.body_text()))?;
         Ok(Self(value))
     }
 }
@@ -82,7 +81,11 @@ where
                 m.eq_ignore_ascii_case("application/json") || (m.starts_with("application/") && m.ends_with("+json"))
             });
         let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE { ApiError::TooLarge } else { ApiError::BadRequest(e.body_text()) }
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::TooLarge
+            } else {
+                ApiError::BadRequest(e.body_text())
+            }
         })?;
         Ok(Self { bytes, is_json })
     }

@@ -41,7 +41,10 @@ pub(crate) async fn idempotent(State(state): State<AppState>, req: Request, next
     };
     let key = match key.to_str() {
         Ok(k) if !k.is_empty() && k.len() <= MAX_KEY_LEN && k.bytes().all(|b| b.is_ascii_graphic()) => k.to_owned(),
-        _ => return ApiError::BadRequest(format!("Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters")).into_response(),
+        _ => {
+            return ApiError::BadRequest(format!("Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters"))
+                .into_response();
+        }
     };
     // Without a valid token the handler answers 401 as usual; nothing is kept.
     let Some(token) = crate::auth::bearer_token(req.headers()).map(str::to_owned) else {
@@ -54,7 +57,9 @@ pub(crate) async fn idempotent(State(state): State<AppState>, req: Request, next
     let now = Utc::now();
     match state.store.idempotency_keys().get(user.id, &key, now - KEEP_FOR).await {
         Ok(Some(kept)) if kept.request == request => return replay(kept),
-        Ok(Some(_)) => return ApiError::Conflict("this Idempotency-Key was used for another request".to_owned()).into_response(),
+        Ok(Some(_)) => {
+            return ApiError::Conflict("this Idempotency-Key was used for another request".to_owned()).into_response();
+        }
         Ok(None) => {}
         Err(e) => return ApiError::from(e).into_response(),
     }

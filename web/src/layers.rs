@@ -48,7 +48,8 @@ pub(crate) fn content_security_policy(tiles: &[TileLayer]) -> HeaderValue {
     let csp = CONTENT_SECURITY_POLICY.replace("{tiles}", &sources);
     // Tile URLs are validated at configuration; a value that still cannot be a header falls
     // back to the policy without them.
-    HeaderValue::from_str(&csp).unwrap_or_else(|_| HeaderValue::from_str(&CONTENT_SECURITY_POLICY.replace("{tiles}", "")).expect("static CSP"))
+    HeaderValue::from_str(&csp)
+        .unwrap_or_else(|_| HeaderValue::from_str(&CONTENT_SECURITY_POLICY.replace("{tiles}", "")).expect("static CSP"))
 }
 
 const SECURITY_HEADERS: [(HeaderName, &str); 3] = [
@@ -89,17 +90,15 @@ fn is_json(response: &Response) -> bool {
 /// a length is cut at the limit by `RequestBodyLimitLayer`, whose error the JSON extractor
 /// maps to the same 413.
 pub(crate) async fn reject_oversized(req: Request, next: Next) -> Response {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     let limit = body_limit(req.uri().path()) as u64;
     let Some(declared) = declared.filter(|n| *n > limit) else {
         return next.run(req).await;
     };
     // A client waiting for `100 Continue` has sent nothing yet and sends nothing after a 413.
-    let expects_continue = req.headers().get(header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let expects_continue =
+        req.headers().get(header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     if declared <= DRAIN_MAX_BYTES && !expects_continue {
         drain(req.into_body()).await;
     }

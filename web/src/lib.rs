@@ -37,13 +37,16 @@ use fleet_storage::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use api::stats::Co2Factors;
 pub use auth::hash_password;
 pub use live::{DEFAULT_SEND_TIMEOUT as DEFAULT_LIVE_SEND_TIMEOUT, TICK as LIVE_TICK};
-pub use api::stats::Co2Factors;
 pub use map::{MapConfig, TileCrs, TileLayer};
-pub use serve::{ConnectionLimits, DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS};
 pub use mqtt_account::{
-    MOSQUITTO_PBKDF2_ITERATIONS, is_valid_mqtt_username, mosquitto_password_line, mosquitto_password_matches, new_vehicle_secret,
+    MOSQUITTO_PBKDF2_ITERATIONS, is_valid_mqtt_username, mosquitto_password_line, mosquitto_password_matches,
+    new_vehicle_secret,
+};
+pub use serve::{
+    ConnectionLimits, DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
 };
 
 /// Where the HTTP server listens when nothing else is configured.
@@ -242,7 +245,9 @@ impl WebServer {
             "http server started"
         );
         let live = self.state.live.clone();
-        let hub = self.api.then(|| tokio::spawn(live::run_hub(live.clone(), self.state.store.clone(), self.state.bus.clone())));
+        let hub = self
+            .api
+            .then(|| tokio::spawn(live::run_hub(live.clone(), self.state.store.clone(), self.state.bus.clone())));
         let stop_live = async {
             shutdown.cancelled().await;
             live.stop.cancel();

@@ -159,5 +159,6 @@ pub(crate) async fn live(
     tracing::debug!(user.id = user.id, "live feed connection");
     // Clients send nothing but control frames: a small read buffer (tungstenite clears its
     // whole read buffer before every read) and a small message cap.
-    Ok(upgrade.on_upgrade(CLIENT_READ_BUFFER, CLIENT_MAX_MESSAGE, move |socket| client::serve(live, view, session, socket)))
+    Ok(upgrade
+        .on_upgrade(CLIENT_READ_BUFFER, CLIENT_MAX_MESSAGE, move |socket| client::serve(live, view, session, socket)))
 }

@@ -77,7 +77,12 @@ pub struct MapConfig {
 
 impl Default for MapConfig {
     fn default() -> Self {
-        Self { tiles: Vec::new(), low_soc_pct: DEFAULT_LOW_SOC_PCT, speed_limit_kmh: DEFAULT_SPEED_LIMIT_KMH, accept_timeout_s: 30 }
+        Self {
+            tiles: Vec::new(),
+            low_soc_pct: DEFAULT_LOW_SOC_PCT,
+            speed_limit_kmh: DEFAULT_SPEED_LIMIT_KMH,
+            accept_timeout_s: 30,
+        }
     }
 }
 
@@ -100,7 +105,14 @@ mod tests {
     use super::*;
 
     fn layer(url: &str) -> TileLayer {
-        TileLayer { name: "t".into(), url: url.into(), crs: TileCrs::Wgs84, attribution: String::new(), subdomains: None, max_zoom: 18 }
+        TileLayer {
+            name: "t".into(),
+            url: url.into(),
+            crs: TileCrs::Wgs84,
+            attribution: String::new(),
+            subdomains: None,
+            max_zoom: 18,
+        }
     }
 
     #[test]

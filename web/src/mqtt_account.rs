@@ -35,7 +35,10 @@ pub fn new_vehicle_secret() -> String {
 /// no control characters (a line break would start another account) and no leading `#` (a
 /// comment line).
 pub fn is_valid_mqtt_username(username: &str) -> bool {
-    !username.is_empty() && !username.starts_with('#') && !username.contains(':') && !username.chars().any(char::is_control)
+    !username.is_empty()
+        && !username.starts_with('#')
+        && !username.contains(':')
+        && !username.chars().any(char::is_control)
 }
 
 /// A Mosquitto password-file line (no line break) for `username` and `password`, with a
@@ -57,7 +60,8 @@ pub fn mosquitto_password_matches(line: &str, password: &str) -> bool {
         return false;
     };
     let mut fields = fields.split('$');
-    let (Some(iterations), Some(salt), Some(_), None) = (fields.next(), fields.next(), fields.next(), fields.next()) else {
+    let (Some(iterations), Some(salt), Some(_), None) = (fields.next(), fields.next(), fields.next(), fields.next())
+    else {
         return false;
     };
     let (Ok(iterations), Ok(salt)) = (iterations.parse::<u32>(), STANDARD.decode(salt)) else {
@@ -105,7 +109,15 @@ mod tests {
 
     #[test]
     fn malformed_lines_match_nothing() {
-        for bad in ["", "alice", "alice:", "alice:$6$abc$def", "alice:$7$x$oqXxb/a//a0/ghKK$AA==", "alice:$7$0$AA==$AA==", "alice:$7$101$!!$AA=="] {
+        for bad in [
+            "",
+            "alice",
+            "alice:",
+            "alice:$6$abc$def",
+            "alice:$7$x$oqXxb/a//a0/ghKK$AA==",
+            "alice:$7$0$AA==$AA==",
+            "alice:$7$101$!!$AA==",
+        ] {
             assert!(!mosquitto_password_matches(bad, ""), "{bad}");
         }
     }

@@ -44,7 +44,10 @@ pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/api/v1/dead-letters", get(api::dead_letters::list)),
         ("/api/v1/charging-stations", get(api::stations::list)),
         ("/api/v1/orders", get(api::orders::list).post(api::orders::create)),
-        ("/api/v1/orders/import", post(api::import::import).layer(axum::extract::DefaultBodyLimit::max(layers::IMPORT_MAX_BODY_BYTES))),
+        (
+            "/api/v1/orders/import",
+            post(api::import::import).layer(axum::extract::DefaultBodyLimit::max(layers::IMPORT_MAX_BODY_BYTES)),
+        ),
         ("/api/v1/orders/{id}", get(api::orders::get)),
         ("/api/v1/orders/{id}/approve", post(api::orders::approve)),
         ("/api/v1/orders/{id}/reject", post(api::orders::reject)),

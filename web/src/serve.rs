@@ -80,7 +80,12 @@ impl Default for ConnectionLimits {
 /// Serves `router` on `listener` until `shutdown`, then stops accepting and waits for the
 /// open connections to finish their requests (each is told to close after its current one;
 /// the caller bounds the wait with its grace period).
-pub(crate) async fn serve(listener: TcpListener, router: Router, limits: ConnectionLimits, shutdown: CancellationToken) {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnectionLimits,
+    shutdown: CancellationToken,
+) {
     // Refusing at the cap rather than leaving connections in the listen backlog: a client
     // learns at once that it should retry, a flood cannot fill the backlog ahead of real
     // clients, and a refused connection holds no descriptor past its accept.
@@ -107,7 +112,10 @@ pub(crate) async fn serve(listener: TcpListener, router: Router, limits: Connect
         let Some(admission) = cap.admit() else {
             if last_cap_warning.is_none_or(|t| t.elapsed() >= CAP_WARN_EVERY) {
                 last_cap_warning = Some(Instant::now());
-                tracing::warn!(http.max_connections = limits.max_connections, "HTTP connection cap reached: closing new connections until some close");
+                tracing::warn!(
+                    http.max_connections = limits.max_connections,
+                    "HTTP connection cap reached: closing new connections until some close"
+                );
             }
             drop(stream);
             continue;
@@ -182,7 +190,10 @@ impl HttpBody for Deadline {
     type Data = Bytes;
     type Error = axum::BoxError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::BoxError>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::BoxError>>> {
         let this = &mut *self;
         if let Poll::Ready(frame) = Pin::new(&mut this.body).poll_frame(cx) {
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));

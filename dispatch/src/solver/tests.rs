@@ -44,11 +44,7 @@ fn assert_valid(m: &CostMatrix, a: &Assignment) {
 
 #[test]
 fn solves_a_square_textbook_case() {
-    let m = matrix(&[
-        &[Some(4), Some(1), Some(3)],
-        &[Some(2), Some(0), Some(5)],
-        &[Some(3), Some(2), Some(2)],
-    ]);
+    let m = matrix(&[&[Some(4), Some(1), Some(3)], &[Some(2), Some(0), Some(5)], &[Some(3), Some(2), Some(2)]]);
     let a = solve(&m).unwrap();
     assert_valid(&m, &a);
     assert_eq!((a.matched, a.cost), (3, 5));

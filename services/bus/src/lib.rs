@@ -101,7 +101,15 @@ impl Bus {
     /// published on this bus (not those delivered from elsewhere), for the relay to forward.
     pub fn with_outbox() -> (Self, mpsc::Receiver<Event>) {
         let (out_tx, out_rx) = mpsc::channel(OUTBOX_CAPACITY);
-        (Self { tx: broadcast::channel(BUS_CAPACITY).0, outbox: Some(out_tx), dropped: Arc::default(), in_hand: Arc::default() }, out_rx)
+        (
+            Self {
+                tx: broadcast::channel(BUS_CAPACITY).0,
+                outbox: Some(out_tx),
+                dropped: Arc::default(),
+                in_hand: Arc::default(),
+            },
+            out_rx,
+        )
     }
 
     /// Publishes an event from this instance; with no listener it is dropped (nobody needed
@@ -155,9 +163,15 @@ mod tests {
 
     #[test]
     fn a_revocation_covers_its_token_or_all_but_the_kept_one() {
-        let one = Revocation { user_id: 7, token_hash: Some("a".into()), except: None, reason: RevokeReason::LoggedOut };
+        let one =
+            Revocation { user_id: 7, token_hash: Some("a".into()), except: None, reason: RevokeReason::LoggedOut };
         assert!(one.covers(7, "a") && !one.covers(7, "b") && !one.covers(8, "a"));
-        let all_but = Revocation { user_id: 7, token_hash: None, except: Some("a".into()), reason: RevokeReason::PasswordChanged };
+        let all_but = Revocation {
+            user_id: 7,
+            token_hash: None,
+            except: Some("a".into()),
+            reason: RevokeReason::PasswordChanged,
+        };
         assert!(!all_but.covers(7, "a") && all_but.covers(7, "b") && !all_but.covers(8, "b"));
     }
 

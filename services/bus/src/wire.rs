@@ -137,7 +137,8 @@ impl From<WireSample> for Sample {
 /// message (they are far smaller in practice) becomes a resync request instead, so the
 /// other instances reload rather than miss it.
 pub fn encode(origin: &str, event: &Event, max_len: usize) -> Vec<String> {
-    let one = |body: Body| serde_json::to_string(&Message { origin: origin.to_owned(), body }).expect("bus events serialize");
+    let one =
+        |body: Body| serde_json::to_string(&Message { origin: origin.to_owned(), body }).expect("bus events serialize");
     match event {
         Event::SamplesCommitted(samples) => {
             let empty_len = one(Body::Samples(Vec::new())).len();
@@ -254,7 +255,12 @@ mod tests {
 
     #[test]
     fn a_revocation_round_trips() {
-        let r = Revocation { user_id: 3, token_hash: None, except: Some("ab".into()), reason: crate::RevokeReason::PasswordChanged };
+        let r = Revocation {
+            user_id: 3,
+            token_hash: None,
+            except: Some("ab".into()),
+            reason: crate::RevokeReason::PasswordChanged,
+        };
         let msgs = encode("a", &Event::TokensRevoked(Arc::new(r.clone())), 7_900);
         assert_eq!(msgs.len(), 1);
         let (origin, Event::TokensRevoked(back)) = decode(&msgs[0]).unwrap() else { panic!("a revocation expected") };
@@ -263,7 +269,13 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_a_bus_event() {
-        for bad in ["", "{}", "{\"o\":\"a\",\"k\":\"samples\",\"d\":[{\"v\":\"short\"}]}", "{\"o\":\"a\",\"k\":\"nope\"}", "[1]"] {
+        for bad in [
+            "",
+            "{}",
+            "{\"o\":\"a\",\"k\":\"samples\",\"d\":[{\"v\":\"short\"}]}",
+            "{\"o\":\"a\",\"k\":\"nope\"}",
+            "[1]",
+        ] {
             assert!(decode(bad).is_err(), "{bad:?} decoded");
         }
     }

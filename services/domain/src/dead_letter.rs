@@ -71,7 +71,13 @@ pub struct DeadLetter {
 }
 
 impl DeadLetter {
-    pub fn new(topic: &str, vin: Option<&str>, reason: DeadLetterReason, detail: impl Into<String>, payload: &[u8]) -> Self {
+    pub fn new(
+        topic: &str,
+        vin: Option<&str>,
+        reason: DeadLetterReason,
+        detail: impl Into<String>,
+        payload: &[u8],
+    ) -> Self {
         Self {
             received_at: Utc::now(),
             topic: topic.to_owned(),

@@ -14,9 +14,12 @@ pub mod user;
 pub mod vin;
 
 pub use dead_letter::{DeadLetter, DeadLetterReason};
-pub use feasibility::{CarFacts, ChargeBudget, DispatchParams, Feasible, GeoPoint, Infeasible, OrderFacts, TimeWindow, WaitReason, WaitTally};
+pub use feasibility::{
+    CarFacts, ChargeBudget, DispatchParams, Feasible, GeoPoint, Infeasible, OrderFacts, TimeWindow, WaitReason,
+    WaitTally,
+};
 pub use order::{DriverStanding, NewOrder, Order, OrderAction, OrderEvent, OrderStatus, Place, driver_standing};
-pub use registry::{Driver, NewDriver, NewUnit, NewVehicle, Unit, Vehicle, ValidationError};
+pub use registry::{Driver, NewDriver, NewUnit, NewVehicle, Unit, ValidationError, Vehicle};
 pub use sample::{InvalidSample, MAX_CLOCK_AHEAD, Sample, SampleSource};
 pub use state::{Duty, OFFLINE_AFTER_SECS, VehicleState, VehicleStatus};
 pub use user::{NewUser, Role, User};

@@ -190,7 +190,12 @@ pub enum DriverStanding {
 
 /// Where a driver stands when taking a driver's `action` on an order now assigned to
 /// `order_driver`; `own_last` is the last action this driver's user took on the order, if any.
-pub fn driver_standing(order_driver: Option<&str>, driver: &str, action: OrderAction, own_last: Option<OrderAction>) -> DriverStanding {
+pub fn driver_standing(
+    order_driver: Option<&str>,
+    driver: &str,
+    action: OrderAction,
+    own_last: Option<OrderAction>,
+) -> DriverStanding {
     if order_driver == Some(driver) {
         DriverStanding::Current
     } else if action.is_drivers() && own_last == Some(action) {
@@ -210,7 +215,11 @@ pub struct Place {
 
 impl Place {
     fn validate(&self, field: &'static str) -> Result<(), ValidationError> {
-        if !self.lat.is_finite() || !(-90.0..=90.0).contains(&self.lat) || !self.lon.is_finite() || !(-180.0..=180.0).contains(&self.lon) {
+        if !self.lat.is_finite()
+            || !(-90.0..=90.0).contains(&self.lat)
+            || !self.lon.is_finite()
+            || !(-180.0..=180.0).contains(&self.lon)
+        {
             return Err(ValidationError::new(field, "lat must be -90 to 90 and lon -180 to 180 (WGS-84 degrees)"));
         }
         let n = self.name.trim().chars().count();
@@ -372,7 +381,15 @@ mod tests {
 
     fn new_order() -> NewOrder {
         let place = |name: &str| Place { lat: 30.0, lon: 122.1, name: name.into() };
-        NewOrder { unit_id: "u01".into(), passengers: 2, pickup: place("市政府"), dropoff: place("机场"), pickup_at: None, purpose: "公务".into(), override_budget: false }
+        NewOrder {
+            unit_id: "u01".into(),
+            passengers: 2,
+            pickup: place("市政府"),
+            dropoff: place("机场"),
+            pickup_at: None,
+            purpose: "公务".into(),
+            override_budget: false,
+        }
     }
 
     #[test]

@@ -172,8 +172,8 @@ impl NewDriver {
         }
         validate_name("name", &self.name, 50)?;
         let digits = self.phone.chars().filter(char::is_ascii_digit).count();
-        let phone_ok = (5..=20).contains(&digits)
-            && self.phone.chars().all(|c| c.is_ascii_digit() || "+- ".contains(c));
+        let phone_ok =
+            (5..=20).contains(&digits) && self.phone.chars().all(|c| c.is_ascii_digit() || "+- ".contains(c));
         if !phone_ok {
             return Err(ValidationError::new("phone", "5 to 20 digits, with '+', '-' or spaces"));
         }

@@ -158,9 +158,10 @@ impl Sample {
         ];
         for ((field, lo, hi), v) in RANGES.iter().zip(values) {
             if let Some(v) = v
-                && (!v.is_finite() || v < *lo || v > *hi) {
-                    return Err(InvalidSample::new(field, format!("{v} is outside {lo}..={hi}")));
-                }
+                && (!v.is_finite() || v < *lo || v > *hi)
+            {
+                return Err(InvalidSample::new(field, format!("{v} is outside {lo}..={hi}")));
+            }
         }
         // Samples from far in the future are clock errors, not data.
         if self.ts > Utc::now() + chrono::Duration::hours(24) {

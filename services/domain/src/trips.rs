@@ -96,7 +96,12 @@ pub struct DeriveParams {
 
 impl Default for DeriveParams {
     fn default() -> Self {
-        Self { moving_kmh: 3.0, stop_after: Duration::from_secs(180), max_gap: Duration::from_secs(600), moved_m: 100.0 }
+        Self {
+            moving_kmh: 3.0,
+            stop_after: Duration::from_secs(180),
+            max_gap: Duration::from_secs(600),
+            moved_m: 100.0,
+        }
     }
 }
 
@@ -164,7 +169,9 @@ fn moving(prev: Option<&Sample>, s: &Sample, p: &DeriveParams) -> bool {
     }
     match s.speed_kmh {
         Some(v) => v > p.moving_kmh,
-        None => prev.is_some_and(|q| q.position_valid && s.position_valid && haversine_m(point(q), point(s)) > p.moved_m),
+        None => {
+            prev.is_some_and(|q| q.position_valid && s.position_valid && haversine_m(point(q), point(s)) > p.moved_m)
+        }
     }
 }
 
@@ -320,7 +327,8 @@ mod tests {
 
     /// A sample `secs` after 08:00 UTC on 2026-11-20.
     fn at(secs: i64, lat: f64, speed: f64, soc: f64, odo: Option<f64>) -> Sample {
-        let ts = DateTime::parse_from_rfc3339("2026-11-20T08:00:00Z").unwrap().with_timezone(&Utc) + chrono::Duration::seconds(secs);
+        let ts = DateTime::parse_from_rfc3339("2026-11-20T08:00:00Z").unwrap().with_timezone(&Utc)
+            + chrono::Duration::seconds(secs);
         let mut s = Sample::at(vin(), ts, lat, 122.1, SampleSource::Json);
         s.speed_kmh = Some(speed);
         s.soc_pct = Some(soc);
@@ -330,7 +338,17 @@ mod tests {
 
     /// A drive north at ~36 km/h: 0.001° of latitude (111 m) every 11 s.
     fn drive(from_secs: i64, n: i64, lat0: f64, soc0: f64, odo0: f64) -> Vec<Sample> {
-        (0..n).map(|i| at(from_secs + i * 11, lat0 + i as f64 * 0.001, 36.0, soc0 - i as f64 * 0.05, Some(odo0 + i as f64 * 0.111))).collect()
+        (0..n)
+            .map(|i| {
+                at(
+                    from_secs + i * 11,
+                    lat0 + i as f64 * 0.001,
+                    36.0,
+                    soc0 - i as f64 * 0.05,
+                    Some(odo0 + i as f64 * 0.111),
+                )
+            })
+            .collect()
     }
 
     fn stand(from_secs: i64, n: i64, every: i64, lat: f64, soc: f64, odo: f64) -> Vec<Sample> {
@@ -362,7 +380,11 @@ mod tests {
         s.extend(drive(600, 10, 30.018, 79.0, 1.998));
         s.extend(drive(600 + 110 + 900, 10, 30.1, 78.0, 12.0)); // 15 min without data
         let d = derive(&s, 60.0, &DeriveParams::default());
-        let spans: Vec<(i64, i64, bool)> = d.trips.iter().map(|t| ((t.start_ts - s[0].ts).num_seconds(), (t.end_ts - s[0].ts).num_seconds(), t.open)).collect();
+        let spans: Vec<(i64, i64, bool)> = d
+            .trips
+            .iter()
+            .map(|t| ((t.start_ts - s[0].ts).num_seconds(), (t.end_ts - s[0].ts).num_seconds(), t.open))
+            .collect();
         assert_eq!(spans, vec![(0, 340, false), (550, 699, false), (1610, 1709, true)], "{spans:?}");
     }
 
@@ -385,7 +407,8 @@ mod tests {
     #[test]
     fn charging_samples_make_a_session_with_the_energy_of_the_rise() {
         let mut s = stand(0, 3, 60, 30.0, 40.0, 0.0);
-        let mut charge: Vec<Sample> = (0..20).map(|i| at(180 + i * 60, 30.0, 0.0, 40.0 + i as f64 * 2.0, Some(0.0))).collect();
+        let mut charge: Vec<Sample> =
+            (0..20).map(|i| at(180 + i * 60, 30.0, 0.0, 40.0 + i as f64 * 2.0, Some(0.0))).collect();
         for c in &mut charge {
             c.charging = Some(true);
         }

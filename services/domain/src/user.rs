@@ -72,8 +72,7 @@ impl NewUser {
     /// password (`demo`) is shorter than any user may choose.
     pub fn validate_account(&self) -> Result<(), ValidationError> {
         let u = &self.username;
-        let ok = (1..=64).contains(&u.len())
-            && u.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c));
+        let ok = (1..=64).contains(&u.len()) && u.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c));
         if !ok {
             return Err(ValidationError::new("username", "1 to 64 of a-z, A-Z, 0-9, '-', '_', '.', '@'"));
         }
@@ -125,14 +124,24 @@ mod tests {
     use super::*;
 
     fn new_user(username: &str, password: &str) -> NewUser {
-        NewUser { username: username.into(), password: password.into(), role: Role::Dispatcher, unit_id: None, driver_id: None }
+        NewUser {
+            username: username.into(),
+            password: password.into(),
+            role: Role::Dispatcher,
+            unit_id: None,
+            driver_id: None,
+        }
     }
 
     #[test]
     fn a_password_is_at_least_8_characters_and_not_the_username() {
         assert!(new_user("alice", "s3cret-pw").validate().is_ok());
         assert_eq!(new_user("alice", "short").validate().unwrap_err().field, "password");
-        assert_eq!(new_user("alice", "七个汉字的密码").validate().unwrap_err().field, "password", "7 characters, 21 bytes");
+        assert_eq!(
+            new_user("alice", "七个汉字的密码").validate().unwrap_err().field,
+            "password",
+            "7 characters, 21 bytes"
+        );
         assert!(new_user("alice", "八个汉字组成密码").validate().is_ok(), "characters are counted, not bytes");
         assert_eq!(new_user("dispatcher", "Dispatcher").validate().unwrap_err().field, "password");
         assert_eq!(new_user("x", &"a".repeat(257)).validate().unwrap_err().field, "password");

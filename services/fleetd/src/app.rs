@@ -57,14 +57,7 @@ impl App {
         if let Some(outbox) = outbox {
             let origin = relay::instance_id(&settings.mqtt_client_id);
             tracing::info!(instance = %origin, ingest = services.ingest, dispatch = services.dispatch, web = services.web, "one of several instances");
-            relay::spawn(
-                &tasks,
-                store.clone(),
-                bus.clone(),
-                outbox,
-                origin,
-                shutdown.child_token(),
-            );
+            relay::spawn(&tasks, store.clone(), bus.clone(), outbox, origin, shutdown.child_token());
         }
 
         let mut mqtt_addr = None;
@@ -103,17 +96,12 @@ impl App {
                     cfg
                 }
                 MqttTarget::External(url) => {
-                    let mut cfg = fleet_ingest::Config::new(
-                        url.host.clone(),
-                        url.port,
-                        settings.mqtt_client_id.clone(),
-                    );
+                    let mut cfg =
+                        fleet_ingest::Config::new(url.host.clone(), url.port, settings.mqtt_client_id.clone());
                     cfg.username = url.username.clone();
                     cfg.password = url.password.clone();
-                    mqtt_addr = Some(crate::config::socket_addr(
-                        "FLEET_MQTT_URL",
-                        &format!("{}:{}", url.host, url.port),
-                    )?);
+                    mqtt_addr =
+                        Some(crate::config::socket_addr("FLEET_MQTT_URL", &format!("{}:{}", url.host, url.port))?);
                     cfg
                 }
             };
@@ -158,7 +146,10 @@ impl App {
                 addr: settings.http_addr,
                 token_ttl: settings.token_ttl,
                 live_send_timeout: settings.live_send_timeout,
-                map: fleet_web::MapConfig { accept_timeout_s: settings.dispatch.accept_timeout.as_secs(), ..settings.map.clone() },
+                map: fleet_web::MapConfig {
+                    accept_timeout_s: settings.dispatch.accept_timeout.as_secs(),
+                    ..settings.map.clone()
+                },
                 dispatch: settings.dispatch.params,
                 co2: settings.co2,
                 api: services.web,
@@ -173,8 +164,7 @@ impl App {
                 metrics: Arc::new(move || prometheus.render()),
             },
         )
-        .await
-        ?;
+        .await?;
         let http_addr = web.local_addr();
         let metrics_addr = web.metrics_addr();
         let token = shutdown.child_token();
@@ -194,18 +184,27 @@ impl App {
                 .list(None)
                 .await?
                 .into_iter()
-                .map(|v| simulate::SimVehicle { vin: v.vin, battery_kwh: v.battery_kwh, consumption_kwh_per_100km: v.consumption_kwh_per_100km })
+                .map(|v| simulate::SimVehicle {
+                    vin: v.vin,
+                    battery_kwh: v.battery_kwh,
+                    consumption_kwh_per_100km: v.consumption_kwh_per_100km,
+                })
                 .collect();
             let (broker_addr, login) = match &embedded {
                 // The demo's cars log in as vehicles do, each with a secret of its own,
                 // issued afresh at every start (the secret is known only to this process).
                 Some(running) => {
                     let vins: Vec<_> = vehicles.iter().map(|v| v.vin.clone()).collect();
-                    let secrets = bootstrap::issue_mqtt_secrets(&store, &vins).await.context("issuing the demo cars' MQTT secrets")?;
+                    let secrets = bootstrap::issue_mqtt_secrets(&store, &vins)
+                        .await
+                        .context("issuing the demo cars' MQTT secrets")?;
                     let addr = running.local_public();
                     ((addr.ip().to_string(), addr.port()), simulate::SimLogin::PerVehicle(secrets))
                 }
-                None => ((ingest_cfg.host.clone(), ingest_cfg.port), simulate::SimLogin::shared(ingest_cfg.username.clone(), ingest_cfg.password.clone())),
+                None => (
+                    (ingest_cfg.host.clone(), ingest_cfg.port),
+                    simulate::SimLogin::shared(ingest_cfg.username.clone(), ingest_cfg.password.clone()),
+                ),
             };
             let sim = simulate::SimConfig {
                 broker_host: broker_addr.0,
@@ -236,12 +235,29 @@ impl App {
             gate_stop.cancel();
         });
         tasks.close();
-        Ok(Self { http_addr, metrics_addr, mqtt_addr, embedded_broker: embedded.is_some(), store, bus, admin, shutdown, tasks, grace: settings.shutdown_grace })
+        Ok(Self {
+            http_addr,
+            metrics_addr,
+            mqtt_addr,
+            embedded_broker: embedded.is_some(),
+            store,
+            bus,
+            admin,
+            shutdown,
+            tasks,
+            grace: settings.shutdown_grace,
+        })
     }
 
     /// Dispatch batches, trip derivation, retention and housekeeping (each led by one
     /// instance at a time).
-    fn spawn_background(settings: &Settings, store: &Store, bus: &Bus, tasks: &TaskTracker, shutdown: &CancellationToken) {
+    fn spawn_background(
+        settings: &Settings,
+        store: &Store,
+        bus: &Bus,
+        tasks: &TaskTracker,
+        shutdown: &CancellationToken,
+    ) {
         let dispatcher = fleet_dispatch::Dispatcher::new(
             fleet_dispatch::Config {
                 params: settings.dispatch.params,

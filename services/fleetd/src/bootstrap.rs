@@ -31,7 +31,8 @@ pub async fn ensure_admin(store: &Store, password: Option<&str>, demo: bool) -> 
     }
     let (password, outcome) = match (password, demo) {
         (Some(p), _) => {
-            fleet_domain::user::validate_new_password(p, "admin", None).map_err(|e| anyhow::anyhow!("FLEET_ADMIN_PASSWORD: {e}"))?;
+            fleet_domain::user::validate_new_password(p, "admin", None)
+                .map_err(|e| anyhow::anyhow!("FLEET_ADMIN_PASSWORD: {e}"))?;
             (p.to_owned(), AdminBootstrap::Created)
         }
         (None, true) => (DEMO_PASSWORD.to_owned(), AdminBootstrap::Created),
@@ -96,7 +97,8 @@ pub async fn seed_demo(store: &Store) -> anyhow::Result<bool> {
     // The history comes car by car: each car's samples are stored, then the orders its
     // working-hours trips served.
     let cast = demo::Cast::new(&data.units, &data.vehicles, &data.drivers, &data.users);
-    let battery: std::collections::HashMap<&str, f64> = data.vehicles.iter().map(|v| (v.vin.as_str(), v.battery_kwh)).collect();
+    let battery: std::collections::HashMap<&str, f64> =
+        data.vehicles.iter().map(|v| (v.vin.as_str(), v.battery_kwh)).collect();
     let (mut car, mut total, mut orders, mut seq) = (Vec::new(), 0usize, Vec::new(), 0u64);
     let mut history = demo::history(&data.vehicles, Utc::now(), DEMO_HISTORY_DAYS, DEMO_HISTORY_STEP, 2026).peekable();
     while let Some(sample) = history.next() {
@@ -113,18 +115,31 @@ pub async fn seed_demo(store: &Store) -> anyhow::Result<bool> {
         }
     }
     store.orders().insert_history(&orders).await.context("demo orders")?;
-    tracing::info!(demo.units = data.units.len(), demo.vehicles = data.vehicles.len(), demo.samples = total, demo.orders = orders.len(), "demo data loaded");
+    tracing::info!(
+        demo.units = data.units.len(),
+        demo.vehicles = data.vehicles.len(),
+        demo.samples = total,
+        demo.orders = orders.len(),
+        "demo data loaded"
+    );
     Ok(true)
 }
 
 /// Issues each of `vins` a fresh MQTT secret, as `POST /api/v1/vehicles/{vin}/mqtt-secret`
 /// does (the stored line replaces any earlier one), and answers the secrets by VIN.
-pub async fn issue_mqtt_secrets(store: &Store, vins: &[fleet_domain::Vin]) -> anyhow::Result<std::collections::HashMap<fleet_domain::Vin, String>> {
+pub async fn issue_mqtt_secrets(
+    store: &Store,
+    vins: &[fleet_domain::Vin],
+) -> anyhow::Result<std::collections::HashMap<fleet_domain::Vin, String>> {
     let mut secrets = std::collections::HashMap::with_capacity(vins.len());
     for vin in vins {
         let secret = fleet_web::new_vehicle_secret();
         let line = fleet_web::mosquitto_password_line(vin.as_str(), &secret);
-        store.mqtt_secrets().replace(vin, &line, Utc::now()).await.with_context(|| format!("storing the MQTT account of {vin}"))?;
+        store
+            .mqtt_secrets()
+            .replace(vin, &line, Utc::now())
+            .await
+            .with_context(|| format!("storing the MQTT account of {vin}"))?;
         secrets.insert(vin.clone(), secret);
     }
     Ok(secrets)

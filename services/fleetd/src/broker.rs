@@ -79,7 +79,12 @@ impl Embedded {
 /// Starts the broker: binds the public address, starts the internal broker on a free
 /// loopback port, and spawns the gate on `tasks` until `shutdown`. The internal broker's
 /// threads live as long as the process.
-pub async fn start(cfg: EmbeddedConfig, store: Store, tasks: &TaskTracker, shutdown: CancellationToken) -> anyhow::Result<Embedded> {
+pub async fn start(
+    cfg: EmbeddedConfig,
+    store: Store,
+    tasks: &TaskTracker,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Embedded> {
     let listener = tokio::net::TcpListener::bind(cfg.addr)
         .await
         .with_context(|| format!("cannot listen on {} for the embedded MQTT broker", cfg.addr))?;
@@ -91,7 +96,13 @@ pub async fn start(cfg: EmbeddedConfig, store: Store, tasks: &TaskTracker, shutd
             .await
             .context("starting the embedded broker")??
     };
-    let gate = gate::Gate { store, internal, login: login.clone(), reserved_client_id: cfg.reserved_client_id, anonymous: cfg.anonymous };
+    let gate = gate::Gate {
+        store,
+        internal,
+        login: login.clone(),
+        reserved_client_id: cfg.reserved_client_id,
+        anonymous: cfg.anonymous,
+    };
     tasks.spawn(gate.run(listener, tasks.clone(), shutdown));
     Ok(Embedded { public, internal, login })
 }
@@ -100,7 +111,10 @@ pub async fn start(cfg: EmbeddedConfig, store: Store, tasks: &TaskTracker, shutd
 /// and tests on this machine only (a development set-up), so `addr` must be a loopback
 /// address. Returns the bound address.
 pub fn start_open(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
-    anyhow::ensure!(addr.ip().is_loopback(), "a broker without accounts listens on a loopback address only, not {addr}");
+    anyhow::ensure!(
+        addr.ip().is_loopback(),
+        "a broker without accounts listens on a loopback address only, not {addr}"
+    );
     start_rumqttd(addr, None)
 }
 
@@ -120,7 +134,8 @@ fn start_rumqttd(addr: SocketAddr, login: Option<InternalLogin>) -> anyhow::Resu
     // rumqttd binds inside its own thread and cannot report the port, so check the address
     // here first (a clear error when it is taken) and resolve port 0.
     let addr = {
-        let probe = TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr} for the embedded MQTT broker"))?;
+        let probe =
+            TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr} for the embedded MQTT broker"))?;
         probe.local_addr()?
     };
     let connections = rumqttd::ConnectionSettings {

@@ -73,7 +73,9 @@ impl MqttArgs {
     pub fn target(&self) -> Result<MqttTarget, ConfigError> {
         match &self.mqtt_url {
             Some(url) => Ok(MqttTarget::External(MqttUrl::parse(url)?)),
-            None => Ok(MqttTarget::Embedded(config::socket_addr("FLEET_EMBEDDED_MQTT_ADDR", &self.embedded_mqtt_addr)?)),
+            None => {
+                Ok(MqttTarget::Embedded(config::socket_addr("FLEET_EMBEDDED_MQTT_ADDR", &self.embedded_mqtt_addr)?))
+            }
         }
     }
 }
@@ -274,11 +276,16 @@ pub struct AccessArgs {
 
 impl AccessArgs {
     fn apply(&self, s: &mut Settings) -> Result<(), ConfigError> {
-        s.metrics.addr = self.metrics_addr.as_deref().map(|a| config::socket_addr("FLEET_METRICS_ADDR", a)).transpose()?;
+        s.metrics.addr =
+            self.metrics_addr.as_deref().map(|a| config::socket_addr("FLEET_METRICS_ADDR", a)).transpose()?;
         if let Some(token) = &self.metrics_token
-            && (token.chars().count() < fleet_web::MIN_METRICS_TOKEN_LEN || !token.bytes().all(|b| b.is_ascii_graphic()))
+            && (token.chars().count() < fleet_web::MIN_METRICS_TOKEN_LEN
+                || !token.bytes().all(|b| b.is_ascii_graphic()))
         {
-            return Err(ConfigError::new("FLEET_METRICS_TOKEN", format!("at least {} visible ASCII characters", fleet_web::MIN_METRICS_TOKEN_LEN)));
+            return Err(ConfigError::new(
+                "FLEET_METRICS_TOKEN",
+                format!("at least {} visible ASCII characters", fleet_web::MIN_METRICS_TOKEN_LEN),
+            ));
         }
         s.metrics.token = self.metrics_token.clone();
         s.trust_forwarded_for = self.trust_forwarded_for;
@@ -318,7 +325,9 @@ impl MapArgs {
             let crs = match self.map_tile_crs.as_str() {
                 "wgs84" => fleet_web::TileCrs::Wgs84,
                 "gcj02" => fleet_web::TileCrs::Gcj02,
-                other => return Err(ConfigError::new("FLEET_MAP_TILE_CRS", format!("{other:?} must be wgs84 or gcj02"))),
+                other => {
+                    return Err(ConfigError::new("FLEET_MAP_TILE_CRS", format!("{other:?} must be wgs84 or gcj02")));
+                }
             };
             let layer = fleet_web::TileLayer {
                 name: "tiles".to_owned(),
@@ -363,7 +372,8 @@ impl RunArgs {
         s.services = config::Services::parse(&self.services)?;
         s.cluster = self.cluster;
         if let Some(p) = &self.admin_password {
-            fleet_domain::user::validate_new_password(p, "admin", None).map_err(|e| ConfigError::new("FLEET_ADMIN_PASSWORD", e.problem))?;
+            fleet_domain::user::validate_new_password(p, "admin", None)
+                .map_err(|e| ConfigError::new("FLEET_ADMIN_PASSWORD", e.problem))?;
         }
         s.admin_password = self.admin_password.clone();
         s.demo = self.demo;

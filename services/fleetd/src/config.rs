@@ -59,7 +59,8 @@ impl MqttUrl {
     /// Any well-formed URL, `mqtts://` included (for `mqtt-passwd`, which only reads the
     /// account from it).
     pub fn parse_any(s: &str) -> Result<Self, ConfigError> {
-        let bad = |p: &str| ConfigError::new("FLEET_MQTT_URL", format!("{p} (expected mqtt://[user:pass@]host[:port])"));
+        let bad =
+            |p: &str| ConfigError::new("FLEET_MQTT_URL", format!("{p} (expected mqtt://[user:pass@]host[:port])"));
         let url = url::Url::parse(s).map_err(|e| bad(&e.to_string()))?;
         let tls = match url.scheme() {
             "mqtt" | "tcp" => false,
@@ -208,12 +209,18 @@ impl Settings {
             if self.mqtt_share_group.is_some() {
                 // Sharing the stream without sharing events would leave each live feed with
                 // only the cars this instance happened to ingest.
-                return Err(ConfigError::new("FLEET_MQTT_SHARE_GROUP", "instances that split the stream run with --cluster (or --services)"));
+                return Err(ConfigError::new(
+                    "FLEET_MQTT_SHARE_GROUP",
+                    "instances that split the stream run with --cluster (or --services)",
+                ));
             }
             return Ok(());
         }
         if !self.database_url.starts_with("postgres") {
-            return Err(ConfigError::new(setting, "instances that share the work share one PostgreSQL database: set FLEET_DATABASE_URL to postgres://…"));
+            return Err(ConfigError::new(
+                setting,
+                "instances that share the work share one PostgreSQL database: set FLEET_DATABASE_URL to postgres://…",
+            ));
         }
         if self.services.ingest && matches!(self.mqtt, MqttTarget::Embedded(_)) {
             return Err(ConfigError::new(setting, "instances that share ingest share one broker: set FLEET_MQTT_URL"));
@@ -229,10 +236,14 @@ impl Settings {
     /// any car's telemetry.
     pub fn check_embedded_broker(&self) -> Result<(), ConfigError> {
         match &self.mqtt {
-            MqttTarget::Embedded(addr) if self.embedded_mqtt_anonymous && !addr.ip().is_loopback() => Err(ConfigError::new(
-                "FLEET_EMBEDDED_MQTT_ANONYMOUS",
-                format!("anonymous access is for development on a loopback address, and the embedded broker would listen on {addr} (FLEET_EMBEDDED_MQTT_ADDR)"),
-            )),
+            MqttTarget::Embedded(addr) if self.embedded_mqtt_anonymous && !addr.ip().is_loopback() => {
+                Err(ConfigError::new(
+                    "FLEET_EMBEDDED_MQTT_ANONYMOUS",
+                    format!(
+                        "anonymous access is for development on a loopback address, and the embedded broker would listen on {addr} (FLEET_EMBEDDED_MQTT_ADDR)"
+                    ),
+                ))
+            }
             _ => Ok(()),
         }
     }
@@ -299,7 +310,10 @@ mod tests {
     #[test]
     fn parses_mqtt_urls_with_and_without_credentials() {
         let u = MqttUrl::parse("mqtt://fleetd:s%40cret@broker.example:1883").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.username.as_deref(), u.password.as_deref()), ("broker.example", 1883, Some("fleetd"), Some("s@cret")));
+        assert_eq!(
+            (u.host.as_str(), u.port, u.username.as_deref(), u.password.as_deref()),
+            ("broker.example", 1883, Some("fleetd"), Some("s@cret"))
+        );
         let u = MqttUrl::parse("mqtt://127.0.0.1").unwrap();
         assert_eq!((u.port, u.username), (1883, None));
     }
@@ -316,7 +330,10 @@ mod tests {
     fn parses_service_lists() {
         assert_eq!(Services::parse("ingest,dispatch,web").unwrap(), Services::ALL);
         assert_eq!(Services::parse("web").unwrap(), Services { ingest: false, dispatch: false, web: true });
-        assert_eq!(Services::parse(" ingest , dispatch").unwrap(), Services { ingest: true, dispatch: true, web: false });
+        assert_eq!(
+            Services::parse(" ingest , dispatch").unwrap(),
+            Services { ingest: true, dispatch: true, web: false }
+        );
         for bad in ["", "web,web", "stats", "ingest,,web"] {
             assert_eq!(Services::parse(bad).unwrap_err().setting, "FLEET_SERVICES", "{bad:?}");
         }
@@ -338,13 +355,21 @@ mod tests {
         assert!(s.check_cluster().is_ok());
         s.cluster = false;
         s.mqtt_share_group = Some("fleetd".into());
-        assert_eq!(s.check_cluster().unwrap_err().setting, "FLEET_MQTT_SHARE_GROUP", "a share group alone is a half-made cluster");
+        assert_eq!(
+            s.check_cluster().unwrap_err().setting,
+            "FLEET_MQTT_SHARE_GROUP",
+            "a share group alone is a half-made cluster"
+        );
     }
 
     #[test]
     fn anonymous_access_to_the_embedded_broker_only_on_loopback() {
         let at = |addr: &str, anonymous: bool| {
-            let mut s = Settings::new("127.0.0.1:0".parse().unwrap(), "sqlite://x.db", MqttTarget::Embedded(addr.parse().unwrap()));
+            let mut s = Settings::new(
+                "127.0.0.1:0".parse().unwrap(),
+                "sqlite://x.db",
+                MqttTarget::Embedded(addr.parse().unwrap()),
+            );
             s.embedded_mqtt_anonymous = anonymous;
             s.check_embedded_broker()
         };

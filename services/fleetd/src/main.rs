@@ -56,7 +56,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let settings = args.settings()?;
             let app = fleetd::App::start(settings).await?;
             match app.admin_bootstrap() {
-                AdminBootstrap::Generated(p) => println!("created user admin with password {p} (shown once; change it)"),
+                AdminBootstrap::Generated(p) => {
+                    println!("created user admin with password {p} (shown once; change it)")
+                }
                 AdminBootstrap::Created => println!("created user admin"),
                 AdminBootstrap::Existing => {}
             }
@@ -73,11 +75,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 tracing::info!("shutting down");
                 token.cancel();
             });
-            if app.wait().await {
-                Ok(())
-            } else {
-                anyhow::bail!("services did not stop within the grace period")
-            }
+            if app.wait().await { Ok(()) } else { anyhow::bail!("services did not stop within the grace period") }
         }
         Command::Migrate(args) => {
             fleetd::config::check_database_url(&args.database_url)?;

@@ -47,10 +47,16 @@ impl FleetdAccount {
             return Err(ConfigError::new("FLEET_MQTT_URL", shape));
         }
         if !fleet_web::is_valid_mqtt_username(&username) {
-            return Err(ConfigError::new("FLEET_MQTT_URL", "the user must not be empty, start with '#' or hold ':' or control characters"));
+            return Err(ConfigError::new(
+                "FLEET_MQTT_URL",
+                "the user must not be empty, start with '#' or hold ':' or control characters",
+            ));
         }
         if Vin::parse(&username).is_ok() {
-            return Err(ConfigError::new("FLEET_MQTT_URL", "the user must not be a VIN (vehicles' accounts are named by VIN)"));
+            return Err(ConfigError::new(
+                "FLEET_MQTT_URL",
+                "the user must not be a VIN (vehicles' accounts are named by VIN)",
+            ));
         }
         Ok(Self { username, password })
     }
@@ -67,7 +73,10 @@ pub struct Written {
 /// `fleetd mqtt-passwd --output FILE [--database-url …] [--mqtt-url …]`.
 pub async fn run(args: MqttPasswdArgs) -> anyhow::Result<()> {
     let url = args.mqtt_url.as_deref().ok_or_else(|| {
-        ConfigError::new("FLEET_MQTT_URL", "not set: fleetd's own account comes from its user and password (mqtt://user:pass@host[:port])")
+        ConfigError::new(
+            "FLEET_MQTT_URL",
+            "not set: fleetd's own account comes from its user and password (mqtt://user:pass@host[:port])",
+        )
     })?;
     let fleetd = FleetdAccount::from_url(url)?;
     config::check_database_url(&args.db.database_url)?;
@@ -78,7 +87,13 @@ pub async fn run(args: MqttPasswdArgs) -> anyhow::Result<()> {
     let written = write_password_file(&store, &fleetd, &args.output).await;
     store.close().await;
     let written = written?;
-    println!("wrote {} accounts ({} vehicles and {}) to {}", written.vehicles + 1, written.vehicles, fleetd.username, written.path.display());
+    println!(
+        "wrote {} accounts ({} vehicles and {}) to {}",
+        written.vehicles + 1,
+        written.vehicles,
+        fleetd.username,
+        written.path.display()
+    );
     eprintln!("reload the broker to apply it: systemctl reload mosquitto, or kill -HUP <mosquitto pid>");
     if fleetd.username != ACL_FLEETD_USER {
         eprintln!(
@@ -123,7 +138,8 @@ pub fn render(vehicles: &[MqttAccount], fleetd: &FleetdAccount) -> anyhow::Resul
 /// owner and group of the file it replaces, best effort), synced, renamed over it, and the
 /// directory synced. On failure the old file is untouched and the temporary file removed.
 pub fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
-    let name = path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the output path names no file"))?;
+    let name =
+        path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the output path names no file"))?;
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let tmp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
     // A leftover of a crashed run with the same process id.
@@ -220,7 +236,13 @@ mod tests {
         let ok = FleetdAccount::from_url("mqtt://fleetd:s%40cret@broker:1883").unwrap();
         assert_eq!((ok.username.as_str(), ok.password.as_str()), ("fleetd", "s@cret"));
         assert!(FleetdAccount::from_url("mqtts://fleetd:x@broker").is_ok(), "TLS URLs name an account too");
-        for bad in ["mqtt://broker", "mqtt://fleetd@broker", "mqtt://fleetd:@broker", "mqtt://LSJA24U66NS000001:x@broker", "http://a:b@c"] {
+        for bad in [
+            "mqtt://broker",
+            "mqtt://fleetd@broker",
+            "mqtt://fleetd:@broker",
+            "mqtt://LSJA24U66NS000001:x@broker",
+            "http://a:b@c",
+        ] {
             assert_eq!(FleetdAccount::from_url(bad).unwrap_err().setting, "FLEET_MQTT_URL", "{bad}");
         }
         assert!(!format!("{ok:?}").contains("s@cret"), "Debug hides the password");
@@ -228,7 +250,8 @@ mod tests {
 
     #[test]
     fn writes_replace_the_file_atomically_with_mode_0600() {
-        let dir = std::env::temp_dir().join(format!("fleet-mqtt-passwd-{}-{}", std::process::id(), rand::random::<u64>()));
+        let dir =
+            std::env::temp_dir().join(format!("fleet-mqtt-passwd-{}-{}", std::process::id(), rand::random::<u64>()));
         fs::create_dir_all(&dir).unwrap();
         let path = dir.join("passwd");
         fs::write(&path, "old\n").unwrap();

@@ -21,12 +21,20 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// A name for this process among the instances (it tells a listener its own notifications).
 pub fn instance_id(client_id: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     format!("{client_id}-{}-{nanos:08x}", std::process::id())
 }
 
 /// Starts both directions; they stop with `shutdown`.
-pub fn spawn(tasks: &TaskTracker, store: Store, bus: Bus, outbox: mpsc::Receiver<Event>, origin: String, shutdown: CancellationToken) {
+pub fn spawn(
+    tasks: &TaskTracker,
+    store: Store,
+    bus: Bus,
+    outbox: mpsc::Receiver<Event>,
+    origin: String,
+    shutdown: CancellationToken,
+) {
     tasks.spawn(send(store.clone(), bus.clone(), outbox, origin.clone(), shutdown.clone()));
     tasks.spawn(receive(store, bus, origin, shutdown));
 }
@@ -39,10 +47,14 @@ async fn send(store: Store, bus: Bus, mut outbox: mpsc::Receiver<Event>, origin:
             () = shutdown.cancelled() => return,
             n = outbox.recv_many(&mut events, MAX_EVENTS_PER_SEND) => if n == 0 { return },
         }
-        let mut payloads: Vec<String> = events.drain(..).flat_map(|e| wire::encode(&origin, &e, fleet_storage::MAX_EVENT_PAYLOAD)).collect();
+        let mut payloads: Vec<String> =
+            events.drain(..).flat_map(|e| wire::encode(&origin, &e, fleet_storage::MAX_EVENT_PAYLOAD)).collect();
         let dropped = bus.outbox_dropped();
         if dropped != dropped_seen {
-            tracing::warn!(events.dropped = dropped - dropped_seen, "events were not relayed to the other instances; they reload from storage");
+            tracing::warn!(
+                events.dropped = dropped - dropped_seen,
+                "events were not relayed to the other instances; they reload from storage"
+            );
             dropped_seen = dropped;
             payloads.push(wire::resync(&origin));
         }

@@ -99,7 +99,11 @@ impl Keeper {
             };
             // Sessions whose owner is back and waits for them.
             let now = Utc::now();
-            let asked: Vec<&str> = sessions.iter().filter(|(id, at)| *id != own && at.is_some_and(|t| now - t < REQUEST_FRESH)).map(|(id, _)| id.as_str()).collect();
+            let asked: Vec<&str> = sessions
+                .iter()
+                .filter(|(id, at)| *id != own && at.is_some_and(|t| now - t < REQUEST_FRESH))
+                .map(|(id, _)| id.as_str())
+                .collect();
             // Let go of what no longer holds, or of what its owner asks back.
             let mut release = Vec::new();
             for (id, h) in &mut held {

@@ -115,7 +115,9 @@ impl fmt::Debug for SimLogin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Anonymous => f.write_str("Anonymous"),
-            Self::Shared { username, .. } => f.debug_struct("Shared").field("username", username).finish_non_exhaustive(),
+            Self::Shared { username, .. } => {
+                f.debug_struct("Shared").field("username", username).finish_non_exhaustive()
+            }
             Self::PerVehicle(secrets) => write!(f, "PerVehicle({} accounts)", secrets.len()),
         }
     }
@@ -167,7 +169,8 @@ pub async fn run(cfg: SimConfig, shutdown: CancellationToken) -> anyhow::Result<
             SimLogin::Shared { username, password } => Some((username.clone(), password.clone().unwrap_or_default())),
             SimLogin::PerVehicle(secrets) => {
                 let vin = &cfg.vehicles[k].vin;
-                let secret = secrets.get(vin).ok_or_else(|| anyhow::anyhow!("no MQTT secret for the simulated car {vin}"))?;
+                let secret =
+                    secrets.get(vin).ok_or_else(|| anyhow::anyhow!("no MQTT secret for the simulated car {vin}"))?;
                 Some((vin.to_string(), secret.clone()))
             }
         })
@@ -175,8 +178,11 @@ pub async fn run(cfg: SimConfig, shutdown: CancellationToken) -> anyhow::Result<
     let logins = (0..n.div_ceil(per_link)).map(credentials).collect::<anyhow::Result<Vec<_>>>()?;
     let tracker = TaskTracker::new();
     let stop_links = CancellationToken::new();
-    let links: Vec<Link> =
-        logins.into_iter().enumerate().map(|(k, login)| Link::open(&cfg, k, login, &tracker, stop_links.clone())).collect();
+    let links: Vec<Link> = logins
+        .into_iter()
+        .enumerate()
+        .map(|(k, login)| Link::open(&cfg, k, login, &tracker, stop_links.clone()))
+        .collect();
     tracing::info!(
         sim.vehicles = n,
         sim.connections = links.len(),

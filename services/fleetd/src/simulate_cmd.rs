@@ -31,12 +31,20 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
             anyhow::ensure!(!list.is_empty(), "the registry at {db} holds no vehicles");
             list.into_iter()
                 .take(args.vehicles)
-                .map(|v| SimVehicle { vin: v.vin, battery_kwh: v.battery_kwh, consumption_kwh_per_100km: v.consumption_kwh_per_100km })
+                .map(|v| SimVehicle {
+                    vin: v.vin,
+                    battery_kwh: v.battery_kwh,
+                    consumption_kwh_per_100km: v.consumption_kwh_per_100km,
+                })
                 .collect()
         }
         None => simulate::sim_vins(args.vehicles)
             .into_iter()
-            .map(|vin| SimVehicle { vin, battery_kwh: GENERATED_BATTERY_KWH, consumption_kwh_per_100km: GENERATED_CONSUMPTION })
+            .map(|vin| SimVehicle {
+                vin,
+                battery_kwh: GENERATED_BATTERY_KWH,
+                consumption_kwh_per_100km: GENERATED_CONSUMPTION,
+            })
             .collect(),
     };
     eprintln!("simulating {} vehicles every {} s against {}:{}", vehicles.len(), args.interval_s, url.host, url.port);

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use fleet_domain::User;
 use serde::Serialize;
 
-use crate::{Store, StorageError, from_ms, on_pool, to_ms};
+use crate::{StorageError, Store, from_ms, on_pool, to_ms};
 
 /// One audited request.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -24,7 +24,14 @@ pub struct AuditLog<'a>(pub(crate) &'a Store);
 
 impl AuditLog<'_> {
     /// Records one request by `user` (None: no valid token).
-    pub async fn record(&self, ts: DateTime<Utc>, user: Option<&User>, method: &str, path: &str, status: u16) -> Result<(), StorageError> {
+    pub async fn record(
+        &self,
+        ts: DateTime<Utc>,
+        user: Option<&User>,
+        method: &str,
+        path: &str,
+        status: u16,
+    ) -> Result<(), StorageError> {
         let q = "INSERT INTO audit_log (ts_ms, user_id, username, role, method, path, status) VALUES ($1, $2, $3, $4, $5, $6, $7)";
         on_pool!(self.0, pool => sqlx::query(q)
             .bind(to_ms(ts))
@@ -41,7 +48,12 @@ impl AuditLog<'_> {
     }
 
     /// Entries in `[from, to)`, newest first, at most `limit`.
-    pub async fn list(&self, from: DateTime<Utc>, to: DateTime<Utc>, limit: i64) -> Result<Vec<AuditEntry>, StorageError> {
+    pub async fn list(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>, StorageError> {
         type Row = (i64, Option<i64>, Option<String>, Option<String>, String, String, i32);
         let q = "SELECT ts_ms, user_id, username, role, method, path, status FROM audit_log \
                  WHERE ts_ms >= $1 AND ts_ms < $2 ORDER BY ts_ms DESC, id DESC LIMIT $3";

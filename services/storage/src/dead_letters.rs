@@ -2,7 +2,7 @@
 
 use fleet_domain::{DeadLetter, DeadLetterReason};
 
-use crate::{Store, StorageError, from_ms, on_pool};
+use crate::{StorageError, Store, from_ms, on_pool};
 
 /// Dead letters.
 pub struct DeadLetters<'a>(pub(crate) &'a Store);
@@ -57,7 +57,9 @@ impl DeadLetters<'_> {
 macro_rules! insert_dead_letters {
     ($conn:expr, $letters:expr) => {
         for chunk in $crate::shapes::shaped($letters, 256) {
-            let mut qb = sqlx::QueryBuilder::new("INSERT INTO dead_letters (received_ms, topic, vin, reason, detail, payload, size) ");
+            let mut qb = sqlx::QueryBuilder::new(
+                "INSERT INTO dead_letters (received_ms, topic, vin, reason, detail, payload, size) ",
+            );
             qb.push_values(chunk, |mut b, d: &fleet_domain::DeadLetter| {
                 b.push_bind($crate::to_ms(d.received_at))
                     .push_bind(d.topic.clone())

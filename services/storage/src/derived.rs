@@ -1,11 +1,11 @@
 //! Trips and charging sessions derived from telemetry: replaced by window, read by month.
 
 use chrono::{DateTime, Utc};
+use fleet_domain::Vin;
 use fleet_domain::feasibility::GeoPoint;
 use fleet_domain::trips::{ChargingSession, Trip, month_of};
-use fleet_domain::Vin;
 
-use crate::{Store, StorageError, from_ms, on_pool, to_ms};
+use crate::{StorageError, Store, from_ms, on_pool, to_ms};
 
 /// A stored trip with the order it served.
 #[derive(Debug, Clone, PartialEq)]
@@ -160,13 +160,17 @@ impl Derived<'_> {
 
     /// The span of a car's stored trips and sessions that reach into `[from, to]` (start
     /// before `to` and end after `from`): what a re-derivation of that window must cover.
-    pub async fn span_touching(&self, vin: &Vin, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Option<(DateTime<Utc>, DateTime<Utc>)>, StorageError> {
+    pub async fn span_touching(
+        &self,
+        vin: &Vin,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Option<(DateTime<Utc>, DateTime<Utc>)>, StorageError> {
         let q = "SELECT MIN(s), MAX(e) FROM ( \
                    SELECT start_ms AS s, end_ms AS e FROM trips WHERE vin = $1 AND start_ms <= $3 AND end_ms >= $2 \
                    UNION ALL \
                    SELECT start_ms, end_ms FROM charging_sessions WHERE vin = $1 AND start_ms <= $3 AND end_ms >= $2) AS x";
-        let row: (Option<i64>, Option<i64>) =
-            on_pool!(self.0, pool => sqlx::query_as(q).bind(vin.as_str()).bind(to_ms(from)).bind(to_ms(to)).fetch_one(pool).await)?;
+        let row: (Option<i64>, Option<i64>) = on_pool!(self.0, pool => sqlx::query_as(q).bind(vin.as_str()).bind(to_ms(from)).bind(to_ms(to)).fetch_one(pool).await)?;
         Ok(match row {
             (Some(a), Some(b)) => Some((from_ms(a), from_ms(b))),
             _ => None,
@@ -177,19 +181,30 @@ impl Derived<'_> {
     pub async fn latest_start(&self, vin: &Vin) -> Result<Option<DateTime<Utc>>, StorageError> {
         let q = "SELECT MAX(s) FROM (SELECT MAX(start_ms) AS s FROM trips WHERE vin = $1 \
                  UNION ALL SELECT MAX(start_ms) FROM charging_sessions WHERE vin = $1) AS x";
-        let row: Option<i64> = on_pool!(self.0, pool => sqlx::query_scalar(q).bind(vin.as_str()).fetch_one(pool).await)?;
+        let row: Option<i64> =
+            on_pool!(self.0, pool => sqlx::query_scalar(q).bind(vin.as_str()).fetch_one(pool).await)?;
         Ok(row.map(from_ms))
     }
 
     /// A car's trips starting in `[from, to)`, in time order (all cars when `vin` is None).
-    pub async fn trips(&self, vin: Option<&Vin>, from: DateTime<Utc>, to: DateTime<Utc>, limit: i64) -> Result<Vec<StoredTrip>, StorageError> {
+    pub async fn trips(
+        &self,
+        vin: Option<&Vin>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<StoredTrip>, StorageError> {
         let rows: Vec<TripRow> = match vin {
             Some(v) => {
-                let q = format!("SELECT {TRIP_COLUMNS} FROM trips WHERE vin = $1 AND start_ms >= $2 AND start_ms < $3 ORDER BY start_ms LIMIT $4");
+                let q = format!(
+                    "SELECT {TRIP_COLUMNS} FROM trips WHERE vin = $1 AND start_ms >= $2 AND start_ms < $3 ORDER BY start_ms LIMIT $4"
+                );
                 on_pool!(self.0, pool => sqlx::query_as(sqlx::AssertSqlSafe(q)).bind(v.as_str()).bind(to_ms(from)).bind(to_ms(to)).bind(limit).fetch_all(pool).await)?
             }
             None => {
-                let q = format!("SELECT {TRIP_COLUMNS} FROM trips WHERE start_ms >= $1 AND start_ms < $2 ORDER BY start_ms, vin LIMIT $3");
+                let q = format!(
+                    "SELECT {TRIP_COLUMNS} FROM trips WHERE start_ms >= $1 AND start_ms < $2 ORDER BY start_ms, vin LIMIT $3"
+                );
                 on_pool!(self.0, pool => sqlx::query_as(sqlx::AssertSqlSafe(q)).bind(to_ms(from)).bind(to_ms(to)).bind(limit).fetch_all(pool).await)?
             }
         };
@@ -197,7 +212,12 @@ impl Derived<'_> {
     }
 
     /// A car's charging sessions starting in `[from, to)`, in time order.
-    pub async fn sessions(&self, vin: &Vin, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<ChargingSession>, StorageError> {
+    pub async fn sessions(
+        &self,
+        vin: &Vin,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<ChargingSession>, StorageError> {
         type Row = (i64, i64, f64, f64, Option<f64>, Option<f64>, f64, bool);
         let q = "SELECT start_ms, end_ms, lat, lon, start_soc_pct, end_soc_pct, energy_kwh, open FROM charging_sessions \
                  WHERE vin = $1 AND start_ms >= $2 AND start_ms < $3 ORDER BY start_ms";

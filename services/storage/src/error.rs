@@ -58,7 +58,9 @@ impl StorageError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Self::Db(sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Protocol(_))
+            Self::Db(
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Protocol(_)
+            )
         ) || matches!(self, Self::Db(sqlx::Error::Database(db)) if db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57") || c == "5" || c == "6"))
     }
 }

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::{Store, StorageError, from_ms, on_pool, to_ms};
+use crate::{StorageError, Store, from_ms, on_pool, to_ms};
 
 /// Ingest sessions of a cluster.
 pub struct IngestSessions<'a>(pub(crate) &'a Store);
@@ -23,7 +23,8 @@ impl IngestSessions<'_> {
     /// The sessions of `share_group`, each with when its owner last asked for it back.
     pub async fn list(&self, share_group: &str) -> Result<Vec<(String, Option<DateTime<Utc>>)>, StorageError> {
         let q = "SELECT client_id, release_requested_ms FROM ingest_sessions WHERE share_group = $1 ORDER BY client_id";
-        let rows: Vec<(String, Option<i64>)> = on_pool!(self.0, pool => sqlx::query_as(q).bind(share_group).fetch_all(pool).await)?;
+        let rows: Vec<(String, Option<i64>)> =
+            on_pool!(self.0, pool => sqlx::query_as(q).bind(share_group).fetch_all(pool).await)?;
         Ok(rows.into_iter().map(|(id, ms)| (id, ms.map(from_ms))).collect())
     }
 

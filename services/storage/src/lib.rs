@@ -33,10 +33,10 @@ pub use audit::{AuditEntry, AuditLog};
 pub use dead_letters::DeadLetters;
 pub use derived::{ChargeTotals, Derived, StoredTrip, TripGroup, TripTotals};
 pub use error::StorageError;
-pub use mqtt_secrets::{MqttAccount, MqttSecrets};
-pub use notify::{CHANNEL as EVENT_CHANNEL, Listener, MAX_PAYLOAD as MAX_EVENT_PAYLOAD};
 pub use idempotency::{IdempotencyKeys, KeptAnswer};
 pub use ingest_sessions::IngestSessions;
+pub use mqtt_secrets::{MqttAccount, MqttSecrets};
+pub use notify::{CHANNEL as EVENT_CHANNEL, Listener, MAX_PAYLOAD as MAX_EVENT_PAYLOAD};
 pub use orders::{Act, Acted, Actor, HistoricOrder, OrderQuery, OrderRecord, Orders, Served};
 pub use registry::{Drivers, Units, Vehicles};
 pub use stations::{ChargingStation, ChargingStations};
@@ -98,10 +98,11 @@ impl Store {
         if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
             let path = path.split('?').next().unwrap_or(path);
             if let Some(dir) = std::path::Path::new(path).parent()
-                && !dir.as_os_str().is_empty() {
-                    std::fs::create_dir_all(dir)
-                        .map_err(|e| StorageError::Config(format!("cannot create {}: {e}", dir.display())))?;
-                }
+                && !dir.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| StorageError::Config(format!("cannot create {}: {e}", dir.display())))?;
+            }
             let opts = SqliteConnectOptions::new()
                 .filename(path)
                 .create_if_missing(true)
@@ -122,7 +123,8 @@ impl Store {
                 .connect_lazy_with(opts.pragma("cache_size", format!("-{SQLITE_TELEMETRY_WRITER_CACHE_KIB}")));
             Ok(Self::Sqlite(pool, writer))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let opts = PgConnectOptions::from_str(url).map_err(|e| StorageError::Config(format!("bad database URL: {e}")))?;
+            let opts =
+                PgConnectOptions::from_str(url).map_err(|e| StorageError::Config(format!("bad database URL: {e}")))?;
             let pool = PgPoolOptions::new()
                 .max_connections(PG_MAX_CONNECTIONS)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -204,7 +206,8 @@ impl Store {
             Self::Postgres(pool, _) => {
                 let mut conn = pool.acquire().await?;
                 let key = lock_key(name);
-                let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(key).fetch_one(&mut *conn).await?;
+                let got: bool =
+                    sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(key).fetch_one(&mut *conn).await?;
                 // Off the pool for good: the lock lives exactly as long as this session.
                 Ok(got.then(|| Leadership(Some(conn.detach()))))
             }

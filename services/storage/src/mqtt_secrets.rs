@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use fleet_domain::Vin;
 
-use crate::{Store, StorageError, from_ms, on_pool, to_ms};
+use crate::{StorageError, Store, from_ms, on_pool, to_ms};
 
 /// A vehicle's stored MQTT account.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,7 +28,8 @@ struct AccountRow {
 impl TryFrom<AccountRow> for MqttAccount {
     type Error = StorageError;
     fn try_from(r: AccountRow) -> Result<Self, StorageError> {
-        let vin = Vin::parse(&r.vin).map_err(|e| StorageError::Corrupt(format!("MQTT account VIN {:?}: {e}", r.vin)))?;
+        let vin =
+            Vin::parse(&r.vin).map_err(|e| StorageError::Corrupt(format!("MQTT account VIN {:?}: {e}", r.vin)))?;
         Ok(Self { vin, password_line: r.password_line, created_at: from_ms(r.created_ms) })
     }
 }

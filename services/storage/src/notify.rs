@@ -5,7 +5,7 @@
 
 use sqlx::postgres::PgListener;
 
-use crate::{Store, StorageError};
+use crate::{StorageError, Store};
 
 /// The channel every instance listens on.
 pub const CHANNEL: &str = "fleet_events";

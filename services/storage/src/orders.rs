@@ -8,7 +8,7 @@ pub use history::HistoricOrder;
 use chrono::{DateTime, Utc};
 use fleet_domain::{DriverStanding, NewOrder, Order, OrderAction, OrderEvent, OrderStatus, Place, Vin};
 
-use crate::{Store, StorageError, from_ms, on_pool, to_ms};
+use crate::{StorageError, Store, from_ms, on_pool, to_ms};
 
 /// An order with what dispatch keeps beside it.
 #[derive(Debug, Clone, PartialEq)]
@@ -131,7 +131,8 @@ impl TryFrom<OrderRow> for OrderRecord {
                 id: r.id,
                 unit_id: r.unit_id,
                 status,
-                passengers: u32::try_from(r.passengers).map_err(|_| corrupt("passengers", &r.passengers.to_string()))?,
+                passengers: u32::try_from(r.passengers)
+                    .map_err(|_| corrupt("passengers", &r.passengers.to_string()))?,
                 pickup: Place { lat: r.pickup_lat, lon: r.pickup_lon, name: r.pickup_name },
                 dropoff: Place { lat: r.dropoff_lat, lon: r.dropoff_lon, name: r.dropoff_name },
                 pickup_at: from_ms(r.pickup_at_ms),
@@ -186,7 +187,9 @@ const INSERT_EVENT: &str = "INSERT INTO order_events (order_id, ts_ms, actor, ac
 /// A double booking refused by the database (PostgreSQL's exclusion constraint, SQLite's
 /// trigger) becomes [`StorageError::VehicleBusy`].
 fn busy_or(e: sqlx::Error) -> StorageError {
-    let busy = e.as_database_error().is_some_and(|d| d.code().as_deref() == Some("23P01") || d.message().contains("orders_no_double_booking"));
+    let busy = e
+        .as_database_error()
+        .is_some_and(|d| d.code().as_deref() == Some("23P01") || d.message().contains("orders_no_double_booking"));
     if busy { StorageError::VehicleBusy } else { StorageError::classify(e, "order id", "unit, vehicle or driver") }
 }
 
@@ -315,7 +318,8 @@ impl Orders<'_> {
         let insert = "INSERT INTO orders (id, unit_id, status, passengers, pickup_lat, pickup_lon, pickup_name, dropoff_lat, \
              dropoff_lon, dropoff_name, pickup_at_ms, purpose, window_start_ms, window_end_ms, created_ms, updated_ms) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)";
-        let passengers = i32::try_from(new.passengers).map_err(|_| StorageError::Corrupt("passengers out of range".into()))?;
+        let passengers =
+            i32::try_from(new.passengers).map_err(|_| StorageError::Corrupt("passengers out of range".into()))?;
         macro_rules! run {
             ($tx:ident) => {{
                 sqlx::query(insert)
@@ -385,14 +389,16 @@ impl Orders<'_> {
 
     pub async fn get(&self, id: &str) -> Result<Option<OrderRecord>, StorageError> {
         let q = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1");
-        let row: Option<OrderRow> = on_pool!(self.0, pool => sqlx::query_as(sqlx::AssertSqlSafe(q)).bind(id).fetch_optional(pool).await)?;
+        let row: Option<OrderRow> =
+            on_pool!(self.0, pool => sqlx::query_as(sqlx::AssertSqlSafe(q)).bind(id).fetch_optional(pool).await)?;
         row.map(OrderRecord::try_from).transpose()
     }
 
     /// The order's history, oldest first, with each acting user's id.
     pub async fn events(&self, id: &str) -> Result<Vec<(OrderEvent, Option<i64>)>, StorageError> {
         let q = format!("SELECT {EVENT_COLUMNS} FROM order_events WHERE order_id = $1 ORDER BY id");
-        let rows: Vec<EventRow> = on_pool!(self.0, pool => sqlx::query_as(sqlx::AssertSqlSafe(q)).bind(id).fetch_all(pool).await)?;
+        let rows: Vec<EventRow> =
+            on_pool!(self.0, pool => sqlx::query_as(sqlx::AssertSqlSafe(q)).bind(id).fetch_all(pool).await)?;
         rows.into_iter().map(EventRow::into_event).collect()
     }
 
@@ -454,7 +460,9 @@ impl Orders<'_> {
     /// Approved orders to be picked up by `horizon` (now + the dispatch lead): the next
     /// batch's orders, oldest pickup first.
     pub async fn due(&self, horizon: DateTime<Utc>) -> Result<Vec<OrderRecord>, StorageError> {
-        let q = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE status = 'approved' AND pickup_at_ms <= $1 ORDER BY pickup_at_ms, created_ms");
+        let q = format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE status = 'approved' AND pickup_at_ms <= $1 ORDER BY pickup_at_ms, created_ms"
+        );
         let rows: Vec<OrderRow> = on_pool!(self.0, pool => sqlx::query_as(sqlx::AssertSqlSafe(q)).bind(to_ms(horizon)).fetch_all(pool).await)?;
         rows.into_iter().map(OrderRecord::try_from).collect()
     }
@@ -462,15 +470,21 @@ impl Orders<'_> {
     /// Orders that occupy a car now or later (assigned, accepted, picked up): the
     /// reservations and the cars' duties.
     pub async fn occupying(&self) -> Result<Vec<OrderRecord>, StorageError> {
-        let q = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE status IN ('assigned', 'accepted', 'picked_up') ORDER BY window_start_ms");
-        let rows: Vec<OrderRow> = on_pool!(self.0, pool => sqlx::query_as(sqlx::AssertSqlSafe(q)).fetch_all(pool).await)?;
+        let q = format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE status IN ('assigned', 'accepted', 'picked_up') ORDER BY window_start_ms"
+        );
+        let rows: Vec<OrderRow> =
+            on_pool!(self.0, pool => sqlx::query_as(sqlx::AssertSqlSafe(q)).fetch_all(pool).await)?;
         rows.into_iter().map(OrderRecord::try_from).collect()
     }
 
     /// Assigned orders whose driver has not answered since before `cutoff`.
     pub async fn unanswered_since(&self, cutoff: DateTime<Utc>) -> Result<Vec<OrderRecord>, StorageError> {
-        let q = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE status = 'assigned' AND assigned_ms < $1 ORDER BY assigned_ms");
-        let rows: Vec<OrderRow> = on_pool!(self.0, pool => sqlx::query_as(sqlx::AssertSqlSafe(q)).bind(to_ms(cutoff)).fetch_all(pool).await)?;
+        let q = format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE status = 'assigned' AND assigned_ms < $1 ORDER BY assigned_ms"
+        );
+        let rows: Vec<OrderRow> =
+            on_pool!(self.0, pool => sqlx::query_as(sqlx::AssertSqlSafe(q)).bind(to_ms(cutoff)).fetch_all(pool).await)?;
         rows.into_iter().map(OrderRecord::try_from).collect()
     }
 
@@ -486,9 +500,14 @@ impl Orders<'_> {
     }
 
     /// Orders picked up in `[from, to)` by unit and status: `(unit, status, orders, passengers)`.
-    pub async fn counts_by_unit(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<(String, OrderStatus, i64, i64)>, StorageError> {
+    pub async fn counts_by_unit(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(String, OrderStatus, i64, i64)>, StorageError> {
         let q = "SELECT unit_id, status, COUNT(*), COALESCE(SUM(passengers), 0) FROM orders                  WHERE pickup_at_ms >= $1 AND pickup_at_ms < $2 GROUP BY unit_id, status ORDER BY unit_id, status";
-        let rows: Vec<(String, String, i64, i64)> = on_pool!(self.0, pool => sqlx::query_as(q).bind(to_ms(from)).bind(to_ms(to)).fetch_all(pool).await)?;
+        let rows: Vec<(String, String, i64, i64)> =
+            on_pool!(self.0, pool => sqlx::query_as(q).bind(to_ms(from)).bind(to_ms(to)).fetch_all(pool).await)?;
         rows.into_iter()
             .map(|(u, s, n, p)| Ok((u, OrderStatus::parse(&s).ok_or_else(|| corrupt("status", &s))?, n, p)))
             .collect()
@@ -496,14 +515,25 @@ impl Orders<'_> {
 
     /// The orders whose passengers `vin` carried at some time in `[from, to]`: from their
     /// pickup event to their completion or cancellation (None while still on board).
-    pub async fn served_by(&self, vin: &Vin, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<Served>, StorageError> {
+    pub async fn served_by(
+        &self,
+        vin: &Vin,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<Served>, StorageError> {
         let q = "SELECT o.id, o.unit_id, o.driver_id, p.ts_ms,                    (SELECT MIN(c.ts_ms) FROM order_events c WHERE c.order_id = o.id AND c.action IN ('complete', 'cancel') AND c.id > p.id)                  FROM order_events p JOIN orders o ON o.id = p.order_id                  WHERE p.action = 'pickup' AND p.vin = $1 AND p.ts_ms <= $3 ORDER BY p.ts_ms";
         type Row = (String, String, Option<String>, i64, Option<i64>);
         let rows: Vec<Row> = on_pool!(self.0, pool => sqlx::query_as(q).bind(vin.as_str()).bind(to_ms(from)).bind(to_ms(to)).fetch_all(pool).await)?;
         Ok(rows
             .into_iter()
             .filter(|r| r.4.is_none_or(|done| done >= to_ms(from)))
-            .map(|(order_id, unit_id, driver_id, picked, done)| Served { order_id, unit_id, driver_id, picked_up_at: from_ms(picked), done_at: done.map(from_ms) })
+            .map(|(order_id, unit_id, driver_id, picked, done)| Served {
+                order_id,
+                unit_id,
+                driver_id,
+                picked_up_at: from_ms(picked),
+                done_at: done.map(from_ms),
+            })
             .collect())
     }
 

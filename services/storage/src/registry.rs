@@ -2,7 +2,7 @@
 
 use fleet_domain::{Driver, NewDriver, NewUnit, NewVehicle, Unit, Vehicle, Vin};
 
-use crate::{Store, StorageError, on_pool};
+use crate::{StorageError, Store, on_pool};
 
 #[derive(sqlx::FromRow)]
 struct UnitRow {
@@ -14,7 +14,12 @@ struct UnitRow {
 
 impl From<UnitRow> for Unit {
     fn from(r: UnitRow) -> Self {
-        Unit { id: r.id, name: r.name, monthly_energy_budget_kwh: r.monthly_energy_budget_kwh, auto_approve: r.auto_approve }
+        Unit {
+            id: r.id,
+            name: r.name,
+            monthly_energy_budget_kwh: r.monthly_energy_budget_kwh,
+            auto_approve: r.auto_approve,
+        }
     }
 }
 
@@ -33,7 +38,12 @@ impl Units<'_> {
             .execute(pool)
             .await.map(|r| r.rows_affected()))
         .map_err(|e| StorageError::classify(e, "unit id", "unit"))?;
-        Ok(Unit { id: id.to_owned(), name: u.name.trim().to_owned(), monthly_energy_budget_kwh: u.monthly_energy_budget_kwh, auto_approve: u.auto_approve })
+        Ok(Unit {
+            id: id.to_owned(),
+            name: u.name.trim().to_owned(),
+            monthly_energy_budget_kwh: u.monthly_energy_budget_kwh,
+            auto_approve: u.auto_approve,
+        })
     }
 
     pub async fn list(&self) -> Result<Vec<Unit>, StorageError> {
@@ -100,7 +110,9 @@ impl Vehicles<'_> {
             .execute(pool)
             .await.map(|r| r.rows_affected()))
         .map_err(|e| {
-            let plate = e.as_database_error().is_some_and(|d| d.message().contains("plate") || d.constraint() == Some("vehicles_plate_key"));
+            let plate = e
+                .as_database_error()
+                .is_some_and(|d| d.message().contains("plate") || d.constraint() == Some("vehicles_plate_key"));
             StorageError::classify(e, if plate { "plate" } else { "VIN" }, "unit")
         })?;
         Ok(Vehicle {
@@ -182,7 +194,12 @@ impl Drivers<'_> {
             .execute(pool)
             .await.map(|r| r.rows_affected()))
         .map_err(|e| StorageError::classify(e, "driver id", "vehicle"))?;
-        Ok(Driver { id: id.to_owned(), name: d.name.trim().to_owned(), phone: d.phone.trim().to_owned(), vehicle_vin: vin.cloned() })
+        Ok(Driver {
+            id: id.to_owned(),
+            name: d.name.trim().to_owned(),
+            phone: d.phone.trim().to_owned(),
+            vehicle_vin: vin.cloned(),
+        })
     }
 
     pub async fn list(&self) -> Result<Vec<Driver>, StorageError> {

@@ -63,7 +63,8 @@ mod tests {
         }
         assert_eq!(sizes.into_iter().collect::<Vec<_>>(), vec![1, 4, 16, 64, 256, 1024]);
         let items = vec![(); 5000];
-        let odd: BTreeSet<usize> = (1..=5000).flat_map(|n| shaped(&items[..n], 1000).map(<[()]>::len).collect::<Vec<_>>()).collect();
+        let odd: BTreeSet<usize> =
+            (1..=5000).flat_map(|n| shaped(&items[..n], 1000).map(<[()]>::len).collect::<Vec<_>>()).collect();
         assert_eq!(odd.into_iter().collect::<Vec<_>>(), vec![1, 3, 15, 62, 250, 1000]);
     }
 

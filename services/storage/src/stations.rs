@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::{Store, StorageError, on_pool};
+use crate::{StorageError, Store, on_pool};
 
 /// A charging station.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]

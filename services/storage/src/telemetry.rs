@@ -9,7 +9,7 @@ use fleet_domain::{DeadLetter, Sample, SampleSource, VehicleState, Vin};
 
 use crate::dead_letters::{insert_dead_letters, insert_dead_letters_once};
 use crate::shapes::shaped;
-use crate::{Store, StorageError, from_ms, on_pool, to_ms};
+use crate::{StorageError, Store, from_ms, on_pool, to_ms};
 
 pub use state::StateBacklog;
 use state::{STATE_COLUMNS, StateRow, UPSERT_STATE_TAIL, newest_states, upsert_states_sqlite};
@@ -73,7 +73,11 @@ impl Telemetry<'_> {
     }
 
     /// [`Self::recommit`] without the state.
-    pub async fn recommit_samples(&self, samples: &[Sample], dead: &[DeadLetter]) -> Result<BatchOutcome, StorageError> {
+    pub async fn recommit_samples(
+        &self,
+        samples: &[Sample],
+        dead: &[DeadLetter],
+    ) -> Result<BatchOutcome, StorageError> {
         self.write(samples, dead, Write { again: true, states: false }).await
     }
 
@@ -164,10 +168,13 @@ impl Telemetry<'_> {
                 // INSERT; a sample stored already fails either, and the batch goes again by the
                 // INSERT that skips stored samples (copy.rs). Duplicates are rare (redeliveries),
                 // and skipping them costs every row a speculative insertion.
-                let how = if samples.len() >= postgres::COPY_MIN_ROWS { postgres::How::Copy } else { postgres::How::Insert };
+                let how =
+                    if samples.len() >= postgres::COPY_MIN_ROWS { postgres::How::Copy } else { postgres::How::Insert };
                 inserted = match postgres::write(pool, samples, &states, dead, again, how).await? {
                     Some(n) => n,
-                    None => postgres::write(pool, samples, &states, dead, again, postgres::How::InsertSkippingStored).await?.unwrap_or_default(),
+                    None => postgres::write(pool, samples, &states, dead, again, postgres::How::InsertSkippingStored)
+                        .await?
+                        .unwrap_or_default(),
                 };
             }
         }
@@ -175,25 +182,50 @@ impl Telemetry<'_> {
     }
 
     /// The stored samples of a vehicle in `[from, to]`, in time order, at most `limit`.
-    pub async fn track(&self, vin: &str, from: DateTime<Utc>, to: DateTime<Utc>, limit: i64) -> Result<Vec<Sample>, StorageError> {
+    pub async fn track(
+        &self,
+        vin: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<Sample>, StorageError> {
         self.samples_between(vin, from, to, limit, true).await
     }
 
     /// [`Self::track`] without the GB/T 32960 frames (`Sample::frame` is None): for readers
     /// that need only the sample's own fields, such as trip derivation, which reads a car's
     /// window again and again; a frame is several times the rest of its row.
-    pub async fn track_without_frames(&self, vin: &str, from: DateTime<Utc>, to: DateTime<Utc>, limit: i64) -> Result<Vec<Sample>, StorageError> {
+    pub async fn track_without_frames(
+        &self,
+        vin: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<Sample>, StorageError> {
         self.samples_between(vin, from, to, limit, false).await
     }
 
-    async fn samples_between(&self, vin: &str, from: DateTime<Utc>, to: DateTime<Utc>, limit: i64, frames: bool) -> Result<Vec<Sample>, StorageError> {
+    async fn samples_between(
+        &self,
+        vin: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: i64,
+        frames: bool,
+    ) -> Result<Vec<Sample>, StorageError> {
         let rows: Vec<SampleRow> = match self.0 {
             Store::Sqlite(pool, _) => {
                 let frame = if frames { "frame" } else { "NULL" };
                 let q = format!(
                     "SELECT {SAMPLE_COLUMNS}, ts_ms, {frame} AS frame FROM telemetry_samples WHERE vin = $1 AND ts_ms >= $2 AND ts_ms <= $3 ORDER BY ts_ms LIMIT $4"
                 );
-                sqlx::query_as(sqlx::AssertSqlSafe(q.as_str())).bind(vin).bind(to_ms(from)).bind(to_ms(to)).bind(limit).fetch_all(pool).await?
+                sqlx::query_as(sqlx::AssertSqlSafe(q.as_str()))
+                    .bind(vin)
+                    .bind(to_ms(from))
+                    .bind(to_ms(to))
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?
             }
             Store::Postgres(pool, _) => {
                 let frame = if frames { "frame" } else { "NULL::BYTEA" };
@@ -201,7 +233,13 @@ impl Telemetry<'_> {
                     "SELECT {SAMPLE_COLUMNS}, (EXTRACT(EPOCH FROM ts) * 1000)::BIGINT AS ts_ms, {frame} AS frame \
                      FROM telemetry_samples WHERE vin = $1 AND ts >= $2 AND ts <= $3 ORDER BY ts LIMIT $4"
                 );
-                sqlx::query_as(sqlx::AssertSqlSafe(q.as_str())).bind(vin).bind(from).bind(to).bind(limit).fetch_all(pool).await?
+                sqlx::query_as(sqlx::AssertSqlSafe(q.as_str()))
+                    .bind(vin)
+                    .bind(from)
+                    .bind(to)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?
             }
         };
         rows.into_iter().map(Sample::try_from).collect()
@@ -230,7 +268,11 @@ impl Telemetry<'_> {
                 let names: Vec<String> = sqlx::query_scalar(q).fetch_all(pool).await?;
                 let mut dropped = 0;
                 for name in names {
-                    let Some((y, m)) = name.strip_prefix("telemetry_samples_p").filter(|d| d.len() == 6).and_then(|d| Some((d[..4].parse::<i32>().ok()?, d[4..].parse::<u32>().ok()?))) else {
+                    let Some((y, m)) = name
+                        .strip_prefix("telemetry_samples_p")
+                        .filter(|d| d.len() == 6)
+                        .and_then(|d| Some((d[..4].parse::<i32>().ok()?, d[4..].parse::<u32>().ok()?)))
+                    else {
                         continue;
                     };
                     let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
@@ -265,7 +307,8 @@ impl Telemetry<'_> {
     /// The current state of every vehicle that has reported.
     pub async fn states(&self) -> Result<Vec<VehicleState>, StorageError> {
         let q = format!("SELECT {STATE_COLUMNS} FROM vehicle_state ORDER BY vin");
-        let rows: Vec<StateRow> = on_pool!(self.0, pool => sqlx::query_as(sqlx::AssertSqlSafe(q.as_str())).fetch_all(pool).await)?;
+        let rows: Vec<StateRow> =
+            on_pool!(self.0, pool => sqlx::query_as(sqlx::AssertSqlSafe(q.as_str())).fetch_all(pool).await)?;
         rows.into_iter().map(VehicleState::try_from).collect()
     }
 }
@@ -315,7 +358,8 @@ impl TryFrom<SampleRow> for Sample {
             battery_current_a: r.battery_current_a,
             battery_temp_c: r.battery_temp_c,
             range_km: r.range_km,
-            source: SampleSource::parse(&r.source).ok_or_else(|| StorageError::Corrupt(format!("sample source {:?}", r.source)))?,
+            source: SampleSource::parse(&r.source)
+                .ok_or_else(|| StorageError::Corrupt(format!("sample source {:?}", r.source)))?,
             frame: r.frame,
         })
     }
@@ -323,7 +367,9 @@ impl TryFrom<SampleRow> for Sample {
 
 async fn insert_samples_sqlite(tx: &mut sqlx::SqliteConnection, chunk: &[Sample]) -> Result<u64, StorageError> {
     let received = to_ms(Utc::now());
-    let mut qb = sqlx::QueryBuilder::new(format!("INSERT INTO telemetry_samples ({SAMPLE_COLUMNS}, ts_ms, frame, received_ms) "));
+    let mut qb = sqlx::QueryBuilder::new(format!(
+        "INSERT INTO telemetry_samples ({SAMPLE_COLUMNS}, ts_ms, frame, received_ms) "
+    ));
     qb.push_values(chunk, |mut b, s| {
         b.push_bind(s.vin.as_str().to_owned())
             .push_bind(s.lat)
@@ -357,7 +403,10 @@ fn cst_month(t: DateTime<Utc>) -> (i32, u32) {
 
 fn month_start(year: i32, month: u32) -> DateTime<Utc> {
     let date = NaiveDate::from_ymd_opt(year, month, 1).unwrap_or(NaiveDate::MIN);
-    cst().from_local_datetime(&date.and_time(chrono::NaiveTime::MIN)).single().map_or(DateTime::<Utc>::MIN_UTC, |d| d.with_timezone(&Utc))
+    cst()
+        .from_local_datetime(&date.and_time(chrono::NaiveTime::MIN))
+        .single()
+        .map_or(DateTime::<Utc>::MIN_UTC, |d| d.with_timezone(&Utc))
 }
 
 mod copy;

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use fleet_domain::{Role, User};
 
-use crate::{Store, StorageError, from_ms, on_pool, to_ms};
+use crate::{StorageError, Store, from_ms, on_pool, to_ms};
 
 #[derive(sqlx::FromRow)]
 struct UserRow {
@@ -59,13 +59,20 @@ impl Users<'_> {
             .fetch_one(pool)
             .await)
         .map_err(|e| StorageError::classify(e, "username", "unit or driver"))?;
-        Ok(User { id, username: username.to_owned(), role, unit_id: unit_id.map(str::to_owned), driver_id: driver_id.map(str::to_owned) })
+        Ok(User {
+            id,
+            username: username.to_owned(),
+            role,
+            unit_id: unit_id.map(str::to_owned),
+            driver_id: driver_id.map(str::to_owned),
+        })
     }
 
     /// A user and their password hash, by username (for login).
     pub async fn credentials(&self, username: &str) -> Result<Option<(User, String)>, StorageError> {
         let q = "SELECT id, username, role, unit_id, driver_id, password_hash FROM users WHERE username = $1";
-        let row: Option<CredentialsRow> = on_pool!(self.0, pool => sqlx::query_as(q).bind(username).fetch_optional(pool).await)?;
+        let row: Option<CredentialsRow> =
+            on_pool!(self.0, pool => sqlx::query_as(q).bind(username).fetch_optional(pool).await)?;
         row.map(|r| User::try_from(r.user).map(|u| (u, r.password_hash))).transpose()
     }
 
@@ -114,7 +121,11 @@ impl AuthTokens<'_> {
     }
 
     /// The user holding a live token, and when the token expires.
-    pub async fn session(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<(User, DateTime<Utc>)>, StorageError> {
+    pub async fn session(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(User, DateTime<Utc>)>, StorageError> {
         let q = "SELECT u.id, u.username, u.role, u.unit_id, u.driver_id, t.expires_ms FROM auth_tokens t JOIN users u ON u.id = t.user_id \
                  WHERE t.token_hash = $1 AND t.revoked_ms IS NULL AND t.expires_ms > $2";
         let row: Option<SessionRow> =
@@ -127,7 +138,8 @@ impl AuthTokens<'_> {
     pub async fn owner(&self, token_hash: &str) -> Result<Option<User>, StorageError> {
         let q = "SELECT u.id, u.username, u.role, u.unit_id, u.driver_id FROM auth_tokens t JOIN users u ON u.id = t.user_id \
                  WHERE t.token_hash = $1";
-        let row: Option<UserRow> = on_pool!(self.0, pool => sqlx::query_as(q).bind(token_hash).fetch_optional(pool).await)?;
+        let row: Option<UserRow> =
+            on_pool!(self.0, pool => sqlx::query_as(q).bind(token_hash).fetch_optional(pool).await)?;
         row.map(User::try_from).transpose()
     }
 

@@ -24,7 +24,10 @@ const PER_CAR: usize = 24;
 /// The value of an unlabelled Prometheus sample of `name` at `base`, 0 when absent.
 async fn metric(http: &reqwest::Client, base: &str, name: &str) -> anyhow::Result<f64> {
     let text = http.get(format!("{base}/metrics")).send().await?.text().await?;
-    Ok(text.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')).and_then(|v| v.trim().parse().ok())).unwrap_or(0.0))
+    Ok(text
+        .lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0.0))
 }
 
 /// Whether two maps of latitudes agree (the JSON parser may round the last bit differently).
@@ -75,7 +78,11 @@ impl View {
 
     /// Waits until every car in `want` shows the latitude given there.
     async fn shows(&mut self, who: &str, want: &HashMap<String, f64>) -> anyhow::Result<()> {
-        let r = self.until(&format!("{who}'s live feed to show every car's committed position"), |v| want.iter().all(|(vin, l)| v.lat.get(vin).is_some_and(|x| (x - l).abs() < 1e-6))).await;
+        let r = self
+            .until(&format!("{who}'s live feed to show every car's committed position"), |v| {
+                want.iter().all(|(vin, l)| v.lat.get(vin).is_some_and(|x| (x - l).abs() < 1e-6))
+            })
+            .await;
         r.map_err(|e| e.context(format!("wanted {want:?}, shown {:?}", self.lat)))
     }
 }
@@ -115,7 +122,13 @@ async fn three_instances_share_the_work_and_lose_nothing_when_one_is_killed() ->
     let share = group.clone();
     let a = TestApp::spawn_with(Db::Postgres, move |s| {
         s.services = Services { ingest: true, dispatch: false, web: true };
-        s.mqtt = MqttTarget::External(MqttUrl { host: "127.0.0.1".into(), port, username: None, password: None, tls: false });
+        s.mqtt = MqttTarget::External(MqttUrl {
+            host: "127.0.0.1".into(),
+            port,
+            username: None,
+            password: None,
+            tls: false,
+        });
         s.mqtt_share_group = Some(share);
     })
     .await;
@@ -128,13 +141,17 @@ async fn three_instances_share_the_work_and_lose_nothing_when_one_is_killed() ->
     };
     // B first, so that it leads dispatch; C joins as the standby.
     let (mut b, b_base) = child("b", &["--services", "ingest,dispatch"]);
-    a.wait_until("B leads dispatch", || async { Ok(metric(&a.http, &b_base, "fleet_dispatch_leader").await? == 1.0) }).await?;
+    a.wait_until("B leads dispatch", || async { Ok(metric(&a.http, &b_base, "fleet_dispatch_leader").await? == 1.0) })
+        .await?;
     let (mut c, c_base) = child("c", &["--cluster"]);
 
     // B serves no API, only the operations routes; its health counts its broker connection.
     let r = a.http.get(format!("{b_base}/api/v1/units")).send().await?;
     assert_eq!(r.status(), 404, "an instance without web serves no API");
-    a.wait_until("B connected to the broker", || async { Ok(a.http.get(format!("{b_base}/healthz")).send().await?.status() == 200) }).await?;
+    a.wait_until("B connected to the broker", || async {
+        Ok(a.http.get(format!("{b_base}/healthz")).send().await?.status() == 200)
+    })
+    .await?;
     let health: Value = a.http.get(format!("{b_base}/healthz")).send().await?.json().await?;
     assert_eq!(health["mqtt"], "ok", "{health}");
 
@@ -152,9 +169,16 @@ async fn three_instances_share_the_work_and_lose_nothing_when_one_is_killed() ->
         metric(&a.http, &b_base, "fleet_ingest_messages_committed_total").await?,
         metric(&a.http, &c_base, "fleet_ingest_messages_committed_total").await?,
     );
-    assert!(by_b > 0.0 && by_c > 0.0 && by_b + by_c < total as f64, "the stream is shared: B {by_b}, C {by_c} of {total}");
+    assert!(
+        by_b > 0.0 && by_c > 0.0 && by_b + by_c < total as f64,
+        "the stream is shared: B {by_b}, C {by_c} of {total}"
+    );
     // The stored state is written a moment after the samples.
-    let _ = a.wait_until("the stored state at the newest samples", || async { Ok(committed(&a, &w.admin, &vins).await.is_ok_and(|now| same(&now, &sent))) }).await;
+    let _ = a
+        .wait_until("the stored state at the newest samples", || async {
+            Ok(committed(&a, &w.admin, &vins).await.is_ok_and(|now| same(&now, &sent)))
+        })
+        .await;
     let now = committed(&a, &w.admin, &vins).await?;
     assert!(same(&now, &sent), "the newest samples are the committed state: {now:?} for {sent:?}");
     view_a.shows("A", &sent).await?;
@@ -171,20 +195,34 @@ async fn three_instances_share_the_work_and_lose_nothing_when_one_is_killed() ->
     let (status, order) = post(&a, &w.unit2, "/api/v1/orders", order_body("u2", 2)).await?;
     anyhow::ensure!(status == 201, "creating an order: {status} {order}");
     let id = order["id"].as_str().unwrap().to_owned();
-    a.wait_until("C leads dispatch", || async { Ok(metric(&a.http, &c_base, "fleet_dispatch_leader").await? == 1.0) }).await?;
+    a.wait_until("C leads dispatch", || async { Ok(metric(&a.http, &c_base, "fleet_dispatch_leader").await? == 1.0) })
+        .await?;
     a.wait_until("the order assigned by the new leader", || async {
         let (_, o) = get(&a, &w.admin, &format!("/api/v1/orders/{id}")).await?;
         Ok(o["status"] == "assigned")
     })
     .await?;
-    view_a.until("the assignment on A's feed", |v| v.orders.iter().any(|o| o["id"] == id.as_str() && o["status"] == "assigned")).await?;
-    view_c.until("the assignment on C's feed", |v| v.orders.iter().any(|o| o["id"] == id.as_str() && o["status"] == "assigned")).await?;
+    view_a
+        .until("the assignment on A's feed", |v| {
+            v.orders.iter().any(|o| o["id"] == id.as_str() && o["status"] == "assigned")
+        })
+        .await?;
+    view_c
+        .until("the assignment on C's feed", |v| {
+            v.orders.iter().any(|o| o["id"] == id.as_str() && o["status"] == "assigned")
+        })
+        .await?;
     // B's share of phase 2 went to its session, which the broker holds for it: a survivor
     // drains it, so everything lands without B, exactly once.
-    a.wait_until("phase 2 stored without B", || async { Ok(a.store.telemetry().count(None).await? >= 2 * total) }).await?;
+    a.wait_until("phase 2 stored without B", || async { Ok(a.store.telemetry().count(None).await? >= 2 * total) })
+        .await?;
     assert_eq!(a.store.telemetry().count(None).await?, 2 * total, "nothing doubled");
     // The stored state is written a moment after the samples.
-    let _ = a.wait_until("the stored state at the newest samples", || async { Ok(committed(&a, &w.admin, &vins).await.is_ok_and(|now| same(&now, &sent2))) }).await;
+    let _ = a
+        .wait_until("the stored state at the newest samples", || async {
+            Ok(committed(&a, &w.admin, &vins).await.is_ok_and(|now| same(&now, &sent2)))
+        })
+        .await;
     let now = committed(&a, &w.admin, &vins).await?;
     assert!(same(&now, &sent2), "the newest samples are the committed state: {now:?} for {sent2:?}");
     view_a.shows("A", &sent2).await?;
@@ -201,7 +239,10 @@ async fn three_instances_share_the_work_and_lose_nothing_when_one_is_killed() ->
     let sent3 = publish(port, &vins, 3).await?;
     a.wait_until("phase 3 stored", || async { Ok(a.store.telemetry().count(None).await? >= 3 * total) }).await?;
     assert_eq!(a.store.telemetry().count(None).await?, 3 * total, "nothing doubled");
-    assert!(metric(&a.http, &b2_base, "fleet_ingest_messages_committed_total").await? > 0.0, "B ingests its share again");
+    assert!(
+        metric(&a.http, &b2_base, "fleet_ingest_messages_committed_total").await? > 0.0,
+        "B ingests its share again"
+    );
     view_a.shows("A", &sent3).await?;
     view_c.shows("C", &sent3).await?;
     assert!(c.running(), "C kept running");

@@ -40,7 +40,11 @@ async fn a_30_s_database_outage_pauses_ingest_and_loses_nothing() -> anyhow::Res
     let pg = PrivatePg::start();
     let log = pg.dir().join("fleetd.log");
     outage(&pg, &log).await.map_err(|e| {
-        anyhow::anyhow!("{e:#}\n--- fleetd's log (end) ---\n{}\n--- PostgreSQL's log (end) ---\n{}", private_pg::tail(&log, 40), pg.log_tail())
+        anyhow::anyhow!(
+            "{e:#}\n--- fleetd's log (end) ---\n{}\n--- PostgreSQL's log (end) ---\n{}",
+            private_pg::tail(&log, 40),
+            pg.log_tail()
+        )
     })
 }
 
@@ -51,7 +55,15 @@ async fn outage(pg: &PrivatePg, log: &Path) -> anyhow::Result<()> {
     // A car of its own for the probe below, kept out of the counts.
     let probe = random_vin();
     for (i, vin) in vins.iter().chain([&probe]).enumerate() {
-        let v = NewVehicle { vin: vin.clone(), plate: format!("浙LD7{i:04}"), model: "BYD e6".into(), seats: 5, battery_kwh: 71.7, consumption_kwh_per_100km: 17.0, unit_id: None };
+        let v = NewVehicle {
+            vin: vin.clone(),
+            plate: format!("浙LD7{i:04}"),
+            model: "BYD e6".into(),
+            seats: 5,
+            battery_kwh: 71.7,
+            consumption_kwh_per_100km: 17.0,
+            unit_id: None,
+        };
         store.vehicles().create(&v.validate()?, &v).await?;
     }
     let broker = Broker::start();
@@ -80,11 +92,15 @@ async fn outage(pg: &PrivatePg, log: &Path) -> anyhow::Result<()> {
 
     // A dispatcher's live feed, read throughout: the newest time it has shown of each car.
     let token = login(&http).await?;
-    let mut feed = LiveClient::connect(&format!("{}/api/v1/live?token={token}", http.replacen("http://", "ws://", 1))).await?;
+    let mut feed =
+        LiveClient::connect(&format!("{}/api/v1/live?token={token}", http.replacen("http://", "ws://", 1))).await?;
     feed.snapshot().await?;
     let shown: Arc<Mutex<HashMap<String, DateTime<Utc>>>> = Arc::default();
     let reader = tokio::spawn(follow(feed, shown.clone()));
-    until("the dispatch leader elected", Duration::from_secs(20), || async { Ok(metric(&http, "fleet_dispatch_leader").await? == 1.0) }).await?;
+    until("the dispatch leader elected", Duration::from_secs(20), || async {
+        Ok(metric(&http, "fleet_dispatch_leader").await? == 1.0)
+    })
+    .await?;
 
     // A steady stream, one (VIN, ts) per message.
     let stop_publishing = CancellationToken::new();
@@ -107,8 +123,10 @@ async fn outage(pg: &PrivatePg, log: &Path) -> anyhow::Result<()> {
         }
     });
     // The stream's samples (a probe sent last may still land).
-    let stored = || async { anyhow::Ok(store.telemetry().count(None).await? - store.telemetry().count(Some(&probe)).await?) };
-    until("100 samples stored before the outage", Duration::from_secs(30), || async { Ok(stored().await? >= 100) }).await?;
+    let stored =
+        || async { anyhow::Ok(store.telemetry().count(None).await? - store.telemetry().count(Some(&probe)).await?) };
+    until("100 samples stored before the outage", Duration::from_secs(30), || async { Ok(stored().await? >= 100) })
+        .await?;
 
     // The database goes away.
     let down_at = Instant::now();
@@ -121,25 +139,47 @@ async fn outage(pg: &PrivatePg, log: &Path) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    anyhow::ensure!(body["database"] == "down" && body["mqtt"] == "ok", "/healthz names the database as what is down: {body}");
+    anyhow::ensure!(
+        body["database"] == "down" && body["mqtt"] == "ok",
+        "/healthz names the database as what is down: {body}"
+    );
     // Its lock session ended with the server: the leader steps down.
-    until("the dispatch leader steps down", Duration::from_secs(25), || async { Ok(metric(&http, "fleet_dispatch_leader").await? == 0.0) }).await?;
+    until("the dispatch leader steps down", Duration::from_secs(25), || async {
+        Ok(metric(&http, "fleet_dispatch_leader").await? == 0.0)
+    })
+    .await?;
     let before = metrics(&http).await?;
     tokio::time::sleep_until(down_at + OUTAGE - Duration::from_secs(4)).await;
     let (status, body) = health(&http).await;
-    anyhow::ensure!(status == 503 && body["database"] == "down", "/healthz still 503 late in the outage: {status} {body}");
+    anyhow::ensure!(
+        status == 503 && body["database"] == "down",
+        "/healthz still 503 late in the outage: {status} {body}"
+    );
     let during = metrics(&http).await?;
-    let (committed, received, in_hand, errors) =
-        ("fleet_ingest_messages_committed_total", "fleet_ingest_messages_received_total", "fleet_ingest_messages_in_hand", "fleet_ingest_commit_errors_total");
+    let (committed, received, in_hand, errors) = (
+        "fleet_ingest_messages_committed_total",
+        "fleet_ingest_messages_received_total",
+        "fleet_ingest_messages_in_hand",
+        "fleet_ingest_commit_errors_total",
+    );
     let arrived = get(&during, received) - get(&before, received);
     anyhow::ensure!(arrived > 0.0, "messages kept reaching fleetd during the outage");
     // Acks go out only for committed messages (counted together): none while it is down, and
     // what arrives stays in hand (a few may be counted between the two figures' updates).
-    anyhow::ensure!(get(&during, committed) == get(&before, committed), "fleetd acknowledged messages while the database was down");
+    anyhow::ensure!(
+        get(&during, committed) == get(&before, committed),
+        "fleetd acknowledged messages while the database was down"
+    );
     let held = get(&during, in_hand) - get(&before, in_hand);
-    anyhow::ensure!(held + 10.0 >= arrived, "{arrived} messages arrived during the outage but only {held} more are in hand");
+    anyhow::ensure!(
+        held + 10.0 >= arrived,
+        "{arrived} messages arrived during the outage but only {held} more are in hand"
+    );
     let n = get(&during, errors);
-    anyhow::ensure!((1.0..=MAX_COMMIT_ERRORS).contains(&n), "{n} failed commits during the outage: retried with capped backoff, not spinning");
+    anyhow::ensure!(
+        (1.0..=MAX_COMMIT_ERRORS).contains(&n),
+        "{n} failed commits during the outage: retried with capped backoff, not spinning"
+    );
     anyhow::ensure!(child.running(), "fleetd exited during the outage");
     tokio::time::sleep_until(down_at + OUTAGE).await;
     tokio::task::block_in_place(|| pg.resume());
@@ -147,7 +187,10 @@ async fn outage(pg: &PrivatePg, log: &Path) -> anyhow::Result<()> {
 
     // It comes back: health, a leader again, and every message stored exactly once.
     wait_health(&http, 200).await?;
-    until("the dispatch leader elected again", Duration::from_secs(20), || async { Ok(metric(&http, "fleet_dispatch_leader").await? == 1.0) }).await?;
+    until("the dispatch leader elected again", Duration::from_secs(20), || async {
+        Ok(metric(&http, "fleet_dispatch_leader").await? == 1.0)
+    })
+    .await?;
     stop_publishing.cancel();
     let published = publisher.await??;
     let total = i64::try_from(published.len())?;
@@ -162,14 +205,21 @@ async fn outage(pg: &PrivatePg, log: &Path) -> anyhow::Result<()> {
     let mut rows: HashMap<(String, i64), usize> = HashMap::new();
     let last = published.last().map(|(_, ts)| *ts).context("something published")?;
     for vin in &vins {
-        for s in store.telemetry().track(vin, t0 - chrono::Duration::seconds(1), last + chrono::Duration::seconds(1), 1_000_000).await? {
+        for s in store
+            .telemetry()
+            .track(vin, t0 - chrono::Duration::seconds(1), last + chrono::Duration::seconds(1), 1_000_000)
+            .await?
+        {
             *rows.entry((vin.clone(), s.ts.timestamp_millis())).or_default() += 1;
         }
     }
     let missing = want.iter().filter(|k| !rows.contains_key(*k)).count();
     let doubled = rows.values().filter(|n| **n > 1).count();
     let unknown = rows.keys().filter(|k| !want.contains(*k)).count();
-    anyhow::ensure!((missing, doubled, unknown) == (0, 0, 0), "of {total} published: {missing} missing, {doubled} stored twice, {unknown} never published");
+    anyhow::ensure!(
+        (missing, doubled, unknown) == (0, 0, 0),
+        "of {total} published: {missing} missing, {doubled} stored twice, {unknown} never published"
+    );
     let dead = store.dead_letters().count().await?;
     anyhow::ensure!(dead == 0, "{dead} dead letters for good messages");
 
@@ -242,7 +292,14 @@ async fn health(http: &str) -> (u16, Value) {
 
 async fn login(http: &str) -> anyhow::Result<String> {
     let body = json!({"username": "admin", "password": ADMIN_PASSWORD});
-    let r: Value = reqwest::Client::new().post(format!("{http}/api/v1/auth/login")).json(&body).send().await?.error_for_status()?.json().await?;
+    let r: Value = reqwest::Client::new()
+        .post(format!("{http}/api/v1/auth/login"))
+        .json(&body)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
     r["token"].as_str().map(str::to_owned).context("the login answer has a token")
 }
 

@@ -45,10 +45,55 @@ pub(super) fn run(cmd: &mut Command) -> anyhow::Result<()> {
 pub(super) fn make_certs(dir: &Path, ca_name: &str) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
     let ssl = |args: &[&str]| run(Command::new("openssl").args(args).current_dir(dir));
-    ssl(&["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", &format!("/CN={ca_name}"), "-keyout", "ca.key", "-out", "ca.crt"])?;
-    ssl(&["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=localhost", "-keyout", "server.key", "-out", "server.csr"])?;
+    ssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        &format!("/CN={ca_name}"),
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    ])?;
+    ssl(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ])?;
     std::fs::write(dir.join("server.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n")?;
-    ssl(&["x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-extfile", "server.ext", "-out", "server.crt"])
+    ssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+        "-out",
+        "server.crt",
+    ])
 }
 
 /// Two free TCP ports on loopback (a broker that loses the race for one is started again).
@@ -162,7 +207,13 @@ impl Broker {
 
     /// fleetd's settings for this broker.
     pub(super) fn fleetd_url(&self) -> MqttUrl {
-        MqttUrl { host: "127.0.0.1".into(), port: self.port, username: Some(FLEETD_USER.into()), password: Some(FLEETD_PASSWORD.into()), tls: false }
+        MqttUrl {
+            host: "127.0.0.1".into(),
+            port: self.port,
+            username: Some(FLEETD_USER.into()),
+            password: Some(FLEETD_PASSWORD.into()),
+            tls: false,
+        }
     }
 }
 
@@ -181,7 +232,11 @@ pub(super) async fn login(port: u16, credentials: Option<(&str, &str)>) -> Resul
 }
 
 /// [`login`] with a given client id.
-pub(super) async fn login_as(port: u16, client_id: &str, credentials: Option<(&str, &str)>) -> Result<(), ConnectionError> {
+pub(super) async fn login_as(
+    port: u16,
+    client_id: &str,
+    credentials: Option<(&str, &str)>,
+) -> Result<(), ConnectionError> {
     let mut o = MqttOptions::new(client_id, "127.0.0.1", port);
     if let Some((u, p)) = credentials {
         o.set_credentials(u, p);
@@ -202,11 +257,21 @@ pub(super) async fn login_as(port: u16, client_id: &str, credentials: Option<(&s
 /// Whether a login was refused by the broker as not authorized (Mosquitto answers CONNACK 5
 /// to a wrong password, an unknown user and an anonymous client alike).
 pub(super) fn refused(r: &Result<(), ConnectionError>) -> bool {
-    matches!(r, Err(ConnectionError::ConnectionRefused(ConnectReturnCode::NotAuthorized | ConnectReturnCode::BadUserNamePassword)))
+    matches!(
+        r,
+        Err(ConnectionError::ConnectionRefused(
+            ConnectReturnCode::NotAuthorized | ConnectReturnCode::BadUserNamePassword
+        ))
+    )
 }
 
 /// Polls `login` until `expect` holds for its outcome.
-pub(super) async fn login_until(port: u16, credentials: (&str, &str), what: &str, expect: fn(&Result<(), ConnectionError>) -> bool) -> anyhow::Result<()> {
+pub(super) async fn login_until(
+    port: u16,
+    credentials: (&str, &str),
+    what: &str,
+    expect: fn(&Result<(), ConnectionError>) -> bool,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + DEADLINE;
     loop {
         let r = login(port, Some(credentials)).await;
@@ -250,7 +315,10 @@ impl Client {
                 }
             }
         };
-        tokio::time::timeout(DEADLINE, connack).await.context("no CONNACK")?.with_context(|| format!("{user} logs in"))?;
+        tokio::time::timeout(DEADLINE, connack)
+            .await
+            .context("no CONNACK")?
+            .with_context(|| format!("{user} logs in"))?;
         let (ack_tx, acks) = mpsc::unbounded_channel();
         let (sub_tx, subacks) = mpsc::unbounded_channel();
         let (msg_tx, messages) = mpsc::unbounded_channel();
@@ -292,7 +360,9 @@ impl Client {
 
     /// One SUBSCRIBE with several filters; answers the SUBACK's return codes.
     pub(super) async fn subscribe_many(&mut self, filters: &[&str]) -> anyhow::Result<Vec<SubscribeReasonCode>> {
-        self.client.subscribe_many(filters.iter().map(|f| rumqttc::SubscribeFilter::new((*f).to_owned(), QoS::AtLeastOnce))).await?;
+        self.client
+            .subscribe_many(filters.iter().map(|f| rumqttc::SubscribeFilter::new((*f).to_owned(), QoS::AtLeastOnce)))
+            .await?;
         tokio::time::timeout(DEADLINE, self.subacks.recv()).await.context("no SUBACK")?.context("connection closed")
     }
 

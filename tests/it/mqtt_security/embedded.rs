@@ -5,7 +5,9 @@
 //! fleetd's own client id are refused, and fleetd's ingest goes on undisturbed. Anonymous
 //! access is there only with the development flag.
 
-use rumqttc::{AsyncClient, ConnectReturnCode, ConnectionError, Event, LastWill, MqttOptions, Packet, QoS, SubscribeReasonCode};
+use rumqttc::{
+    AsyncClient, ConnectReturnCode, ConnectionError, Event, LastWill, MqttOptions, Packet, QoS, SubscribeReasonCode,
+};
 
 use super::broker::{Client, DEADLINE, login, login_as, refused};
 use super::{issue_secret, sample, telemetry};
@@ -121,7 +123,10 @@ async fn embedded_broker_refuses_subscriptions_beyond_a_vehicles_own_topics() {
         let own = format!("fleet/v1/vehicles/{a}/#");
         let codes = va.subscribe_many(&["#", &own, &telemetry(&b)]).await?;
         assert!(
-            matches!(codes[..], [SubscribeReasonCode::Failure, SubscribeReasonCode::Success(_), SubscribeReasonCode::Failure]),
+            matches!(
+                codes[..],
+                [SubscribeReasonCode::Failure, SubscribeReasonCode::Success(_), SubscribeReasonCode::Failure]
+            ),
             "only the own filter is granted: {codes:?}"
         );
         assert!(matches!(va.subscribe(&telemetry(&a)).await?[..], [SubscribeReasonCode::Success(_)]));
@@ -164,7 +169,10 @@ async fn embedded_broker_refuses_a_will_on_another_vehicles_topic() {
             }
         };
         let r = tokio::time::timeout(DEADLINE, with_will(telemetry(&b))).await?;
-        assert!(matches!(r, Err(ConnectionError::ConnectionRefused(ConnectReturnCode::NotAuthorized))), "a will on B's topic: {r:?}");
+        assert!(
+            matches!(r, Err(ConnectionError::ConnectionRefused(ConnectReturnCode::NotAuthorized))),
+            "a will on B's topic: {r:?}"
+        );
         tokio::time::timeout(DEADLINE, with_will(telemetry(&a))).await??;
         Ok(())
     }

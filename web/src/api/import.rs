@@ -17,8 +17,18 @@ use crate::auth::AuthUser;
 use crate::error::ApiError;
 
 /// The header row the import expects, in this order.
-pub const COLUMNS: [&str; 10] =
-    ["unit_id", "passengers", "pickup_name", "pickup_lat", "pickup_lon", "dropoff_name", "dropoff_lat", "dropoff_lon", "pickup_at", "purpose"];
+pub const COLUMNS: [&str; 10] = [
+    "unit_id",
+    "passengers",
+    "pickup_name",
+    "pickup_lat",
+    "pickup_lon",
+    "dropoff_name",
+    "dropoff_lat",
+    "dropoff_lon",
+    "pickup_at",
+    "purpose",
+];
 /// Most rows one import may carry.
 pub const MAX_ROWS: usize = 20_000;
 
@@ -54,7 +64,8 @@ pub(crate) async fn import(
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let now = Utc::now();
     let rows = parse(text, now)?;
-    let units: HashMap<String, fleet_domain::Unit> = state.store.units().list().await?.into_iter().map(|u| (u.id.clone(), u)).collect();
+    let units: HashMap<String, fleet_domain::Unit> =
+        state.store.units().list().await?.into_iter().map(|u| (u.id.clone(), u)).collect();
     let mut result = ImportResult { created: Vec::new(), errors: Vec::new() };
     for row in rows {
         let (line, new, pickup_at) = match row {
@@ -79,7 +90,12 @@ pub(crate) async fn import(
             Err(e) => result.errors.push(refuse(e.to_string())),
         }
     }
-    tracing::info!(user.id = auth.user.id, created = result.created.len(), errors = result.errors.len(), "orders imported");
+    tracing::info!(
+        user.id = auth.user.id,
+        created = result.created.len(),
+        errors = result.errors.len(),
+        "orders imported"
+    );
     Ok(Json(result))
 }
 
@@ -154,12 +170,20 @@ fn row(r: &csv::StringRecord, now: DateTime<Utc>) -> Result<(NewOrder, DateTime<
     if r.len() != COLUMNS.len() {
         return Err(format!("{} fields, {} expected", r.len(), COLUMNS.len()));
     }
-    let num = |i: usize| -> Result<f64, String> { r[i].parse::<f64>().map_err(|_| format!("{}: {:?} is not a number", COLUMNS[i], &r[i])) };
+    let num = |i: usize| -> Result<f64, String> {
+        r[i].parse::<f64>().map_err(|_| format!("{}: {:?} is not a number", COLUMNS[i], &r[i]))
+    };
     let passengers = r[1].parse::<u32>().map_err(|_| format!("passengers: {:?} is not a whole number", &r[1]))?;
     let pickup_at = if r[8].is_empty() {
         None
     } else {
-        Some(DateTime::parse_from_rfc3339(&r[8]).map_err(|_| format!("pickup_at: {:?} is not an RFC 3339 time (e.g. 2026-12-01T08:30:00+08:00)", &r[8]))?.with_timezone(&Utc))
+        Some(
+            DateTime::parse_from_rfc3339(&r[8])
+                .map_err(|_| {
+                    format!("pickup_at: {:?} is not an RFC 3339 time (e.g. 2026-12-01T08:30:00+08:00)", &r[8])
+                })?
+                .with_timezone(&Utc),
+        )
     };
     let new = NewOrder {
         unit_id: r[0].to_owned(),
@@ -178,7 +202,8 @@ fn row(r: &csv::StringRecord, now: DateTime<Utc>) -> Result<(NewOrder, DateTime<
 mod tests {
     use super::*;
 
-    const HEADER: &str = "unit_id,passengers,pickup_name,pickup_lat,pickup_lon,dropoff_name,dropoff_lat,dropoff_lon,pickup_at,purpose\n";
+    const HEADER: &str =
+        "unit_id,passengers,pickup_name,pickup_lat,pickup_lon,dropoff_name,dropoff_lat,dropoff_lon,pickup_at,purpose\n";
 
     #[test]
     fn good_rows_parse_and_bad_ones_name_their_line_and_field() {
@@ -193,13 +218,22 @@ mod tests {
              u01,1,a\n"
         );
         let rows = parse(&csv, now).unwrap();
-        let lines: Vec<(u64, Result<&str, &str>)> =
-            rows.iter().map(|r| match r { Ok((l, n, _)) => (*l, Ok(n.pickup.name.as_str())), Err(e) => (e.line, Err(e.message.as_str())) }).collect();
+        let lines: Vec<(u64, Result<&str, &str>)> = rows
+            .iter()
+            .map(|r| match r {
+                Ok((l, n, _)) => (*l, Ok(n.pickup.name.as_str())),
+                Err(e) => (e.line, Err(e.message.as_str())),
+            })
+            .collect();
         assert_eq!(lines[0], (2, Ok("普陀山机场")));
         assert!(matches!(lines[1], (3, Err(m)) if m.starts_with("passengers")));
         assert!(matches!(lines[2], (4, Err(m)) if m.starts_with("dropoff")));
         assert!(matches!(lines[3], (5, Err(m)) if m.starts_with("pickup_at")));
-        assert!(matches!(lines[4], (7, Err(m)) if m.starts_with("pickup_at")), "more than 90 days ahead: {:?}", lines[4]);
+        assert!(
+            matches!(lines[4], (7, Err(m)) if m.starts_with("pickup_at")),
+            "more than 90 days ahead: {:?}",
+            lines[4]
+        );
         assert!(matches!(lines[5], (8, Err(m)) if m.contains("3 fields")));
         assert_eq!(rows.len(), 6, "the blank line is skipped");
     }
@@ -211,7 +245,11 @@ mod tests {
         let csv = format!("{HEADER}{}\r\n\nu01,x,a,30,122,b,30,122,,p\n", ",\r\n".repeat(100_000));
         let rows = parse(&csv, Utc::now()).unwrap();
         assert_eq!(rows.len(), 1);
-        assert!(matches!(&rows[0], Err(e) if e.line == 100_004 && e.message.starts_with("passengers")), "{:?}", rows[0]);
+        assert!(
+            matches!(&rows[0], Err(e) if e.line == 100_004 && e.message.starts_with("passengers")),
+            "{:?}",
+            rows[0]
+        );
     }
 
     #[test]

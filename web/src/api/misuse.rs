@@ -45,7 +45,11 @@ pub(crate) struct MisuseList {
 }
 
 /// `GET /api/v1/alarms/misuse?month=YYYY-MM` (admin, dispatcher, auditor; a unit for its cars).
-pub(crate) async fn list(State(state): State<AppState>, auth: AuthUser, ApiQuery(q): ApiQuery<MisuseQuery>) -> Result<Json<MisuseList>, ApiError> {
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiQuery(q): ApiQuery<MisuseQuery>,
+) -> Result<Json<MisuseList>, ApiError> {
     let own_unit = match auth.user.role {
         Role::Driver => return Err(ApiError::Forbidden),
         Role::Unit => Some(auth.user.unit_id.clone().unwrap_or_default()),
@@ -55,15 +59,10 @@ pub(crate) async fn list(State(state): State<AppState>, auth: AuthUser, ApiQuery
         Some(m) => super::trips::parse_month(&m)?,
         None => month_of(Utc::now()),
     };
-    let (start, end) = super::stats::month_bounds(&month).ok_or_else(|| ApiError::BadRequest(format!("bad month {month:?}")))?;
-    let cars: HashMap<String, fleet_domain::Vehicle> = state
-        .store
-        .vehicles()
-        .list(own_unit.as_deref())
-        .await?
-        .into_iter()
-        .map(|v| (v.vin.to_string(), v))
-        .collect();
+    let (start, end) =
+        super::stats::month_bounds(&month).ok_or_else(|| ApiError::BadRequest(format!("bad month {month:?}")))?;
+    let cars: HashMap<String, fleet_domain::Vehicle> =
+        state.store.vehicles().list(own_unit.as_deref()).await?.into_iter().map(|v| (v.vin.to_string(), v)).collect();
     let rules = MisuseRules::default();
     let alarms = state
         .store

@@ -84,7 +84,12 @@ pub(crate) async fn create(
     }
     let now = Utc::now();
     let pickup_at = new.validate(now)?;
-    let unit = state.store.units().get(&new.unit_id).await?.ok_or_else(|| ApiError::validation("unit_id", "no unit has this id"))?;
+    let unit = state
+        .store
+        .units()
+        .get(&new.unit_id)
+        .await?
+        .ok_or_else(|| ApiError::validation("unit_id", "no unit has this id"))?;
     let record = create_order(&state, &auth, &new, pickup_at, &unit, now).await?;
     tracing::info!(order.id = %record.order.id, unit.id = %unit.id, user.id = auth.user.id, "order created");
     Ok((StatusCode::CREATED, super::location("orders", &record.order.id), Json(record.order)))
@@ -108,7 +113,10 @@ pub(crate) async fn create_order(
     }
     let auto_approve = unit.auto_approve;
     let status = if auto_approve { OrderStatus::Approved } else { OrderStatus::PendingApproval };
-    let trip_m = state.dispatch.road_m(haversine_m(GeoPoint::new(new.pickup.lat, new.pickup.lon), GeoPoint::new(new.dropoff.lat, new.dropoff.lon)));
+    let trip_m = state.dispatch.road_m(haversine_m(
+        GeoPoint::new(new.pickup.lat, new.pickup.lon),
+        GeoPoint::new(new.dropoff.lat, new.dropoff.lon),
+    ));
     let window = reservation_window(pickup_at, state.dispatch.eta(trip_m));
     let id = super::new_id("o");
     let reasons: Vec<&str> = [(auto_approve, "auto_approve"), (spent && new.override_budget, "budget_override")]
@@ -116,7 +124,11 @@ pub(crate) async fn create_order(
         .filter_map(|(on, r)| on.then_some(r))
         .collect();
     let reason = (!reasons.is_empty()).then(|| reasons.join(", "));
-    let record = state.store.orders().create(&id, new, pickup_at, status, window, &actor_of(auth, false), reason.as_deref(), now).await?;
+    let record = state
+        .store
+        .orders()
+        .create(&id, new, pickup_at, status, window, &actor_of(auth, false), reason.as_deref(), now)
+        .await?;
     announce(state, &record);
     Ok(record)
 }
@@ -145,7 +157,8 @@ pub(crate) async fn list(
     }
     if let Some(list) = q.status.as_deref().filter(|s| !s.is_empty()) {
         for s in list.split(',') {
-            let status = OrderStatus::parse(s.trim()).ok_or_else(|| ApiError::BadRequest(format!("unknown status {s:?}")))?;
+            let status =
+                OrderStatus::parse(s.trim()).ok_or_else(|| ApiError::BadRequest(format!("unknown status {s:?}")))?;
             query.statuses.push(status);
         }
     }
@@ -194,7 +207,11 @@ fn reason_of(body: &Bytes) -> Result<Option<String>, ApiError> {
         return Ok(None);
     }
     let parsed: ActionBody = serde_json::from_slice(body).map_err(|e| {
-        if e.is_data() { ApiError::validation("reason", e.to_string()) } else { ApiError::BadRequest(format!("malformed JSON: {e}")) }
+        if e.is_data() {
+            ApiError::validation("reason", e.to_string())
+        } else {
+            ApiError::BadRequest(format!("malformed JSON: {e}"))
+        }
     })?;
     check_reason(parsed.reason)
 }
@@ -214,11 +231,23 @@ fn check_reason(reason: Option<String>) -> Result<Option<String>, ApiError> {
 /// transaction that changes the order: only the driver it is assigned to may take them, and a
 /// driver it has left may only repeat their last tap, answered without the order's new car
 /// and driver (contract §3; a former driver's anything else is 404, as for any order not theirs).
-async fn act(state: &AppState, auth: &AuthUser, id: &str, action: OrderAction, reason: Option<String>, car: Option<(Vin, Option<String>)>) -> Result<Json<Order>, ApiError> {
+async fn act(
+    state: &AppState,
+    auth: &AuthUser,
+    id: &str,
+    action: OrderAction,
+    reason: Option<String>,
+    car: Option<(Vin, Option<String>)>,
+) -> Result<Json<Order>, ApiError> {
     let own_tap = auth.user.role == Role::Driver && action.is_drivers();
     let actor = if own_tap {
         let driver = auth.user.driver_id.clone().ok_or(ApiError::Forbidden)?;
-        Actor { name: auth.user.username.clone(), user_id: Some(auth.user.id), on_behalf: false, driver_id: Some(driver) }
+        Actor {
+            name: auth.user.username.clone(),
+            user_id: Some(auth.user.id),
+            on_behalf: false,
+            driver_id: Some(driver),
+        }
     } else {
         let record = visible_order(state, auth, id).await?;
         let on_behalf = access::may_act(&auth.user, action, &record.order).ok_or(ApiError::Forbidden)?;
@@ -273,7 +302,12 @@ pub(crate) async fn assign(
     let body: AssignBody = body.parse()?;
     let reason = check_reason(body.reason)?;
     let vin = Vin::parse(&body.vin).map_err(|e| ApiError::validation("vin", e.to_string()))?;
-    let vehicle = state.store.vehicles().get(vin.as_str()).await?.ok_or_else(|| ApiError::validation("vin", "no vehicle has this VIN"))?;
+    let vehicle = state
+        .store
+        .vehicles()
+        .get(vin.as_str())
+        .await?
+        .ok_or_else(|| ApiError::validation("vin", "no vehicle has this VIN"))?;
     let driver = state.store.drivers().of_vehicle(vehicle.vin.as_str()).await?.map(|d| d.id);
     if driver.is_none() {
         return Err(ApiError::Conflict("the vehicle has no driver bound to it".to_owned()));

@@ -157,11 +157,19 @@ pub(crate) fn month_bounds(month: &str) -> Option<(chrono::DateTime<Utc>, chrono
     let (y, m) = (month[..4].parse::<i32>().ok()?, month[5..].parse::<u32>().ok()?);
     let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
     let tz = china_offset();
-    Some((tz.with_ymd_and_hms(y, m, 1, 0, 0, 0).single()?.with_timezone(&Utc), tz.with_ymd_and_hms(ny, nm, 1, 0, 0, 0).single()?.with_timezone(&Utc)))
+    Some((
+        tz.with_ymd_and_hms(y, m, 1, 0, 0, 0).single()?.with_timezone(&Utc),
+        tz.with_ymd_and_hms(ny, nm, 1, 0, 0, 0).single()?.with_timezone(&Utc),
+    ))
 }
 
 /// Builds the month's statistics for what the caller sees.
-pub(crate) async fn monthly_stats(state: &AppState, auth: &AuthUser, month: &str, unit_filter: Option<&str>) -> Result<Monthly, ApiError> {
+pub(crate) async fn monthly_stats(
+    state: &AppState,
+    auth: &AuthUser,
+    month: &str,
+    unit_filter: Option<&str>,
+) -> Result<Monthly, ApiError> {
     let own_unit = match auth.user.role {
         Role::Driver => return Err(ApiError::Forbidden),
         Role::Unit => Some(auth.user.unit_id.clone().unwrap_or_default()),
@@ -176,11 +184,23 @@ pub(crate) async fn monthly_stats(state: &AppState, auth: &AuthUser, month: &str
     let (start, end) = month_bounds(month).ok_or_else(|| ApiError::BadRequest(format!("bad month {month:?}")))?;
     let prev_month = month_before(month);
     let derived = state.store.derived();
-    let by = |totals: Vec<TripTotals>| -> HashMap<String, TripTotals> { totals.into_iter().map(|t| (t.key.clone(), t)).collect() };
-    let (unit_now, unit_prev) = (by(derived.trip_totals(month, TripGroup::Unit).await?), by(derived.trip_totals(&prev_month, TripGroup::Unit).await?));
-    let (car_now, car_prev) = (by(derived.trip_totals(month, TripGroup::Vehicle).await?), by(derived.trip_totals(&prev_month, TripGroup::Vehicle).await?));
-    let (drv_now, drv_prev) = (by(derived.trip_totals(month, TripGroup::Driver).await?), by(derived.trip_totals(&prev_month, TripGroup::Driver).await?));
-    let charges: HashMap<String, fleet_storage::ChargeTotals> = derived.charge_totals(month).await?.into_iter().map(|c| (c.key.clone(), c)).collect();
+    let by = |totals: Vec<TripTotals>| -> HashMap<String, TripTotals> {
+        totals.into_iter().map(|t| (t.key.clone(), t)).collect()
+    };
+    let (unit_now, unit_prev) = (
+        by(derived.trip_totals(month, TripGroup::Unit).await?),
+        by(derived.trip_totals(&prev_month, TripGroup::Unit).await?),
+    );
+    let (car_now, car_prev) = (
+        by(derived.trip_totals(month, TripGroup::Vehicle).await?),
+        by(derived.trip_totals(&prev_month, TripGroup::Vehicle).await?),
+    );
+    let (drv_now, drv_prev) = (
+        by(derived.trip_totals(month, TripGroup::Driver).await?),
+        by(derived.trip_totals(&prev_month, TripGroup::Driver).await?),
+    );
+    let charges: HashMap<String, fleet_storage::ChargeTotals> =
+        derived.charge_totals(month).await?.into_iter().map(|c| (c.key.clone(), c)).collect();
     let mut orders: HashMap<String, (BTreeMap<String, i64>, i64)> = HashMap::new();
     for (unit, status, n, passengers) in state.store.orders().counts_by_unit(start, end).await? {
         let entry = orders.entry(unit).or_default();
@@ -257,13 +277,25 @@ pub(crate) async fn monthly_stats(state: &AppState, auth: &AuthUser, month: &str
         let t = drv_now.get(&d.id);
         let (trips, km, ms) = t.map_or((0, 0.0, 0), |t| (t.trips, t.km, t.ms));
         let previous = previous_of(drv_prev.get(&d.id));
-        drivers.push(DriverStats { driver_id: d.id, name: d.name, trips, km, hours: hours(ms), km_change_pct: change_pct(km, previous.km), previous });
+        drivers.push(DriverStats {
+            driver_id: d.id,
+            name: d.name,
+            trips,
+            km,
+            hours: hours(ms),
+            km_change_pct: change_pct(km, previous.km),
+            previous,
+        });
     }
     Ok(Monthly { month: month.to_owned(), previous_month: prev_month, co2_factors: factors, units, vehicles, drivers })
 }
 
 /// `GET /api/v1/stats/monthly`.
-pub(crate) async fn monthly(State(state): State<AppState>, auth: AuthUser, ApiQuery(q): ApiQuery<MonthlyQuery>) -> Result<Response, ApiError> {
+pub(crate) async fn monthly(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiQuery(q): ApiQuery<MonthlyQuery>,
+) -> Result<Response, ApiError> {
     let month = match q.month {
         Some(m) => super::trips::parse_month(&m)?,
         None => month_of(Utc::now()),
@@ -278,20 +310,33 @@ pub(crate) async fn monthly(State(state): State<AppState>, auth: AuthUser, ApiQu
         None | Some("json") => Ok(Json(stats).into_response()),
         Some("csv") => {
             let view = q.view.as_deref().unwrap_or("units");
-            let table = tables(&stats, lang).into_iter().find(|t| t.view == view).ok_or_else(|| ApiError::BadRequest(format!("view must be units, vehicles or drivers, got {view:?}")))?;
+            let table = tables(&stats, lang).into_iter().find(|t| t.view == view).ok_or_else(|| {
+                ApiError::BadRequest(format!("view must be units, vehicles or drivers, got {view:?}"))
+            })?;
             let body = csv_of(&table).map_err(|e| ApiError::Internal(format!("writing CSV: {e}")))?;
             Ok(download(body, "text/csv; charset=utf-8", &format!("fleet-{}-{month}.csv", table.view)))
         }
         Some("xlsx") => {
             let body = xlsx_of(&tables(&stats, lang)).map_err(|e| ApiError::Internal(format!("writing XLSX: {e}")))?;
-            Ok(download(body, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", &format!("fleet-{month}.xlsx")))
+            Ok(download(
+                body,
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                &format!("fleet-{month}.xlsx"),
+            ))
         }
         Some(other) => Err(ApiError::BadRequest(format!("format must be json, csv or xlsx, got {other:?}"))),
     }
 }
 
 fn download(body: Vec<u8>, mime: &'static str, name: &str) -> Response {
-    ([(header::CONTENT_TYPE, mime.to_owned()), (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\""))], body).into_response()
+    (
+        [
+            (header::CONTENT_TYPE, mime.to_owned()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -357,7 +402,17 @@ fn tables(s: &Monthly, lang: Lang) -> Vec<Table> {
             .map(|u| {
                 let mut row = vec![Cell::Text(u.unit_id.clone()), Cell::Text(u.name.clone())];
                 row.extend(statuses.iter().map(|st| i(u.orders.get(st.as_str()).copied().unwrap_or(0))));
-                row.extend([i(u.passengers), i(u.trips), n(u.km), n(u.hours), n(u.kwh), n(u.co2_avoided_kg), n(u.budget_kwh), n(u.budget_share * 100.0), change(u.km_change_pct)]);
+                row.extend([
+                    i(u.passengers),
+                    i(u.trips),
+                    n(u.km),
+                    n(u.hours),
+                    n(u.kwh),
+                    n(u.co2_avoided_kg),
+                    n(u.budget_kwh),
+                    n(u.budget_share * 100.0),
+                    change(u.km_change_pct),
+                ]);
                 row
             })
             .collect(),
@@ -403,11 +458,27 @@ fn tables(s: &Monthly, lang: Lang) -> Vec<Table> {
     let drivers = Table {
         view: "drivers",
         title: pick("按驾驶员", "Drivers"),
-        columns: vec![pick("驾驶员编号", "Driver id"), pick("姓名", "Name"), pick("行程数", "Trips"), pick("里程(km)", "km"), pick("用车时长(h)", "Hours"), pick("里程环比(%)", "km vs last month (%)")],
+        columns: vec![
+            pick("驾驶员编号", "Driver id"),
+            pick("姓名", "Name"),
+            pick("行程数", "Trips"),
+            pick("里程(km)", "km"),
+            pick("用车时长(h)", "Hours"),
+            pick("里程环比(%)", "km vs last month (%)"),
+        ],
         rows: s
             .drivers
             .iter()
-            .map(|d| vec![Cell::Text(d.driver_id.clone()), Cell::Text(d.name.clone()), i(d.trips), n(d.km), n(d.hours), change(d.km_change_pct)])
+            .map(|d| {
+                vec![
+                    Cell::Text(d.driver_id.clone()),
+                    Cell::Text(d.name.clone()),
+                    i(d.trips),
+                    n(d.km),
+                    n(d.hours),
+                    change(d.km_change_pct),
+                ]
+            })
             .collect(),
     };
     vec![units, vehicles, drivers]
@@ -472,7 +543,10 @@ mod tests {
     fn months_are_shanghai_months_and_wrap_at_the_year() {
         assert_eq!(month_before("2027-01"), "2026-12");
         let (a, b) = month_bounds("2026-12").unwrap();
-        assert_eq!((a.to_rfc3339().as_str(), b.to_rfc3339().as_str()), ("2026-11-30T16:00:00+00:00", "2026-12-31T16:00:00+00:00"));
+        assert_eq!(
+            (a.to_rfc3339().as_str(), b.to_rfc3339().as_str()),
+            ("2026-11-30T16:00:00+00:00", "2026-12-31T16:00:00+00:00")
+        );
     }
 
     #[test]
@@ -483,7 +557,12 @@ mod tests {
         for fine in ["市委办公室", "浙L·D7001", "a=b", "", "1-2"] {
             assert_eq!(inert_text(fine), fine);
         }
-        let t = Table { view: "units", title: "t", columns: vec!["名称", "km"], rows: vec![vec![Cell::Text("=1+1".into()), Cell::Num(-3.5)]] };
+        let t = Table {
+            view: "units",
+            title: "t",
+            columns: vec!["名称", "km"],
+            rows: vec![vec![Cell::Text("=1+1".into()), Cell::Num(-3.5)]],
+        };
         let csv = String::from_utf8(csv_of(&t).unwrap()).unwrap();
         assert_eq!(csv.trim_start_matches('\u{feff}'), "名称,km\n'=1+1,-3.5\n", "numbers stay numbers");
     }

@@ -4,8 +4,8 @@
 use axum::Json;
 use axum::extract::State;
 use chrono::Utc;
-use fleet_domain::trips::month_of;
 use fleet_domain::Vin;
+use fleet_domain::trips::month_of;
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
@@ -43,26 +43,51 @@ pub(crate) struct TripList {
 
 /// `GET /api/v1/trips?vin=&from=&to=`: trips starting in the window (default: the last 24 h),
 /// of one car or of every car the caller sees.
-pub(crate) async fn list(State(state): State<AppState>, auth: AuthUser, ApiQuery(q): ApiQuery<TripQuery>) -> Result<Json<TripList>, ApiError> {
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiQuery(q): ApiQuery<TripQuery>,
+) -> Result<Json<TripList>, ApiError> {
     let now = Utc::now();
     let to = q.to.as_deref().map(|s| super::vehicles::parse_time("to", s)).transpose()?.unwrap_or(now);
-    let from = q.from.as_deref().map(|s| super::vehicles::parse_time("from", s)).transpose()?.unwrap_or(to - chrono::Duration::hours(24));
+    let from = q
+        .from
+        .as_deref()
+        .map(|s| super::vehicles::parse_time("from", s))
+        .transpose()?
+        .unwrap_or(to - chrono::Duration::hours(24));
     if from > to {
         return Err(ApiError::BadRequest("from must not be after to".into()));
     }
     let scope = VehicleScope::load(&state.store, &auth.user).await?;
     let trips = match q.vin {
         Some(vin) => {
-            let vehicle = state.store.vehicles().get(&vin).await?.filter(|v| scope.sees(v)).ok_or(ApiError::NotFound("vehicle"))?;
+            let vehicle = state
+                .store
+                .vehicles()
+                .get(&vin)
+                .await?
+                .filter(|v| scope.sees(v))
+                .ok_or(ApiError::NotFound("vehicle"))?;
             state.store.derived().trips(Some(&vehicle.vin), from, to, MAX_TRIPS).await?
         }
         None => {
             let visible: std::collections::HashSet<Vin> =
                 state.store.vehicles().list(None).await?.into_iter().filter(|v| scope.sees(v)).map(|v| v.vin).collect();
-            state.store.derived().trips(None, from, to, MAX_TRIPS).await?.into_iter().filter(|t| visible.contains(&t.trip.vin)).collect()
+            state
+                .store
+                .derived()
+                .trips(None, from, to, MAX_TRIPS)
+                .await?
+                .into_iter()
+                .filter(|t| visible.contains(&t.trip.vin))
+                .collect()
         }
     };
-    let trips = trips.into_iter().map(|s| TripView { trip: s.trip, order_id: s.order_id, unit_id: s.unit_id, driver_id: s.driver_id }).collect();
+    let trips = trips
+        .into_iter()
+        .map(|s| TripView { trip: s.trip, order_id: s.order_id, unit_id: s.unit_id, driver_id: s.driver_id })
+        .collect();
     Ok(Json(TripList { trips }))
 }
 
@@ -96,7 +121,13 @@ pub(crate) fn parse_month(s: &str) -> Result<String, ApiError> {
 pub(crate) async fn budget_of(state: &AppState, unit: &fleet_domain::Unit, month: &str) -> Result<Budget, ApiError> {
     let used_kwh = state.store.derived().unit_energy_kwh(&unit.id, month).await?;
     let budget_kwh = unit.monthly_energy_budget_kwh;
-    let share = if budget_kwh > 0.0 { used_kwh / budget_kwh } else if used_kwh > 0.0 { 1.0 } else { 0.0 };
+    let share = if budget_kwh > 0.0 {
+        used_kwh / budget_kwh
+    } else if used_kwh > 0.0 {
+        1.0
+    } else {
+        0.0
+    };
     Ok(Budget { month: month.to_owned(), budget_kwh, used_kwh, share, warning: share >= BUDGET_WARNING_SHARE })
 }
 

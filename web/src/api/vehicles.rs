@@ -177,7 +177,10 @@ pub(crate) async fn states(State(state): State<AppState>, auth: AuthUser) -> Res
         }
     };
     let now = Utc::now();
-    let vehicles = vehicles.iter().map(|v| VehicleStateView::new(v, current.remove(&v.vin).as_ref(), state.live.duty(&v.vin), now)).collect();
+    let vehicles = vehicles
+        .iter()
+        .map(|v| VehicleStateView::new(v, current.remove(&v.vin).as_ref(), state.live.duty(&v.vin), now))
+        .collect();
     Ok(Json(StateList { vehicles }))
 }
 
@@ -280,7 +283,9 @@ pub(crate) fn parse_time(field: &str, s: &str) -> Result<DateTime<Utc>, ApiError
     DateTime::parse_from_rfc3339(s)
         .or_else(|e| if s.contains(' ') { DateTime::parse_from_rfc3339(&s.replace(' ', "+")) } else { Err(e) })
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| ApiError::BadRequest(format!("{field}: expected an RFC 3339 time such as 2026-05-01T08:00:00+08:00 ({e})")))
+        .map_err(|e| {
+            ApiError::BadRequest(format!("{field}: expected an RFC 3339 time such as 2026-05-01T08:00:00+08:00 ({e})"))
+        })
 }
 
 #[cfg(test)]

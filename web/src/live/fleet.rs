@@ -28,7 +28,15 @@ impl Car {
     pub(crate) fn new(vehicle: Vehicle, state: Option<VehicleState>, now: DateTime<Utc>) -> Self {
         // Storage does not say when the position was taken; the state's time is its upper bound.
         let pos_ts = state.as_ref().filter(|s| s.lat.is_some()).map(|s| s.ts);
-        let mut car = Self { vehicle, state, pos_ts, duty: Duty::default(), order_id: None, status: VehicleStatus::Offline, json: Arc::from("") };
+        let mut car = Self {
+            vehicle,
+            state,
+            pos_ts,
+            duty: Duty::default(),
+            order_id: None,
+            status: VehicleStatus::Offline,
+            json: Arc::from(""),
+        };
         car.refresh(now);
         car
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::Utc;
 use fleet_bus::{Bus, Event};
 use fleet_domain::{Order, Vin};
-use fleet_storage::{Store, StorageError};
+use fleet_storage::{StorageError, Store};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -23,7 +23,8 @@ const RELOAD_RETRY: Duration = Duration::from_secs(2);
 /// the bus. Subscribes before loading, so nothing committed meanwhile is missed.
 pub(crate) async fn run(live: Arc<Live>, store: Store, bus: Bus) {
     let mut events = bus.subscribe();
-    let mut hub = Hub { live, store, dirty: HashMap::new(), unknown: Vec::new(), order_drivers: HashMap::new(), reload_at: None };
+    let mut hub =
+        Hub { live, store, dirty: HashMap::new(), unknown: Vec::new(), order_drivers: HashMap::new(), reload_at: None };
     while !hub.reload().await {
         tokio::select! {
             () = hub.live.stop.cancelled() => return,
@@ -151,7 +152,13 @@ impl Hub {
         let for_previous = previous_driver_id
             .as_ref()
             .map(|_| serde_json::json!({"type": "order", "order": order.seen_by_former_driver()}).to_string().into());
-        let frame = OrderFrame { unit_id: order.unit_id.clone(), driver_id: order.driver_id.clone(), previous_driver_id, msg: msg.into(), for_previous };
+        let frame = OrderFrame {
+            unit_id: order.unit_id.clone(),
+            driver_id: order.driver_id.clone(),
+            previous_driver_id,
+            msg: msg.into(),
+            for_previous,
+        };
         let _ = self.live.frames.send(Arc::new(Frame::Order(frame)));
     }
 
@@ -175,7 +182,11 @@ impl Hub {
             .await;
             match found {
                 Ok(Some((vehicle, state))) => {
-                    self.live.fleet.write().unwrap_or_else(|e| e.into_inner()).upsert_vehicle(vehicle, state, Utc::now());
+                    self.live.fleet.write().unwrap_or_else(|e| e.into_inner()).upsert_vehicle(
+                        vehicle,
+                        state,
+                        Utc::now(),
+                    );
                     self.dirty.insert(vin, None);
                 }
                 Ok(None) => {}
@@ -207,7 +218,13 @@ impl Hub {
             for (vin, prev) in self.dirty.drain() {
                 let Some(car) = fleet.cars.get_mut(&vin) else { continue };
                 car.refresh(now);
-                cars.push(Changed { unit_id: car.vehicle.unit_id.clone(), pos: car.pos(), prev, json: car.json.clone(), vin });
+                cars.push(Changed {
+                    unit_id: car.vehicle.unit_id.clone(),
+                    pos: car.pos(),
+                    prev,
+                    json: car.json.clone(),
+                    vin,
+                });
             }
         }
         if cars.is_empty() {
@@ -220,7 +237,9 @@ impl Hub {
 }
 
 /// Every car, every state, and the orders that occupy cars (their duties).
-async fn load(store: &Store) -> Result<(Vec<fleet_domain::Vehicle>, Vec<fleet_domain::VehicleState>, Vec<Order>), StorageError> {
+async fn load(
+    store: &Store,
+) -> Result<(Vec<fleet_domain::Vehicle>, Vec<fleet_domain::VehicleState>, Vec<Order>), StorageError> {
     let occupying = store.orders().occupying().await?.into_iter().map(|r| r.order).collect();
     Ok((store.vehicles().list(None).await?, store.telemetry().states().await?, occupying))
 }

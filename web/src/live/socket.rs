@@ -19,10 +19,10 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+pub(crate) use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-pub(crate) use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 pub(crate) use tokio_tungstenite::tungstenite::{Error, Message, Utf8Bytes};
 
 use crate::error::ApiError;
@@ -55,8 +55,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Upgrade {
         if parts.headers.get(header::SEC_WEBSOCKET_VERSION).map(HeaderValue::as_bytes) != Some(b"13") {
             return Err(refuse("`Sec-WebSocket-Version` must be 13"));
         }
-        let key = parts.headers.get(header::SEC_WEBSOCKET_KEY).cloned().ok_or_else(|| refuse("no `Sec-WebSocket-Key` header"))?;
-        let on_upgrade = parts.extensions.remove::<OnUpgrade>().ok_or_else(|| refuse("this connection cannot be upgraded"))?;
+        let key = parts
+            .headers
+            .get(header::SEC_WEBSOCKET_KEY)
+            .cloned()
+            .ok_or_else(|| refuse("no `Sec-WebSocket-Key` header"))?;
+        let on_upgrade =
+            parts.extensions.remove::<OnUpgrade>().ok_or_else(|| refuse("this connection cannot be upgraded"))?;
         Ok(Self { key, on_upgrade })
     }
 }
@@ -88,7 +93,8 @@ impl Upgrade {
         tokio::spawn(async move {
             match on_upgrade.await {
                 Ok(upgraded) => {
-                    let stream = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+                    let stream =
+                        WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
                     serve(Socket(stream)).await;
                 }
                 Err(e) => tracing::debug!(error = %e, "live feed upgrade failed"),

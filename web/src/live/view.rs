@@ -21,7 +21,8 @@ pub(crate) struct BBox {
 impl BBox {
     /// Parses `minLon,minLat,maxLon,maxLat`.
     pub(crate) fn parse(s: &str) -> Result<Self, ApiError> {
-        let bad = |why: &str| ApiError::BadRequest(format!("bbox must be minLon,minLat,maxLon,maxLat in degrees: {why}"));
+        let bad =
+            |why: &str| ApiError::BadRequest(format!("bbox must be minLon,minLat,maxLon,maxLat in degrees: {why}"));
         let parts: Vec<f64> = s
             .split(',')
             .map(|p| p.trim().parse::<f64>().map_err(|_| bad(&format!("{p:?} is not a number"))))
@@ -60,7 +61,12 @@ pub(crate) struct View {
 impl View {
     /// The view of `user` with the query's filters. A unit user may filter only by their
     /// own unit (another unit is outside their view: 404); a driver's view is their car.
-    pub(crate) fn new(user: &User, scope: VehicleScope, unit_id: Option<&str>, bbox: Option<&str>) -> Result<Self, ApiError> {
+    pub(crate) fn new(
+        user: &User,
+        scope: VehicleScope,
+        unit_id: Option<&str>,
+        bbox: Option<&str>,
+    ) -> Result<Self, ApiError> {
         let unit_filter = match unit_id {
             None => None,
             Some(id) => {
@@ -105,7 +111,8 @@ impl View {
 
     /// Whether a changed car goes to this connection: in view, and in the box now or before.
     pub(crate) fn wants(&self, c: &Changed) -> bool {
-        self.sees_car(&c.vin, c.unit_id.as_deref()) && (self.in_box(c.pos) || (self.bbox.is_some() && self.in_box(c.prev)))
+        self.sees_car(&c.vin, c.unit_id.as_deref())
+            && (self.in_box(c.pos) || (self.bbox.is_some() && self.in_box(c.prev)))
     }
 
     /// The message an order change sends this connection, if any: a unit sees its own

@@ -86,7 +86,10 @@ fn a_five_seat_car_carries_four_passengers_not_five() {
     assert!(check(&p, &car(), &four).is_ok());
     assert_eq!(check(&p, &car(), &five), Err(Infeasible::Seats));
     assert_eq!(check(&p, &CarFacts { seats: 0, ..car() }, &OrderFacts { passengers: 0, ..order() }).err(), None);
-    assert_eq!(check(&p, &CarFacts { seats: 0, ..car() }, &OrderFacts { passengers: 1, ..order() }), Err(Infeasible::Seats));
+    assert_eq!(
+        check(&p, &CarFacts { seats: 0, ..car() }, &OrderFacts { passengers: 1, ..order() }),
+        Err(Infeasible::Seats)
+    );
 }
 
 #[test]

@@ -24,7 +24,12 @@ impl Fleetd {
     }
 
     /// Like `spawn`, with more `FLEET_*` settings in the child's environment.
-    pub(crate) async fn spawn_with(database_url: &str, mqtt_url: &str, client_id: &str, env: &[(&str, String)]) -> anyhow::Result<Self> {
+    pub(crate) async fn spawn_with(
+        database_url: &str,
+        mqtt_url: &str,
+        client_id: &str,
+        env: &[(&str, String)],
+    ) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("locating the fleetd binary")?;
         let mut child = Command::new(exe)
             .args(["run", "--http-addr", "127.0.0.1:0"])
@@ -95,13 +100,20 @@ impl Fleetd {
     }
 
     /// Like `http`, as the holder of `bearer` when given.
-    pub(crate) async fn request(&self, method: &str, path: &str, bearer: Option<&str>, json_body: Option<&str>) -> anyhow::Result<(u16, String)> {
+    pub(crate) async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        json_body: Option<&str>,
+    ) -> anyhow::Result<(u16, String)> {
         let mut request = format!("{method} {path} HTTP/1.1\r\nHost: fleetd\r\nConnection: close\r\n");
         if let Some(token) = bearer {
             request.push_str(&format!("Authorization: Bearer {token}\r\n"));
         }
         if let Some(body) = json_body {
-            request.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()));
+            request
+                .push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()));
         } else {
             request.push_str("\r\n");
         }
@@ -112,14 +124,28 @@ impl Fleetd {
             conn.read_to_end(&mut response).await?;
             Ok::<_, anyhow::Error>(String::from_utf8_lossy(&response).into_owned())
         };
-        let response = tokio::time::timeout(Duration::from_secs(10), fetch).await.with_context(|| format!("{method} {path} timed out"))??;
-        let (head, body) = response.split_once("\r\n\r\n").with_context(|| format!("{method} {path}: no end of headers"))?;
-        let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).with_context(|| format!("{method} {path}: no status"))?;
+        let response = tokio::time::timeout(Duration::from_secs(10), fetch)
+            .await
+            .with_context(|| format!("{method} {path} timed out"))??;
+        let (head, body) =
+            response.split_once("\r\n\r\n").with_context(|| format!("{method} {path}: no end of headers"))?;
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .with_context(|| format!("{method} {path}: no status"))?;
         Ok((status, body.to_owned()))
     }
 
     /// A JSON API call as the holder of `token` that must answer `expect`; gives the answer.
-    pub(crate) async fn call(&self, method: &str, path: &str, token: &str, body: Option<&serde_json::Value>, expect: u16) -> anyhow::Result<serde_json::Value> {
+    pub(crate) async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<&serde_json::Value>,
+        expect: u16,
+    ) -> anyhow::Result<serde_json::Value> {
         let body = body.map(serde_json::Value::to_string);
         let (status, answer) = self.request(method, path, Some(token), body.as_deref()).await?;
         anyhow::ensure!(status == expect, "{method} {path} answered {status}, not {expect}: {answer}");
@@ -173,7 +199,8 @@ impl Fleetd {
         if let Some(pid) = self.child.id() {
             let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
         }
-        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await.context("fleetd did not stop")??;
+        let status =
+            tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await.context("fleetd did not stop")??;
         anyhow::ensure!(status.success(), "fleetd exited with {status}");
         Ok(())
     }

@@ -17,7 +17,13 @@ const PG_REGISTER_CONCURRENCY: usize = 16;
 
 /// Registers bench cars `0..n` (VIN [`bench_vin`], one unique plate each, no unit).
 pub(crate) async fn register_vehicles(store: &Store, n: usize) -> anyhow::Result<()> {
-    register_cars(store, n, |_| BenchCar { model: "Bench EV", battery_kwh: 60.0, consumption_kwh_per_100km: 14.0, unit_id: None }).await
+    register_cars(store, n, |_| BenchCar {
+        model: "Bench EV",
+        battery_kwh: 60.0,
+        consumption_kwh_per_100km: 14.0,
+        unit_id: None,
+    })
+    .await
 }
 
 /// What a bench car is besides its VIN and plate.
@@ -69,7 +75,12 @@ impl BenchDb {
     pub(crate) async fn create(configured: &str) -> anyhow::Result<Self> {
         // A run may hold several at once.
         static MADE: AtomicU32 = AtomicU32::new(0);
-        let tag = format!("fleet_bench_{}_{}_{}", std::process::id(), chrono::Utc::now().timestamp(), MADE.fetch_add(1, Ordering::Relaxed));
+        let tag = format!(
+            "fleet_bench_{}_{}_{}",
+            std::process::id(),
+            chrono::Utc::now().timestamp(),
+            MADE.fetch_add(1, Ordering::Relaxed)
+        );
         if configured.starts_with("sqlite:") {
             let path = configured.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
             let path = path.split('?').next().unwrap_or(path);

@@ -24,7 +24,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::{Args, ValueEnum};
-use fleet_dispatch::{BatchCar, BatchOrder, CarIndex, CostMatrix, NoPick, assign_greedy, assign_optimal, feasible_pairs, pick_nearest, solve};
+use fleet_dispatch::{
+    BatchCar, BatchOrder, CarIndex, CostMatrix, NoPick, assign_greedy, assign_optimal, feasible_pairs, pick_nearest,
+    solve,
+};
 use fleet_domain::feasibility::{CarFacts, DispatchParams, GeoPoint, OrderFacts, TimeWindow, check};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -138,7 +141,8 @@ fn passengers(rng: &mut StdRng) -> u32 {
 /// consumption vary.
 fn available_car(rng: &mut StdRng) -> CarFacts {
     let position = car_position(rng);
-    let (battery_kwh, consumption) = if rng.random_bool(0.15) { (82.0, 19.0) } else { (rng.random_range(50.0..78.0), rng.random_range(12.5..16.5)) };
+    let (battery_kwh, consumption) =
+        if rng.random_bool(0.15) { (82.0, 19.0) } else { (rng.random_range(50.0..78.0), rng.random_range(12.5..16.5)) };
     CarFacts {
         position,
         seats: if rng.random_bool(0.15) { 7 } else { 5 },
@@ -212,7 +216,8 @@ fn ms(d: Duration) -> f64 {
 
 pub(crate) async fn run(args: DispatchArgs) -> anyhow::Result<Value> {
     let engine = args.clone();
-    let mut out = tokio::task::spawn_blocking(move || measure(&engine)).await.context("the dispatch bench panicked")??;
+    let mut out =
+        tokio::task::spawn_blocking(move || measure(&engine)).await.context("the dispatch bench panicked")??;
     if args.part.contains(&Part::D) {
         notify::run(&args.notify, args.seed, &mut out).await?;
     }
@@ -231,14 +236,18 @@ fn measure(args: &DispatchArgs) -> anyhow::Result<serde_json::Map<String, Value>
         }
         out.insert(
             "dispatch.optimum_method".into(),
-            json!("min-cost flow, successive shortest paths with a Bellman-Ford queue; 10x15 also a DP over order subsets"),
+            json!(
+                "min-cost flow, successive shortest paths with a Bellman-Ford queue; 10x15 also a DP over order subsets"
+            ),
         );
     }
     if args.part.contains(&Part::C) {
         large(args, &mut out)?;
     }
     // Timings are wall-clock on a machine that may be shared: say how busy it was.
-    if let Some(load) = std::fs::read_to_string("/proc/loadavg").ok().and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok()) {
+    if let Some(load) =
+        std::fs::read_to_string("/proc/loadavg").ok().and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+    {
         out.insert("dispatch.machine_load_1m".into(), json!(load));
     }
     out.insert("dispatch.cpus".into(), json!(std::thread::available_parallelism().map_or(1, usize::from)));
@@ -278,7 +287,8 @@ fn single(args: &DispatchArgs, out: &mut serde_json::Map<String, Value>) -> anyh
     let mut linear_times = Vec::new();
     let (mut agree, mut checked, mut waited) = (true, 0usize, 0usize);
     for q in 0..args.queries {
-        let order = OrderFacts { pickup: rush_pickup(&mut rng), dropoff: dropoff(&mut rng), passengers: passengers(&mut rng) };
+        let order =
+            OrderFacts { pickup: rush_pickup(&mut rng), dropoff: dropoff(&mut rng), passengers: passengers(&mut rng) };
         let started = Instant::now();
         let pick = pick_nearest(&index, &params, &order, &[], |&i| facts.get(i).copied());
         times.push(started.elapsed());
@@ -292,11 +302,8 @@ fn single(args: &DispatchArgs, out: &mut serde_json::Map<String, Value>) -> anyh
         };
         if q < args.verify_queries {
             let started = Instant::now();
-            let best = facts
-                .iter()
-                .filter_map(|f| check(&params, f, &order).ok())
-                .map(|f| f.pickup_m)
-                .min_by(f64::total_cmp);
+            let best =
+                facts.iter().filter_map(|f| check(&params, f, &order).ok()).map(|f| f.pickup_m).min_by(f64::total_cmp);
             linear_times.push(started.elapsed());
             checked += 1;
             agree &= best == pick.map(|p| p.feasible.pickup_m);
@@ -330,7 +337,12 @@ fn single(args: &DispatchArgs, out: &mut serde_json::Map<String, Value>) -> anyh
 }
 
 /// (b) Engine vs greedy vs an independent optimum on `args.runs` random rush-hour batches.
-fn quality(args: &DispatchArgs, n_orders: usize, n_cars: usize, out: &mut serde_json::Map<String, Value>) -> anyhow::Result<()> {
+fn quality(
+    args: &DispatchArgs,
+    n_orders: usize,
+    n_cars: usize,
+    out: &mut serde_json::Map<String, Value>,
+) -> anyhow::Result<()> {
     let params = DispatchParams::default();
     let mut rng = StdRng::seed_from_u64(args.seed ^ ((n_orders as u64) << 32 | n_cars as u64));
     let (mut engine_m, mut greedy_m, mut optimum_m) = (0u64, 0u64, 0u64);
@@ -344,7 +356,11 @@ fn quality(args: &DispatchArgs, n_orders: usize, n_cars: usize, out: &mut serde_
         let (flow_n, flow_m) = min_cost_flow(&pairs.costs);
         if n_orders <= 16 {
             let dp = subset_dp(&pairs.costs);
-            anyhow::ensure!(dp == (flow_n, flow_m), "the two exact methods disagree: DP {dp:?}, flow {:?}", (flow_n, flow_m));
+            anyhow::ensure!(
+                dp == (flow_n, flow_m),
+                "the two exact methods disagree: DP {dp:?}, flow {:?}",
+                (flow_n, flow_m)
+            );
         }
         equal &= (engine.matches.len(), engine.total_pickup_m) == (flow_n, flow_m);
         engine_m += engine.total_pickup_m;

@@ -74,7 +74,10 @@ fn build_messages(vehicles: usize, messages: usize, base: DateTime<Utc>, gbt: bo
                 let edition = if i % 2 == 0 { Edition::V2016 } else { Edition::V2025 };
                 let source = if i % 2 == 0 { SampleSource::Gbt2016 } else { SampleSource::Gbt2025 };
                 let s = bench_sample(&vin, i, k, base, source);
-                Message { topic: format!("fleet/v1/vehicles/{vin}/gbt32960"), payload: gbt32960::encode_sample(edition, false, &s) }
+                Message {
+                    topic: format!("fleet/v1/vehicles/{vin}/gbt32960"),
+                    payload: gbt32960::encode_sample(edition, false, &s),
+                }
             } else {
                 let s = bench_sample(&vin, i, k, base, SampleSource::Json);
                 Message { topic: format!("fleet/v1/vehicles/{vin}/telemetry"), payload: json_payload(&s) }
@@ -110,7 +113,8 @@ async fn measure(args: &IngestArgs, broker: &Broker, db: &BenchDb) -> anyhow::Re
     progress(format!("registering {registered} vehicles"));
     register_vehicles(&store, registered).await?;
     // Distinct times per run so that every message is a new sample.
-    let day = |d: i64| Utc.with_ymd_and_hms(2026, 10, 1, 0, 0, 0).single().expect("valid date") + chrono::Duration::days(d);
+    let day =
+        |d: i64| Utc.with_ymd_and_hms(2026, 10, 1, 0, 0, 0).single().expect("valid date") + chrono::Duration::days(d);
     let runs = [("json", false, day(0)), ("gbt32960", true, day(10))];
 
     // Baselines first, before fleetd has a session on the broker.
@@ -157,12 +161,18 @@ async fn measure(args: &IngestArgs, broker: &Broker, db: &BenchDb) -> anyhow::Re
                 if committed >= messages.len() as u64 {
                     return anyhow::Ok((Instant::now(), peak_in_hand));
                 }
-                anyhow::ensure!(Instant::now() < deadline, "only {committed} of {} samples committed after 15 minutes", messages.len());
+                anyhow::ensure!(
+                    Instant::now() < deadline,
+                    "only {committed} of {} samples committed after 15 minutes",
+                    messages.len()
+                );
                 tokio::time::sleep(PROGRESS_POLL).await;
             }
         };
-        let ((), (t1, peak_in_hand)) =
-            tokio::try_join!(publish_all(&broker.host, broker.port, messages.clone(), args.publishers, "bench-durable"), watch)?;
+        let ((), (t1, peak_in_hand)) = tokio::try_join!(
+            publish_all(&broker.host, broker.port, messages.clone(), args.publishers, "bench-durable"),
+            watch
+        )?;
         stored = store.telemetry().count(None).await?;
         anyhow::ensure!(stored == expected, "{stored} rows stored, expected exactly {expected}");
         let r = rate(messages.len(), t0, t1);
@@ -196,7 +206,12 @@ async fn measure(args: &IngestArgs, broker: &Broker, db: &BenchDb) -> anyhow::Re
     let messages = Arc::new(build_messages(args.rss_vehicles, args.rss_vehicles * per, day(20), false));
     let expected = store.telemetry().count(None).await? + messages.len() as i64;
     let rate = args.rss_vehicles as f64 / args.rss_interval_s;
-    progress(format!("memory: {} vehicles reporting every {} s, {} messages", args.rss_vehicles, args.rss_interval_s, messages.len()));
+    progress(format!(
+        "memory: {} vehicles reporting every {} s, {} messages",
+        args.rss_vehicles,
+        args.rss_interval_s,
+        messages.len()
+    ));
     publish_paced(&broker.host, broker.port, messages.clone(), args.publishers, "bench-rss", rate).await?;
     let deadline = Instant::now() + Duration::from_secs(900);
     while store.telemetry().count(None).await? < expected {

@@ -115,7 +115,12 @@ struct CpuMark {
 
 impl CpuMark {
     fn take(fleetd: &Fleetd) -> Self {
-        Self { at: Instant::now(), fleetd: fleetd.cpu_seconds(), bench: cpu_seconds_of("self"), machine: machine_busy_seconds() }
+        Self {
+            at: Instant::now(),
+            fleetd: fleetd.cpu_seconds(),
+            bench: cpu_seconds_of("self"),
+            machine: machine_busy_seconds(),
+        }
     }
 
     /// Cores used between two marks: (fleetd, this bench, the whole machine).
@@ -141,7 +146,11 @@ async fn measure(args: &LiveArgs, broker: &Broker, db: &BenchDb) -> anyhow::Resu
     let committed0 = fleetd.samples_stored().await?;
 
     let token = fleetd.admin_token().await?;
-    progress(format!("connecting {} live-feed clients; fleetd RSS {:.1} MiB", args.clients, fleetd.rss_mib().unwrap_or(f64::NAN)));
+    progress(format!(
+        "connecting {} live-feed clients; fleetd RSS {:.1} MiB",
+        args.clients,
+        fleetd.rss_mib().unwrap_or(f64::NAN)
+    ));
     let clients: Vec<FeedClient> = futures_util::stream::iter(0..args.clients)
         .map(|_| FeedClient::connect(fleetd.http, &token))
         .buffer_unordered(CONNECT_CONCURRENCY)
@@ -159,22 +168,34 @@ async fn measure(args: &LiveArgs, broker: &Broker, db: &BenchDb) -> anyhow::Resu
     let baseline = Arc::new(Mutex::new(Histogram::default()));
     let sub = {
         let baseline = baseline.clone();
-        CountingSubscriber::start_with(&broker.host, broker.port, "fleet/v1/vehicles/+/telemetry", "bench-live-baseline", move |p| {
-            let now = now_ms();
-            if let Some(ts) = scan::integer_ts(&p.payload)
-                && window.contains(ts)
-            {
-                baseline.lock().unwrap_or_else(|e| e.into_inner()).record((now - ts).max(0) as u64);
-            }
-        })
+        CountingSubscriber::start_with(
+            &broker.host,
+            broker.port,
+            "fleet/v1/vehicles/+/telemetry",
+            "bench-live-baseline",
+            move |p| {
+                let now = now_ms();
+                if let Some(ts) = scan::integer_ts(&p.payload)
+                    && window.contains(ts)
+                {
+                    baseline.lock().unwrap_or_else(|e| e.into_inner()).record((now - ts).max(0) as u64);
+                }
+            },
+        )
         .await?
     };
 
     let received = Arc::new(AtomicU64::new(0));
     let stop = CancellationToken::new();
-    let readers: Vec<_> = clients.into_iter().map(|c| c.spawn(window, args.vehicles, received.clone(), stop.clone())).collect();
+    let readers: Vec<_> =
+        clients.into_iter().map(|c| c.spawn(window, args.vehicles, received.clone(), stop.clone())).collect();
 
-    let schedule = Schedule { vehicles: args.vehicles, interval: Duration::from_secs_f64(args.interval_s), start: i0, until: window_close };
+    let schedule = Schedule {
+        vehicles: args.vehicles,
+        interval: Duration::from_secs_f64(args.interval_s),
+        start: i0,
+        until: window_close,
+    };
     let counter = Arc::new(Counter::default());
     progress(format!(
         "publishing: {} vehicles every {} s ({:.0} msg/s), {} s warm-up, {} s measured",
@@ -209,7 +230,8 @@ async fn measure(args: &LiveArgs, broker: &Broker, db: &BenchDb) -> anyhow::Resu
         let metrics = fleetd.metrics().await.unwrap_or_default();
         (start, end, metrics)
     };
-    let (published, (cpu_start, cpu_end, metrics)) = tokio::join!(publisher::run(broker, schedule, args.publishers, window, counter.clone()), monitor);
+    let (published, (cpu_start, cpu_end, metrics)) =
+        tokio::join!(publisher::run(broker, schedule, args.publishers, window, counter.clone()), monitor);
     let published: Published = published?;
     let (fleetd_cores, bench_cores, machine_cores) = cpu_end.cores_since(&cpu_start);
     progress(format!("published {} ({} in the window); draining", published.total, published.in_window));
@@ -222,7 +244,11 @@ async fn measure(args: &LiveArgs, broker: &Broker, db: &BenchDb) -> anyhow::Resu
             break;
         }
         if Instant::now() >= deadline {
-            progress(format!("drain timed out: fleetd committed {committed}, baseline got {} of {}", sub.count(), published.total));
+            progress(format!(
+                "drain timed out: fleetd committed {committed}, baseline got {} of {}",
+                sub.count(),
+                published.total
+            ));
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -333,7 +359,11 @@ async fn wait_for_subscription(fleetd: &Fleetd, broker: &Broker, store: &fleet_s
     }]);
     let deadline = Instant::now() + Duration::from_secs(30);
     while store.telemetry().count(None).await? < 1 {
-        anyhow::ensure!(Instant::now() < deadline, "fleetd (pid {:?}) stored no probe sample within 30 s", fleetd.pid());
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "fleetd (pid {:?}) stored no probe sample within 30 s",
+            fleetd.pid()
+        );
         super::load::publish_all(&broker.host, broker.port, probe.clone(), 1, "bench-live-probe").await?;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

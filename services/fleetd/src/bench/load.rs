@@ -49,13 +49,26 @@ const PUBLISH_INFLIGHT: u16 = 1000;
 
 /// Publishes every message at QoS 1 over `connections` connections and waits for every
 /// PUBACK. Returns when the broker has acknowledged them all.
-pub(crate) async fn publish_all(host: &str, port: u16, messages: Arc<Vec<Message>>, connections: usize, tag: &str) -> anyhow::Result<()> {
+pub(crate) async fn publish_all(
+    host: &str,
+    port: u16,
+    messages: Arc<Vec<Message>>,
+    connections: usize,
+    tag: &str,
+) -> anyhow::Result<()> {
     publish(host, port, messages, connections, tag, None).await
 }
 
 /// Like `publish_all`, but at most `rate_per_s` messages a second in all (a fleet reporting
 /// on its schedule rather than a burst).
-pub(crate) async fn publish_paced(host: &str, port: u16, messages: Arc<Vec<Message>>, connections: usize, tag: &str, rate_per_s: f64) -> anyhow::Result<()> {
+pub(crate) async fn publish_paced(
+    host: &str,
+    port: u16,
+    messages: Arc<Vec<Message>>,
+    connections: usize,
+    tag: &str,
+    rate_per_s: f64,
+) -> anyhow::Result<()> {
     publish(host, port, messages, connections, tag, Some(rate_per_s)).await
 }
 
@@ -73,7 +86,14 @@ pub(crate) fn publisher_options(host: &str, port: u16, tag: &str, c: usize) -> M
 /// Ticks of the paced publisher.
 const PACE_TICK: Duration = Duration::from_millis(10);
 
-async fn publish(host: &str, port: u16, messages: Arc<Vec<Message>>, connections: usize, tag: &str, rate_per_s: Option<f64>) -> anyhow::Result<()> {
+async fn publish(
+    host: &str,
+    port: u16,
+    messages: Arc<Vec<Message>>,
+    connections: usize,
+    tag: &str,
+    rate_per_s: Option<f64>,
+) -> anyhow::Result<()> {
     let mut handles = Vec::new();
     for c in 0..connections {
         let (client, mut eventloop) = AsyncClient::new(publisher_options(host, port, tag, c), 10_000);
@@ -99,9 +119,10 @@ async fn publish(host: &str, port: u16, messages: Arc<Vec<Message>>, connections
             let mut tick = tokio::time::interval(PACE_TICK);
             for (n, m) in messages.iter().skip(c).step_by(connections).enumerate() {
                 if let Some(k) = per_tick
-                    && n % k == 0 {
-                        tick.tick().await;
-                    }
+                    && n % k == 0
+                {
+                    tick.tick().await;
+                }
                 client.publish(m.topic.clone(), QoS::AtLeastOnce, false, m.payload.clone()).await?;
             }
             if expected > 0 {
@@ -147,7 +168,10 @@ impl CountingSubscriber {
         let (client, mut eventloop) = AsyncClient::new(o, 10_000);
         client.subscribe(filter, QoS::AtLeastOnce).await?;
         loop {
-            match tokio::time::timeout(Duration::from_secs(10), eventloop.poll()).await.context("subscribing timed out")? {
+            match tokio::time::timeout(Duration::from_secs(10), eventloop.poll())
+                .await
+                .context("subscribing timed out")?
+            {
                 Ok(Event::Incoming(Packet::SubAck(_))) => break,
                 Ok(_) => {}
                 Err(e) => anyhow::bail!("subscriber connection: {e}"),
@@ -179,7 +203,11 @@ impl CountingSubscriber {
                 return Ok(Instant::now());
             }
             anyhow::ensure!(!self.task.is_finished(), "the baseline subscriber stopped");
-            anyhow::ensure!(Instant::now() < deadline, "baseline subscriber got {} of {n}", self.count.load(Ordering::Relaxed));
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "baseline subscriber got {} of {n}",
+                self.count.load(Ordering::Relaxed)
+            );
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }

@@ -184,8 +184,13 @@ async fn with_fleetd(
     let feed_counts = Arc::new(FeedCounts::default());
     let feed_stop = root.child_token();
     let queries = fleet::client_queries(args.clients, &registered.units);
-    progress(format!("soak: connecting {} live clients ({} filtered)", args.clients, queries.iter().filter(|q| !q.is_empty()).count()));
-    let mut readers = clients::spawn(fleetd.http, &admin, queries, timing, feed_counts.clone(), feed_stop.clone()).await?;
+    progress(format!(
+        "soak: connecting {} live clients ({} filtered)",
+        args.clients,
+        queries.iter().filter(|q| !q.is_empty()).count()
+    ));
+    let mut readers =
+        clients::spawn(fleetd.http, &admin, queries, timing, feed_counts.clone(), feed_stop.clone()).await?;
 
     let run_s = args.minutes * 60;
     let warmup_s = (run_s as f64 * WARMUP_SHARE).max(MIN_WARMUP_S);
@@ -282,7 +287,10 @@ async fn with_fleetd(
             break stored;
         }
         if stopped.elapsed() >= DRAIN_TIMEOUT {
-            progress(format!("soak: drain timed out: {stored} stored of {} published, tap saw {} of {} messages", c.samples, c.messages, sim.published));
+            progress(format!(
+                "soak: drain timed out: {stored} stored of {} published, tap saw {} of {} messages",
+                c.samples, c.messages, sim.published
+            ));
             break stored;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -297,13 +305,23 @@ async fn with_fleetd(
     tap.stop();
 
     let dead_letters = store.dead_letters().count().await?;
-    let trips = store.derived().trips(None, chrono::Utc::now() - chrono::Duration::days(2), chrono::Utc::now() + chrono::Duration::days(1), i64::MAX).await?.len();
+    let trips = store
+        .derived()
+        .trips(
+            None,
+            chrono::Utc::now() - chrono::Duration::days(2),
+            chrono::Utc::now() + chrono::Duration::days(1),
+            i64::MAX,
+        )
+        .await?
+        .len();
     let peak = fleetd.peak_rss_mib();
 
     // Figures.
     let rss_fig = memory::summarize(&rss, warmup_s, run_s as f64).context("no RSS readings after the warm-up")?;
     let cpu_at = |t: f64| cpu.iter().find(|(s, _)| *s >= t).copied();
-    let fleetd_cores = cpu_at(warmup_s).zip(cpu.last().copied()).map(|((a, ca), (b, cb))| (cb - ca) / (b - a).max(1e-9));
+    let fleetd_cores =
+        cpu_at(warmup_s).zip(cpu.last().copied()).map(|((a, ca), (b, cb))| (cb - ca) / (b - a).max(1e-9));
     let wall = run_s as f64;
     let rate = |a: Option<f64>, b: Option<f64>| Some(round_to((b? - a?) / wall, 3));
     let minutes = std::mem::take(&mut *minutes.lock().unwrap_or_else(|e| e.into_inner()));
@@ -329,7 +347,10 @@ async fn with_fleetd(
     put("minutes", json!(args.minutes));
     put("warmup_min", json!(round_to(warmup_s / 60.0, 2)));
     put("vehicles_count", json!(args.vehicles));
-    put("gbt32960_vehicles_count", json!((0..args.vehicles).filter(|&i| fleet::is_gbt(i, args.gbt32960_share)).count()));
+    put(
+        "gbt32960_vehicles_count",
+        json!((0..args.vehicles).filter(|&i| fleet::is_gbt(i, args.gbt32960_share)).count()),
+    );
     put("interval_s", json!(args.interval_s));
     put("clients_count", json!(args.clients));
     put("drivers_count", json!(args.drivers));
@@ -400,7 +421,11 @@ async fn wait_for_subscription(fleetd: &Fleetd, broker: &Broker, store: &fleet_s
     }]);
     let deadline = Instant::now() + Duration::from_secs(30);
     while store.telemetry().count(None).await? < 1 {
-        anyhow::ensure!(Instant::now() < deadline, "fleetd (pid {:?}) stored no probe sample within 30 s", fleetd.pid());
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "fleetd (pid {:?}) stored no probe sample within 30 s",
+            fleetd.pid()
+        );
         publish_all(&broker.host, broker.port, probe.clone(), 1, "bench-soak-probe").await?;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -66,7 +66,10 @@ const DERIVE_TIMEOUT: Duration = Duration::from_secs(1800);
 
 pub(crate) async fn run(args: StatsArgs) -> anyhow::Result<Value> {
     anyhow::ensure!(!args.vehicles.is_empty() && args.vehicles.iter().all(|&n| n > 0), "fleet sizes must be positive");
-    anyhow::ensure!(!args.densities.is_empty() && args.densities.iter().all(|&d| (1..=100).contains(&d)), "densities must be 1 to 100");
+    anyhow::ensure!(
+        !args.densities.is_empty() && args.densities.iter().all(|&d| (1..=100).contains(&d)),
+        "densities must be 1 to 100"
+    );
     anyhow::ensure!(args.requests > 0, "at least one timed request");
     let month = match &args.month {
         Some(m) => m.clone(),
@@ -96,7 +99,9 @@ pub(crate) async fn run(args: StatsArgs) -> anyhow::Result<Value> {
     out.insert("stats.samples_per_vehicle_1x".into(), json!(SAMPLES_1X));
     out.insert("stats.trips_per_vehicle".into(), json!(TRIPS));
     // Timings are wall-clock on a machine that may be shared: say how busy it was.
-    if let Some(load) = std::fs::read_to_string("/proc/loadavg").ok().and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok()) {
+    if let Some(load) =
+        std::fs::read_to_string("/proc/loadavg").ok().and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+    {
         out.insert("stats.machine_load_1m".into(), json!(load));
     }
     Ok(Value::Object(out))
@@ -190,13 +195,19 @@ async fn fleet(
     let timed = time_reports(cases, month, n, args.requests).await?;
     for (case, (median, p95, bytes)) in cases.iter().zip(timed) {
         let name = &case.name;
-        progress(format!("stats {name}: report median {median:.1} ms, p95 {p95:.1} ms, {:.0} KiB", bytes as f64 / 1024.0));
+        progress(format!(
+            "stats {name}: report median {median:.1} ms, p95 {p95:.1} ms, {:.0} KiB",
+            bytes as f64 / 1024.0
+        ));
         out.insert(format!("stats.{name}_ms"), json!(round_to(median, 2)));
         out.insert(format!("stats.{name}_p95_ms"), json!(round_to(p95, 2)));
         out.insert(format!("stats.{name}_report_kib"), json!(round_to(bytes as f64 / 1024.0, 1)));
         let (reads, by_kind) = time_reads(&case.store, month, month_start).await?;
         let split: Vec<String> = by_kind.iter().map(|(kind, ms)| format!("{kind} {ms:.1}")).collect();
-        progress(format!("stats {name}: the report's storage reads alone, from here: median {reads:.1} ms ({})", split.join(", ")));
+        progress(format!(
+            "stats {name}: the report's storage reads alone, from here: median {reads:.1} ms ({})",
+            split.join(", ")
+        ));
         out.insert(format!("stats.{name}_storage_reads_ms"), json!(round_to(reads, 2)));
         for (kind, ms) in by_kind {
             out.insert(format!("stats.{name}_reads_{kind}_ms"), json!(round_to(ms, 2)));
@@ -207,24 +218,39 @@ async fn fleet(
 
 /// Fills a case's database (cars, units, drivers, orders, raw samples), starts its fleetd
 /// and waits until it has derived every trip and session.
-async fn prepare(case: &mut Case, broker: &Broker, month_start: DateTime<Utc>, n: usize, month: &str, out: &mut Map<String, Value>) -> anyhow::Result<()> {
+async fn prepare(
+    case: &mut Case,
+    broker: &Broker,
+    month_start: DateTime<Utc>,
+    n: usize,
+    month: &str,
+    out: &mut Map<String, Value>,
+) -> anyhow::Result<()> {
     let (name, d, store) = (&case.name, case.d, &case.store);
     out.insert("stats.backend".into(), json!(if store.backend() == Backend::Sqlite { "sqlite" } else { "postgres" }));
     progress(format!("stats {name}: registering {n} cars, their units and drivers"));
     register_vehicles(store, n).await?;
     for u in 0..n.div_ceil(CARS_PER_UNIT) {
-        let unit = NewUnit { id: None, name: format!("Bench unit {u}"), monthly_energy_budget_kwh: 5_000.0, auto_approve: true };
+        let unit = NewUnit {
+            id: None,
+            name: format!("Bench unit {u}"),
+            monthly_energy_budget_kwh: 5_000.0,
+            auto_approve: true,
+        };
         store.units().create(&unit_id(u * CARS_PER_UNIT), &unit).await?;
     }
     for car in 0..n {
-        let driver = NewDriver { id: None, name: format!("Bench driver {car}"), phone: "13800000000".into(), vehicle_vin: None };
+        let driver =
+            NewDriver { id: None, name: format!("Bench driver {car}"), phone: "13800000000".into(), vehicle_vin: None };
         store.drivers().create(&driver_id(car), &driver, Some(&bench_vin(car))).await?;
     }
 
     let t = Instant::now();
     progress(format!("stats {name}: {} orders the trips served", n * ORDER_TRIPS));
     futures_util::stream::iter(0..n)
-        .map(|car| async move { book_orders(store, car, month_start).await.with_context(|| format!("the orders of car {car}")) })
+        .map(|car| async move {
+            book_orders(store, car, month_start).await.with_context(|| format!("the orders of car {car}"))
+        })
         .buffer_unordered(concurrency(store))
         .try_for_each(|()| async { Ok(()) })
         .await?;
@@ -263,7 +289,10 @@ async fn book_orders(store: &Store, car: usize, month_start: DateTime<Utc>) -> a
         let id = format!("o-bench-{car}-{k}");
         let booked = trip.start - chrono::Duration::hours(2);
         let window = (trip.start - chrono::Duration::minutes(10), trip.end + chrono::Duration::minutes(10));
-        store.orders().create(&id, &new, trip.start, OrderStatus::Approved, window, &booker, Some("auto_approve"), booked).await?;
+        store
+            .orders()
+            .create(&id, &new, trip.start, OrderStatus::Approved, window, &booker, Some("auto_approve"), booked)
+            .await?;
         let steps = [
             (OrderAction::Assign, &dispatch, booked + chrono::Duration::minutes(1)),
             (OrderAction::Accept, &driver, booked + chrono::Duration::minutes(2)),
@@ -281,7 +310,13 @@ async fn book_orders(store: &Store, car: usize, month_start: DateTime<Utc>) -> a
 
 /// Writes every car's month at density `d`, [`SAMPLES_PER_COMMIT`] samples a commit; gives
 /// how many.
-async fn insert_samples(store: &Store, name: &str, month_start: DateTime<Utc>, n: usize, d: usize) -> anyhow::Result<u64> {
+async fn insert_samples(
+    store: &Store,
+    name: &str,
+    month_start: DateTime<Utc>,
+    n: usize,
+    d: usize,
+) -> anyhow::Result<u64> {
     let per_commit = (SAMPLES_PER_COMMIT / (SAMPLES_1X * d)).max(1);
     let chunks: Vec<std::ops::Range<usize>> = (0..n).step_by(per_commit).map(|a| a..(a + per_commit).min(n)).collect();
     let total = chunks.len();
@@ -289,9 +324,15 @@ async fn insert_samples(store: &Store, name: &str, month_start: DateTime<Utc>, n
     let mut done = 0;
     let mut commits = futures_util::stream::iter(chunks)
         .map(|cars| async move {
-            let samples: Vec<_> = cars.flat_map(|car| CarMonth::new(bench_vin(car), car, month_start).samples(d)).collect();
+            let samples: Vec<_> =
+                cars.flat_map(|car| CarMonth::new(bench_vin(car), car, month_start).samples(d)).collect();
             let outcome = store.telemetry().commit(&samples, &[]).await?;
-            anyhow::ensure!(outcome.inserted == samples.len() as u64, "{} of {} samples stored", outcome.inserted, samples.len());
+            anyhow::ensure!(
+                outcome.inserted == samples.len() as u64,
+                "{} of {} samples stored",
+                outcome.inserted,
+                samples.len()
+            );
             Ok(outcome.inserted)
         })
         .buffer_unordered(concurrency(store));
@@ -314,14 +355,21 @@ async fn wait_for_derivation(store: &Store, month: &str, n: usize) -> anyhow::Re
         let trips: i64 = store.derived().trip_totals(month, TripGroup::Vehicle).await?.iter().map(|t| t.trips).sum();
         let sessions: i64 = store.derived().charge_totals(month).await?.iter().map(|c| c.sessions).sum();
         if trips >= want_trips && sessions >= want_sessions {
-            anyhow::ensure!((trips, sessions) == (want_trips, want_sessions), "derived {trips} trips and {sessions} sessions, planned {want_trips} and {want_sessions}");
+            anyhow::ensure!(
+                (trips, sessions) == (want_trips, want_sessions),
+                "derived {trips} trips and {sessions} sessions, planned {want_trips} and {want_sessions}"
+            );
             return Ok((trips, sessions));
         }
         if (trips, sessions) != last {
             progress(format!("stats: {trips} of {want_trips} trips derived"));
             last = (trips, sessions);
         }
-        anyhow::ensure!(Instant::now() < deadline, "only {trips} of {want_trips} trips derived after {} s", DERIVE_TIMEOUT.as_secs());
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "only {trips} of {want_trips} trips derived after {} s",
+            DERIVE_TIMEOUT.as_secs()
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
@@ -329,7 +377,12 @@ async fn wait_for_derivation(store: &Store, month: &str, n: usize) -> anyhow::Re
 /// Requests each case's report once to warm up and check it, then `requests` times, the
 /// cases taking turns (each going first in turn); gives each case's median and p95 in ms
 /// and the size of its answer.
-async fn time_reports(cases: &[Case], month: &str, n: usize, requests: usize) -> anyhow::Result<Vec<(f64, f64, usize)>> {
+async fn time_reports(
+    cases: &[Case],
+    month: &str,
+    n: usize,
+    requests: usize,
+) -> anyhow::Result<Vec<(f64, f64, usize)>> {
     let path = format!("/api/v1/stats/monthly?month={month}");
     let mut tokens = Vec::with_capacity(cases.len());
     let mut sizes = Vec::with_capacity(cases.len());
@@ -372,7 +425,11 @@ const READ_KINDS: [&str; 5] = ["trip_totals", "charge_totals", "order_counts", "
 /// Times the storage reads the report makes, in its order, from this process (its own pool,
 /// warm): what of the report's time is the database's. Gives the median of [`READ_ROUNDS`] in
 /// ms, all together and by kind ([`READ_KINDS`]).
-async fn time_reads(store: &Store, month: &str, month_start: DateTime<Utc>) -> anyhow::Result<(f64, Vec<(&'static str, f64)>)> {
+async fn time_reads(
+    store: &Store,
+    month: &str,
+    month_start: DateTime<Utc>,
+) -> anyhow::Result<(f64, Vec<(&'static str, f64)>)> {
     let previous = last_month(month_start);
     let end = self::month_start(&last_month(month_start + chrono::Duration::days(62))).context("the next month")?;
     let derived = store.derived();
@@ -408,19 +465,31 @@ async fn time_reads(store: &Store, month: &str, month_start: DateTime<Utc>) -> a
         v[v.len() / 2]
     };
     let total = median(rounds.iter().map(|r| r.iter().sum()).collect());
-    let by_kind = READ_KINDS.iter().enumerate().map(|(k, name)| (*name, median(rounds.iter().map(|r| r[k]).collect()))).collect();
+    let by_kind =
+        READ_KINDS.iter().enumerate().map(|(k, name)| (*name, median(rounds.iter().map(|r| r[k]).collect()))).collect();
     Ok((total, by_kind))
 }
 
 /// The report must hold every car with its trips, and the units and drivers the trips that
 /// served orders.
 fn check_report(report: &Value, n: usize) -> anyhow::Result<()> {
-    let sum = |list: &str| report[list].as_array().map_or(0, |a| a.iter().filter_map(|r| r["trips"].as_i64()).sum::<i64>());
+    let sum =
+        |list: &str| report[list].as_array().map_or(0, |a| a.iter().filter_map(|r| r["trips"].as_i64()).sum::<i64>());
     let rows = |list: &str| report[list].as_array().map_or(0, Vec::len);
-    anyhow::ensure!(rows("vehicles") == n && rows("drivers") == n, "the report lists {} cars and {} drivers, not {n}", rows("vehicles"), rows("drivers"));
+    anyhow::ensure!(
+        rows("vehicles") == n && rows("drivers") == n,
+        "the report lists {} cars and {} drivers, not {n}",
+        rows("vehicles"),
+        rows("drivers")
+    );
     let (all, served) = ((n * TRIPS) as i64, (n * ORDER_TRIPS) as i64);
     anyhow::ensure!(sum("vehicles") == all, "the report's cars made {} trips, not {all}", sum("vehicles"));
-    anyhow::ensure!(sum("units") == served && sum("drivers") == served, "the report ties {} trips to units and {} to drivers, not {served}", sum("units"), sum("drivers"));
+    anyhow::ensure!(
+        sum("units") == served && sum("drivers") == served,
+        "the report ties {} trips to units and {} to drivers, not {served}",
+        sum("units"),
+        sum("drivers")
+    );
     Ok(())
 }
 

@@ -151,7 +151,11 @@ impl Gate {
             return Err(Refusal::answer("bad_client_id", ConnectReturnCode::BadClientId));
         }
         let Some(login) = &connect.login else {
-            return if self.anonymous { Ok(Access::Anonymous) } else { Err(Refusal::answer("anonymous", ConnectReturnCode::NotAuthorized)) };
+            return if self.anonymous {
+                Ok(Access::Anonymous)
+            } else {
+                Err(Refusal::answer("anonymous", ConnectReturnCode::NotAuthorized))
+            };
         };
         // Mosquitto answers a wrong password, an unknown user and a user without a secret
         // alike (5, not authorized); so does this, so an answer tells nothing about accounts.
@@ -162,7 +166,8 @@ impl Gate {
             Refusal::answer("registry_unavailable", ConnectReturnCode::ServiceUnavailable)
         })?;
         let Some(account) = account else { return Err(bad()) };
-        if login.password.is_empty() || !fleet_web::mosquitto_password_matches(&account.password_line, &login.password) {
+        if login.password.is_empty() || !fleet_web::mosquitto_password_matches(&account.password_line, &login.password)
+        {
             return Err(bad());
         }
         // A will is published by the broker for the client: it must keep to the same rule.

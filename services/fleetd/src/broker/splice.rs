@@ -54,7 +54,12 @@ type Rewrites = Mutex<HashMap<u16, Vec<bool>>>;
 
 /// Relays between `client` (logged in as `vin`) and `broker` until either side closes.
 /// `pending` holds what the client sent after its CONNECT.
-pub(crate) async fn run(mut client: TcpStream, mut broker: TcpStream, pending: BytesMut, vin: &str) -> Result<(), SpliceError> {
+pub(crate) async fn run(
+    mut client: TcpStream,
+    mut broker: TcpStream,
+    pending: BytesMut,
+    vin: &str,
+) -> Result<(), SpliceError> {
     let (client_read, client_write) = client.split();
     let (broker_read, broker_write) = broker.split();
     let rewrites = Rewrites::default();
@@ -100,7 +105,12 @@ struct Upstream<'a> {
 }
 
 impl Upstream<'_> {
-    async fn run(mut self, mut from: impl AsyncRead + Unpin, mut to: impl AsyncWrite + Unpin, mut buf: BytesMut) -> Result<(), SpliceError> {
+    async fn run(
+        mut self,
+        mut from: impl AsyncRead + Unpin,
+        mut to: impl AsyncWrite + Unpin,
+        mut buf: BytesMut,
+    ) -> Result<(), SpliceError> {
         let mut rest = Rest::Pass(0);
         let mut out = BytesMut::new();
         loop {
@@ -149,7 +159,10 @@ impl Upstream<'_> {
         match byte1 >> 4 {
             // PUBLISH: the topic decides.
             3 => {
-                let Some(len) = buf.get(header..header + 2).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]]))) else { return Ok(None) };
+                let Some(len) = buf.get(header..header + 2).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+                else {
+                    return Ok(None);
+                };
                 let qos = (byte1 >> 1) & 0b11;
                 let need = 2 + len + if qos > 0 { 2 } else { 0 };
                 if need > remaining {
@@ -206,7 +219,13 @@ impl Upstream<'_> {
     /// A SUBSCRIBE: forwarded as is when every filter is allowed, without the refused ones
     /// otherwise (their SUBACK codes are put back on the way down), and answered here when
     /// none is allowed.
-    async fn subscribe(&mut self, byte1: u8, header: usize, frame: Bytes, out: &mut BytesMut) -> Result<(), SpliceError> {
+    async fn subscribe(
+        &mut self,
+        byte1: u8,
+        header: usize,
+        frame: Bytes,
+        out: &mut BytesMut,
+    ) -> Result<(), SpliceError> {
         let fixed = FixedHeader::new(byte1, header - 1, frame.len() - header);
         let sub = Subscribe::read(fixed, frame.clone()).map_err(|_| SpliceError::Malformed("SUBSCRIBE"))?;
         let allowed: Vec<bool> = sub.filters.iter().map(|f| acl::may_subscribe(self.vin, &f.path)).collect();
@@ -412,7 +431,8 @@ mod tests {
         let vin = "LSJA24U66NS000001";
         let own = format!("fleet/v1/vehicles/{vin}/#");
         let sub = |pkid: u16, filters: &[&str]| {
-            let mut s = Subscribe::new_many(filters.iter().map(|f| SubscribeFilter::new((*f).to_owned(), QoS::AtLeastOnce)));
+            let mut s =
+                Subscribe::new_many(filters.iter().map(|f| SubscribeFilter::new((*f).to_owned(), QoS::AtLeastOnce)));
             s.pkid = pkid;
             encode(&Packet::Subscribe(s))
         };

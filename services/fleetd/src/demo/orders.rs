@@ -8,7 +8,9 @@ use std::collections::HashMap;
 
 use chrono::{Datelike, Duration, Timelike, Weekday};
 use fleet_domain::trips::{DeriveParams, Trip, china_offset, derive};
-use fleet_domain::{NewDriver, NewUnit, NewUser, NewVehicle, Order, OrderAction, OrderEvent, OrderStatus, Place, Role, Sample};
+use fleet_domain::{
+    NewDriver, NewUnit, NewUser, NewVehicle, Order, OrderAction, OrderEvent, OrderStatus, Place, Role, Sample,
+};
 use fleet_storage::{HistoricOrder, OrderRecord};
 
 use crate::simulate::places::PLACES;
@@ -34,9 +36,13 @@ pub struct Cast {
 
 impl Cast {
     pub fn new(units: &[NewUnit], vehicles: &[NewVehicle], drivers: &[NewDriver], users: &[NewUser]) -> Self {
-        let driver_user: HashMap<&str, &str> =
-            users.iter().filter(|u| u.role == Role::Driver).filter_map(|u| Some((u.driver_id.as_deref()?, u.username.as_str()))).collect();
-        let car_driver: HashMap<&str, &str> = drivers.iter().filter_map(|d| Some((d.vehicle_vin.as_deref()?, d.id.as_deref()?))).collect();
+        let driver_user: HashMap<&str, &str> = users
+            .iter()
+            .filter(|u| u.role == Role::Driver)
+            .filter_map(|u| Some((u.driver_id.as_deref()?, u.username.as_str())))
+            .collect();
+        let car_driver: HashMap<&str, &str> =
+            drivers.iter().filter_map(|d| Some((d.vehicle_vin.as_deref()?, d.id.as_deref()?))).collect();
         let cars = vehicles
             .iter()
             .map(|v| {
@@ -45,7 +51,11 @@ impl Cast {
                 (v.vin.clone(), (v.unit_id.clone(), driver, user))
             })
             .collect();
-        let unit_users = users.iter().filter(|u| u.role == Role::Unit).filter_map(|u| Some((u.unit_id.clone()?, u.username.clone()))).collect();
+        let unit_users = users
+            .iter()
+            .filter(|u| u.role == Role::Unit)
+            .filter_map(|u| Some((u.unit_id.clone()?, u.username.clone())))
+            .collect();
         Self { cars, unit_users, units: units.iter().filter_map(|u| u.id.clone()).collect() }
     }
 }
@@ -67,7 +77,9 @@ fn working_hours(trip: &Trip) -> bool {
 /// The orders one car's history served; `samples` are that car's, in any order.
 pub fn orders_for(cast: &Cast, samples: &[Sample], battery_kwh: f64, seq: &mut u64) -> Vec<HistoricOrder> {
     let Some(first) = samples.first() else { return Vec::new() };
-    let Some((unit, Some(driver_id), Some(driver_user))) = cast.cars.get(first.vin.as_str()).cloned() else { return Vec::new() };
+    let Some((unit, Some(driver_id), Some(driver_user))) = cast.cars.get(first.vin.as_str()).cloned() else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
     for trip in derive(samples, battery_kwh, &DeriveParams::default()).trips {
         *seq += 1;
@@ -91,16 +103,33 @@ pub fn orders_for(cast: &Cast, samples: &[Sample], battery_kwh: f64, seq: &mut u
             unmatched_reason: None,
             assigned_at: Some(at(-20)),
         };
-        let event = |ts, actor: &str, action, from, to| OrderEvent { ts, actor: actor.to_owned(), action, from, to, reason: None, vin: Some(trip.vin.clone()), on_behalf: false };
+        let event = |ts, actor: &str, action, from, to| OrderEvent {
+            ts,
+            actor: actor.to_owned(),
+            action,
+            from,
+            to,
+            reason: None,
+            vin: Some(trip.vin.clone()),
+            on_behalf: false,
+        };
         use OrderStatus as S;
         let events = vec![
-            (OrderEvent { vin: None, reason: Some("auto_approve".into()), ..event(at(-30), &clerk, OrderAction::Create, None, S::Approved) }, None),
+            (
+                OrderEvent {
+                    vin: None,
+                    reason: Some("auto_approve".into()),
+                    ..event(at(-30), &clerk, OrderAction::Create, None, S::Approved)
+                },
+                None,
+            ),
             (event(at(-20), "dispatch", OrderAction::Assign, Some(S::Approved), S::Assigned), None),
             (event(at(-19), &driver_user, OrderAction::Accept, Some(S::Assigned), S::Accepted), None),
             (event(trip.start_ts, &driver_user, OrderAction::Pickup, Some(S::Accepted), S::PickedUp), None),
             (event(trip.end_ts, &driver_user, OrderAction::Complete, Some(S::PickedUp), S::Completed), None),
         ];
-        let record = OrderRecord { window_start: at(-20), window_end: trip.end_ts, created_at: at(-30), version: 4, order };
+        let record =
+            OrderRecord { window_start: at(-20), window_end: trip.end_ts, created_at: at(-30), version: 4, order };
         out.push(HistoricOrder { record, events });
     }
     out

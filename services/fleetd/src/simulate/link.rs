@@ -80,7 +80,13 @@ impl Link {
     /// Creates the client for connection number `index` and spawns its polling task on
     /// `tracker`; the task stops at `stop` or once the client has disconnected.
     /// `login` is the connection's user and password, if any.
-    pub fn open(cfg: &SimConfig, index: usize, login: Option<(String, String)>, tracker: &TaskTracker, stop: CancellationToken) -> Self {
+    pub fn open(
+        cfg: &SimConfig,
+        index: usize,
+        login: Option<(String, String)>,
+        tracker: &TaskTracker,
+        stop: CancellationToken,
+    ) -> Self {
         let prefix = if cfg.client_id_prefix.is_empty() { "fleet-sim" } else { &cfg.client_id_prefix };
         let client_id = format!("{prefix}-{index}");
         let mut options = MqttOptions::new(client_id.clone(), cfg.broker_host.clone(), cfg.broker_port);

@@ -3,7 +3,7 @@
 use fleet_domain::{OrderEvent, OrderStatus, Vin};
 
 use super::{INSERT_EVENT, OrderRecord, Orders, busy_or};
-use crate::{Store, StorageError, to_ms};
+use crate::{StorageError, Store, to_ms};
 
 /// A past order with its history, loaded as is (demo data, migrations from other systems).
 #[derive(Debug, Clone)]

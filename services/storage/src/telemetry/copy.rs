@@ -66,7 +66,8 @@ pub(super) fn encode(samples: &[Sample], received: DateTime<Utc>) -> Vec<u8> {
 /// `DateTime<Utc>`, so that a sample stored by COPY and the same one offered again by the
 /// INSERT path meet on the same key.
 fn micros(t: DateTime<Utc>) -> i64 {
-    let epoch = NaiveDate::from_ymd_opt(2000, 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0)).expect("a valid date").and_utc();
+    let epoch =
+        NaiveDate::from_ymd_opt(2000, 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0)).expect("a valid date").and_utc();
     // ±292,000 years fit; a sample's time was checked long before it got here.
     (t - epoch).num_microseconds().unwrap_or(i64::MAX)
 }
@@ -125,7 +126,10 @@ mod tests {
     #[test]
     fn encodes_pg_epoch_as_zero_and_a_later_time_in_microseconds() {
         assert_eq!(micros(Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).unwrap()), 0);
-        assert_eq!(micros(Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 1).unwrap() + chrono::Duration::milliseconds(250)), 1_250_000);
+        assert_eq!(
+            micros(Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 1).unwrap() + chrono::Duration::milliseconds(250)),
+            1_250_000
+        );
         assert_eq!(micros(Utc.with_ymd_and_hms(1999, 12, 31, 23, 59, 59).unwrap()), -1_000_000);
     }
 

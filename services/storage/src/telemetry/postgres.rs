@@ -95,7 +95,11 @@ pub(super) async fn write(
     let inserted = match stored {
         Ok(n) => n,
         // Dropped, the transaction rolls back.
-        Err(e) if how != How::InsertSkippingStored && e.as_database_error().is_some_and(|d| d.is_unique_violation()) => return Ok(None),
+        Err(e)
+            if how != How::InsertSkippingStored && e.as_database_error().is_some_and(|d| d.is_unique_violation()) =>
+        {
+            return Ok(None);
+        }
         Err(e) => return Err(e.into()),
     };
     upsert_states(&mut tx, states).await?;
@@ -146,7 +150,11 @@ async fn insert_samples(tx: &mut sqlx::PgConnection, chunk: &[Sample], skip_stor
 
 /// Creates the monthly partitions the batch needs (month boundaries in China Standard Time),
 /// once per process; an advisory lock keeps concurrent instances from racing.
-pub(super) async fn ensure_partitions(pool: &sqlx::PgPool, known: &Partitions, samples: &[Sample]) -> Result<(), StorageError> {
+pub(super) async fn ensure_partitions(
+    pool: &sqlx::PgPool,
+    known: &Partitions,
+    samples: &[Sample],
+) -> Result<(), StorageError> {
     let needed: HashSet<(i32, u32)> = samples.iter().map(|s| cst_month(s.ts)).collect();
     let missing: Vec<(i32, u32)> = {
         let known = known.0.lock().unwrap_or_else(|p| p.into_inner());

@@ -19,7 +19,8 @@ use crate::{StorageError, from_ms, to_ms};
 /// Most rows per multi-row upsert on SQLite (12 binds a row).
 const SQLITE_ROWS_PER_STATEMENT: usize = 1024;
 
-pub(super) const STATE_COLUMNS: &str = "vin, ts_ms, pos_ts_ms, lat, lon, speed_kmh, heading_deg, soc_pct, odometer_km, charging, ignition, range_km";
+pub(super) const STATE_COLUMNS: &str =
+    "vin, ts_ms, pos_ts_ms, lat, lon, speed_kmh, heading_deg, soc_pct, odometer_km, charging, ignition, range_km";
 
 /// A vehicle's newest values, ready to merge into `vehicle_state`.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -198,7 +199,10 @@ pub(super) const UPSERT_STATE_TAIL: &str = " ON CONFLICT (vin) DO UPDATE SET
 WHERE excluded.ts_ms > vehicle_state.ts_ms OR excluded.pos_ts_ms > COALESCE(vehicle_state.pos_ts_ms, -1)";
 
 /// Merges state rows into `vehicle_state` on SQLite ([`UPSERT_STATE_TAIL`]).
-pub(super) async fn upsert_states_sqlite(tx: &mut sqlx::SqliteConnection, rows: &[StateRow]) -> Result<(), StorageError> {
+pub(super) async fn upsert_states_sqlite(
+    tx: &mut sqlx::SqliteConnection,
+    rows: &[StateRow],
+) -> Result<(), StorageError> {
     for chunk in shaped(rows, SQLITE_ROWS_PER_STATEMENT) {
         let mut qb = sqlx::QueryBuilder::new(format!("INSERT INTO vehicle_state ({STATE_COLUMNS}) "));
         qb.push_values(chunk, |mut b, r: &StateRow| {
@@ -228,7 +232,8 @@ mod tests {
     use super::*;
 
     fn s(vin: &str, ts_s: i64, valid: bool, soc: Option<f64>) -> Sample {
-        let mut s = Sample::at(Vin::parse(vin).unwrap(), from_ms(ts_s * 1000), 30.0 + ts_s as f64, 122.0, SampleSource::Json);
+        let mut s =
+            Sample::at(Vin::parse(vin).unwrap(), from_ms(ts_s * 1000), 30.0 + ts_s as f64, 122.0, SampleSource::Json);
         s.position_valid = valid;
         s.soc_pct = soc;
         s

@@ -28,7 +28,15 @@ async fn commits_of_every_batch_size_reuse_a_few_prepared_statements() {
             })
             .collect();
         let dead: Vec<DeadLetter> = (0..n % 7)
-            .map(|_| DeadLetter::new("fleet/v1/vehicles/x/telemetry", None, fleet_domain::DeadLetterReason::BadTopic, "test", b"x"))
+            .map(|_| {
+                DeadLetter::new(
+                    "fleet/v1/vehicles/x/telemetry",
+                    None,
+                    fleet_domain::DeadLetterReason::BadTopic,
+                    "test",
+                    b"x",
+                )
+            })
             .collect();
         let outcome = store.telemetry().commit(&batch, &dead).await.unwrap();
         assert_eq!((outcome.inserted, outcome.dead_letters), (n as u64, (n % 7) as u64));

@@ -26,7 +26,8 @@ impl PrivatePg {
         let bin = server_bin();
         let ok = Command::new("id").args(["-u", OS_USER]).output().is_ok_and(|o| o.status.success());
         assert!(ok, "the OS user {OS_USER:?} is missing (it comes with the postgresql package; tests/run installs it)");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("its address").port();
+        let port =
+            std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("its address").port();
         let dir = std::env::temp_dir().join(format!("fleet-faults-pg-{port}-{}", rand::random::<u32>()));
         std::fs::create_dir_all(&dir).expect("a temporary folder");
         // From here on, Drop removes the folder whatever fails.
@@ -35,7 +36,15 @@ impl PrivatePg {
         // --no-sync: a throwaway cluster needs no fsync of its initial files (the server's own
         // fsync stays on).
         me.tool("initdb", |c| {
-            c.arg("-D").arg(me.data()).args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"]);
+            c.arg("-D").arg(me.data()).args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ]);
         });
         let conf = format!(
             "\n# fleet fault test\nport = {}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
@@ -117,8 +126,9 @@ impl Drop for PrivatePg {
 
 /// The newest installed server's `bin` folder (`/usr/lib/postgresql/<version>/bin`).
 fn server_bin() -> PathBuf {
-    let entries = std::fs::read_dir(PG_LIB)
-        .unwrap_or_else(|e| panic!("PostgreSQL server binaries are required under {PG_LIB} ({e}); install postgresql (tests/run does)"));
+    let entries = std::fs::read_dir(PG_LIB).unwrap_or_else(|e| {
+        panic!("PostgreSQL server binaries are required under {PG_LIB} ({e}); install postgresql (tests/run does)")
+    });
     let version = |name: &str| -> Option<Vec<u32>> { name.split('.').map(|p| p.parse().ok()).collect() };
     entries
         .filter_map(|e| e.ok())
@@ -126,7 +136,9 @@ fn server_bin() -> PathBuf {
         .filter(|(_, bin)| bin.join("initdb").exists() && bin.join("pg_ctl").exists())
         .max()
         .map(|(_, bin)| bin)
-        .unwrap_or_else(|| panic!("no {PG_LIB}/<version>/bin with initdb and pg_ctl; install postgresql (tests/run does)"))
+        .unwrap_or_else(|| {
+            panic!("no {PG_LIB}/<version>/bin with initdb and pg_ctl; install postgresql (tests/run does)")
+        })
 }
 
 fn run(c: &mut Command, what: &str) {
@@ -142,7 +154,10 @@ fn run(c: &mut Command, what: &str) {
 
 fn append(path: &Path, text: &str) {
     use std::io::Write;
-    let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
     f.write_all(text.as_bytes()).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
 }
 

@@ -81,7 +81,10 @@ struct Seen {
 }
 
 pub(crate) async fn run(args: &NotifyArgs, seed: u64, out: &mut Map<String, Value>) -> anyhow::Result<()> {
-    anyhow::ensure!(args.notify_cars > 0 && args.notify_orders > 0 && args.notify_order_rate > 0.0, "cars, orders and the rate must be positive");
+    anyhow::ensure!(
+        args.notify_cars > 0 && args.notify_orders > 0 && args.notify_order_rate > 0.0,
+        "cars, orders and the rate must be positive"
+    );
     let broker = Broker::start(args.target.mqtt_url.as_deref())?;
     let db = BenchDb::create(&args.target.database_url).await?;
     let result = measure(args, seed, &broker, &db, out).await;
@@ -89,7 +92,13 @@ pub(crate) async fn run(args: &NotifyArgs, seed: u64, out: &mut Map<String, Valu
     result
 }
 
-async fn measure(args: &NotifyArgs, seed: u64, broker: &Broker, db: &BenchDb, out: &mut Map<String, Value>) -> anyhow::Result<()> {
+async fn measure(
+    args: &NotifyArgs,
+    seed: u64,
+    broker: &Broker,
+    db: &BenchDb,
+    out: &mut Map<String, Value>,
+) -> anyhow::Result<()> {
     let store = db.store().await?;
     let n = args.notify_cars;
     progress(format!("dispatch (d): registering {n} cars"));
@@ -98,7 +107,12 @@ async fn measure(args: &NotifyArgs, seed: u64, broker: &Broker, db: &BenchDb, ou
     let interval = Duration::from_millis(args.batch_interval_ms);
     let env = [("FLEET_DISPATCH_BATCH_INTERVAL_MS", args.batch_interval_ms.to_string())];
     let fleetd = Arc::new(Fleetd::spawn_with(&db.url, &broker.url, &client_id, &env).await?);
-    progress(format!("dispatch (d): fleetd (pid {:?}) on {}, batches every {} ms", fleetd.pid(), fleetd.http, args.batch_interval_ms));
+    progress(format!(
+        "dispatch (d): fleetd (pid {:?}) on {}, batches every {} ms",
+        fleetd.pid(),
+        fleetd.http,
+        args.batch_interval_ms
+    ));
     let result = with_fleetd(args, seed, broker, &store, &fleetd, interval, out).await;
     store.close().await;
     // After a run every task that shared it has ended; after a failure one may still hold
@@ -121,7 +135,8 @@ async fn with_fleetd(
 ) -> anyhow::Result<()> {
     let n = args.notify_cars;
     let admin = fleetd.admin_token().await?;
-    let unit = json!({"id": UNIT_ID, "name": "Bench unit", "monthly_energy_budget_kwh": 10_000_000.0, "auto_approve": true});
+    let unit =
+        json!({"id": UNIT_ID, "name": "Bench unit", "monthly_energy_budget_kwh": 10_000_000.0, "auto_approve": true});
     fleetd.call("POST", "/api/v1/units", &admin, Some(&unit), 201).await?;
     progress(format!("dispatch (d): {n} drivers, their logins and live feeds"));
     let sockets: Vec<(String, WebSocketStream<TcpStream>)> = futures_util::stream::iter(0..n)
@@ -240,8 +255,14 @@ async fn with_fleetd(
     out.insert("dispatch.notify_cancelled".into(), json!(cancelled));
     out.insert("dispatch.notify_cars".into(), json!(args.notify_cars));
     out.insert("dispatch.notify_order_rate_per_s".into(), json!(args.notify_order_rate));
-    out.insert("dispatch.notify_backend".into(), json!(if store.backend() == fleet_storage::Backend::Sqlite { "sqlite" } else { "postgres" }));
-    out.insert("dispatch.notify_broker".into(), json!(if args.target.mqtt_url.is_some() { "external" } else { "embedded" }));
+    out.insert(
+        "dispatch.notify_backend".into(),
+        json!(if store.backend() == fleet_storage::Backend::Sqlite { "sqlite" } else { "postgres" }),
+    );
+    out.insert(
+        "dispatch.notify_broker".into(),
+        json!(if args.target.mqtt_url.is_some() { "external" } else { "embedded" }),
+    );
     Ok(())
 }
 
@@ -257,7 +278,9 @@ async fn connect_feed(fleetd: &Fleetd, token: &str) -> anyhow::Result<WebSocketS
     let connect = async {
         let tcp = TcpStream::connect(fleetd.http).await.context("connecting to fleetd")?;
         tcp.set_nodelay(true)?;
-        let (mut ws, _) = client_async(format!("ws://{}/api/v1/live?token={token}", fleetd.http), tcp).await.context("live feed handshake")?;
+        let (mut ws, _) = client_async(format!("ws://{}/api/v1/live?token={token}", fleetd.http), tcp)
+            .await
+            .context("live feed handshake")?;
         loop {
             match ws.next().await.context("the live feed closed before its snapshot")?? {
                 WsMessage::Text(t) if t.contains("\"type\":\"snapshot\"") => return Ok(ws),
@@ -271,7 +294,13 @@ async fn connect_feed(fleetd: &Fleetd, token: &str) -> anyhow::Result<WebSocketS
 
 /// Reads one driver's feed until `stop`: notes the first `assigned` message of each order
 /// and hands the order to the canceller.
-async fn read_feed(mut ws: WebSocketStream<TcpStream>, driver: String, seen: Arc<Mutex<Seen>>, assigned: mpsc::Sender<String>, stop: CancellationToken) {
+async fn read_feed(
+    mut ws: WebSocketStream<TcpStream>,
+    driver: String,
+    seen: Arc<Mutex<Seen>>,
+    assigned: mpsc::Sender<String>,
+    stop: CancellationToken,
+) {
     loop {
         let msg = tokio::select! {
             () = stop.cancelled() => break,
@@ -311,7 +340,11 @@ async fn read_feed(mut ws: WebSocketStream<TcpStream>, driver: String, seen: Arc
 }
 
 /// Cancels each assigned order (as admin), which frees its car; gives how many.
-async fn cancel_assigned(fleetd: Arc<Fleetd>, admin: String, mut assigned: mpsc::Receiver<String>) -> anyhow::Result<usize> {
+async fn cancel_assigned(
+    fleetd: Arc<Fleetd>,
+    admin: String,
+    mut assigned: mpsc::Receiver<String>,
+) -> anyhow::Result<usize> {
     let body = json!({"reason": "bench: car released"});
     let mut n = 0;
     while let Some(id) = assigned.recv().await {
@@ -330,7 +363,12 @@ struct Created {
 
 /// Books the orders at the configured mean rate, each in its own task so that a slow answer
 /// does not hold up the next.
-async fn book_orders(args: &NotifyArgs, rng: &mut StdRng, fleetd: &Arc<Fleetd>, admin: &str) -> anyhow::Result<Vec<Created>> {
+async fn book_orders(
+    args: &NotifyArgs,
+    rng: &mut StdRng,
+    fleetd: &Arc<Fleetd>,
+    admin: &str,
+) -> anyhow::Result<Vec<Created>> {
     // Poisson arrivals: at a fixed pace every order would meet the batches at the same few
     // phases, and the figures would depend on that phase.
     let mut next = Instant::now();
@@ -352,7 +390,11 @@ async fn book_orders(args: &NotifyArgs, rng: &mut StdRng, fleetd: &Arc<Fleetd>, 
             let sent = Instant::now();
             let order = fleetd.call("POST", "/api/v1/orders", &admin, Some(&body), 201).await?;
             let answered = Instant::now();
-            anyhow::ensure!(order["status"] == "approved", "a new order of an auto-approving unit is {}", order["status"]);
+            anyhow::ensure!(
+                order["status"] == "approved",
+                "a new order of an auto-approving unit is {}",
+                order["status"]
+            );
             let id = order["id"].as_str().context("an order without an id")?.to_owned();
             Ok::<_, anyhow::Error>(Created { id, sent, answered })
         });

@@ -65,12 +65,24 @@ impl FeedClient {
 
     /// Reads until `stop`, timing every car from the window. `received` counts those samples
     /// across all clients, so the bench sees when the feed has delivered everything.
-    pub(crate) fn spawn(self, window: Window, vehicles: usize, received: Arc<AtomicU64>, stop: CancellationToken) -> JoinHandle<ClientReport> {
+    pub(crate) fn spawn(
+        self,
+        window: Window,
+        vehicles: usize,
+        received: Arc<AtomicU64>,
+        stop: CancellationToken,
+    ) -> JoinHandle<ClientReport> {
         tokio::spawn(read(self.ws, window, vehicles, received, stop))
     }
 }
 
-async fn read(mut ws: WebSocketStream<TcpStream>, window: Window, vehicles: usize, received: Arc<AtomicU64>, stop: CancellationToken) -> ClientReport {
+async fn read(
+    mut ws: WebSocketStream<TcpStream>,
+    window: Window,
+    vehicles: usize,
+    received: Arc<AtomicU64>,
+    stop: CancellationToken,
+) -> ClientReport {
     let mut report = ClientReport::default();
     // Newest sample time seen per car: a car re-sent without a new sample (a status change)
     // is not a new receipt.

@@ -157,7 +157,11 @@ mod tests {
     fn merged_histograms_count_like_one() {
         let (mut a, mut b, mut all) = (Histogram::default(), Histogram::default(), Histogram::default());
         for v in 0..300 {
-            if v % 3 == 0 { a.record(v) } else { b.record(v) }
+            if v % 3 == 0 {
+                a.record(v)
+            } else {
+                b.record(v)
+            }
             all.record(v);
         }
         a.merge(&b);

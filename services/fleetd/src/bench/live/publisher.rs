@@ -49,7 +49,13 @@ pub(crate) struct Schedule {
 
 /// Publishes on the schedule over `connections` connections (QoS 1) and returns once every
 /// message is acknowledged by the broker.
-pub(crate) async fn run(broker: &Broker, schedule: Schedule, connections: usize, window: Window, counter: Arc<Counter>) -> anyhow::Result<Published> {
+pub(crate) async fn run(
+    broker: &Broker,
+    schedule: Schedule,
+    connections: usize,
+    window: Window,
+    counter: Arc<Counter>,
+) -> anyhow::Result<Published> {
     let mut tasks = Vec::new();
     for c in 0..connections {
         // Connection c drives cars c, c + connections, …
@@ -57,7 +63,8 @@ pub(crate) async fn run(broker: &Broker, schedule: Schedule, connections: usize,
         if cars.is_empty() {
             continue;
         }
-        let (client, eventloop) = AsyncClient::new(publisher_options(&broker.host, broker.port, "bench-live", c), 10_000);
+        let (client, eventloop) =
+            AsyncClient::new(publisher_options(&broker.host, broker.port, "bench-live", c), 10_000);
         tasks.push(tokio::spawn(connection(client, eventloop, cars, schedule, window, counter.clone())));
     }
     let mut out = Published::default();
@@ -127,7 +134,12 @@ async fn connection(
         if poller.is_finished() {
             return Err(poller.await.map_err(anyhow::Error::from)?);
         }
-        anyhow::ensure!(Instant::now() < deadline, "{} of {} publishes acknowledged after 2 minutes", acked.load(Ordering::Relaxed), published.total);
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{} of {} publishes acknowledged after 2 minutes",
+            acked.load(Ordering::Relaxed),
+            published.total
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     poller.abort();

@@ -83,7 +83,13 @@ pub(crate) fn integer_ts(payload: &[u8]) -> Option<i64> {
 /// chrono writes a `DateTime<Utc>` (fractions beyond milliseconds are cut, not rounded).
 pub(crate) fn rfc3339_ms(s: &str) -> Option<i64> {
     let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let num = |from: usize, to: usize| -> Option<i64> {
@@ -91,7 +97,12 @@ pub(crate) fn rfc3339_ms(s: &str) -> Option<i64> {
     };
     let (year, month, day) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
     let (hour, minute, second) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
-    if !(1..=12).contains(&month) || !(1..=days_in_month(year, month)).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+    if !(1..=12).contains(&month)
+        || !(1..=days_in_month(year, month)).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
         return None;
     }
     let mut i = 19;
@@ -115,7 +126,10 @@ pub(crate) fn rfc3339_ms(s: &str) -> Option<i64> {
             if !hh.iter().chain(&mm).all(u8::is_ascii_digit) {
                 return None;
             }
-            let (oh, om) = (i64::from(hh[0] - b'0') * 10 + i64::from(hh[1] - b'0'), i64::from(mm[0] - b'0') * 10 + i64::from(mm[1] - b'0'));
+            let (oh, om) = (
+                i64::from(hh[0] - b'0') * 10 + i64::from(hh[1] - b'0'),
+                i64::from(mm[0] - b'0') * 10 + i64::from(mm[1] - b'0'),
+            );
             if oh > 23 || om > 59 {
                 return None;
             }
@@ -164,7 +178,13 @@ mod tests {
         let mut t = Utc.with_ymd_and_hms(1999, 12, 31, 23, 59, 59).unwrap();
         for step in 0..20_000i64 {
             t += chrono::Duration::milliseconds(3 * 86_400_000 + 3_601_237 + step % 1000);
-            for format in [SecondsFormat::AutoSi, SecondsFormat::Secs, SecondsFormat::Millis, SecondsFormat::Micros, SecondsFormat::Nanos] {
+            for format in [
+                SecondsFormat::AutoSi,
+                SecondsFormat::Secs,
+                SecondsFormat::Millis,
+                SecondsFormat::Micros,
+                SecondsFormat::Nanos,
+            ] {
                 let text = t.to_rfc3339_opts(format, true);
                 let want = if format == SecondsFormat::Secs { ms(t) / 1000 * 1000 } else { ms(t) };
                 assert_eq!(rfc3339_ms(&text), Some(want), "{text}");
@@ -226,7 +246,18 @@ mod tests {
             status: &'a str,
         }
         let car = |vin, plate, ts| {
-            let c = Car { vin, plate, unit_id: None, ts, lat: 30.0, lon: 122.1, speed_kmh: 40.0, heading_deg: None, soc_pct: 80.0, status: "driving" };
+            let c = Car {
+                vin,
+                plate,
+                unit_id: None,
+                ts,
+                lat: 30.0,
+                lon: 122.1,
+                speed_kmh: 40.0,
+                heading_deg: None,
+                soc_pct: 80.0,
+                status: "driving",
+            };
             serde_json::to_string(&c).unwrap()
         };
         let msg = format!(
@@ -238,7 +269,11 @@ mod tests {
         let got: Vec<_> = cars(&msg).collect();
         assert_eq!(
             got,
-            vec![("LFBENCH0000000001", Ts::Ms(ms(a))), ("LFBENCH0000000002", Ts::Null), ("LFBENCH0000000003", Ts::Ms(ms(b)))]
+            vec![
+                ("LFBENCH0000000001", Ts::Ms(ms(a))),
+                ("LFBENCH0000000002", Ts::Null),
+                ("LFBENCH0000000003", Ts::Ms(ms(b)))
+            ]
         );
         assert_eq!(cars("{\"type\":\"positions\",\"vehicles\":[]}").count(), 0);
     }

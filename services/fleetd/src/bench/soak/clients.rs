@@ -136,7 +136,13 @@ fn note(msg: &str, newest: &mut [i64]) {
 }
 
 /// Reads until `stop` or until the connection ends.
-async fn read(ws: &mut WebSocketStream<TcpStream>, timing: &Timing, counts: &FeedCounts, newest: &mut [i64], stop: &CancellationToken) {
+async fn read(
+    ws: &mut WebSocketStream<TcpStream>,
+    timing: &Timing,
+    counts: &FeedCounts,
+    newest: &mut [i64],
+    stop: &CancellationToken,
+) {
     let mut batch: Vec<(usize, u64)> = Vec::new();
     loop {
         let msg = tokio::select! {

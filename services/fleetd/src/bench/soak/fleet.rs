@@ -49,7 +49,12 @@ pub(super) struct Registered {
 pub(super) async fn register(store: &Store, vehicles: usize, drivers: usize) -> anyhow::Result<Registered> {
     let units: Vec<String> = (0..vehicles.div_ceil(CARS_PER_UNIT)).map(unit_id).collect();
     for u in &units {
-        let unit = NewUnit { id: Some(u.clone()), name: format!("Soak unit {u}"), monthly_energy_budget_kwh: 1e9, auto_approve: true };
+        let unit = NewUnit {
+            id: Some(u.clone()),
+            name: format!("Soak unit {u}"),
+            monthly_energy_budget_kwh: 1e9,
+            auto_approve: true,
+        };
         store.units().create(u, &unit).await.with_context(|| format!("registering unit {u}"))?;
     }
     register_cars(store, vehicles, |i| BenchCar {
@@ -63,7 +68,12 @@ pub(super) async fn register(store: &Store, vehicles: usize, drivers: usize) -> 
     for d in 0..drivers {
         let vin = bench_vin(d * vehicles / drivers);
         let id = format!("soakdriver{d:04}");
-        let driver = NewDriver { id: Some(id.clone()), name: format!("Soak driver {d}"), phone: "13800000000".into(), vehicle_vin: Some(vin.to_string()) };
+        let driver = NewDriver {
+            id: Some(id.clone()),
+            name: format!("Soak driver {d}"),
+            phone: "13800000000".into(),
+            vehicle_vin: Some(vin.to_string()),
+        };
         store.drivers().create(&id, &driver, Some(&vin)).await.with_context(|| format!("registering driver {id}"))?;
         ids.push(id);
     }
@@ -72,9 +82,19 @@ pub(super) async fn register(store: &Store, vehicles: usize, drivers: usize) -> 
 
 /// The two simulators' configurations: the JSON cars and the GB/T 32960 cars (half of them
 /// on each edition), publishing QoS 1 to `broker`.
-pub(super) fn simulators(broker: &Broker, vehicles: usize, share: f64, interval: Duration, seed: u64) -> anyhow::Result<[SimConfig; 2]> {
+pub(super) fn simulators(
+    broker: &Broker,
+    vehicles: usize,
+    share: f64,
+    interval: Duration,
+    seed: u64,
+) -> anyhow::Result<[SimConfig; 2]> {
     let url = MqttUrl::parse(&broker.url)?;
-    let car = |i: usize| SimVehicle { vin: bench_vin(i), battery_kwh: BATTERY_KWH, consumption_kwh_per_100km: CONSUMPTION_KWH_PER_100KM };
+    let car = |i: usize| SimVehicle {
+        vin: bench_vin(i),
+        battery_kwh: BATTERY_KWH,
+        consumption_kwh_per_100km: CONSUMPTION_KWH_PER_100KM,
+    };
     let config = |name: &str, gbt: bool| SimConfig {
         broker_host: broker.host.clone(),
         broker_port: broker.port,

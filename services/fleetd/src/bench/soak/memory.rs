@@ -46,7 +46,8 @@ pub(super) fn summarize(points: &[RssPoint], warmup_s: f64, end_s: f64) -> Optio
         return None;
     }
     let window_s = (span / 2.0).min(WINDOW_S);
-    let within = |from: f64, to: f64| points.iter().filter(|p| p.t_s >= from && p.t_s <= to).map(|p| p.mib).collect::<Vec<_>>();
+    let within =
+        |from: f64, to: f64| points.iter().filter(|p| p.t_s >= from && p.t_s <= to).map(|p| p.mib).collect::<Vec<_>>();
     let after_warmup_mib = median(within(warmup_s, warmup_s + window_s))?;
     let end_mib = median(within(end_s - window_s, end_s))?;
     let max_mib = points.iter().map(|p| p.mib).fold(f64::NAN, f64::max);
@@ -80,7 +81,8 @@ fn slope(points: &[RssPoint]) -> f64 {
         return 0.0;
     }
     let (mt, mm) = (points.iter().map(|p| p.t_s).sum::<f64>() / n, points.iter().map(|p| p.mib).sum::<f64>() / n);
-    let (num, den) = points.iter().fold((0.0, 0.0), |(num, den), p| (num + (p.t_s - mt) * (p.mib - mm), den + (p.t_s - mt).powi(2)));
+    let (num, den) =
+        points.iter().fold((0.0, 0.0), |(num, den), p| (num + (p.t_s - mt) * (p.mib - mm), den + (p.t_s - mt).powi(2)));
     if den > 0.0 { num / den } else { 0.0 }
 }
 

@@ -4,8 +4,8 @@
 //! the live feed and the history tables all see traffic for the whole run.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -58,7 +58,11 @@ impl OrderCounts {
 }
 
 /// Makes a driver user for each `(driver id)` and logs each in; gives their tokens.
-pub(super) async fn driver_tokens(fleetd: &Fleetd, admin: &str, drivers: &[String]) -> anyhow::Result<HashMap<String, String>> {
+pub(super) async fn driver_tokens(
+    fleetd: &Fleetd,
+    admin: &str,
+    drivers: &[String],
+) -> anyhow::Result<HashMap<String, String>> {
     futures_util::stream::iter(drivers)
         .map(|id| async move {
             let user = json!({"username": id, "password": DRIVER_PASSWORD, "role": "driver", "driver_id": id});
@@ -132,7 +136,13 @@ impl OrderLoad {
 }
 
 /// One order's life, as its unit's applicant (admin here) and its driver live it.
-async fn life(fleetd: &Fleetd, admin: &str, drivers: &HashMap<String, String>, counts: &OrderCounts, body: Value) -> anyhow::Result<()> {
+async fn life(
+    fleetd: &Fleetd,
+    admin: &str,
+    drivers: &HashMap<String, String>,
+    counts: &OrderCounts,
+    body: Value,
+) -> anyhow::Result<()> {
     let order = fleetd.call("POST", "/api/v1/orders", admin, Some(&body), 201).await?;
     counts.created.fetch_add(1, Ordering::Relaxed);
     anyhow::ensure!(order["status"] == "approved", "a new order of an auto-approving unit is {}", order["status"]);
@@ -143,10 +153,14 @@ async fn life(fleetd: &Fleetd, admin: &str, drivers: &HashMap<String, String>, c
         tokio::time::sleep(POLL_EVERY).await;
         let order = fleetd.call("GET", &path, admin, None, 200).await?;
         match order["status"].as_str() {
-            Some("assigned") => break order["driver_id"].as_str().context("an assigned order without a driver")?.to_owned(),
+            Some("assigned") => {
+                break order["driver_id"].as_str().context("an assigned order without a driver")?.to_owned();
+            }
             Some("approved") if Instant::now() < deadline => {}
             Some("approved") => {
-                fleetd.call("POST", &format!("{path}/cancel"), admin, Some(&json!({"reason": "bench: no car"})), 200).await?;
+                fleetd
+                    .call("POST", &format!("{path}/cancel"), admin, Some(&json!({"reason": "bench: no car"})), 200)
+                    .await?;
                 counts.unmatched.fetch_add(1, Ordering::Relaxed);
                 return Ok(());
             }

@@ -50,12 +50,15 @@ impl Tap {
     /// Subscribes to both vehicle topics and returns once the broker has acknowledged.
     pub(super) async fn start(host: &str, port: u16, credentials: Option<(String, String)>) -> anyhow::Result<Self> {
         let mut o = MqttOptions::new(format!("bench-soak-tap-{}", std::process::id()), host, port);
-        o.set_clean_session(true).set_keep_alive(Duration::from_secs(30)).set_max_packet_size(MAX_PACKET_BYTES, 64 * 1024);
+        o.set_clean_session(true)
+            .set_keep_alive(Duration::from_secs(30))
+            .set_max_packet_size(MAX_PACKET_BYTES, 64 * 1024);
         if let Some((user, pass)) = credentials {
             o.set_credentials(user, pass);
         }
         let (client, mut eventloop) = AsyncClient::new(o, 10);
-        let filters = [JSON_TOPIC_FILTER, GBT32960_TOPIC_FILTER].map(|f| SubscribeFilter::new(f.to_owned(), QoS::AtLeastOnce));
+        let filters =
+            [JSON_TOPIC_FILTER, GBT32960_TOPIC_FILTER].map(|f| SubscribeFilter::new(f.to_owned(), QoS::AtLeastOnce));
         client.subscribe_many(filters).await?;
         tokio::time::timeout(Duration::from_secs(10), async {
             loop {
@@ -75,7 +78,9 @@ impl Tap {
             loop {
                 match eventloop.poll().await {
                     // Decoding is a few microseconds: done here, in the one polling task.
-                    Ok(Event::Incoming(Packet::Publish(p))) => s.lock().unwrap_or_else(|e| e.into_inner()).absorb(&p.topic, &p.payload),
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        s.lock().unwrap_or_else(|e| e.into_inner()).absorb(&p.topic, &p.payload)
+                    }
                     Ok(_) => {}
                     Err(e) => return anyhow::anyhow!("tap connection: {e}"),
                 }
@@ -86,7 +91,12 @@ impl Tap {
 
     pub(super) fn counts(&self) -> TapCounts {
         let s = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        TapCounts { messages: s.messages, samples: s.samples.len() as u64, invalid: s.invalid, unreadable: s.unreadable }
+        TapCounts {
+            messages: s.messages,
+            samples: s.samples.len() as u64,
+            invalid: s.invalid,
+            unreadable: s.unreadable,
+        }
     }
 
     /// The tap's connection failed: it missed messages from then on.
@@ -156,7 +166,10 @@ mod tests {
         seen.absorb(&json_topic, br#"{"ts":"2026-11-26T08:00:00.000Z","lat":30.0,"lon":122.1}"#);
         // A redelivery and a batch holding the same sample and a new one.
         seen.absorb(&json_topic, br#"{"ts":"2026-11-26T08:00:00.000Z","lat":30.0,"lon":122.1}"#);
-        seen.absorb(&json_topic, br#"[{"ts":1795680000000,"lat":30.0,"lon":122.1},{"ts":1795680005000,"lat":30.0,"lon":122.1}]"#);
+        seen.absorb(
+            &json_topic,
+            br#"[{"ts":1795680000000,"lat":30.0,"lon":122.1},{"ts":1795680005000,"lat":30.0,"lon":122.1}]"#,
+        );
         assert_eq!(Utc.timestamp_millis_opt(1_795_680_000_000).unwrap(), t);
         let s = Sample::at(vin.clone(), t + chrono::Duration::seconds(10), 30.0, 122.1, SampleSource::Gbt2016);
         seen.absorb(&gbt_topic, &gbt32960::encode_sample(gbt32960::Edition::V2016, false, &s));

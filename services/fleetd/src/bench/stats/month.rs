@@ -88,7 +88,14 @@ impl CarMonth {
         let hour = 8 + (self.car + 3 * k) % 10;
         let minute = (self.car * 7 + k * 13) % 60;
         let start = china_offset()
-            .with_ymd_and_hms(chrono::Datelike::year(&day), chrono::Datelike::month(&day), chrono::Datelike::day(&day), hour as u32, minute as u32, 0)
+            .with_ymd_and_hms(
+                chrono::Datelike::year(&day),
+                chrono::Datelike::month(&day),
+                chrono::Datelike::day(&day),
+                hour as u32,
+                minute as u32,
+                0,
+            )
             .single()
             .expect("a valid local time")
             .with_timezone(&Utc);
@@ -122,7 +129,13 @@ impl CarMonth {
                 let ts = trip.start + secs(j as f64 * step);
                 let moving = j < MOVING * density;
                 let km = step_km * j.min(MOVING * density) as f64;
-                let s = self.sample(ts, moved(trip.from, heading, km), if moving { SPEED_KMH } else { 0.0 }, soc - soc_step * j.min(MOVING * density) as f64, odo + km);
+                let s = self.sample(
+                    ts,
+                    moved(trip.from, heading, km),
+                    if moving { SPEED_KMH } else { 0.0 },
+                    soc - soc_step * j.min(MOVING * density) as f64,
+                    odo + km,
+                );
                 out.push(s);
             }
             soc -= Self::soc_drop_per_trip();
@@ -135,7 +148,13 @@ impl CarMonth {
         let home = self.trip(TRIPS - 1).to;
         for j in 0..n {
             let plugged = j + 1 < n;
-            let mut s = self.sample(start + secs(j as f64 * step), home, 0.0, soc + (FULL_SOC - soc) * j as f64 / (n - 1) as f64, odo);
+            let mut s = self.sample(
+                start + secs(j as f64 * step),
+                home,
+                0.0,
+                soc + (FULL_SOC - soc) * j as f64 / (n - 1) as f64,
+                odo,
+            );
             s.charging = Some(plugged);
             out.push(s);
         }
