@@ -90,7 +90,7 @@ pub struct MetricsAccess {
     /// Serve `/metrics` on this address only (a listener of its own), not on the HTTP port.
     pub addr: Option<SocketAddr>,
     /// Require this bearer token on `/metrics`.
-    pub token: Option<String>,
+    pub token: Option<fleet_domain::Secret>,
 }
 
 impl Default for Config {

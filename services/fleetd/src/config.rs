@@ -5,6 +5,8 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
+use fleet_domain::{Secret, SecretUrl};
+
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./fleet-data/fleet.db";
 pub const DEFAULT_EMBEDDED_MQTT_ADDR: &str = "127.0.0.1:1884";
@@ -39,7 +41,7 @@ pub struct MqttUrl {
     pub host: String,
     pub port: u16,
     pub username: Option<String>,
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     pub tls: bool,
 }
 
@@ -69,7 +71,7 @@ impl MqttUrl {
         };
         let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| bad("no host"))?.to_owned();
         let username = (!url.username().is_empty()).then(|| decode(url.username()));
-        let password = url.password().map(decode);
+        let password = url.password().map(|p| Secret::new(decode(p)));
         Ok(Self { host, port: url.port().unwrap_or(if tls { 8883 } else { 1883 }), username, password, tls })
     }
 }
@@ -130,7 +132,7 @@ impl Services {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub http_addr: SocketAddr,
-    pub database_url: String,
+    pub database_url: SecretUrl,
     pub mqtt: MqttTarget,
     /// The embedded broker lets clients without an account in (development only; refused
     /// unless it listens on a loopback address).
@@ -143,7 +145,7 @@ pub struct Settings {
     /// This instance is one of several on one PostgreSQL database: events travel between
     /// them (live feed, trip derivation). Implied by a subset of services.
     pub cluster: bool,
-    pub admin_password: Option<String>,
+    pub admin_password: Option<Secret>,
     pub demo: bool,
     /// The demo simulator's reporting interval.
     pub demo_interval: Duration,
@@ -216,7 +218,7 @@ impl Settings {
             }
             return Ok(());
         }
-        if !self.database_url.starts_with("postgres") {
+        if !self.database_url.expose().starts_with("postgres") {
             return Err(ConfigError::new(
                 setting,
                 "instances that share the work share one PostgreSQL database: set FLEET_DATABASE_URL to postgres://…",
@@ -249,9 +251,9 @@ impl Settings {
     }
 
     /// Settings for tests and embedding: the given addresses, everything else default.
-    pub fn new(http_addr: SocketAddr, database_url: impl Into<String>, mqtt: MqttTarget) -> Self {
-        let database_url: String = database_url.into();
-        let ingest_max_batch = fleet_ingest::Config::default_max_batch(database_url.starts_with("sqlite:"));
+    pub fn new(http_addr: SocketAddr, database_url: impl Into<SecretUrl>, mqtt: MqttTarget) -> Self {
+        let database_url: SecretUrl = database_url.into();
+        let ingest_max_batch = fleet_ingest::Config::default_max_batch(database_url.expose().starts_with("sqlite:"));
         Self {
             http_addr,
             database_url,
@@ -304,14 +306,14 @@ mod tests {
     #[test]
     fn a_plus_in_a_url_password_stays_a_plus() {
         let u = MqttUrl::parse("mqtt://fleetd:a+b%2Bc%20d@broker.example").unwrap();
-        assert_eq!(u.password.as_deref(), Some("a+b+c d"));
+        assert_eq!(u.password.as_ref().map(Secret::expose), Some("a+b+c d"));
     }
 
     #[test]
     fn parses_mqtt_urls_with_and_without_credentials() {
         let u = MqttUrl::parse("mqtt://fleetd:s%40cret@broker.example:1883").unwrap();
         assert_eq!(
-            (u.host.as_str(), u.port, u.username.as_deref(), u.password.as_deref()),
+            (u.host.as_str(), u.port, u.username.as_deref(), u.password.as_ref().map(Secret::expose)),
             ("broker.example", 1883, Some("fleetd"), Some("s@cret"))
         );
         let u = MqttUrl::parse("mqtt://127.0.0.1").unwrap();
@@ -360,6 +362,22 @@ mod tests {
             "FLEET_MQTT_SHARE_GROUP",
             "a share group alone is a half-made cluster"
         );
+    }
+
+    #[test]
+    fn no_secret_shows_in_the_settings_debug_output() {
+        let mut s = Settings::new(
+            "127.0.0.1:0".parse().unwrap(),
+            "postgres://fleet:db-pass-1@db:5432/fleet",
+            MqttTarget::External(MqttUrl::parse("mqtt://fleetd:broker-pass-2@broker:1883").unwrap()),
+        );
+        s.admin_password = Some("admin-pass-3".into());
+        s.metrics.token = Some("metrics-token-4-long-enough".into());
+        let shown = format!("{s:?} {s:#?}");
+        for secret in ["db-pass-1", "broker-pass-2", "admin-pass-3", "metrics-token-4"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("db:5432"), "the database server is still named: {shown}");
     }
 
     #[test]
