@@ -4,8 +4,8 @@
 
 /* global echarts */
 
-import { escapeHtml } from '../app/dom.js';
-import { t, formatNumber } from '../app/i18n.js';
+import { escapeHtml } from '../lib/dom.js';
+import { t, formatNumber } from '../lib/i18n.js';
 
 /** Cars in the per-vehicle chart. */
 export const TOP_VEHICLES = 10;
