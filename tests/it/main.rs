@@ -4,6 +4,7 @@ mod api;
 mod cli;
 mod clock_ahead;
 mod dispatch;
+mod driver_offline;
 mod faults;
 mod fuzz_regressions;
 mod health;
