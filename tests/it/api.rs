@@ -1,4 +1,4 @@
-//! The HTTP API (contract §3) over a real socket: login and tokens, the registry, who sees
+//! The HTTP API (docs/api.md) over a real socket: login and tokens, the registry, who sees
 //! what, and the error shape of every refusal.
 
 use chrono::Utc;
@@ -39,7 +39,7 @@ async fn post(app: &TestApp, path: &str, token: &str, body: Value) -> anyhow::Re
     call(app, reqwest::Method::POST, path, Some(token), Some(body)).await
 }
 
-/// Asserts the contract's error shape and code; answers the message.
+/// Asserts the API's error shape and code; answers the message.
 fn error_code(body: &Value, code: &str) -> String {
     assert_eq!(body["error"]["code"], code, "error body: {body}");
     body["error"]["message"].as_str().unwrap_or_else(|| panic!("error without a message: {body}")).to_owned()

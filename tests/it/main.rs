@@ -11,6 +11,7 @@ mod health;
 mod ingest;
 mod live;
 mod mqtt_security;
+mod openapi;
 mod order_store;
 mod orders;
 mod pages;

@@ -7,6 +7,7 @@
 
 pub mod browser;
 pub mod live;
+pub mod openapi;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,5 +1,5 @@
 //! The one place where a failure becomes an HTTP response: every refusal is an [`ApiError`],
-//! rendered as the contract's `{"error": {"code": "…", "message": "…"}}`.
+//! rendered as `{"error": {"code": "…", "message": "…"}}` (docs/api.md, "Errors").
 
 use std::time::Duration;
 
@@ -184,7 +184,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn errors_render_in_the_contract_shape() {
+    async fn errors_render_in_the_documented_shape() {
         let (status, body, _) = body_of(ApiError::NotFound("vehicle")).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert_eq!(body["error"]["code"], "not_found");

@@ -151,7 +151,7 @@ pub struct RunArgs {
     pub co2_grid_kg_per_kwh: f64,
 }
 
-/// Dispatch rules (contract §6).
+/// Dispatch rules (docs/dispatch.md).
 #[derive(Debug, Clone, Args)]
 pub struct DispatchArgs {
     /// Road distance = great-circle distance × this factor.

@@ -14,7 +14,7 @@ use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ApiQuery};
 
-/// A budget is flagged from this share used (contract §3).
+/// A budget is flagged from this share used.
 pub const BUDGET_WARNING_SHARE: f64 = 0.8;
 /// Trips in one answer at most.
 pub const MAX_TRIPS: i64 = 10_000;
