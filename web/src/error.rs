@@ -129,6 +129,15 @@ impl From<StorageError> for ApiError {
     }
 }
 
+impl From<fleet_stats::StatsError> for ApiError {
+    fn from(e: fleet_stats::StatsError) -> Self {
+        match e {
+            fleet_stats::StatsError::BadMonth(month) => Self::BadRequest(format!("bad month {month:?}")),
+            fleet_stats::StatsError::Storage(e) => e.into(),
+        }
+    }
+}
+
 impl From<ValidationError> for ApiError {
     fn from(e: ValidationError) -> Self {
         Self::Validation { field: e.field.to_owned(), problem: e.problem }

@@ -37,8 +37,8 @@ use fleet_storage::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use api::stats::Co2Factors;
 pub use auth::hash_password;
+pub use fleet_stats::Co2Factors;
 pub use live::{DEFAULT_SEND_TIMEOUT as DEFAULT_LIVE_SEND_TIMEOUT, TICK as LIVE_TICK};
 pub use map::{MapConfig, TileCrs, TileLayer};
 pub use mqtt_account::{

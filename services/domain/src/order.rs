@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 use crate::Vin;
 use crate::registry::{ValidationError, validate_id};
 
+mod transition;
+
+pub use transition::{Act, Actor, Change, Decision, History, Refusal, decide};
+
 /// Most passengers one order may carry (a minibus).
 pub const MAX_PASSENGERS: u32 = 50;
 /// Longest an order may be booked ahead.
