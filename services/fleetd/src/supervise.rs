@@ -37,8 +37,25 @@ impl Outcome for () {
 
 impl<T, E: Into<anyhow::Error>> Outcome for Result<T, E> {
     fn failure(self) -> Option<String> {
-        self.err().map(|e| format!("{:#}", e.into()))
+        self.err().map(|e| describe(&e.into()))
     }
+}
+
+/// An error and its causes on one line, leaving out a cause whose text the line already
+/// holds (an error that prints its source and also reports it as its source).
+fn describe(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 /// The services of one app: where they are spawned, the token that stops them all, and the
@@ -150,6 +167,17 @@ mod tests {
         assert!(services.shutdown().is_cancelled(), "the failure stopped the other services");
         let failed = services.failure().expect("a failure");
         assert_eq!(failed.to_string(), "service ingest stopped: no such table: vehicles");
+    }
+
+    #[test]
+    fn a_reason_tells_each_cause_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("storage: {0}")]
+        struct Wrapped(#[from] std::io::Error);
+        let inner = Err::<(), _>(Wrapped(std::io::Error::other("no such table: vehicles")));
+        assert_eq!(inner.failure().as_deref(), Some("storage: no such table: vehicles"));
+        let context = Err::<(), _>(anyhow::Error::from(std::io::Error::other("refused")).context("connecting"));
+        assert_eq!(context.failure().as_deref(), Some("connecting: refused"));
     }
 
     #[tokio::test]
