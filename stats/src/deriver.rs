@@ -134,6 +134,10 @@ impl Deriver {
                     let mut pass = heard.dirty.take(MAX_CARS_PER_PASS).into_iter();
                     while let Some((vin, (a, b))) = pass.next() {
                         self.give_way(&mut way, &mut events, &mut heard, &shutdown).await;
+                        if shutdown.is_cancelled() {
+                            // Stopping: the rest of the pass is left (a restart catches up).
+                            break;
+                        }
                         if let Err(e) = self.derive_window(&vin, a, b).await {
                             tracing::warn!(vehicle.vin = %vin, error = %e, "trip derivation failed; retrying");
                             if e.is_transient() {

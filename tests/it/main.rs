@@ -20,5 +20,6 @@ mod pages_orders;
 mod pages_stats;
 mod security;
 mod slow_clients;
+mod startup;
 mod stats;
 mod storage;

@@ -9,12 +9,15 @@
 
 mod acl;
 mod gate;
+mod internal;
 mod splice;
 
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use anyhow::{Context, bail};
 use fleet_storage::Store;
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -76,117 +79,123 @@ impl Embedded {
     }
 }
 
-/// Starts the broker: binds the public address, starts the internal broker on a free
-/// loopback port, and spawns the gate on `tasks` until `shutdown`. The internal broker's
-/// threads live as long as the process.
-pub async fn start(
+/// The embedded broker with its public listener bound and its internal address chosen;
+/// nothing runs yet, and dropping it frees the port.
+pub struct Bound {
+    listener: TcpListener,
+    embedded: Embedded,
     cfg: EmbeddedConfig,
-    store: Store,
-    tasks: &TaskTracker,
-    shutdown: CancellationToken,
-) -> anyhow::Result<Embedded> {
-    let listener = tokio::net::TcpListener::bind(cfg.addr)
+}
+
+/// Binds the public address and picks a free loopback port for the internal broker.
+pub async fn bind(cfg: EmbeddedConfig) -> anyhow::Result<Bound> {
+    let listener = TcpListener::bind(cfg.addr)
         .await
         .with_context(|| format!("cannot listen on {} for the embedded MQTT broker", cfg.addr))?;
     let public = listener.local_addr()?;
+    let internal = internal::free_loopback_addr()?;
     let login = InternalLogin { username: INTERNAL_USER.to_owned(), password: fleet_web::new_vehicle_secret() };
-    let internal = {
-        let login = login.clone();
-        tokio::task::spawn_blocking(move || start_rumqttd(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), Some(login)))
-            .await
-            .context("starting the embedded broker")??
-    };
-    let gate = gate::Gate {
-        store,
-        internal,
-        login: login.clone(),
-        reserved_client_id: cfg.reserved_client_id,
-        anonymous: cfg.anonymous,
-    };
-    tasks.spawn(gate.run(listener, tasks.clone(), shutdown));
-    Ok(Embedded { public, internal, login })
+    Ok(Bound { listener, embedded: Embedded { public, internal, login }, cfg })
+}
+
+impl Bound {
+    /// Where clients and fleetd's ingest will connect.
+    pub fn embedded(&self) -> &Embedded {
+        &self.embedded
+    }
+
+    /// Starts the internal broker and waits until it holds its port. Its router thread is
+    /// rumqttd's and cannot be stopped (rumqttd has no way to), so this is the last step of
+    /// start-up that can fail: once it is done, nothing else may.
+    pub async fn start(self, store: Store) -> anyhow::Result<Broker> {
+        let Bound { listener, embedded, cfg } = self;
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let internal = internal::spawn(embedded.internal, Some(embedded.login.clone()), move |r| {
+            let _ = ready_tx.send(r);
+        })?;
+        match ready_rx.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => bail!("cannot start the embedded MQTT broker on {}: {e}", embedded.internal),
+            Err(_) => bail!("the embedded MQTT broker's thread ended while starting"),
+        }
+        let gate = gate::Gate {
+            store,
+            internal: embedded.internal,
+            login: embedded.login,
+            reserved_client_id: cfg.reserved_client_id,
+            anonymous: cfg.anonymous,
+        };
+        Ok(Broker { gate, listener, internal })
+    }
+}
+
+/// A started embedded broker, to be run as a service ([`Broker::run`]).
+pub struct Broker {
+    gate: gate::Gate,
+    listener: TcpListener,
+    internal: internal::Running,
+}
+
+impl Broker {
+    /// Serves clients through the gate (each connection a task on `tasks`) until
+    /// `stop_gate`, then keeps the internal broker up until `stop_internal` (fleetd's own
+    /// ingest acknowledges its last batch through it) and stops it, its connections closed
+    /// and its thread ended. Fails if the internal broker stops by itself.
+    pub async fn run(
+        self,
+        tasks: TaskTracker,
+        stop_gate: impl Future<Output = ()>,
+        stop_internal: impl Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        let Broker { gate, listener, mut internal } = self;
+        let gate_stop = CancellationToken::new();
+        // Whatever way this ends, the gate's connections end with it.
+        let _gate_stopped = gate_stop.clone().drop_guard();
+        let serving = async {
+            tokio::join!(gate.run(listener, tasks, gate_stop.clone()), async {
+                stop_gate.await;
+                gate_stop.cancel();
+            });
+            stop_internal.await;
+        };
+        tokio::select! {
+            () = serving => {}
+            why = internal.ended() => bail!("the internal MQTT broker stopped: {why}"),
+        }
+        internal.stop().await;
+        Ok(())
+    }
 }
 
 /// A bare broker on `addr` that takes anyone, with no accounts and no rules: for benches
 /// and tests on this machine only (a development set-up), so `addr` must be a loopback
-/// address. Returns the bound address.
+/// address. It runs as long as the process. Returns the bound address.
 pub fn start_open(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
     anyhow::ensure!(
         addr.ip().is_loopback(),
         "a broker without accounts listens on a loopback address only, not {addr}"
     );
-    start_rumqttd(addr, None)
+    // Port 0: resolved here, since rumqttd cannot report the port it bound.
+    let addr = if addr.port() == 0 {
+        let probe = std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
+        probe.local_addr()?
+    } else {
+        addr
+    };
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let running = internal::spawn(addr, None, move |r| {
+        let _ = ready_tx.send(r);
+    })?;
+    match ready_rx.recv() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => bail!("cannot listen on {addr} for the MQTT broker: {e}"),
+        Err(_) => bail!("the MQTT broker's thread ended while starting"),
+    }
+    running.detach();
+    Ok(addr)
 }
 
 /// Counts a refused connection, publish or subscription (`fleet_mqtt_refused_total`).
 fn refused(reason: &'static str) {
     metrics::counter!("fleet_mqtt_refused_total", "reason" => reason).increment(1);
-}
-
-/// Starts rumqttd on `addr` (port 0 picks a free port) in its own threads, taking only
-/// `login` when given, and waits until it accepts connections. Returns the bound address.
-#[cfg(feature = "embedded-broker")]
-fn start_rumqttd(addr: SocketAddr, login: Option<InternalLogin>) -> anyhow::Result<SocketAddr> {
-    use std::collections::HashMap;
-    use std::net::TcpListener;
-    use std::time::{Duration, Instant};
-
-    // rumqttd binds inside its own thread and cannot report the port, so check the address
-    // here first (a clear error when it is taken) and resolve port 0.
-    let addr = {
-        let probe =
-            TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr} for the embedded MQTT broker"))?;
-        probe.local_addr()?
-    };
-    let connections = rumqttd::ConnectionSettings {
-        connection_timeout_ms: 60_000,
-        max_payload_size: EMBEDDED_MAX_PAYLOAD,
-        max_inflight_count: EMBEDDED_MAX_INFLIGHT,
-        auth: login.map(|l| HashMap::from([(l.username, l.password)])),
-        external_auth: None,
-        dynamic_filters: true,
-    };
-    let server = rumqttd::ServerSettings {
-        name: "v4".to_owned(),
-        listen: addr,
-        tls: None,
-        next_connection_delay_ms: 0,
-        connections,
-    };
-    let config = rumqttd::Config {
-        id: 0,
-        router: rumqttd::RouterConfig {
-            max_connections: MAX_CLIENT_CONNECTIONS + 10,
-            max_outgoing_packet_count: 1000,
-            max_segment_size: 100 * 1024 * 1024,
-            max_segment_count: 10,
-            ..Default::default()
-        },
-        v4: Some(HashMap::from([("1".to_owned(), server)])),
-        ..Default::default()
-    };
-    let mut broker = rumqttd::Broker::new(config);
-    std::thread::Builder::new()
-        .name("mqtt-broker".to_owned())
-        .spawn(move || {
-            if let Err(e) = broker.start() {
-                tracing::error!(error = %e, "embedded MQTT broker stopped");
-            }
-        })
-        .context("cannot start the embedded broker thread")?;
-    // Wait until the broker holds the port (binding it ourselves then fails). A test
-    // connection would do too, but the broker logs every half-open connection as an error.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while TcpListener::bind(addr).is_ok() {
-        if Instant::now() > deadline {
-            bail!("the embedded MQTT broker did not start listening on {addr}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    Ok(addr)
-}
-
-#[cfg(not(feature = "embedded-broker"))]
-fn start_rumqttd(_addr: SocketAddr, _login: Option<InternalLogin>) -> anyhow::Result<SocketAddr> {
-    bail!("this build has no embedded broker (feature `embedded-broker`); set FLEET_MQTT_URL")
 }

@@ -69,13 +69,19 @@ async fn run(command: Command) -> anyhow::Result<()> {
             if let Some(addr) = app.metrics_addr() {
                 println!("metrics listening on http://{addr}/metrics");
             }
+            // Runs until a signal asks for a stop or a service ends by itself.
             let token = app.shutdown_token();
-            tokio::spawn(async move {
-                wait_for_signal().await;
-                tracing::info!("shutting down");
-                token.cancel();
-            });
-            if app.wait().await { Ok(()) } else { anyhow::bail!("services did not stop within the grace period") }
+            let stopped = app.wait();
+            tokio::pin!(stopped);
+            tokio::select! {
+                () = wait_for_signal() => {
+                    tracing::info!("shutting down");
+                    token.cancel();
+                    stopped.await?;
+                }
+                ended = &mut stopped => ended?,
+            }
+            Ok(())
         }
         Command::Migrate(args) => {
             fleetd::config::check_database_url(args.database_url.expose())?;
