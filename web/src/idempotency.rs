@@ -42,8 +42,10 @@ pub(crate) async fn idempotent(State(state): State<AppState>, req: Request, next
     let key = match key.to_str() {
         Ok(k) if !k.is_empty() && k.len() <= MAX_KEY_LEN && k.bytes().all(|b| b.is_ascii_graphic()) => k.to_owned(),
         _ => {
-            return ApiError::BadRequest(format!("Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters"))
-                .into_response();
+            return ApiError::BadRequest(format!(
+                "Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters"
+            ))
+            .into_response();
         }
     };
     // Without a valid token the handler answers 401 as usual; nothing is kept.

@@ -6,17 +6,17 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::Context;
+use fleet_broker as broker;
 use fleet_bus::Bus;
+use fleet_sim as simulate;
+use fleet_sim::demo::DEMO_GBT32960_SHARE;
 use fleet_storage::Store;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::bootstrap::{self, AdminBootstrap};
 use crate::config::{MqttTarget, Settings};
-use crate::{broker, housekeeping, observability, relay, sessions, simulate};
-
-/// Share of demo cars that speak GB/T 32960 instead of JSON.
-pub const DEMO_GBT32960_SHARE: f64 = 0.3;
+use crate::{housekeeping, observability, relay, sessions};
 
 /// A running fleetd: every listener bound, every service spawned.
 pub struct App {
@@ -75,6 +75,7 @@ impl App {
                         addr: *addr,
                         anonymous: settings.embedded_mqtt_anonymous,
                         reserved_client_id: settings.mqtt_client_id.clone(),
+                        password_matches: fleet_web::mosquitto_password_matches,
                     };
                     let running = broker::start(cfg, store.clone(), &tasks, gate_stop.clone()).await?;
                     if !running.public.ip().is_loopback() {
