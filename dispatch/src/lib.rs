@@ -1,9 +1,13 @@
-//! Dispatch's matching engine: which car serves which order (contract §6, issue 5).
+//! Dispatch: which car serves which order, and the loop that applies it (docs/dispatch.md).
 //!
-//! Pure and synchronous: no storage, no clock, no tasks. The batch loop that reads due
-//! orders and available cars, calls this crate and records the result lives with the order
-//! lifecycle; the feasibility rule itself is shared with the API's manual assignment and so
-//! lives in `fleet_domain::feasibility`.
+//! Two layers. The matching engine ([`solver`], [`batch`], [`index`], [`pick`]) is pure and
+//! synchronous: no storage, no clock, no tasks, so it is unit- and property-tested on its own
+//! and benchmarked without a database. The [`service`] around it is the batch loop that does
+//! have all three: it reads due orders and available cars from storage on a timer, calls the
+//! engine, records assignments and waiting reasons, expires unanswered offers, and announces
+//! changes on the bus (one instance of a cluster leads it at a time). The feasibility rule
+//! itself is shared with the API's manual assignment and so lives in
+//! `fleet_domain::feasibility`.
 //!
 //! - [`solver`]: exact minimum-cost rectangular assignment with forbidden pairs (most pairs
 //!   first, then least cost), a shortest-augmenting-path Hungarian method.

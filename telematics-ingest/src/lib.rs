@@ -3,7 +3,7 @@
 //! after its samples are committed (at-least-once end to end; storage dedupes on VIN and
 //! time). Rejected input goes to the dead letters with its reason and never stops ingestion.
 //!
-//! Three tasks, joined by bounded channels:
+//! Four tasks:
 //! - the MQTT task owns the broker connection (fleetd's persistent session): it forwards
 //!   publishes and writes the acks the writer hands it, a committed batch's in one write;
 //! - the batcher decodes messages and gathers them into batches (by count or age);
@@ -11,6 +11,13 @@
 //!   samples on the bus. A failed commit is retried; nothing is acked before it succeeds;
 //! - the state writer merges the committed samples' state into the vehicles' current state
 //!   a few times a second (`state_writer`).
+//!
+//! Batches go from the batcher to the writer over a bounded channel (`writer::BATCH_QUEUE`).
+//! Messages (MQTT task to batcher) and acks (writer to MQTT task) go over unbounded channels
+//! on purpose: the MQTT task must never wait on a full queue, or it would stop polling the
+//! connection and so stop writing the acks that free the queue. What they hold is bounded all
+//! the same, by the messages in hand (`in_hand`): at `mqtt::max_in_hand` the connection stops
+//! reading from the broker, so neither queue grows past that window.
 
 mod batcher;
 mod clock;
@@ -42,7 +49,7 @@ pub struct Config {
     pub host: String,
     pub port: u16,
     pub username: Option<String>,
-    pub password: Option<String>,
+    pub password: Option<fleet_domain::Secret>,
     /// The persistent session's client id: stable across restarts so that the broker keeps
     /// what vehicles publish while we are down.
     pub client_id: String,

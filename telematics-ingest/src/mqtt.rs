@@ -168,7 +168,7 @@ async fn open(cfg: &Config) -> Result<(TcpStream, BytesMut, bool), LinkError> {
     connect.keep_alive = KEEP_ALIVE.as_secs() as u16;
     connect.clean_session = false;
     if let Some(user) = &cfg.username {
-        connect.set_login(user.clone(), cfg.password.clone().unwrap_or_default());
+        connect.set_login(user.clone(), cfg.password.as_ref().map(|p| p.expose().to_owned()).unwrap_or_default());
     }
     let mut out = BytesMut::new();
     encode(&Packet::Connect(connect), &mut out);

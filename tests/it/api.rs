@@ -1,4 +1,4 @@
-//! The HTTP API (contract §3) over a real socket: login and tokens, the registry, who sees
+//! The HTTP API (docs/api.md) over a real socket: login and tokens, the registry, who sees
 //! what, and the error shape of every refusal.
 
 use chrono::Utc;
@@ -39,7 +39,7 @@ async fn post(app: &TestApp, path: &str, token: &str, body: Value) -> anyhow::Re
     call(app, reqwest::Method::POST, path, Some(token), Some(body)).await
 }
 
-/// Asserts the contract's error shape and code; answers the message.
+/// Asserts the API's error shape and code; answers the message.
 fn error_code(body: &Value, code: &str) -> String {
     assert_eq!(body["error"]["code"], code, "error body: {body}");
     body["error"]["message"].as_str().unwrap_or_else(|| panic!("error without a message: {body}")).to_owned()
@@ -664,8 +664,7 @@ both!(health_openapi_and_pages_need_no_token, |app: TestApp| async move {
 async fn metrics_can_require_a_token_and_move_to_an_address_of_their_own() -> anyhow::Result<()> {
     const TOKEN: &str = "scraper-token-0123456789";
     let app = TestApp::spawn_with(fleet_tests::Db::Sqlite, |s| {
-        s.metrics =
-            fleet_web::MetricsAccess { addr: Some("127.0.0.1:0".parse().unwrap()), token: Some(TOKEN.to_owned()) };
+        s.metrics = fleet_web::MetricsAccess { addr: Some("127.0.0.1:0".parse().unwrap()), token: Some(TOKEN.into()) };
     })
     .await;
     let r = app.http.get(app.url("/metrics")).send().await?;
@@ -680,7 +679,7 @@ async fn metrics_can_require_a_token_and_move_to_an_address_of_their_own() -> an
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.text().await?.contains("# TYPE"), "Prometheus text");
     // With a token only, the public port serves it to the token's holder.
-    let open = TestApp::spawn_with(fleet_tests::Db::Sqlite, |s| s.metrics.token = Some(TOKEN.to_owned())).await;
+    let open = TestApp::spawn_with(fleet_tests::Db::Sqlite, |s| s.metrics.token = Some(TOKEN.into())).await;
     assert_eq!(open.http.get(open.url("/metrics")).send().await?.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(open.http.get(open.url("/metrics")).bearer_auth(TOKEN).send().await?.status(), StatusCode::OK);
     Ok(())

@@ -1,4 +1,4 @@
-//! The live feed (contract §4) over a real WebSocket: snapshot, deltas after MQTT publishes,
+//! The live feed (docs/live-feed.md) over a real WebSocket: snapshot, deltas after MQTT publishes,
 //! filters, visibility, order events, refusals, and a client that never reads.
 
 use std::collections::HashSet;
@@ -435,9 +435,9 @@ async fn shutting_down_closes_live_connections() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Live sockets do not outlive their token (issue 17.2): a logout closes the sockets opened
-/// with that token (4001), a password change those of the user's other tokens (4002) while
-/// the changing session's own stays open, and an expired token's socket closes (4003).
+// Live sockets do not outlive their token (issue 17.2): a logout closes the sockets opened
+// with that token (4001), a password change those of the user's other tokens (4002) while
+// the changing session's own stays open, and an expired token's socket closes (4003).
 both!(a_live_socket_closes_when_its_token_is_revoked, |app: TestApp| async move {
     let admin = app.admin_token().await;
     post(&app, &admin, "/api/v1/users", json!({"username": "alice", "password": "alice-pass-1", "role": "dispatcher"}))

@@ -7,6 +7,7 @@
 
 pub mod browser;
 pub mod live;
+pub mod openapi;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -170,7 +171,7 @@ pub fn test_settings(db_url: &str, client_id: &str) -> Settings {
     });
     let mut s = Settings::new("127.0.0.1:0".parse().expect("valid address"), db_url, mqtt);
     s.mqtt_client_id = client_id.to_owned();
-    s.admin_password = Some(ADMIN_PASSWORD.to_owned());
+    s.admin_password = Some(ADMIN_PASSWORD.into());
     s.shutdown_grace = Duration::from_secs(10);
     s
 }

@@ -7,13 +7,16 @@
 // or is too slow. API calls and the live feed are never touched: the page keeps its own
 // offline copy of the data and its own queue of taps.
 
-const CACHE = 'fleet-driver-v1';
+// A new name when the list of files changes: activation deletes the older caches.
+const CACHE = 'fleet-driver-v2';
 /** Files the page needs to start; Leaflet and the land outline are cached when first used. */
 const SHELL = [
   '/driver',
   '/driver.webmanifest',
   '/driver/main.js',
   '/driver/page.js',
+  '/driver/screen.js',
+  '/driver/offline.js',
   '/driver/view.js',
   '/driver/model.js',
   '/driver/notice.js',
@@ -26,20 +29,22 @@ const SHELL = [
   '/driver/driver.css',
   '/driver/icon-192.png',
   '/driver/icon-512.png',
-  '/app/api.js',
-  '/app/auth.js',
-  '/app/i18n.js',
-  '/app/dom.js',
-  '/app/live.js',
-  '/app/basemap.js',
-  '/app/coords.js',
-  '/app/base.css',
-  '/app/icon.svg',
+  '/lib/session.js',
+  '/lib/api.js',
+  '/lib/login.js',
+  '/lib/shell.js',
+  '/lib/i18n.js',
+  '/lib/dom.js',
+  '/lib/live.js',
+  '/lib/basemap.js',
+  '/lib/coords.js',
+  '/lib/base.css',
+  '/lib/icon.svg',
   '/i18n/zh.js',
   '/i18n/en.js',
 ];
 /** Paths whose files are kept as they are fetched. */
-const CACHED_PREFIXES = ['/driver', '/app/', '/i18n/', '/vendor/leaflet@', '/map/'];
+const CACHED_PREFIXES = ['/driver', '/lib/', '/i18n/', '/vendor/leaflet@', '/map/'];
 /** Beyond this wait the cached copy is answered (the fetch still refreshes the cache). */
 const NETWORK_TIMEOUT_MS = 3000;
 

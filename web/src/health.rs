@@ -68,7 +68,7 @@ pub(crate) async fn healthz(State(state): State<AppState>) -> impl IntoResponse 
 pub(crate) async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
     if let Some(expected) = &state.metrics_access.token {
         let given = crate::auth::bearer_token(&headers).unwrap_or_default();
-        if !same_secret(given.as_bytes(), expected.as_bytes()) {
+        if !same_secret(given.as_bytes(), expected.expose().as_bytes()) {
             return Err(ApiError::Unauthorized);
         }
     }

@@ -4,7 +4,7 @@
 //! (`web/assets`), and the live WebSocket feed ([`live`]).
 //!
 //! Everything a request may be refused for is one [`error::ApiError`], rendered as the
-//! contract's `{"error": {"code", "message"}}`. Who may see and do what is decided in
+//! `{"error": {"code", "message"}}` of docs/api.md. Who may see and do what is decided in
 //! [`access`]; handlers ask it, they never compare roles themselves.
 
 mod access;
@@ -37,8 +37,8 @@ use fleet_storage::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use api::stats::Co2Factors;
 pub use auth::hash_password;
+pub use fleet_stats::Co2Factors;
 pub use live::{DEFAULT_SEND_TIMEOUT as DEFAULT_LIVE_SEND_TIMEOUT, TICK as LIVE_TICK};
 pub use map::{MapConfig, TileCrs, TileLayer};
 pub use mqtt_account::{
@@ -84,13 +84,13 @@ pub struct Config {
 /// Shortest metrics token accepted.
 pub const MIN_METRICS_TOKEN_LEN: usize = 16;
 
-/// Who reaches `/metrics` (contract §3 serves it on the HTTP port, open, by default).
+/// Who reaches `/metrics` (by default: on the HTTP port, open).
 #[derive(Debug, Clone, Default)]
 pub struct MetricsAccess {
     /// Serve `/metrics` on this address only (a listener of its own), not on the HTTP port.
     pub addr: Option<SocketAddr>,
     /// Require this bearer token on `/metrics`.
-    pub token: Option<String>,
+    pub token: Option<fleet_domain::Secret>,
 }
 
 impl Default for Config {

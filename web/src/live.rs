@@ -1,4 +1,4 @@
-//! The live feed (contract §4): `GET /api/v1/live` upgrades to a WebSocket that sends a
+//! The live feed (docs/live-feed.md): `GET /api/v1/live` upgrades to a WebSocket that sends a
 //! snapshot of every visible car, then coalesced position deltas at most every [`TICK`] and
 //! order changes as they happen.
 //!
@@ -36,7 +36,7 @@ use crate::extract::ApiQuery;
 pub(crate) use hub::run as run_hub;
 use socket::{Upgrade, Utf8Bytes};
 
-/// Position deltas go out at most this often (contract §4: ≤ one message per 250 ms).
+/// Position deltas go out at most this often (one message per 250 ms).
 pub const TICK: Duration = Duration::from_millis(250);
 /// Frames kept for the slowest connection (about 16 s of ticks). A connection further behind
 /// receives `Lagged` and is sent a fresh snapshot in place of what it missed.

@@ -2,7 +2,7 @@
 """Draw the driver page's home-screen icons (192 and 512 px PNG) from the page icon's shapes.
 
 The web manifest of `/driver` needs raster icons; the pages' own icon is an SVG
-(`web/assets/app/icon.svg`: a blue rounded square, a white car, a yellow bolt, a light-blue
+(`web/assets/lib/icon.svg`: a blue rounded square, a white car, a yellow bolt, a light-blue
 wave). This dev-time script draws the same shapes, with the Python standard library only
 (no Pillow): each shape is a signed distance field evaluated once per pixel, which gives
 anti-aliased edges without supersampling, and the image is written as an RGBA PNG with

@@ -23,9 +23,13 @@ mod blocks;
 mod encode;
 mod frame;
 pub mod gcj02;
+mod header;
+mod platform;
 mod reader;
+mod reply;
 mod report;
 mod sample;
+mod stream;
 
 #[cfg(test)]
 mod tests;
@@ -37,11 +41,17 @@ use serde::Serialize;
 pub use blocks::blocks_json;
 pub use encode::{MotorReadings, Readings, encode_heartbeat, encode_login, encode_logout, encode_report};
 pub use frame::decode_frame;
+pub use header::Header;
+pub use platform::{
+    PLATFORM_LOGIN, PLATFORM_LOGOUT, PlatformBody, PlatformFrame, PlatformLogin, decode_platform_frame,
+};
+pub use reply::{Ack, ReplyError, encode_reply};
 pub use report::{
     Alarm, CellVoltages, CoordinateSystem, Engine, Extremes, FuelCell, Motor, Position, ProbeTemperatures, Report,
     Signature, Warning, WholeVehicle,
 };
 pub use sample::report_sample;
+pub use stream::{FrameSplitter, MAX_DATA_LEN, MAX_FRAME_LEN, Piece};
 
 /// The edition of the standard a frame follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

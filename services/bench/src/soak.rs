@@ -171,7 +171,12 @@ async fn with_fleetd(
     let drivers = Arc::new(orders::driver_tokens(fleetd, &admin, &registered.drivers).await?);
 
     let credentials = fleet_broker::MqttUrl::parse(&broker.url)?;
-    let tap = Tap::start(&broker.host, broker.port, credentials.username.zip(credentials.password)).await?;
+    let tap = Tap::start(
+        &broker.host,
+        broker.port,
+        credentials.username.zip(credentials.password.map(|p| p.expose().to_owned())),
+    )
+    .await?;
 
     // Minute 0 starts with the fleet; until then nothing is timed.
     let start_ms = Arc::new(AtomicI64::new(i64::MAX));

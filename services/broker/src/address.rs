@@ -1,6 +1,8 @@
 //! A broker's address as fleetd, the simulator and the benches are given it:
 //! `mqtt://[user:pass@]host[:port]`.
 
+use fleet_domain::Secret;
+
 /// Why a broker URL cannot be used (the binary reports it as a `FLEET_MQTT_URL` problem).
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
@@ -12,7 +14,7 @@ pub struct MqttUrl {
     pub host: String,
     pub port: u16,
     pub username: Option<String>,
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     pub tls: bool,
 }
 
@@ -41,7 +43,7 @@ impl MqttUrl {
         };
         let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| bad("no host"))?.to_owned();
         let username = (!url.username().is_empty()).then(|| decode(url.username()));
-        let password = url.password().map(decode);
+        let password = url.password().map(|p| Secret::new(decode(p)));
         Ok(Self { host, port: url.port().unwrap_or(if tls { 8883 } else { 1883 }), username, password, tls })
     }
 }
@@ -60,14 +62,14 @@ mod tests {
     #[test]
     fn a_plus_in_a_url_password_stays_a_plus() {
         let u = MqttUrl::parse("mqtt://fleetd:a+b%2Bc%20d@broker.example").unwrap();
-        assert_eq!(u.password.as_deref(), Some("a+b+c d"));
+        assert_eq!(u.password.as_ref().map(Secret::expose), Some("a+b+c d"));
     }
 
     #[test]
     fn parses_mqtt_urls_with_and_without_credentials() {
         let u = MqttUrl::parse("mqtt://fleetd:s%40cret@broker.example:1883").unwrap();
         assert_eq!(
-            (u.host.as_str(), u.port, u.username.as_deref(), u.password.as_deref()),
+            (u.host.as_str(), u.port, u.username.as_deref(), u.password.as_ref().map(Secret::expose)),
             ("broker.example", 1883, Some("fleetd"), Some("s@cret"))
         );
         let u = MqttUrl::parse("mqtt://127.0.0.1").unwrap();

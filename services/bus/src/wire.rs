@@ -205,7 +205,7 @@ mod tests {
             ts: DateTime::from_timestamp(1_764_000_000 + i64::from(i), 123_456_000).unwrap(),
             lat: 30.0 + f64::from(i) * 1e-4,
             lon: 122.1,
-            position_valid: i % 3 != 0,
+            position_valid: !i.is_multiple_of(3),
             clock_ahead: i.is_multiple_of(7),
             speed_kmh: Some(41.5),
             heading_deg: None,
@@ -217,7 +217,7 @@ mod tests {
             battery_current_a: Some(-12.5),
             battery_temp_c: None,
             range_km: Some(300.0),
-            source: if i % 2 == 0 { SampleSource::Json } else { SampleSource::Gbt2025 },
+            source: if i.is_multiple_of(2) { SampleSource::Json } else { SampleSource::Gbt2025 },
             frame: None,
         }
     }

@@ -8,6 +8,7 @@ pub mod feasibility;
 pub mod order;
 pub mod registry;
 pub mod sample;
+pub mod secret;
 pub mod state;
 pub mod trips;
 pub mod user;
@@ -21,6 +22,7 @@ pub use feasibility::{
 pub use order::{DriverStanding, NewOrder, Order, OrderAction, OrderEvent, OrderStatus, Place, driver_standing};
 pub use registry::{Driver, NewDriver, NewUnit, NewVehicle, Unit, ValidationError, Vehicle};
 pub use sample::{InvalidSample, MAX_CLOCK_AHEAD, Sample, SampleSource};
+pub use secret::{Secret, SecretUrl};
 pub use state::{Duty, OFFLINE_AFTER_SECS, VehicleState, VehicleStatus};
 pub use user::{NewUser, Role, User};
 pub use vin::{Vin, VinError};

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use fleet_broker as broker;
 use fleet_bus::Bus;
+use fleet_domain::Secret;
 use fleet_sim as simulate;
 use fleet_sim::demo::DEMO_GBT32960_SHARE;
 use fleet_storage::Store;
@@ -38,9 +39,11 @@ impl App {
     /// the web server and, in demo mode, the simulator.
     pub async fn start(settings: Settings) -> anyhow::Result<Self> {
         settings.check_embedded_broker()?;
-        let store = Store::connect(&settings.database_url).await.context("opening the database")?;
+        let store = Store::connect(settings.database_url.expose()).await.context("opening the database")?;
         store.migrate().await.context("migrating the database")?;
-        let admin = bootstrap::ensure_admin(&store, settings.admin_password.as_deref(), settings.demo).await?;
+        let admin =
+            bootstrap::ensure_admin(&store, settings.admin_password.as_ref().map(Secret::expose), settings.demo)
+                .await?;
         if settings.demo {
             bootstrap::seed_demo(&store).await.context("loading the demo data")?;
         }
@@ -92,7 +95,7 @@ impl App {
                         settings.mqtt_client_id.clone(),
                     );
                     cfg.username = Some(running.login.username.clone());
-                    cfg.password = Some(running.login.password.clone());
+                    cfg.password = Some(Secret::new(running.login.password.clone()));
                     embedded = Some(running);
                     cfg
                 }
@@ -204,7 +207,10 @@ impl App {
                 }
                 None => (
                     (ingest_cfg.host.clone(), ingest_cfg.port),
-                    simulate::SimLogin::shared(ingest_cfg.username.clone(), ingest_cfg.password.clone()),
+                    simulate::SimLogin::shared(
+                        ingest_cfg.username.clone(),
+                        ingest_cfg.password.as_ref().map(|p| p.expose().to_owned()),
+                    ),
                 ),
             };
             let sim = simulate::SimConfig {

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use fleet_domain::{Secret, SecretUrl};
 
 use crate::config::{self, ConfigError, MqttTarget, MqttUrl, Settings};
 
@@ -38,8 +39,8 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct DbArgs {
     /// Database URL: sqlite://path (created if missing) or postgres://user@host/db.
-    #[arg(long, env = "FLEET_DATABASE_URL", default_value = config::DEFAULT_DATABASE_URL)]
-    pub database_url: String,
+    #[arg(long, env = "FLEET_DATABASE_URL", hide_env_values = true, default_value = config::DEFAULT_DATABASE_URL)]
+    pub database_url: SecretUrl,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -108,7 +109,7 @@ pub struct RunArgs {
     pub cluster: bool,
     /// Password of the `admin` user created on first start (generated and printed if unset).
     #[arg(long, env = "FLEET_ADMIN_PASSWORD", hide_env_values = true)]
-    pub admin_password: Option<String>,
+    pub admin_password: Option<Secret>,
     /// Load the Zhoushan demo data into an empty database and drive the cars with the simulator.
     #[arg(long)]
     pub demo: bool,
@@ -150,7 +151,7 @@ pub struct RunArgs {
     pub co2_grid_kg_per_kwh: f64,
 }
 
-/// Dispatch rules (contract §6).
+/// Dispatch rules (docs/dispatch.md).
 #[derive(Debug, Clone, Args)]
 pub struct DispatchArgs {
     /// Road distance = great-circle distance × this factor.
@@ -267,7 +268,7 @@ pub struct AccessArgs {
     pub metrics_addr: Option<String>,
     /// Require `Authorization: Bearer <this>` on `/metrics` (at least 16 characters).
     #[arg(long, env = "FLEET_METRICS_TOKEN", hide_env_values = true)]
-    pub metrics_token: Option<String>,
+    pub metrics_token: Option<Secret>,
     /// fleetd is behind a reverse proxy that appends the client's address to
     /// `X-Forwarded-For`: take it from there (the login throttle counts by address).
     #[arg(long, env = "FLEET_TRUST_FORWARDED_FOR")]
@@ -278,7 +279,7 @@ impl AccessArgs {
     fn apply(&self, s: &mut Settings) -> Result<(), ConfigError> {
         s.metrics.addr =
             self.metrics_addr.as_deref().map(|a| config::socket_addr("FLEET_METRICS_ADDR", a)).transpose()?;
-        if let Some(token) = &self.metrics_token
+        if let Some(token) = self.metrics_token.as_ref().map(Secret::expose)
             && (token.chars().count() < fleet_web::MIN_METRICS_TOKEN_LEN
                 || !token.bytes().all(|b| b.is_ascii_graphic()))
         {
@@ -356,7 +357,7 @@ impl RunArgs {
     /// Validates every setting, naming the first bad one.
     pub fn settings(&self) -> Result<Settings, ConfigError> {
         let http_addr = config::socket_addr("FLEET_HTTP_ADDR", &self.http_addr)?;
-        config::check_database_url(&self.db.database_url)?;
+        config::check_database_url(self.db.database_url.expose())?;
         config::check_client_id(&self.mqtt_client_id)?;
         let mut s = Settings::new(http_addr, self.db.database_url.clone(), self.mqtt.target()?);
         s.mqtt_client_id = self.mqtt_client_id.clone();
@@ -372,7 +373,7 @@ impl RunArgs {
         s.services = config::Services::parse(&self.services)?;
         s.cluster = self.cluster;
         if let Some(p) = &self.admin_password {
-            fleet_domain::user::validate_new_password(p, "admin", None)
+            fleet_domain::user::validate_new_password(p.expose(), "admin", None)
                 .map_err(|e| ConfigError::new("FLEET_ADMIN_PASSWORD", e.problem))?;
         }
         s.admin_password = self.admin_password.clone();

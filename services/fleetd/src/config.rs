@@ -5,6 +5,8 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
+use fleet_domain::{Secret, SecretUrl};
+
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
 pub use fleet_storage::DEFAULT_DATABASE_URL;
 pub const DEFAULT_EMBEDDED_MQTT_ADDR: &str = "127.0.0.1:1884";
@@ -102,7 +104,7 @@ impl Services {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub http_addr: SocketAddr,
-    pub database_url: String,
+    pub database_url: SecretUrl,
     pub mqtt: MqttTarget,
     /// The embedded broker lets clients without an account in (development only; refused
     /// unless it listens on a loopback address).
@@ -115,7 +117,7 @@ pub struct Settings {
     /// This instance is one of several on one PostgreSQL database: events travel between
     /// them (live feed, trip derivation). Implied by a subset of services.
     pub cluster: bool,
-    pub admin_password: Option<String>,
+    pub admin_password: Option<Secret>,
     pub demo: bool,
     /// The demo simulator's reporting interval.
     pub demo_interval: Duration,
@@ -188,7 +190,7 @@ impl Settings {
             }
             return Ok(());
         }
-        if !self.database_url.starts_with("postgres") {
+        if !self.database_url.expose().starts_with("postgres") {
             return Err(ConfigError::new(
                 setting,
                 "instances that share the work share one PostgreSQL database: set FLEET_DATABASE_URL to postgres://…",
@@ -221,9 +223,9 @@ impl Settings {
     }
 
     /// Settings for tests and embedding: the given addresses, everything else default.
-    pub fn new(http_addr: SocketAddr, database_url: impl Into<String>, mqtt: MqttTarget) -> Self {
-        let database_url: String = database_url.into();
-        let ingest_max_batch = fleet_ingest::Config::default_max_batch(database_url.starts_with("sqlite:"));
+    pub fn new(http_addr: SocketAddr, database_url: impl Into<SecretUrl>, mqtt: MqttTarget) -> Self {
+        let database_url: SecretUrl = database_url.into();
+        let ingest_max_batch = fleet_ingest::Config::default_max_batch(database_url.expose().starts_with("sqlite:"));
         Self {
             http_addr,
             database_url,
@@ -315,6 +317,22 @@ mod tests {
             "FLEET_MQTT_SHARE_GROUP",
             "a share group alone is a half-made cluster"
         );
+    }
+
+    #[test]
+    fn no_secret_shows_in_the_settings_debug_output() {
+        let mut s = Settings::new(
+            "127.0.0.1:0".parse().unwrap(),
+            "postgres://fleet:db-pass-1@db:5432/fleet",
+            MqttTarget::External(MqttUrl::parse("mqtt://fleetd:broker-pass-2@broker:1883").unwrap()),
+        );
+        s.admin_password = Some("admin-pass-3".into());
+        s.metrics.token = Some("metrics-token-4-long-enough".into());
+        let shown = format!("{s:?} {s:#?}");
+        for secret in ["db-pass-1", "broker-pass-2", "admin-pass-3", "metrics-token-4"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("db:5432"), "the database server is still named: {shown}");
     }
 
     #[test]

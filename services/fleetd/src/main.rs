@@ -77,8 +77,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             if app.wait().await { Ok(()) } else { anyhow::bail!("services did not stop within the grace period") }
         }
         Command::Migrate(args) => {
-            fleetd::config::check_database_url(&args.database_url)?;
-            let store = fleet_storage::Store::connect(&args.database_url).await?;
+            fleetd::config::check_database_url(args.database_url.expose())?;
+            let store = fleet_storage::Store::connect(args.database_url.expose()).await?;
             store.migrate().await?;
             println!("database migrated");
             Ok(())

@@ -1,4 +1,4 @@
-//! `fleetd mqtt-passwd`: the broker's password file from the registry (contract §1). One
+//! `fleetd mqtt-passwd`: the broker's password file from the registry (docs/mqtt.md). One
 //! account per vehicle that was issued a secret (username = VIN, its stored `$7$` line) and
 //! fleetd's own account (the user and password of `FLEET_MQTT_URL`, hashed here). The file
 //! is replaced atomically, so a broker reloading at any moment reads the old file or the new
@@ -43,6 +43,7 @@ impl FleetdAccount {
         let (Some(username), Some(password)) = (url.username, url.password) else {
             return Err(ConfigError::new("FLEET_MQTT_URL", shape));
         };
+        let password = password.expose().to_owned();
         if password.is_empty() {
             return Err(ConfigError::new("FLEET_MQTT_URL", shape));
         }
@@ -79,9 +80,9 @@ pub async fn run(args: MqttPasswdArgs) -> anyhow::Result<()> {
         )
     })?;
     let fleetd = FleetdAccount::from_url(url)?;
-    config::check_database_url(&args.db.database_url)?;
-    require_existing_sqlite(&args.db.database_url)?;
-    let store = Store::connect(&args.db.database_url).await.context("opening the database")?;
+    config::check_database_url(args.db.database_url.expose())?;
+    require_existing_sqlite(args.db.database_url.expose())?;
+    let store = Store::connect(args.db.database_url.expose()).await.context("opening the database")?;
     // The same migrations `run` applies: the accounts table may be newer than the database.
     store.migrate().await.context("migrating the database")?;
     let written = write_password_file(&store, &fleetd, &args.output).await;

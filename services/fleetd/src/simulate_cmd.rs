@@ -51,7 +51,7 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
     let cfg = SimConfig {
         broker_host: url.host,
         broker_port: url.port,
-        login: simulate::SimLogin::shared(url.username, url.password),
+        login: simulate::SimLogin::shared(url.username, url.password.map(|p| p.expose().to_owned())),
         client_id_prefix: format!("fleet-sim-{}", std::process::id()),
         vehicles,
         interval: Duration::from_secs_f64(args.interval_s),

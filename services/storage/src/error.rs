@@ -15,7 +15,7 @@ pub enum StorageError {
     Corrupt(String),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    /// The order's status does not allow the action (contract §3: 409 `invalid_transition`).
+    /// The order's status does not allow the action (409 `invalid_transition`).
     #[error("cannot {action} an order that is {from}")]
     InvalidTransition { action: &'static str, from: &'static str },
     /// The car already holds an order whose window overlaps (409 `vehicle_busy`).
@@ -25,7 +25,7 @@ pub enum StorageError {
     #[error("the order changed meanwhile")]
     Stale,
     /// A driver acting for themselves on an order that is not (or no longer) theirs: to them
-    /// it is outside their view (contract §3: 404).
+    /// it is outside their view (404).
     #[error("the order is not assigned to this driver")]
     NotTheirs,
     #[error("database error: {0}")]

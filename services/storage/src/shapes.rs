@@ -62,7 +62,7 @@ mod tests {
             sizes.extend(shaped(&items, 1024).map(<[()]>::len));
         }
         assert_eq!(sizes.into_iter().collect::<Vec<_>>(), vec![1, 4, 16, 64, 256, 1024]);
-        let items = vec![(); 5000];
+        let items = [(); 5000];
         let odd: BTreeSet<usize> =
             (1..=5000).flat_map(|n| shaped(&items[..n], 1000).map(<[()]>::len).collect::<Vec<_>>()).collect();
         assert_eq!(odd.into_iter().collect::<Vec<_>>(), vec![1, 3, 15, 62, 250, 1000]);
@@ -73,7 +73,7 @@ mod tests {
         let items = vec![(); 1023];
         // 3 × 256 + 3 × 64 + 3 × 16 + 3 × 4 + 3 × 1: the worst case below one full chunk.
         assert_eq!(shaped(&items, 1024).count(), 15);
-        assert_eq!(shaped(&vec![(); 4096], 1024).count(), 4);
-        assert_eq!(shaped(&vec![(); 5], 0).count(), 5);
+        assert_eq!(shaped(&[(); 4096], 1024).count(), 4);
+        assert_eq!(shaped(&[(); 5], 0).count(), 5);
     }
 }

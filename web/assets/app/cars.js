@@ -4,8 +4,8 @@
 
 /* global L */
 
-import { escapeHtml } from './dom.js';
-import { toDisplay, hasPosition } from './coords.js';
+import { escapeHtml } from '../lib/dom.js';
+import { toDisplay, hasPosition } from '../lib/coords.js';
 
 export const STATUSES = ['offline', 'idle', 'assigned', 'on_trip', 'charging', 'maintenance'];
 export const STATUS_COLORS = {

@@ -4,11 +4,11 @@
 
 /* global L */
 
-import { api } from './api.js';
-import { byId, h, replaceChildren } from './dom.js';
-import { t, formatDateTime, formatNumber, formatUnit } from './i18n.js';
+import { api } from '../lib/api.js';
+import { byId, h, replaceChildren } from '../lib/dom.js';
+import { t, formatDateTime, formatNumber, formatUnit } from '../lib/i18n.js';
 import { statusColor } from './cars.js';
-import { toDisplay, hasPosition } from './coords.js';
+import { toDisplay, hasPosition } from '../lib/coords.js';
 
 /** While the panel is open its registry data and odometer are reloaded this often. */
 const REFRESH_MS = 15000;

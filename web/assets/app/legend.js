@@ -2,8 +2,8 @@
 
 /* global L */
 
-import { h, replaceChildren } from './dom.js';
-import { t, onLangChange, formatUnit } from './i18n.js';
+import { h, replaceChildren } from '../lib/dom.js';
+import { t, onLangChange, formatUnit } from '../lib/i18n.js';
 import { STATUSES, statusColor } from './cars.js';
 
 export function addLegend(map, getLowSoc) {

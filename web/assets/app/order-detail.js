@@ -4,10 +4,10 @@
 
 /* global L */
 
-import { api } from './api.js';
-import { byId, h, replaceChildren, escapeHtml } from './dom.js';
-import { t, lang, formatDateTime, formatTime, formatNumber } from './i18n.js';
-import { toDisplay, hasPosition, distanceKm } from './coords.js';
+import { api } from '../lib/api.js';
+import { byId, h, replaceChildren, escapeHtml } from '../lib/dom.js';
+import { t, lang, formatDateTime, formatTime, formatNumber } from '../lib/i18n.js';
+import { toDisplay, hasPosition, distanceKm } from '../lib/coords.js';
 import { isLowSoc } from './cars.js';
 import { statusChip, socView, normalizePlate, comparePlates } from './panel.js';
 import {

@@ -3,10 +3,10 @@
 
 /* global L */
 
-import { api } from './api.js';
-import { byId, h, replaceChildren, escapeHtml } from './dom.js';
-import { t } from './i18n.js';
-import { toDisplay, fromDisplay } from './coords.js';
+import { api } from '../lib/api.js';
+import { byId, h, replaceChildren, escapeHtml } from '../lib/dom.js';
+import { t } from '../lib/i18n.js';
+import { toDisplay, fromDisplay } from '../lib/coords.js';
 import { ActionKeys, errorText } from './orders.js';
 
 const POINTS = ['pickup', 'dropoff'];

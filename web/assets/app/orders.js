@@ -1,9 +1,9 @@
 // The Orders tab (#order-list): filter chips, one row per order, and the helpers the order
 // details share with it: status and waiting-reason labels, who may do what, error texts.
 
-import { ApiError } from './api.js';
-import { h, replaceChildren } from './dom.js';
-import { t, formatTime } from './i18n.js';
+import { ApiError } from '../lib/api.js';
+import { h, replaceChildren } from '../lib/dom.js';
+import { t, formatTime } from '../lib/i18n.js';
 
 export const OPEN_STATUSES = ['pending_approval', 'approved', 'assigned', 'accepted', 'picked_up'];
 export const FINAL_STATUSES = ['completed', 'rejected', 'canceled'];
@@ -38,7 +38,7 @@ export function placeText(p) {
 }
 
 /**
- * What `user` may do to `order` from this page (contract §3 "Who may act", and the
+ * What `user` may do to `order` from this page (docs/dispatch.md, who may act, and the
  * transitions the status allows). The server decides; this only hides what it would refuse.
  */
 export function allowedActions(user, order) {

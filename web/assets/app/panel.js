@@ -1,10 +1,10 @@
 // The side panel's vehicle and alarm lists (the order list is in orders.js). Each list
 // renders from the page's current data and re-renders its text on a language switch.
 
-import { h, replaceChildren } from './dom.js';
-import { t, formatTime, formatUnit } from './i18n.js';
+import { h, replaceChildren } from '../lib/dom.js';
+import { t, formatTime, formatUnit } from '../lib/i18n.js';
 import { statusColor, isLowSoc } from './cars.js';
-import { hasPosition } from './coords.js';
+import { hasPosition } from '../lib/coords.js';
 
 /** Plates are compared without separators and case: 浙L·D12345 = 浙LD12345 = 浙ld12345. */
 export function normalizePlate(s) {

@@ -2,9 +2,9 @@
 
 /* global L */
 
-import { h } from './dom.js';
-import { t, formatNumber } from './i18n.js';
-import { toDisplay, hasPosition } from './coords.js';
+import { h } from '../lib/dom.js';
+import { t, formatNumber } from '../lib/i18n.js';
+import { toDisplay, hasPosition } from '../lib/coords.js';
 
 const ICON_HTML = '<svg viewBox="0 0 18 18" width="18" height="18" aria-hidden="true">'
   + '<rect x="1" y="1" width="16" height="16" rx="4" fill="#0b7285" stroke="#fff" stroke-width="1.6"/>'

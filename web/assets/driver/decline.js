@@ -2,8 +2,8 @@
 // the order), chosen from presets with one tap, with an optional note; "other" needs the note.
 // The reason is sent in the words the driver saw.
 
-import { byId, h, replaceChildren } from '../app/dom.js';
-import { t } from '../app/i18n.js';
+import { byId, h, replaceChildren } from '../lib/dom.js';
+import { t } from '../lib/i18n.js';
 
 /** Preset reasons: the dictionary key of each. */
 export const PRESETS = ['fault', 'charging', 'unwell', 'other'];

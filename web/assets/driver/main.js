@@ -4,13 +4,13 @@
 // vibration and its accept countdown, without polling. Works from the service worker's cache
 // when the phone is offline, showing the last data it had.
 
-import { getToken, getUser, logout, mountLogin, onSessionChange } from '../app/auth.js';
-import { byId } from '../app/dom.js';
-import { applyStatic, toggleLang, onLangChange } from '../app/i18n.js';
+import { bootPage } from '../lib/shell.js';
 import { Page } from './page.js';
 
 const SW_URL = '/driver-sw.js';
 const SW_SCOPE = '/driver';
+
+let page = null;
 
 const hooks = {
   /** True once the first load (from the server, or from the offline cache) is on screen. */
@@ -22,55 +22,6 @@ const hooks = {
 };
 window.__driver = hooks;
 
-let page = null;
-let unmountLogin = null;
-
-function boot() {
-  applyStatic(document);
-  byId('lang-switch').addEventListener('click', toggleLang);
-  byId('logout').addEventListener('click', () => logout());
-  onLangChange(() => page?.relabel());
-  onSessionChange((ev) => (ev.signedIn ? startPage() : stopPage(ev.reason)));
-  if (getToken()) startPage();
-  else showLogin();
-  if ('serviceWorker' in navigator) {
-    // After the first render: installing fetches the page's files once more.
-    window.addEventListener('load', () => {
-      navigator.serviceWorker.register(SW_URL, { scope: SW_SCOPE }).catch((e) => console.warn('service worker not registered', e));
-    });
-  }
-}
-
-function showLogin(notice) {
-  byId('app-view').hidden = true;
-  byId('logout').hidden = true;
-  byId('conn-status').hidden = true;
-  const view = byId('login-view');
-  view.hidden = false;
-  unmountLogin?.();
-  unmountLogin = mountLogin(view, { notice });
-}
-
-function startPage() {
-  if (page) return;
-  unmountLogin?.();
-  unmountLogin = null;
-  byId('login-view').hidden = true;
-  byId('app-view').hidden = false;
-  byId('logout').hidden = false;
-  byId('conn-status').hidden = false;
-  hooks.ready = false;
-  page = new Page(getUser() ?? {}, { onReady: markReady });
-  page.start();
-}
-
-function stopPage(reason) {
-  page?.stop();
-  page = null;
-  hooks.ready = false;
-  showLogin(reason === 'expired' ? 'session.expired' : undefined);
-}
-
 function markReady() {
   if (hooks.ready) return;
   hooks.ready = true;
@@ -78,4 +29,24 @@ function markReady() {
   performance.mark?.('driver-ready');
 }
 
-boot();
+bootPage({
+  views: ['app-view', 'logout', 'conn-status'],
+  start(user) {
+    hooks.ready = false;
+    page = new Page(user, { onReady: markReady });
+    page.start();
+    return page;
+  },
+  stop() {
+    page = null;
+    hooks.ready = false;
+  },
+  relabel: () => page?.relabel(),
+});
+
+if ('serviceWorker' in navigator) {
+  // After the first render: installing fetches the page's files once more.
+  window.addEventListener('load', () => {
+    navigator.serviceWorker.register(SW_URL, { scope: SW_SCOPE }).catch((e) => console.warn('service worker not registered', e));
+  });
+}

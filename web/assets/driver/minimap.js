@@ -4,8 +4,8 @@
 
 /* global L */
 
-import { h } from '../app/dom.js';
-import { t } from '../app/i18n.js';
+import { h } from '../lib/dom.js';
+import { t } from '../lib/i18n.js';
 
 const LEAFLET = '/vendor/leaflet@1.9.4/';
 
@@ -25,7 +25,7 @@ function loadLeaflet() {
   loading ??= (async () => {
     document.head.append(h('link', { rel: 'stylesheet', href: `${LEAFLET}leaflet.css` }));
     if (!window.L) await loadScript(`${LEAFLET}leaflet.js`);
-    const { BaseMap } = await import('../app/basemap.js');
+    const { BaseMap } = await import('../lib/basemap.js');
     return BaseMap;
   })();
   loading.catch(() => {

@@ -1,8 +1,8 @@
 // Short messages at the top of the driver's page (a new job, a job gone, a tap refused):
 // one at a time, gone after a while or at a tap, relabelled when the language changes.
 
-import { byId } from '../app/dom.js';
-import { t } from '../app/i18n.js';
+import { byId } from '../lib/dom.js';
+import { t } from '../lib/i18n.js';
 
 /** How long a notice stays up. */
 const NOTICE_MS = 6000;

@@ -1,20 +1,21 @@
 // One signed-in driver's session on `/driver`: the data (car, active orders, today's trips),
 // the live feed that keeps it current, the tap queue that sends the driver's actions, and
-// the rendering of it all. `main.js` makes one per sign-in.
+// what happens when an order arrives or leaves. `screen.js` draws it; `main.js` makes one
+// per sign-in.
 
-import { api, ApiError } from '../app/api.js';
-import { byId, h, replaceChildren } from '../app/dom.js';
-import { t, applyStatic, formatTime, formatUnit } from '../app/i18n.js';
-import { LiveFeed } from '../app/live.js';
+import { api, ApiError } from '../lib/api.js';
+import { byId } from '../lib/dom.js';
+import { t, applyStatic } from '../lib/i18n.js';
+import { LiveFeed } from '../lib/live.js';
 import { TapQueue } from './queue.js';
 import { DeclineSheet } from './decline.js';
-import { MiniMap } from './minimap.js';
 import { alertNewOrder, armed, onArmed } from './alert.js';
-import { chargeCheck, roadKm, setRule } from './charge.js';
-import { syncClock, secondsLeft, serverNow, todayRange, monthRange } from './clock.js';
+import { setRule } from './charge.js';
+import { syncClock, serverNow, todayRange, monthRange } from './clock.js';
 import { ACTIVE, applyTaps, mergeCarState } from './model.js';
 import { notice, dismissNotice, relabelNotice } from './notice.js';
-import { carView, orderCard, noOrderView, loadingView, tripsView, setCountdown } from './view.js';
+import { readCopy, writeCopy } from './offline.js';
+import { Screen } from './screen.js';
 
 /** Used until `GET /api/v1/map/config` answers. */
 const DEFAULT_ACCEPT_TIMEOUT_S = 30;
@@ -25,7 +26,6 @@ const CAR_REFRESH_MS = 30000;
 const EXPIRY_GRACE_MS = 4000;
 /** After a tap, the order's buttons ignore taps this long. */
 const TAP_LOCK_MS = 800;
-const CACHE_PREFIX = 'fleet.driver.cache.';
 
 const route = (o) => ({ pickup: o.pickup?.name ?? '', dropoff: o.dropoff?.name ?? '' });
 
@@ -62,21 +62,17 @@ export class Page {
     this.declined = new Set(); // orders this driver declined here: their leaving is expected
     this.timers = [];
     this.stops = [];
-    this.connState = 'closed';
-    this.minimap = new MiniMap();
+    this.screen = new Screen(this);
     this.sheet = new DeclineSheet((id, reason) => this.tap(id, 'decline', reason));
     this.queue = new TapQueue({
       userId: user.id ?? user.username,
       onDone: (tap, order) => this.tapDone(tap, order),
       onDropped: (tap, e) => this.tapDropped(tap, e),
-      onChange: () => this.render(),
+      onChange: () => this.screen.render(),
     });
     this.live = new LiveFeed({
       onMessage: (msg) => this.onLive(msg),
-      onState: (state) => this.onConnState(state),
-      onDrop: (opened, loggedOut) => {
-        if (!opened || loggedOut) this.checkSession();
-      },
+      onState: (state) => this.screen.showConn(state),
     });
   }
 
@@ -86,12 +82,12 @@ export class Page {
 
   async start() {
     this.relabel();
-    this.onConnState('connecting');
-    const onOnline = () => this.renderBanner();
+    this.screen.showConn('connecting');
+    const onOnline = () => this.screen.renderBanner();
     // A socket does not notice a lost signal for minutes: start over (the feed retries with
     // backoff, and reconnects at once on `online`).
     const onOffline = () => {
-      this.renderBanner();
+      this.screen.renderBanner();
       if (this.isDriver) this.live.connectNow();
     };
     // Back from a sleeping screen: anything may have been missed.
@@ -112,16 +108,16 @@ export class Page {
       hint.hidden = true;
     }));
     if (!this.isDriver) {
-      this.render();
+      this.screen.render();
       this.onReady();
       return;
     }
     // The last data seen, on screen at once: a slow network must not leave the driver blind.
-    const cached = this.readCache();
+    const cached = readCopy(this.user);
     if (cached) {
       this.applyCache(cached);
       this.loaded = true;
-      this.render();
+      this.screen.render();
     }
     this.queue.start();
     this.live.start();
@@ -130,12 +126,12 @@ export class Page {
     const unreachable = results.some((r) => r.status === 'rejected');
     this.stale = unreachable && cached ? cached.at : null;
     if (!unreachable) this.writeCache();
-    this.render();
+    this.screen.render();
     this.onReady();
     this.timers.push(setInterval(() => this.tick(), 1000));
     // Leaflet and the land outline come after the first render, once a card shows the map.
     this.firstRendered = true;
-    setTimeout(() => this.startMap(), 50);
+    setTimeout(() => this.screen.startMap(), 50);
   }
 
   stop() {
@@ -146,10 +142,7 @@ export class Page {
     for (const id of this.timers) clearInterval(id);
     clearTimeout(this.tapLockTimer);
     for (const stop of this.stops) stop();
-    for (const id of ['car', 'order-slot', 'next-slot', 'trips']) replaceChildren(byId(id));
-    byId('net-banner').hidden = true;
-    byId('sound-hint').hidden = true;
-    this.setPending(0);
+    this.screen.clear();
   }
 
   // ---- loading ----
@@ -168,7 +161,7 @@ export class Page {
       return;
     }
     this.vehicle = await api(`/vehicles/${encodeURIComponent(driver.vehicle_vin)}`);
-    if (this.alive) this.renderCar();
+    if (this.alive) this.screen.renderCar();
   }
 
   /** Reloads the car's details now and then while it moves (range, odometer are not in the feed). */
@@ -191,7 +184,7 @@ export class Page {
     for (const o of fresh.values()) this.maybeAlert(o);
     this.seeded = true;
     this.loaded = true;
-    this.render();
+    this.screen.render();
   }
 
   async loadTrips() {
@@ -204,7 +197,7 @@ export class Page {
     if (!this.alive) return;
     this.doneToday = new Map((day?.orders ?? []).map((o) => [o.id, o]));
     this.monthCount = (mon?.orders ?? []).length;
-    this.renderTrips();
+    this.screen.renderTrips();
   }
 
   async loadUnit(id) {
@@ -213,7 +206,7 @@ export class Page {
     try {
       const unit = await api(`/units/${encodeURIComponent(id)}`);
       if (unit?.name) this.units.set(id, unit.name);
-      this.render();
+      this.screen.render();
     } catch (e) {
       // Drivers may not see units (403): the card shows the unit's id.
       if (e instanceof ApiError && e.status === 403) this.unitsForbidden = true;
@@ -227,24 +220,7 @@ export class Page {
     return name ? t('drv.unit.named', { name, id }) : id;
   }
 
-  async checkSession() {
-    try {
-      await api('/me');
-    } catch {
-      /* 401 → expireSession() in api(); offline: the feed keeps retrying */
-    }
-  }
-
   // ---- offline copy of the last data ----
-
-  readCache() {
-    try {
-      const v = JSON.parse(localStorage.getItem(CACHE_PREFIX + (this.user.id ?? this.user.username)) ?? 'null');
-      return v && Array.isArray(v.orders) ? v : null;
-    } catch {
-      return null;
-    }
-  }
 
   applyCache(c) {
     this.orders = new Map(c.orders.map((o) => [o.id, o]));
@@ -256,19 +232,14 @@ export class Page {
   }
 
   writeCache() {
-    const c = {
+    writeCopy(this.user, {
       at: new Date().toISOString(),
       orders: [...this.orders.values()],
       done: [...this.doneToday.values()],
       month: this.monthCount,
       vehicle: this.vehicle && { ...this.vehicle, state: this.carState() },
       accept_timeout_s: this.acceptTimeoutS,
-    };
-    try {
-      localStorage.setItem(CACHE_PREFIX + (this.user.id ?? this.user.username), JSON.stringify(c));
-    } catch {
-      /* not kept: the page still works online */
-    }
+    });
   }
 
   // ---- live feed ----
@@ -277,15 +248,15 @@ export class Page {
     if (!this.alive || !msg) return;
     if (msg.type === 'snapshot' && Array.isArray(msg.vehicles)) {
       this.liveState = msg.vehicles[0] ?? null;
-      this.renderCar();
+      this.screen.renderCar();
       // Order changes sent while disconnected were missed.
       this.resync();
     } else if (msg.type === 'positions' && Array.isArray(msg.vehicles)) {
       const mine = msg.vehicles.find((v) => !this.vehicle || v.vin === this.vehicle.vin);
       if (!mine) return;
       this.liveState = mine;
-      this.renderCar();
-      this.updateDistance();
+      this.screen.renderCar();
+      this.screen.updateDistance();
       this.maybeRefreshCar();
     } else if (msg.type === 'order' && msg.order) {
       this.orderChanged(msg.order);
@@ -299,19 +270,10 @@ export class Page {
     this.loadOrders().then(() => {
       this.stale = null;
       this.writeCache();
-      this.renderBanner();
+      this.screen.renderBanner();
     }, () => {});
     this.loadTrips().catch(() => {});
     this.loadCar().catch(() => {});
-  }
-
-  onConnState(state) {
-    this.connState = state;
-    const el = byId('conn-status');
-    el.dataset.state = state;
-    byId('conn-label').textContent = t(`drv.conn.${state}`);
-    el.title = t(`conn.${state}`);
-    this.renderBanner();
   }
 
   /** An order as the server now has it (from the feed or an action's answer). */
@@ -330,7 +292,7 @@ export class Page {
         this.loadTrips().catch(() => {});
       }
     }
-    this.render();
+    this.screen.render();
   }
 
   /** An order left the driver: says why, unless the driver did it here. */
@@ -374,7 +336,7 @@ export class Page {
     clearTimeout(this.tapLockTimer);
     this.tapLockTimer = setTimeout(() => {
       this.tapLocked = false;
-      this.render();
+      this.screen.render();
     }, TAP_LOCK_MS);
     dismissNotice('drv.notice.new'); // answered
     if (action === 'decline') this.declined.add(orderId);
@@ -421,108 +383,18 @@ export class Page {
   relabel() {
     applyStatic(document);
     relabelNotice();
-    this.onConnState(this.connState);
+    this.screen.showConn(this.screen.connState);
     if (this.sheet.openFor) this.sheet.render();
-    this.render();
-  }
-
-  render() {
-    if (!this.alive) return;
-    if (!this.isDriver) {
-      replaceChildren(byId('order-slot'), noOrderView());
-      byId('order-slot').querySelector('.drv-muted').textContent = t('drv.notdriver', { role: t(`role.${this.user.role}`) });
-      return;
-    }
-    const { active, pending, trips } = this.view();
-    this.setPending(this.queue.list().length);
-    this.renderCar(active[0]);
-    const state = this.carState();
-    const cards = active.map((order, i) => orderCard({
-      order,
-      current: i === 0,
-      pending: pending.has(order.id),
-      unitName: this.unitName(order.unit_id),
-      carState: state,
-      secondsLeft: order.status === 'assigned' && this.deadline(order) != null ? secondsLeft(this.deadline(order)) : null,
-      mapEl: this.minimap.el,
-      locked: this.tapLocked,
-      onAction: (o, action) => this.onAction(o, action),
-    }));
-    for (const [i, card] of cards.entries()) {
-      const dl = this.deadline(active[i]);
-      if (active[i].status === 'assigned' && dl != null) card.dataset.deadline = String(dl);
-    }
-    replaceChildren(byId('order-slot'), cards.length ? cards[0] : this.loaded ? noOrderView() : loadingView());
-    const rest = cards.slice(1);
-    replaceChildren(byId('next-slot'), rest.length ? [h('h2', { class: 'drv-h2' }, t('drv.next')), ...rest] : []);
-    if (active[0]) {
-      this.minimap.show(active[0], state);
-      this.minimap.refresh();
-      this.startMap();
-    }
-    this.renderTrips(trips);
-    this.renderBanner();
-  }
-
-  renderCar(current = this.view().active[0]) {
-    if (!this.alive || !this.isDriver) return;
-    const car = this.vehicle ? { ...this.vehicle, state: this.carState() } : null;
-    const check = current && car ? chargeCheck(current, car, car.state) : null;
-    replaceChildren(byId('car'), carView(car, check));
-  }
-
-  renderTrips(trips = this.view().trips) {
-    if (!this.alive || !this.isDriver) return;
-    replaceChildren(byId('trips'), tripsView(trips, this.monthCount));
-  }
-
-  startMap() {
-    if (this.firstRendered && this.minimap.el.isConnected) this.minimap.start();
-  }
-
-  /** The distance to the pickup, updated in place as the car moves. */
-  updateDistance() {
-    const card = document.getElementById('current-order');
-    const el = card?.querySelector('.drv-distance');
-    const order = card && this.orders.get(card.dataset.orderId);
-    const s = this.carState();
-    if (el && order && s && Number.isFinite(s.lat)) el.textContent = t('drv.distance', { km: formatUnit('unit.km', roadKm(s, order.pickup), 1) });
-    if (order) this.minimap.show(order, s);
-  }
-
-  setPending(n) {
-    const el = byId('pending-taps');
-    el.dataset.count = String(n);
-    el.textContent = t('drv.pending.count', { n });
-    el.hidden = n === 0;
-  }
-
-  renderBanner() {
-    const el = byId('net-banner');
-    const offline = navigator.onLine === false;
-    let text = '';
-    if (offline || (this.connState !== 'open' && this.stale)) text = t('drv.offline');
-    if (this.stale) text += (text ? ' ' : '') + t('drv.cached', { time: formatTime(this.stale) });
-    el.textContent = text;
-    el.hidden = !text;
+    this.screen.render();
   }
 
   /** Every second: the countdowns; an order past its deadline is asked about once. */
   tick() {
-    for (const card of document.querySelectorAll('.drv-order[data-deadline]')) {
-      const dl = Number(card.dataset.deadline);
-      const s = secondsLeft(dl);
-      const el = card.querySelector('.drv-countdown');
-      if (el && el.dataset.seconds !== String(s)) {
-        setCountdown(el, s);
-        if (s === 0) this.render(); // the buttons go grey
-      }
-      const id = card.dataset.orderId;
-      if (serverNow() > dl + EXPIRY_GRACE_MS && !this.expiryChecked.has(id)) {
+    for (const { id, deadline } of this.screen.tick()) {
+      if (serverNow() > deadline + EXPIRY_GRACE_MS && !this.expiryChecked.has(id)) {
         this.expiryChecked.add(id);
         this.loadOrders().catch(() => {});
       }
     }
   }
 }
-

@@ -6,7 +6,7 @@
 // lost is answered again, not done twice. The queue survives a reload and belongs to the
 // user who tapped (an Idempotency-Key is per user on the server).
 
-import { api, ApiError } from '../app/api.js';
+import { api, ApiError } from '../lib/api.js';
 
 const KEY_PREFIX = 'fleet.driver.queue.';
 /** While taps wait, sending is retried this often (besides the `online` event). */

@@ -2,8 +2,8 @@
 // current one large, later ones compact), and today's trips. Server data reaches the page
 // only as text (dom.js `h`), never as markup.
 
-import { h } from '../app/dom.js';
-import { t, formatTime, formatNumber, formatUnit } from '../app/i18n.js';
+import { h } from '../lib/dom.js';
+import { t, formatTime, formatNumber, formatUnit } from '../lib/i18n.js';
 import { roadKm, reservePct } from './charge.js';
 
 const LOW_SOC_PCT = 30;

@@ -3,10 +3,10 @@
 
 /* global L */
 
-import { api, ApiError } from '../app/api.js';
-import { h, replaceChildren } from '../app/dom.js';
-import { t, lang, formatDateTime, formatNumber, onLangChange, TIME_ZONE } from '../app/i18n.js';
-import { BaseMap } from '../app/basemap.js';
+import { api, ApiError } from '../lib/api.js';
+import { h, replaceChildren } from '../lib/dom.js';
+import { t, lang, formatDateTime, formatNumber, onLangChange, TIME_ZONE } from '../lib/i18n.js';
+import { BaseMap } from '../lib/basemap.js';
 
 /** Pages of samples fetched for one track at most (each up to the API's default limit). */
 const MAX_TRACK_PAGES = 5;

@@ -1,7 +1,7 @@
 // Pure helpers of the statistics page: months in Asia/Shanghai, the summary totals with their
 // month-over-month change, and the sort order of table columns. No DOM here.
 
-import { TIME_ZONE } from '../app/i18n.js';
+import { TIME_ZONE } from '../lib/i18n.js';
 
 const MONTH_RE = /^(\d{4})-(0[1-9]|1[0-2])$/;
 

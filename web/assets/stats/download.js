@@ -1,9 +1,8 @@
 // Downloads that need the bearer token: a plain link cannot send it, so the file is fetched as
 // a blob and saved through a temporary object URL under the server's file name.
 
-import { ApiError } from '../app/api.js';
-import { getToken, expireSession } from '../app/auth.js';
-import { h } from '../app/dom.js';
+import { apiFetch } from '../lib/api.js';
+import { h } from '../lib/dom.js';
 
 /** How long the object URL lives after the click (the browser has copied it by then). */
 const REVOKE_AFTER_MS = 60_000;
@@ -30,22 +29,7 @@ export function filenameOf(disposition) {
  * `{name, size, type}`; rejects with ApiError.
  */
 export async function download(url, fallbackName) {
-  let res;
-  try {
-    res = await fetch(url, { headers: { Authorization: `Bearer ${getToken() ?? ''}` }, cache: 'no-store', credentials: 'same-origin' });
-  } catch (e) {
-    throw new ApiError(0, 'network', e?.message || 'network error');
-  }
-  if (!res.ok) {
-    let err = {};
-    try {
-      err = (await res.json())?.error ?? {};
-    } catch {
-      /* not JSON */
-    }
-    if (res.status === 401) expireSession();
-    throw new ApiError(res.status, err.code ?? `http_${res.status}`, err.message ?? res.statusText);
-  }
+  const res = await apiFetch(url);
   const blob = await res.blob();
   const name = filenameOf(res.headers.get('Content-Disposition')) ?? fallbackName;
   const href = URL.createObjectURL(blob);

@@ -4,10 +4,11 @@
 // alarms with their tracks, sortable tables and the CSV/XLSX downloads of the same figures.
 // Everything comes from the public API (stats/monthly, alarms/misuse, units, vehicle tracks).
 
-import { api, ApiError } from '../app/api.js';
-import { getToken, getUser, logout, mountLogin, onSessionChange } from '../app/auth.js';
-import { byId, h, replaceChildren } from '../app/dom.js';
-import { t, lang, applyStatic, toggleLang, onLangChange, formatNumber, formatTime } from '../app/i18n.js';
+import { api, ApiError } from '../lib/api.js';
+import { byId, h, replaceChildren } from '../lib/dom.js';
+import { t, lang, formatNumber, formatTime } from '../lib/i18n.js';
+import { getUser } from '../lib/session.js';
+import { bootPage } from '../lib/shell.js';
 import { isMonth, thisMonth, addMonths, summarize } from './data.js';
 import { Chart, unitsChart, budgetChart, budgetState, vehiclesChart, TOP_VEHICLES } from './charts.js';
 import { unitsTable, vehiclesTable, driversTable, changeCell } from './tables.js';
@@ -37,35 +38,6 @@ document.addEventListener('securitypolicyviolation', (e) => hooks.cspViolations.
 
 let ui = null; // the page's widgets, made once and kept across sign-ins
 let page = null; // the signed-in session; null while the login view shows
-let unmountLogin = null;
-
-function boot() {
-  applyStatic(document);
-  byId('lang-switch').addEventListener('click', toggleLang);
-  byId('logout').addEventListener('click', () => logout());
-  onLangChange(() => {
-    labelUser();
-    page?.relabel();
-  });
-  onSessionChange((ev) => (ev.signedIn ? start() : stop(ev.reason)));
-  if (getToken()) start();
-  else showLogin();
-}
-
-function showLogin(notice) {
-  for (const id of ['stats-view', 'denied-view', 'user-box']) byId(id).hidden = true;
-  const view = byId('login-view');
-  view.hidden = false;
-  unmountLogin?.();
-  unmountLogin = mountLogin(view, { notice });
-}
-
-function labelUser() {
-  const user = getUser();
-  byId('user-name').textContent = user?.username ?? '';
-  byId('user-role').textContent = user?.role ? t(`role.${user.role}`) : '';
-  if (!byId('denied-view').hidden) showDenied(user?.role);
-}
 
 function showDenied(role) {
   byId('stats-view').hidden = true;
@@ -74,15 +46,8 @@ function showDenied(role) {
   byId('denied-link').hidden = role !== 'driver';
 }
 
-function start() {
-  if (page) return;
-  unmountLogin?.();
-  unmountLogin = null;
-  const user = getUser() ?? {};
-  byId('login-view').hidden = true;
-  byId('user-box').hidden = false;
+function start(user) {
   byId('nav-live').hidden = user.role === 'driver';
-  labelUser();
   if (user.role === 'driver') {
     showDenied('driver');
     return;
@@ -94,11 +59,16 @@ function start() {
   page.start();
 }
 
-function stop(reason) {
+function stop() {
   page = null;
   hooks.ready = false;
   if (ui) clearUi();
-  showLogin(reason === 'expired' ? 'session.expired' : undefined);
+  for (const id of ['stats-view', 'denied-view']) byId(id).hidden = true;
+}
+
+function relabel() {
+  if (!byId('denied-view').hidden) showDenied(getUser()?.role);
+  page?.relabel();
 }
 
 /** Forgets what the last user was shown, so the next one never glimpses it while loading. */
@@ -404,4 +374,4 @@ class Page {
   }
 }
 
-boot();
+bootPage({ views: ['user-box'], start, stop, relabel });

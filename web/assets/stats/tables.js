@@ -1,8 +1,8 @@
 // The units, vehicles and drivers tables: sortable by clicking a column header (again to
 // reverse), with `aria-sort` on the sorted column. Each row carries `data-id`.
 
-import { h, replaceChildren } from '../app/dom.js';
-import { t, lang, formatNumber } from '../app/i18n.js';
+import { h, replaceChildren } from '../lib/dom.js';
+import { t, lang, formatNumber } from '../lib/i18n.js';
 import { orderTotal, sortRows } from './data.js';
 
 const LOCALE = { zh: 'zh-CN', en: 'en' };

@@ -98,7 +98,7 @@ pub(super) fn simulators(
     let config = |name: &str, gbt: bool| SimConfig {
         broker_host: broker.host.clone(),
         broker_port: broker.port,
-        login: fleet_sim::SimLogin::shared(url.username.clone(), url.password.clone()),
+        login: fleet_sim::SimLogin::shared(url.username.clone(), url.password.as_ref().map(|p| p.expose().to_owned())),
         client_id_prefix: format!("bench-soak-{name}-{}", std::process::id()),
         vehicles: (0..vehicles).filter(|&i| is_gbt(i, share) == gbt).map(car).collect(),
         interval,

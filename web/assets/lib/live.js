@@ -1,8 +1,11 @@
-// The live feed client (contract §4): one WebSocket to /api/v1/live that reconnects by
-// itself with capped, jittered exponential backoff. Every (re)connection starts with a
-// snapshot from the server, so the page never has to work out what it missed.
+// The live feed client: one WebSocket to /api/v1/live that reconnects by itself with capped,
+// jittered exponential backoff. Every (re)connection starts with a snapshot from the server,
+// so the page never has to work out what it missed. The feed also watches the session: a
+// close code saying the login no longer holds ends it (the page shell shows the login form),
+// and a socket that fails before opening has the server asked whether the token still holds.
 
-import { liveUrl } from './api.js';
+import { checkSession, liveUrl } from './api.js';
+import { expireSession } from './session.js';
 
 /** First retry after about this long; each failure doubles it up to MAX_DELAY_MS. */
 export const MIN_DELAY_MS = 1000;
@@ -16,16 +19,11 @@ export class LiveFeed {
    * @param {object} o
    * @param {(msg: object) => void} o.onMessage  every parsed server message
    * @param {(state: 'connecting'|'open'|'closed', retryAt: number|null) => void} o.onState
-   * @param {(opened: boolean, loggedOut: boolean) => void} [o.onDrop]  the socket closed or
-   *   failed; `opened` says whether it had been open (a socket that never opens may mean the
-   *   token is gone); `loggedOut` that the server closed it because the login no longer holds
-   *   (no retry follows)
    * @param {object} [o.params]  extra query parameters (`unit_id`, `bbox`)
    */
-  constructor({ onMessage, onState, onDrop, params = {} }) {
+  constructor({ onMessage, onState, params = {} }) {
     this.onMessage = onMessage;
     this.onState = onState;
-    this.onDrop = onDrop ?? (() => {});
     this.params = params;
     this.socket = null;
     this.attempt = 0;
@@ -116,8 +114,9 @@ export class LiveFeed {
       if (this.socket !== socket) return;
       this.socket = null;
       if (AUTH_CLOSE_CODES.has(ev.code)) {
+        // No retry: the page goes back to the login form.
         this.setState('closed', null);
-        this.onDrop(opened, true);
+        expireSession();
         return;
       }
       this.scheduleRetry(opened);
@@ -138,6 +137,7 @@ export class LiveFeed {
       this.timer = null;
       if (this.running) this.open();
     }, delay);
-    this.onDrop(opened, false);
+    // A socket refused before it opened may mean the token is gone.
+    if (!opened) checkSession();
   }
 }

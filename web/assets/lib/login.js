@@ -1,92 +1,10 @@
-// Sessions for every page: the token lives in sessionStorage, so each tab signs in on its
-// own and closing the tab forgets it. Also the login view (ids #login-username,
-// #login-password, #login-submit, #login-error) any page can mount.
+// The login view every page mounts while signed out (ids #login-username, #login-password,
+// #login-submit, #login-error): the form, its errors (wrong password, throttled, offline) in
+// the current language, and the sign-in itself through api.js.
 
-import { api, ApiError } from './api.js';
+import { login, ApiError } from './api.js';
 import { h } from './dom.js';
 import { t, onLangChange } from './i18n.js';
-
-const TOKEN_KEY = 'fleet.token';
-const USER_KEY = 'fleet.user';
-const EXPIRES_KEY = 'fleet.expires_at';
-
-const listeners = new Set();
-
-function storage() {
-  try {
-    return window.sessionStorage;
-  } catch {
-    return null;
-  }
-}
-
-/** This tab's bearer token, or null when signed out. */
-export function getToken() {
-  return storage()?.getItem(TOKEN_KEY) ?? null;
-}
-
-/** The signed-in user `{id, username, role, unit_id, driver_id}`, or null. */
-export function getUser() {
-  const raw = storage()?.getItem(USER_KEY);
-  if (!raw) return null;
-  try {
-    return JSON.parse(raw);
-  } catch {
-    return null;
-  }
-}
-
-function save(session) {
-  const s = storage();
-  if (!s) return;
-  s.setItem(TOKEN_KEY, session.token);
-  s.setItem(USER_KEY, JSON.stringify(session.user ?? null));
-  if (session.expires_at) s.setItem(EXPIRES_KEY, session.expires_at);
-}
-
-function clear() {
-  const s = storage();
-  if (!s) return;
-  s.removeItem(TOKEN_KEY);
-  s.removeItem(USER_KEY);
-  s.removeItem(EXPIRES_KEY);
-}
-
-/** Calls `fn({signedIn, reason})` when the session starts or ends (`logout` or `expired`). */
-export function onSessionChange(fn) {
-  listeners.add(fn);
-  return () => listeners.delete(fn);
-}
-
-function emit(event) {
-  for (const fn of listeners) fn(event);
-}
-
-/** Signs in; resolves to the user. Rejects with ApiError (401 wrong password, 429 throttled). */
-export async function login(username, password) {
-  const session = await api('/auth/login', { method: 'POST', body: { username, password }, auth: false });
-  save(session);
-  emit({ signedIn: true, user: session.user });
-  return session.user;
-}
-
-/** Revokes the token on the server (best effort) and forgets it here. */
-export async function logout() {
-  const token = getToken();
-  clear();
-  if (token) {
-    // Sent with the token read before clearing; failure changes nothing for the user.
-    fetch('/api/v1/auth/logout', { method: 'POST', headers: { Authorization: `Bearer ${token}` } }).catch(() => {});
-  }
-  emit({ signedIn: false, reason: 'logout' });
-}
-
-/** The server answered 401: the token is gone or expired. Back to the login view. */
-export function expireSession() {
-  if (!getToken()) return;
-  clear();
-  emit({ signedIn: false, reason: 'expired' });
-}
 
 /**
  * Renders the login view into `container`. `notice` is an optional message key shown above
