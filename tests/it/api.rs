@@ -527,7 +527,7 @@ both!(vehicle_state_and_track_come_from_stored_telemetry, |app: TestApp| async m
     newer.soc_pct = Some(80.0);
     newer.speed_kmh = Some(42.0);
     // As ingest stores a GB/T sample: with the frame it came in.
-    newer.frame = Some(gbt32960::encode_sample(gbt32960::Edition::V2016, false, &newer));
+    newer.frame = Some(fleet_sim::terminal::encode_sample(gbt32960::Edition::V2016, false, &newer));
     app.store.telemetry().commit(&[older, newer], &[]).await?;
 
     let (s, v) = get(&app, &format!("/api/v1/vehicles/{vin}"), &admin).await?;

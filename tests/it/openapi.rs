@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use chrono::{Datelike, Utc};
 use fleet_domain::{Sample, SampleSource, Vin};
-use fleet_ingest::decode::gbt32960::{self, Edition};
+use fleet_ingest::decode::gbt32960::Edition;
 use fleet_tests::live::LiveClient;
 use fleet_tests::openapi::OpenApi;
 use fleet_tests::{Publisher, Settings, TestApp, both_with, random_vin};
@@ -250,8 +250,16 @@ both_with!(every_answer_and_request_matches_the_openapi_document, quick, |app: T
 
     // Telemetry: GB/T 32960 reports of both editions, a JSON sample, and a message refused.
     let mut p = Publisher::connect().await?;
-    p.gbt(&vin, gbt32960::encode_sample(Edition::V2016, false, &gbt_sample(&vin, -20, SampleSource::Gbt2016))).await?;
-    p.gbt(&vin, gbt32960::encode_sample(Edition::V2025, true, &gbt_sample(&vin, -10, SampleSource::Gbt2025))).await?;
+    p.gbt(
+        &vin,
+        fleet_sim::terminal::encode_sample(Edition::V2016, false, &gbt_sample(&vin, -20, SampleSource::Gbt2016)),
+    )
+    .await?;
+    p.gbt(
+        &vin,
+        fleet_sim::terminal::encode_sample(Edition::V2025, true, &gbt_sample(&vin, -10, SampleSource::Gbt2025)),
+    )
+    .await?;
     let now = Utc::now().to_rfc3339();
     p.json(&vin, &json!({"ts": now, "lat": 30.0123, "lon": 122.1034, "soc_pct": 80.0, "speed_kmh": 0.0, "heading_deg": 45.0, "charging": false})).await?;
     p.publish(&format!("fleet/v1/vehicles/{vin}/telemetry"), b"{not json".to_vec()).await?;

@@ -105,8 +105,8 @@ mod tests {
     use fleet_domain::DeadLetterReason;
     use proptest::prelude::*;
 
+    use super::super::report_sample;
     use super::super::tests::*;
-    use super::super::{encode_sample, report_sample};
     use super::*;
 
     /// A heartbeat written out in full, BCC included (computed by hand).

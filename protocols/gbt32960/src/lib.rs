@@ -10,7 +10,8 @@
 //! - [`report_sample`] turns a real-time or re-issued report into a [`Sample`] (`sample.rs`);
 //!   the frame itself is what a sample keeps of the other blocks (`Sample::frame`), and
 //!   [`blocks_json`] decodes them from those bytes when someone reads them (`blocks.rs`);
-//! - [`encode_sample`] and friends build frames for tests and the simulator (`encode.rs`);
+//! - [`encode_report`] and friends build frames from values the caller chooses
+//!   (`encode.rs`): the simulator's terminal (`fleet-sim`) and tests;
 //! - [`gcj02`] converts the Chinese map datum back to WGS-84.
 //!
 //! Pure functions from bytes to values, no I/O: ingest decodes with it, the web API shows
@@ -38,7 +39,7 @@ use fleet_domain::{DeadLetterReason, SampleSource};
 use serde::Serialize;
 
 pub use blocks::blocks_json;
-pub use encode::{encode_heartbeat, encode_login, encode_logout, encode_sample};
+pub use encode::{MotorReadings, Readings, encode_heartbeat, encode_login, encode_logout, encode_report};
 pub use frame::decode_frame;
 pub use header::Header;
 pub use platform::{

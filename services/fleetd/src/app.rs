@@ -12,18 +12,18 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::Context;
+use fleet_broker as broker;
 use fleet_bus::Bus;
 use fleet_domain::Secret;
+use fleet_sim as simulate;
+use fleet_sim::demo::DEMO_GBT32960_SHARE;
 use fleet_storage::Store;
 use tokio_util::sync::CancellationToken;
 
 use crate::bootstrap::{self, AdminBootstrap};
 use crate::config::{MqttTarget, Settings};
 use crate::supervise::{ServiceFailed, Services};
-use crate::{broker, housekeeping, observability, relay, sessions, simulate};
-
-/// Share of demo cars that speak GB/T 32960 instead of JSON.
-pub const DEMO_GBT32960_SHARE: f64 = 0.3;
+use crate::{housekeeping, observability, relay, sessions};
 
 /// Longest wait for the database pool to close at stop (a stuck task may hold a connection).
 const STORE_CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -107,6 +107,7 @@ impl App {
                         addr: *addr,
                         anonymous: settings.embedded_mqtt_anonymous,
                         reserved_client_id: settings.mqtt_client_id.clone(),
+                        password_matches: fleet_web::mosquitto_password_matches,
                     })
                     .await?;
                     let running = bound.embedded();

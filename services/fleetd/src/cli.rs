@@ -24,7 +24,7 @@ pub enum Command {
     /// Publish simulated Zhoushan fleet telemetry to a broker.
     Simulate(SimulateArgs),
     /// Measure throughput and latency against a baseline from the same run (prints JSON last).
-    Bench(crate::bench::BenchArgs),
+    Bench(fleet_bench::BenchArgs),
     /// Write a Mosquitto password file from the registry: every vehicle issued a secret
     /// (username = VIN) and fleetd's own account (the user and password of FLEET_MQTT_URL).
     #[command(

@@ -4,18 +4,14 @@
 //! The black-box tests start the same `App` the binary runs.
 
 pub mod app;
-pub mod bench;
 pub mod bootstrap;
-pub mod broker;
 pub mod cli;
 pub mod config;
-pub mod demo;
 pub mod housekeeping;
 pub mod mqtt_passwd;
 pub mod observability;
 pub mod relay;
 pub mod sessions;
-pub mod simulate;
 pub mod simulate_cmd;
 pub mod supervise;
 

@@ -1,6 +1,7 @@
 //! The ingest sessions of a cluster. Every ingest instance keeps a persistent MQTT session
 //! (its client id) in the broker's `$share` group, and the broker keeps handing a member its
-//! share of the stream even while that member is down (ECOSYSTEM.md: Mosquitto queues it).
+//! share of the stream even while that member is down (Mosquitto 2.0 was measured
+//! queueing it for the absent member).
 //! So a session must never be left alone: each one is held by exactly one instance, decided
 //! by a PostgreSQL advisory lock per client id, whose holder runs an ingest on it.
 //!
