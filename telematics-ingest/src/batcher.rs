@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::ClockCheck;
 use crate::decode::{gbt32960, json};
-use crate::mqtt::{Delivery, Receipt};
+use crate::delivery::{Content, Delivery, Receipt};
 use crate::registry::Registry;
 use crate::{MAX_MESSAGE_BYTES, TopicKind, parse_topic};
 
@@ -124,13 +124,21 @@ async fn add(
     clock: &mut ClockCheck,
     tx: &mpsc::Sender<Batch>,
 ) -> bool {
-    match decode(&msg.publish, registry, tx).await {
+    let Delivery { content, mut receipt } = msg;
+    let decoded = match content {
+        Content::Publish(publish) => decode(&publish, registry, tx).await,
+        Content::Rejected(dead) => Some(Decoded { samples: Vec::new(), dead: Some(dead) }),
+    };
+    match decoded {
         Some(Decoded { mut samples, dead }) => {
             // Received now: the message waited at most microseconds since it was read.
             clock.check(&mut samples, chrono::Utc::now());
+            if let Some(d) = &dead {
+                receipt.note_rejected(d.reason);
+            }
             batch.samples.extend(samples);
             batch.dead.extend(dead);
-            batch.acks.push(msg.receipt);
+            batch.acks.push(receipt);
             true
         }
         None => false,

@@ -18,11 +18,18 @@
 //! connection and so stop writing the acks that free the queue. What they hold is bounded all
 //! the same, by the messages in hand (`in_hand`): at `mqtt::max_in_hand` the connection stops
 //! reading from the broker, so neither queue grows past that window.
+//!
+//! Terminals that do not speak MQTT connect to the TCP gateway (`gbt32960_gateway`), which
+//! hands their frames to an [`intake::Intake`]: the same batcher and writer, fed in process,
+//! each message settled by a completion instead of an MQTT ack.
 
 mod batcher;
 mod clock;
 pub mod decode;
+mod delivery;
+pub mod gbt32960_gateway;
 mod in_hand;
+pub mod intake;
 mod mqtt;
 mod registry;
 mod state_writer;

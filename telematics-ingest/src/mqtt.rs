@@ -13,7 +13,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use rumqttc::mqttbytes::Error as CodecError;
 use rumqttc::{
-    ConnectReturnCode, Packet, PubAck, PubComp, PubRec, Publish, QoS, Subscribe, SubscribeFilter, SubscribeReasonCode,
+    ConnectReturnCode, Packet, PubAck, PubComp, PubRec, QoS, Subscribe, SubscribeFilter, SubscribeReasonCode,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::delivery::{Delivery, Receipt};
 use crate::in_hand::InHand;
 use crate::{Config, GBT32960_TOPIC_FILTER, JSON_TOPIC_FILTER, MAX_MESSAGE_BYTES};
 
@@ -57,16 +58,10 @@ const SUBSCRIBE_PKID: u16 = 1;
 /// reconnect the broker delivers unacknowledged messages again (stored once: samples are
 /// deduplicated), and a packet id of the old connection may already name another message.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Receipt {
+pub(crate) struct MqttReceipt {
     link: u64,
     pkid: u16,
     qos: QoS,
-}
-
-/// A message as the batcher receives it.
-pub(crate) struct Delivery {
-    pub publish: Publish,
-    pub receipt: Receipt,
 }
 
 /// When the task stops forwarding messages (`intake`: shutdown begins) and when it stops
@@ -81,7 +76,7 @@ pub(crate) struct Stops {
 pub(crate) struct Link {
     pub cfg: Config,
     pub deliveries: mpsc::UnboundedSender<Delivery>,
-    pub acks: mpsc::UnboundedReceiver<Vec<Receipt>>,
+    pub acks: mpsc::UnboundedReceiver<Vec<MqttReceipt>>,
     pub in_hand: InHand,
     pub connected: Arc<AtomicBool>,
     pub stops: Stops,
@@ -277,9 +272,9 @@ fn incoming(link: &Link, packet: Packet, generation: u64, out: &mut BytesMut) ->
             // Set on arrival too, not only after commits: messages piling up while commits
             // fail (a database outage) must show.
             metrics::gauge!("fleet_ingest_messages_in_hand").set(n as f64);
-            let receipt = Receipt { link: generation, pkid: p.pkid, qos: p.qos };
+            let receipt = Receipt::Mqtt(MqttReceipt { link: generation, pkid: p.pkid, qos: p.qos });
             // An error means the batcher is gone (shutting down): the message stays unacked.
-            let _ = link.deliveries.send(Delivery { publish: p, receipt });
+            let _ = link.deliveries.send(Delivery::publish(p, receipt));
         }
         // Second half of a QoS 2 delivery (we answered its PUBLISH with PUBREC after the
         // commit): the broker releases the packet id.
@@ -302,7 +297,7 @@ fn incoming(link: &Link, packet: Packet, generation: u64, out: &mut BytesMut) ->
 
 /// Appends the acknowledgements of this connection's messages to `out`; returns how many.
 /// QoS 0 messages need none; QoS 2 ones get their PUBREC.
-fn encode_acks(receipts: &[Receipt], generation: u64, out: &mut BytesMut) -> usize {
+fn encode_acks(receipts: &[MqttReceipt], generation: u64, out: &mut BytesMut) -> usize {
     let mut n = 0;
     for r in receipts.iter().filter(|r| r.link == generation) {
         match r.qos {
@@ -356,10 +351,12 @@ async fn within<T>(f: impl std::future::Future<Output = T>) -> Result<T, LinkErr
 
 #[cfg(test)]
 mod tests {
+    use rumqttc::Publish;
+
     use super::*;
 
-    fn receipt(link: u64, pkid: u16, qos: QoS) -> Receipt {
-        Receipt { link, pkid, qos }
+    fn receipt(link: u64, pkid: u16, qos: QoS) -> MqttReceipt {
+        MqttReceipt { link, pkid, qos }
     }
 
     #[test]

@@ -11,8 +11,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::batcher::Batch;
+use crate::delivery::Receipt;
 use crate::in_hand::InHand;
-use crate::mqtt::Receipt;
+use crate::mqtt::MqttReceipt;
 use crate::state_writer::{self, SharedStates};
 
 /// Batches decoded ahead of the writer, so decoding overlaps the commits. While it is full
@@ -40,7 +41,7 @@ pub(crate) async fn run(
     mut rx: mpsc::Receiver<Batch>,
     store: Store,
     bus: Bus,
-    acks: mpsc::UnboundedSender<Vec<Receipt>>,
+    acks: mpsc::UnboundedSender<Vec<MqttReceipt>>,
     in_hand: InHand,
     states: SharedStates,
     shutdown: CancellationToken,
@@ -101,12 +102,13 @@ async fn commit(store: Store, batch: Batch, shutdown: CancellationToken) -> Opti
 }
 
 /// After the commit: hand the samples' state to the state writer, count, acknowledge every
-/// message of the batch (one write for them all), announce the samples.
+/// message of the batch (one write for the broker's, a completion for each gateway's),
+/// announce the samples.
 fn finish(
     batch: Batch,
     outcome: BatchOutcome,
     bus: &Bus,
-    acks: &mpsc::UnboundedSender<Vec<Receipt>>,
+    acks: &mpsc::UnboundedSender<Vec<MqttReceipt>>,
     in_hand: &InHand,
     states: &SharedStates,
 ) {
@@ -124,7 +126,16 @@ fn finish(
     let left = in_hand.committed(n);
     metrics::gauge!("fleet_ingest_messages_in_hand").set(left as f64);
     metrics::counter!("fleet_ingest_messages_committed_total").increment(n);
-    if acks.send(batch.acks).is_err() {
+    // MQTT acks go to the broker connection, in one write; a gateway's completions are
+    // fired here, each waking its connection to answer.
+    let mut mqtt = Vec::with_capacity(batch.acks.len());
+    for receipt in batch.acks {
+        match receipt {
+            Receipt::Mqtt(r) => mqtt.push(r),
+            Receipt::Completion(c) => c.fire(),
+        }
+    }
+    if !mqtt.is_empty() && acks.send(mqtt).is_err() {
         tracing::warn!("the broker connection is gone; the broker will deliver these messages again");
     }
     if !batch.samples.is_empty() {

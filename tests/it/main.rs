@@ -7,6 +7,7 @@ mod dispatch;
 mod driver_offline;
 mod faults;
 mod fuzz_regressions;
+mod gateway_gbt32960;
 mod health;
 mod ingest;
 mod live;

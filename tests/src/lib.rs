@@ -241,6 +241,11 @@ impl TestApp {
         me
     }
 
+    /// Where the GB/T 32960 gateway listens, when the settings turn it on.
+    pub fn gbt32960_addr(&self) -> Option<SocketAddr> {
+        self.app.as_ref().and_then(App::gbt32960_addr)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -17,10 +17,12 @@ pub enum DeadLetterReason {
     BadTopic,
     UnsupportedCommand,
     Encrypted,
+    /// A report on a gateway connection that has not logged in.
+    NotLoggedIn,
 }
 
 impl DeadLetterReason {
-    pub const ALL: [DeadLetterReason; 10] = [
+    pub const ALL: [DeadLetterReason; 11] = [
         Self::MalformedJson,
         Self::MalformedFrame,
         Self::BadChecksum,
@@ -31,6 +33,7 @@ impl DeadLetterReason {
         Self::BadTopic,
         Self::UnsupportedCommand,
         Self::Encrypted,
+        Self::NotLoggedIn,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -45,6 +48,7 @@ impl DeadLetterReason {
             Self::BadTopic => "bad_topic",
             Self::UnsupportedCommand => "unsupported_command",
             Self::Encrypted => "encrypted",
+            Self::NotLoggedIn => "not_logged_in",
         }
     }
 

@@ -33,6 +33,7 @@ pub struct App {
     http_addr: SocketAddr,
     metrics_addr: Option<SocketAddr>,
     mqtt_addr: Option<SocketAddr>,
+    gbt32960_addr: Option<SocketAddr>,
     embedded_broker: bool,
     store: Store,
     bus: Bus,
@@ -99,6 +100,7 @@ impl App {
         let mut embedded = None;
         let mut mqtt_connected = None;
         let mut ingest = None;
+        let mut gateway = None;
         let mut sim = None;
         if services.ingest {
             let mut cfg = match &settings.mqtt {
@@ -144,6 +146,9 @@ impl App {
             cfg.max_clock_ahead = settings.ingest_max_clock_ahead;
             if let Some(group) = &settings.mqtt_share_group {
                 cfg.subscription_prefix = format!("$share/{group}/");
+            }
+            if let Some(addr) = settings.gbt32960_addr {
+                gateway = Some(Self::bind_gateway(addr, &settings, &cfg, &store, &bus).await?);
             }
             if settings.demo {
                 sim = Some(Self::demo_simulator(&settings, &store, &cfg, embedded.as_ref()).await?);
@@ -194,6 +199,10 @@ impl App {
             },
         )
         .await?;
+        if settings.gbt32960_addr.is_some() && !services.ingest {
+            tracing::warn!("FLEET_GBT32960_ADDR is set but this instance does not ingest: no gateway");
+        }
+        let gbt32960_addr = gateway.as_ref().map(|(g, _)| g.local_addr());
         let http_addr = web.local_addr();
         let metrics_addr = web.metrics_addr();
         // Last: the internal broker's router thread cannot be stopped once started.
@@ -229,6 +238,11 @@ impl App {
             }
             None => ingest_done.cancel(),
         }
+        if let Some((gateway, intake)) = gateway {
+            // Connections stop reading at shutdown; the intake commits what they handed over.
+            supervised.spawn("gbt32960 intake", intake.run(shutdown.child_token()));
+            supervised.spawn("gbt32960 gateway", gateway.run(shutdown.child_token()));
+        }
         supervised.spawn("metrics upkeep", observability::metrics_upkeep(prometheus, shutdown.child_token()));
         supervised.spawn("web server", web.run(shutdown.child_token()));
         if services.dispatch {
@@ -263,6 +277,7 @@ impl App {
             http_addr,
             metrics_addr,
             mqtt_addr,
+            gbt32960_addr,
             embedded_broker,
             store,
             bus,
@@ -270,6 +285,22 @@ impl App {
             services: supervised,
             grace: settings.shutdown_grace,
         })
+    }
+
+    /// Binds the GB/T 32960 gateway and makes the intake it hands frames to (an ingest
+    /// pipeline of its own, batching as the broker's does).
+    async fn bind_gateway(
+        addr: SocketAddr,
+        settings: &Settings,
+        ingest_cfg: &fleet_ingest::Config,
+        store: &Store,
+        bus: &Bus,
+    ) -> anyhow::Result<(fleet_ingest::gbt32960_gateway::Gbt32960Gateway, fleet_ingest::intake::Intake)> {
+        let (intake, submitter) = fleet_ingest::intake::Intake::new(ingest_cfg.clone(), store.clone(), bus.clone());
+        let gateway =
+            fleet_ingest::gbt32960_gateway::Gbt32960Gateway::bind(addr, settings.gateway, store.clone(), submitter)
+                .await?;
+        Ok((gateway, intake))
     }
 
     /// The demo's simulator: every registered car, logging in as vehicles do.
@@ -361,6 +392,11 @@ impl App {
     /// when this instance does not ingest.
     pub fn mqtt_addr(&self) -> Option<SocketAddr> {
         self.mqtt_addr
+    }
+
+    /// Where the GB/T 32960 gateway listens, when it runs (`FLEET_GBT32960_ADDR`).
+    pub fn gbt32960_addr(&self) -> Option<SocketAddr> {
+        self.gbt32960_addr
     }
 
     pub fn embedded_broker(&self) -> bool {

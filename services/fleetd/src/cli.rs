@@ -137,6 +137,8 @@ pub struct RunArgs {
     pub limits: LimitArgs,
     #[command(flatten)]
     pub access: AccessArgs,
+    #[command(flatten)]
+    pub gateways: GatewayArgs,
     /// Petrol a comparable car would burn, L/100 km (the baseline of CO₂ avoided).
     #[arg(long, env = "FLEET_CO2_PETROL_L_PER_100KM", default_value_t = fleet_web::Co2Factors::default().petrol_l_per_100km)]
     pub co2_petrol_l_per_100km: f64,
@@ -294,6 +296,30 @@ impl AccessArgs {
     }
 }
 
+/// The TCP gateways through which terminals that do not speak MQTT report.
+#[derive(Debug, Clone, Args)]
+pub struct GatewayArgs {
+    /// Accept GB/T 32960.3 terminals and platforms over TCP on this address (e.g.
+    /// `0.0.0.0:32960`); unset: no gateway.
+    #[arg(long, env = "FLEET_GBT32960_ADDR")]
+    pub gbt32960_addr: Option<String>,
+    /// Seconds a gateway connection may stay silent before it is closed.
+    #[arg(long, env = "FLEET_GATEWAY_IDLE_S", default_value_t = fleet_ingest::gbt32960_gateway::GatewayConfig::DEFAULT_IDLE.as_secs())]
+    pub gateway_idle_s: u64,
+}
+
+impl GatewayArgs {
+    fn apply(&self, s: &mut Settings) -> Result<(), ConfigError> {
+        s.gbt32960_addr =
+            self.gbt32960_addr.as_deref().map(|a| config::socket_addr("FLEET_GBT32960_ADDR", a)).transpose()?;
+        if !(1..=24 * 3600).contains(&self.gateway_idle_s) {
+            return Err(ConfigError::new("FLEET_GATEWAY_IDLE_S", "must be 1 to 86400"));
+        }
+        s.gateway.idle = Duration::from_secs(self.gateway_idle_s);
+        Ok(())
+    }
+}
+
 /// The map page: an optional online tile layer and the alarm thresholds.
 #[derive(Debug, Clone, Args)]
 pub struct MapArgs {
@@ -401,6 +427,7 @@ impl RunArgs {
         self.dispatch.apply(&mut s)?;
         self.limits.apply(&mut s)?;
         self.access.apply(&mut s)?;
+        self.gateways.apply(&mut s)?;
         for (setting, value, max) in [
             ("FLEET_CO2_PETROL_L_PER_100KM", self.co2_petrol_l_per_100km, 50.0),
             ("FLEET_CO2_PETROL_KG_PER_L", self.co2_petrol_kg_per_l, 10.0),

@@ -142,6 +142,10 @@ pub struct Settings {
     pub metrics: fleet_web::MetricsAccess,
     /// Client addresses from `X-Forwarded-For` (behind a reverse proxy).
     pub trust_forwarded_for: bool,
+    /// Where the GB/T 32960.3 TCP gateway listens; none: no gateway.
+    pub gbt32960_addr: Option<SocketAddr>,
+    /// The TCP gateways' idle timeout and connection cap.
+    pub gateway: fleet_ingest::gbt32960_gateway::GatewayConfig,
 }
 
 /// Dispatch's rules and rhythm.
@@ -251,6 +255,8 @@ impl Settings {
             ingest_max_clock_ahead: fleet_domain::MAX_CLOCK_AHEAD,
             metrics: fleet_web::MetricsAccess::default(),
             trust_forwarded_for: false,
+            gbt32960_addr: None,
+            gateway: fleet_ingest::gbt32960_gateway::GatewayConfig::default(),
         }
     }
 }

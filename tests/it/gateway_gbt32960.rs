@@ -1,0 +1,232 @@
+//! The GB/T 32960.3 TCP gateway end to end: a simulated terminal on a real socket, fleetd
+//! in-process, both databases. Answers come only once a report is durable.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Duration as ChronoDuration, NaiveDateTime, SubsecRound, Utc};
+use fleet_domain::{DeadLetterReason, Sample, SampleSource, Vin};
+use fleet_ingest::decode::gbt32960::{self, Edition, FrameSplitter, Piece};
+use fleet_sim::terminal;
+use fleet_tests::{TestApp, both_with, random_vin};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Short, so the idle test is quick; every other test speaks well within it.
+const IDLE: Duration = Duration::from_secs(2);
+/// How long a test waits to be sure no answer comes.
+const QUIET: Duration = Duration::from_millis(700);
+const ANSWER_WITHIN: Duration = Duration::from_secs(15);
+
+fn gateway_on(s: &mut fleetd::config::Settings) {
+    s.gbt32960_addr = Some("127.0.0.1:0".parse().expect("valid address"));
+    s.gateway.idle = IDLE;
+}
+
+/// A recent whole second (frames carry seconds), inside the track's default window.
+fn recent(seconds_ago: i64) -> DateTime<Utc> {
+    (Utc::now() - ChronoDuration::seconds(seconds_ago)).trunc_subsecs(0)
+}
+
+fn beijing(t: DateTime<Utc>) -> NaiveDateTime {
+    (t + ChronoDuration::hours(8)).naive_utc()
+}
+
+fn time_bytes(t: NaiveDateTime) -> Vec<u8> {
+    t.format("%y %m %d %H %M %S").to_string().split(' ').map(|p| p.parse::<u8>().unwrap()).collect()
+}
+
+fn sample(vin: &str, at: DateTime<Utc>) -> Sample {
+    let mut x = Sample::at(Vin::parse(vin).unwrap(), at, 30.0123, 122.1034, SampleSource::Gbt2016);
+    x.speed_kmh = Some(42.5);
+    x.soc_pct = Some(77.0);
+    x.odometer_km = Some(12345.6);
+    x
+}
+
+/// A command frame built by hand (for commands the encoders do not make).
+fn command(edition: Edition, cmd: u8, vin: &str, data: &[u8]) -> Vec<u8> {
+    let m = edition.marker();
+    let mut f = vec![m, m, cmd, 0xFE];
+    f.extend_from_slice(vin.as_bytes());
+    f.push(0x01);
+    f.extend_from_slice(&u16::try_from(data.len()).unwrap().to_be_bytes());
+    f.extend_from_slice(data);
+    f.push(f[2..].iter().fold(0, |a, b| a ^ b));
+    f
+}
+
+/// The simulated terminal.
+struct Terminal {
+    stream: TcpStream,
+    splitter: FrameSplitter,
+    frames: Vec<Vec<u8>>,
+}
+
+impl Terminal {
+    async fn connect(app: &TestApp) -> anyhow::Result<Self> {
+        let addr = app.gbt32960_addr().expect("the gateway runs");
+        Ok(Self { stream: TcpStream::connect(addr).await?, splitter: FrameSplitter::new(), frames: Vec::new() })
+    }
+
+    async fn send(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        self.stream.write_all(bytes).await?;
+        Ok(())
+    }
+
+    /// The next frame within `within`; None if nothing came; an error if the socket closed.
+    async fn next(&mut self, within: Duration) -> anyhow::Result<Option<Vec<u8>>> {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut buf = [0u8; 1024];
+        loop {
+            if !self.frames.is_empty() {
+                return Ok(Some(self.frames.remove(0)));
+            }
+            let n = match tokio::time::timeout_at(deadline, self.stream.read(&mut buf)).await {
+                Err(_) => return Ok(None),
+                Ok(r) => r?,
+            };
+            anyhow::ensure!(n > 0, "the gateway closed the connection");
+            for piece in self.splitter.feed(&buf[..n]) {
+                match piece {
+                    Piece::Frame(f) => self.frames.push(f),
+                    other => anyhow::bail!("the gateway sent a bad frame: {other:?}"),
+                }
+            }
+        }
+    }
+
+    async fn answer(&mut self) -> anyhow::Result<Vec<u8>> {
+        self.next(ANSWER_WITHIN).await?.ok_or_else(|| anyhow::anyhow!("no answer within {ANSWER_WITHIN:?}"))
+    }
+
+    async fn silence(&mut self) -> anyhow::Result<()> {
+        match self.next(QUIET).await? {
+            None => Ok(()),
+            Some(f) => anyhow::bail!("an answer came where none was due: {f:02x?}"),
+        }
+    }
+
+    /// True once the gateway has closed the connection (within `within`).
+    async fn closed(&mut self, within: Duration) -> anyhow::Result<bool> {
+        let mut buf = [0u8; 256];
+        match tokio::time::timeout(within, self.stream.read(&mut buf)).await {
+            Err(_) => Ok(false),
+            Ok(Ok(0)) | Ok(Err(_)) => Ok(true),
+            Ok(Ok(n)) => anyhow::bail!("{n} unexpected bytes before the close"),
+        }
+    }
+}
+
+/// Checks an answer: the request's command and VIN, the flag, and its data.
+fn check_answer(answer: &[u8], cmd: u8, flag: u8, vin: &str, data: &[u8]) {
+    assert_eq!((answer[2], answer[3]), (cmd, flag), "command and flag of {answer:02x?}");
+    assert_eq!(&answer[4..21], vin.as_bytes());
+    assert_eq!(&answer[24..answer.len() - 1], data, "data of {answer:02x?}");
+}
+
+async fn track_len(app: &TestApp, vin: &str) -> anyhow::Result<usize> {
+    let token = app.admin_token().await;
+    let r = app.http.get(app.url(&format!("/api/v1/vehicles/{vin}/track"))).bearer_auth(token).send().await?;
+    anyhow::ensure!(r.status().is_success(), "track: {}", r.status());
+    let body: serde_json::Value = r.json().await?;
+    Ok(body["samples"].as_array().map_or(0, Vec::len))
+}
+
+both_with!(a_logged_in_terminal_is_answered_once_its_reports_are_durable, gateway_on, |app: TestApp| async move {
+    let vin = random_vin();
+    app.register_vehicle(&vin).await?;
+    let v = Vin::parse(&vin)?;
+    let mut t = Terminal::connect(&app).await?;
+    let login_at = beijing(recent(30));
+    t.send(&terminal::encode_login(Edition::V2016, &v, login_at, 1)).await?;
+    check_answer(&t.answer().await?, 0x01, 0x01, &vin, &time_bytes(login_at));
+
+    // A report in one-byte writes: answered with its time, and by then in the track.
+    let at = recent(20);
+    let report = terminal::encode_sample(Edition::V2016, false, &sample(&vin, at));
+    for b in &report {
+        t.send(&[*b]).await?;
+    }
+    check_answer(&t.answer().await?, 0x02, 0x01, &vin, &time_bytes(beijing(at)));
+    assert_eq!(track_len(&app, &vin).await?, 1, "answered only once queryable");
+
+    // Sent again (the answer was lost, say): answered again, stored once.
+    t.send(&report).await?;
+    check_answer(&t.answer().await?, 0x02, 0x01, &vin, &time_bytes(beijing(at)));
+    // A re-issued report of the 2025 edition, a heartbeat and a time calibration in one write.
+    let older = recent(600);
+    let mut reissued = sample(&vin, older);
+    reissued.source = SampleSource::Gbt2025;
+    let mut burst = terminal::encode_sample(Edition::V2025, true, &reissued);
+    burst.extend(gbt32960::encode_heartbeat(Edition::V2016, &v));
+    burst.extend(command(Edition::V2016, 0x08, &vin, &[]));
+    t.send(&burst).await?;
+    let first = t.answer().await?;
+    check_answer(&first, 0x03, 0x01, &vin, &time_bytes(beijing(older)));
+    assert_eq!(&first[..2], b"$$", "answered in the request's edition");
+    check_answer(&t.answer().await?, 0x07, 0x01, &vin, &[]);
+    let calibration = t.answer().await?;
+    assert_eq!((calibration[2], calibration[3], calibration.len()), (0x08, 0x01, 31));
+    let now_bj = beijing(Utc::now());
+    let told = NaiveDateTime::parse_from_str(
+        &format!(
+            "{:02}{:02}{:02}{:02}{:02}{:02}",
+            calibration[24], calibration[25], calibration[26], calibration[27], calibration[28], calibration[29]
+        ),
+        "%y%m%d%H%M%S",
+    )?;
+    assert!((now_bj - told).num_seconds().abs() <= 5, "Beijing time now: {told} vs {now_bj}");
+    assert_eq!(app.store.telemetry().count(Some(&vin)).await?, 2, "the resent report is stored once");
+
+    t.send(&gbt32960::encode_logout(Edition::V2016, &v, login_at, 1)).await?;
+    check_answer(&t.answer().await?, 0x04, 0x01, &vin, &time_bytes(login_at));
+    assert!(app.dead_letters_of(&vin).await?.is_empty());
+    Ok(())
+});
+
+both_with!(frames_out_of_turn_or_broken_are_dead_letters_without_answer, gateway_on, |app: TestApp| async move {
+    let vin = random_vin();
+    app.register_vehicle(&vin).await?;
+    let v = Vin::parse(&vin)?;
+    let mut t = Terminal::connect(&app).await?;
+    // A report before the login.
+    let early = terminal::encode_sample(Edition::V2016, false, &sample(&vin, recent(40)));
+    t.send(&early).await?;
+    t.silence().await?;
+    // Garbage, then the login in the same write: the garbage is skipped.
+    let login_at = beijing(recent(30));
+    let mut noisy = b"\x00\xffjunk#".to_vec();
+    noisy.extend(terminal::encode_login(Edition::V2016, &v, login_at, 7));
+    t.send(&noisy).await?;
+    check_answer(&t.answer().await?, 0x01, 0x01, &vin, &time_bytes(login_at));
+    // A report with a broken BCC: no answer, and the connection goes on.
+    let mut broken = terminal::encode_sample(Edition::V2016, false, &sample(&vin, recent(20)));
+    *broken.last_mut().unwrap() ^= 0x5A;
+    t.send(&broken).await?;
+    t.silence().await?;
+    let at = recent(10);
+    t.send(&terminal::encode_sample(Edition::V2016, false, &sample(&vin, at))).await?;
+    check_answer(&t.answer().await?, 0x02, 0x01, &vin, &time_bytes(beijing(at)));
+    assert_eq!(app.store.telemetry().count(Some(&vin)).await?, 1, "only the good report is stored");
+
+    app.wait_until("the two dead letters", || async { Ok(app.dead_letters_of(&vin).await?.len() >= 2) }).await?;
+    let mut reasons: Vec<_> = app.dead_letters_of(&vin).await?.into_iter().map(|d| d.reason).collect();
+    reasons.sort_by_key(|r| r.as_str());
+    assert_eq!(reasons, [DeadLetterReason::BadChecksum, DeadLetterReason::NotLoggedIn]);
+    Ok(())
+});
+
+both_with!(an_unregistered_terminal_is_refused_and_disconnected, gateway_on, |app: TestApp| async move {
+    let vin = random_vin();
+    let mut t = Terminal::connect(&app).await?;
+    let login_at = beijing(recent(5));
+    t.send(&terminal::encode_login(Edition::V2025, &Vin::parse(&vin)?, login_at, 1)).await?;
+    check_answer(&t.answer().await?, 0x01, 0x02, &vin, &time_bytes(login_at));
+    assert!(t.closed(ANSWER_WITHIN).await?, "the connection is closed after the error");
+
+    // A silent connection is closed after the idle time, not before.
+    let mut idle = Terminal::connect(&app).await?;
+    assert!(!idle.closed(IDLE / 2).await?, "closed before the idle time");
+    assert!(idle.closed(IDLE * 3).await?, "still open well past the idle time");
+    Ok(())
+});
