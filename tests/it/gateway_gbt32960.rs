@@ -230,3 +230,52 @@ both_with!(an_unregistered_terminal_is_refused_and_disconnected, gateway_on, |ap
     assert!(idle.closed(IDLE * 3).await?, "still open well past the idle time");
     Ok(())
 });
+
+fn platform_login(edition: Edition, at: NaiveDateTime, username: &str, password: &str) -> Vec<u8> {
+    let mut data = time_bytes(at);
+    data.extend_from_slice(&1u16.to_be_bytes());
+    data.extend(username.bytes().chain(std::iter::repeat(0)).take(12));
+    data.extend(password.bytes().chain(std::iter::repeat(0)).take(20));
+    data.push(0x01);
+    // A platform's login names the platform's own code where a VIN would be.
+    command(edition, 0x05, "PLATFORM000000001", &data)
+}
+
+both_with!(a_platform_logs_in_with_its_account_and_forwards_any_vehicle, gateway_on, |app: TestApp| async move {
+    let (a, b) = (random_vin(), random_vin());
+    app.register_vehicle(&a).await?;
+    app.register_vehicle(&b).await?;
+    let token = app.admin_token().await;
+    let body = serde_json::json!({"name": "Zhoushan carmaker", "username": "zs-oem", "password": "oem-pass-2026"});
+    let r = app.http.post(app.url("/api/v1/platforms")).bearer_auth(&token).json(&body).send().await?;
+    anyhow::ensure!(r.status().as_u16() == 201, "creating the platform: {}", r.status());
+
+    // A wrong password: an error, and the connection is closed.
+    let mut wrong = Terminal::connect(&app).await?;
+    let at = beijing(recent(5));
+    wrong.send(&platform_login(Edition::V2016, at, "zs-oem", "not-the-pass")).await?;
+    check_answer(&wrong.answer().await?, 0x05, 0x02, "PLATFORM000000001", &time_bytes(at));
+    assert!(wrong.closed(ANSWER_WITHIN).await?);
+
+    let mut t = Terminal::connect(&app).await?;
+    t.send(&platform_login(Edition::V2025, at, "zs-oem", "oem-pass-2026")).await?;
+    check_answer(&t.answer().await?, 0x05, 0x01, "PLATFORM000000001", &time_bytes(at));
+    // Reports of two vehicles on one connection, in one write; answered in order.
+    let (ta, tb) = (recent(20), recent(15));
+    let mut two = terminal::encode_sample(Edition::V2016, false, &sample(&a, ta));
+    two.extend(terminal::encode_sample(Edition::V2016, false, &sample(&b, tb)));
+    t.send(&two).await?;
+    check_answer(&t.answer().await?, 0x02, 0x01, &a, &time_bytes(beijing(ta)));
+    check_answer(&t.answer().await?, 0x02, 0x01, &b, &time_bytes(beijing(tb)));
+    assert_eq!((track_len(&app, &a).await?, track_len(&app, &b).await?), (1, 1));
+    // After the platform's logout, reports are out of turn again.
+    t.send(&command(Edition::V2025, 0x06, "PLATFORM000000001", &[&time_bytes(at)[..], &[0, 1]].concat())).await?;
+    check_answer(&t.answer().await?, 0x06, 0x01, "PLATFORM000000001", &time_bytes(at));
+    t.send(&terminal::encode_sample(Edition::V2016, false, &sample(&a, recent(10)))).await?;
+    t.silence().await?;
+    app.wait_until("the report after logout dead-lettered", || async {
+        Ok(app.dead_letters_of(&a).await?.iter().any(|d| d.reason == DeadLetterReason::NotLoggedIn))
+    })
+    .await?;
+    Ok(())
+});

@@ -247,6 +247,13 @@ both_with!(every_answer_and_request_matches_the_openapi_document, quick, |app: T
     let (unit9, driver9) = (api.login("unit9", "unit9-pass").await?, api.login("driver9", "driver9-pass").await?);
     let path = format!("/api/v1/vehicles/{vin}/mqtt-secret");
     api.expect(200, M::POST, "/api/v1/vehicles/{vin}/mqtt-secret", &path, Some(&admin), Body::None).await?;
+    // A platform account for the GB/T 32960 gateway; its username is taken once.
+    let platform = json!({"name": "舟山车企平台", "username": "zs-platform", "password": "zs-platform-pass"});
+    api.post("/api/v1/platforms", "/api/v1/platforms", &admin, platform.clone()).await?;
+    api.expect(409, M::POST, "/api/v1/platforms", "/api/v1/platforms", Some(&admin), Body::Json(platform)).await?;
+    let platforms = api.get("/api/v1/platforms", "/api/v1/platforms", &admin).await?;
+    assert_eq!(platforms["platforms"][0]["username"], "zs-platform");
+    assert!(platforms["platforms"][0].get("password").is_none(), "{platforms}");
 
     // Telemetry: GB/T 32960 reports of both editions, a JSON sample, and a message refused.
     let mut p = Publisher::connect().await?;

@@ -5,6 +5,7 @@ pub(crate) mod drivers;
 pub(crate) mod import;
 pub(crate) mod misuse;
 pub(crate) mod orders;
+pub(crate) mod platforms;
 pub(crate) mod stations;
 pub(crate) mod stats;
 pub(crate) mod trips;

@@ -42,6 +42,7 @@ pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/api/v1/drivers", get(api::drivers::list).post(api::drivers::create)),
         ("/api/v1/drivers/{id}", get(api::drivers::get)),
         ("/api/v1/dead-letters", get(api::dead_letters::list)),
+        ("/api/v1/platforms", get(api::platforms::list).post(api::platforms::create)),
         ("/api/v1/charging-stations", get(api::stations::list)),
         ("/api/v1/orders", get(api::orders::list).post(api::orders::create)),
         (

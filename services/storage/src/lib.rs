@@ -16,6 +16,7 @@ mod ingest_sessions;
 mod mqtt_secrets;
 mod notify;
 mod orders;
+mod platforms;
 mod registry;
 mod shapes;
 mod stations;
@@ -38,6 +39,7 @@ pub use ingest_sessions::IngestSessions;
 pub use mqtt_secrets::{MqttAccount, MqttSecrets};
 pub use notify::{CHANNEL as EVENT_CHANNEL, Listener, MAX_PAYLOAD as MAX_EVENT_PAYLOAD};
 pub use orders::{Act, Acted, Actor, HistoricOrder, OrderQuery, OrderRecord, Orders, Served};
+pub use platforms::{Platform, Platforms};
 pub use registry::{Drivers, Units, Vehicles};
 pub use stations::{ChargingStation, ChargingStations};
 pub use telemetry::{BatchOutcome, StateBacklog, Telemetry};
@@ -237,6 +239,10 @@ impl Store {
     /// Vehicles' MQTT accounts (Mosquitto password-file lines).
     pub fn mqtt_secrets(&self) -> MqttSecrets<'_> {
         MqttSecrets(self)
+    }
+    /// Accounts of the platforms forwarding GB/T 32960.3 reports over the TCP gateway.
+    pub fn platforms(&self) -> Platforms<'_> {
+        Platforms(self)
     }
 }
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 use chrono::{NaiveDateTime, Utc};
 use fleet_domain::{DeadLetter, DeadLetterReason, Vin};
 use fleet_gbt32960::{
-    Ack, FrameSplitter, Header, PLATFORM_LOGIN, PLATFORM_LOGOUT, Piece, RESPONSE_COMMAND, decode_frame,
-    decode_platform_frame, encode_reply,
+    Ack, FrameSplitter, Header, PLATFORM_LOGIN, PLATFORM_LOGOUT, Piece, PlatformBody, PlatformFrame, RESPONSE_COMMAND,
+    decode_frame, decode_platform_frame, encode_reply,
 };
 use fleet_storage::Store;
 use futures_util::StreamExt;
@@ -237,14 +237,33 @@ impl Connection {
     }
 
     async fn platform_login(&mut self, frame: Vec<u8>) -> Result<(), IntakeClosed> {
-        if let Err(e) = decode_platform_frame(&frame) {
-            return self.reject(&frame, e.reason(), e.to_string()).await;
+        let login = match decode_platform_frame(&frame) {
+            Ok(PlatformFrame { body: PlatformBody::Login(login), .. }) => login,
+            Ok(_) => return Ok(()),
+            Err(e) => return self.reject(&frame, e.reason(), e.to_string()).await,
+        };
+        let hash = match self.store.platforms().password_hash(&login.username).await {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(peer = %self.peer, error = %e, "gbt32960 platform login: lookup failed; closing");
+                self.closing = true;
+                return Ok(());
+            }
+        };
+        let password = login.password.expose().to_owned();
+        let valid = tokio::task::spawn_blocking(move || hash.is_some_and(|h| password_matches(&password, &h)))
+            .await
+            .unwrap_or(false);
+        if valid {
+            tracing::info!(peer = %self.peer, platform = %login.username, "gbt32960 platform logged in");
+            self.session = Session::Platform;
+            self.answer(&frame, Ack::Success).await
+        } else {
+            tracing::info!(peer = %self.peer, platform = %login.username, "gbt32960 platform login refused");
+            self.answer(&frame, Ack::Error).await?;
+            self.closing = true;
+            Ok(())
         }
-        // No platform accounts yet: every platform login is refused.
-        tracing::info!(peer = %self.peer, "gbt32960 platform login refused");
-        self.answer(&frame, Ack::Error).await?;
-        self.closing = true;
-        Ok(())
     }
 
     async fn report(&mut self, frame: Vec<u8>, header: Header) -> Result<(), IntakeClosed> {
@@ -309,6 +328,12 @@ impl Connection {
         let _settled = self.intake.dead_letter(dead).await?;
         Ok(())
     }
+}
+
+/// Whether `password` matches an argon2 PHC string (as the web API stores it).
+fn password_matches(password: &str, hash: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    PasswordHash::new(hash).is_ok_and(|h| argon2::Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
 }
 
 fn reply(frame: &[u8], ack: Ack) -> Option<Vec<u8>> {
