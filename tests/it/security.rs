@@ -48,6 +48,7 @@ async fn every_route_answers_every_role_as_the_table_says() -> anyhow::Result<()
     let table: Vec<Row> = vec![
         (Method::GET, "/api/v1/me", "/api/v1/me".into(), None, [Y, Y, Y, Y, Y, Y]),
         (Method::GET, "/api/v1/users", "/api/v1/users".into(), None, [Y, F, F, F, F, F]),
+        (Method::GET, "/api/v1/platforms", "/api/v1/platforms".into(), None, [Y, F, F, F, F, F]),
         (Method::GET, "/api/v1/units", "/api/v1/units".into(), None, [Y, Y, Y, Y, F, F]),
         (Method::GET, "/api/v1/units/{id}", "/api/v1/units/u1".into(), None, [Y, Y, Y, Y, F, F]),
         (Method::GET, "/api/v1/units/{id}/budget", "/api/v1/units/u1/budget".into(), None, [Y, Y, Y, Y, F, F]),
@@ -85,6 +86,13 @@ async fn every_route_answers_every_role_as_the_table_says() -> anyhow::Result<()
             "/api/v1/users",
             "/api/v1/users".into(),
             Some(json!({"username": "x", "password": "x-password-1", "role": "auditor"})),
+            [Y, F, F, F, F, F],
+        ),
+        (
+            Method::POST,
+            "/api/v1/platforms",
+            "/api/v1/platforms".into(),
+            Some(json!({"name": "平台", "username": "sec-plat", "password": "sec-plat-pass"})),
             [Y, F, F, F, F, F],
         ),
         (
