@@ -279,3 +279,47 @@ both_with!(a_platform_logs_in_with_its_account_and_forwards_any_vehicle, gateway
     .await?;
     Ok(())
 });
+
+/// The binary prints the gateway's listener and serves on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleetd_prints_the_gateway_listener_and_answers_on_it() -> anyhow::Result<()> {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let db = fleet_tests::TestDb::create(fleet_tests::Db::Sqlite).await;
+    let exe = std::env::current_exe()?;
+    let bin = exe.parent().and_then(|d| d.parent()).expect("target dir").join("fleetd");
+    anyhow::ensure!(bin.exists(), "{} is missing: build it with `cargo build -p fleetd`", bin.display());
+    let mut child = Command::new(bin)
+        .args(["run", "--http-addr", "127.0.0.1:0", "--gbt32960-addr", "127.0.0.1:0"])
+        .env("FLEET_DATABASE_URL", &db.url)
+        .env("FLEET_MQTT_URL", format!("mqtt://{}:{}", fleet_tests::MQTT_HOST, fleet_tests::MQTT_PORT))
+        .env("FLEET_MQTT_CLIENT_ID", format!("fleetd-gw-{}", &random_vin()[9..]))
+        .env("FLEET_ADMIN_PASSWORD", fleet_tests::ADMIN_PASSWORD)
+        .env("FLEET_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let stdout = child.stdout.take().expect("stdout");
+    let addr = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| l.strip_prefix("gbt32960 listening on ").map(str::to_owned))
+    })
+    .await?;
+    let served = async {
+        let addr = addr.ok_or_else(|| anyhow::anyhow!("no `gbt32960 listening on` line"))?;
+        let mut stream = TcpStream::connect(&addr).await?;
+        let vin = random_vin();
+        stream.write_all(&gbt32960::encode_heartbeat(Edition::V2016, &Vin::parse(&vin)?)).await?;
+        let mut answer = [0u8; 25];
+        tokio::time::timeout(ANSWER_WITHIN, stream.read_exact(&mut answer)).await??;
+        check_answer(&answer, 0x07, 0x01, &vin, &[]);
+        anyhow::Ok(())
+    }
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    served
+}
