@@ -73,3 +73,32 @@ impl Receipt {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::sync::Semaphore;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_completion_tells_the_first_rejection_and_gives_its_place_back() {
+        let places = Arc::new(Semaphore::new(1));
+        let (tx, rx) = oneshot::channel();
+        let mut receipt = Receipt::Completion(Completion::new(tx, places.clone().try_acquire_owned().unwrap()));
+        assert_eq!(places.available_permits(), 0, "the delivery holds its place");
+        receipt.note_rejected(DeadLetterReason::BadChecksum);
+        receipt.note_rejected(DeadLetterReason::MalformedFrame);
+        let Receipt::Completion(c) = receipt else { panic!("not a completion") };
+        c.fire();
+        assert_eq!(rx.await.unwrap(), Settled { rejected: Some(DeadLetterReason::BadChecksum) });
+        assert_eq!(places.available_permits(), 1, "fired, the place is free again");
+
+        // Dropped unfired (shut down before the commit): the receiver hears nothing came.
+        let (tx, rx) = oneshot::channel();
+        drop(Completion::new(tx, places.clone().try_acquire_owned().unwrap()));
+        assert!(rx.await.is_err());
+        assert_eq!(places.available_permits(), 1);
+    }
+}
