@@ -1,7 +1,8 @@
 //! `fleet-bench`: the measurements behind `fleetd bench …`, each against a baseline taken in
 //! the same run (README "Benchmark"). The benches start fleetd as a child process (the
-//! running executable, [`child`]), a database and a broker of their own; they own their
-//! command-line arguments, which fleetd's CLI embeds. Progress goes to stderr; the last line
+//! running executable, [`child`]) on a fresh database of their own on the configured
+//! server, and use the configured broker (an embedded one when `FLEET_MQTT_URL` is unset);
+//! they own their command-line arguments, which fleetd's CLI embeds. Progress goes to stderr; the last line
 //! of stdout is one JSON object of figures whose keys carry their unit as a suffix.
 
 mod child;

@@ -30,7 +30,8 @@ pub use self::gate::{CONNECT_TIMEOUT, MAX_CLIENT_CONNECTIONS};
 /// Largest message the embedded broker passes on. Above ingest's own 256 KiB limit, so that a
 /// too-large message reaches ingest and is dead-lettered with its reason.
 pub const EMBEDDED_MAX_PAYLOAD: usize = 1024 * 1024;
-/// Unacknowledged QoS 1 messages in flight to one client.
+/// rumqttd's `max_inflight_count`: packets read from one client at a time. (The window of
+/// unacknowledged messages to a subscriber is rumqttd's own, a fixed 100.)
 pub const EMBEDDED_MAX_INFLIGHT: usize = 10_000;
 /// The internal broker's user (its password is drawn afresh by each process).
 const INTERNAL_USER: &str = "fleetd-internal";
