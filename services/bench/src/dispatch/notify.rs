@@ -31,7 +31,8 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::{WebSocketStream, client_async};
 use tokio_util::sync::CancellationToken;
 
-use super::{car_position, dropoff, ms, percentile, rush_pickup};
+use super::workload::{car_position, dropoff, rush_pickup};
+use super::{ms, percentile};
 use crate::child::{Fleetd, summary_quantile};
 use crate::db::{BenchDb, register_vehicles};
 use crate::load::{Broker, Message, forget_session, publish_all};
