@@ -19,7 +19,7 @@ use anyhow::Context;
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use clap::Args;
 use fleet_domain::trips::china_offset;
-use fleet_domain::{NewDriver, NewUnit, OrderAction, OrderStatus, Vin};
+use fleet_domain::{NewDriver, NewUnit, OrderAction, OrderStatus, SecretUrl, Vin};
 use fleet_storage::{Act, Actor, Backend, Store, TripGroup};
 use futures_util::{StreamExt, TryStreamExt};
 use serde_json::{Map, Value, json};
@@ -78,7 +78,7 @@ pub(crate) async fn run(args: StatsArgs) -> anyhow::Result<Value> {
         None => last_month(Utc::now()),
     };
     let month_start = month_start(&month).with_context(|| format!("bad month {month:?} (YYYY-MM)"))?;
-    let broker = Broker::start(args.target.mqtt_url.as_deref())?;
+    let broker = Broker::start(args.target.mqtt_url.as_ref().map(SecretUrl::expose))?;
     let mut out = Map::new();
     for &n in &args.vehicles {
         let mut cases = Vec::new();
@@ -181,7 +181,7 @@ async fn fleet(
     out: &mut Map<String, Value>,
 ) -> anyhow::Result<()> {
     for &d in &args.densities {
-        let db = BenchDb::create(&args.target.database_url).await?;
+        let db = BenchDb::create(args.target.database_url.expose()).await?;
         let store = match db.store().await {
             Ok(store) => store,
             Err(e) => {
