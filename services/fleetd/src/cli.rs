@@ -431,8 +431,8 @@ impl RunArgs {
 pub struct SimulateArgs {
     /// Broker to publish to, mqtt://[user:pass@]host[:port] (every car on this one account, or
     /// none: fleetd's embedded broker takes it only with FLEET_EMBEDDED_MQTT_ANONYMOUS=1).
-    #[arg(long, env = "FLEET_MQTT_URL", default_value = "mqtt://127.0.0.1:1884")]
-    pub mqtt_url: String,
+    #[arg(long, env = "FLEET_MQTT_URL", hide_env_values = true, default_value = "mqtt://127.0.0.1:1884")]
+    pub mqtt_url: SecretUrl,
     /// Number of simulated cars.
     #[arg(long, default_value_t = 60)]
     pub vehicles: usize,
@@ -443,8 +443,8 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 0.3)]
     pub gbt32960_share: f64,
     /// Take the cars (VINs, batteries) from this database's registry instead of generating VINs.
-    #[arg(long, env = "FLEET_SIM_DATABASE_URL")]
-    pub database_url: Option<String>,
+    #[arg(long, env = "FLEET_SIM_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<SecretUrl>,
     /// Random seed (the same seed drives the same fleet).
     #[arg(long, default_value_t = 2026)]
     pub seed: u64,
