@@ -15,6 +15,7 @@ const GENERATED_CONSUMPTION: f64 = 14.0;
 
 pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
     let url = MqttUrl::parse(args.mqtt_url.expose()).map_err(ConfigError::from)?;
+    let tls = args.tls.load(url.tls)?;
     if !(0.0..=1.0).contains(&args.gbt32960_share) {
         return Err(ConfigError::new("--gbt32960-share", "must be between 0 and 1").into());
     }
@@ -57,6 +58,7 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
         interval: Duration::from_secs_f64(args.interval_s),
         gbt32960_share: args.gbt32960_share,
         seed: args.seed,
+        tls: tls.as_ref().map(fleet_broker::MqttTls::client_config),
     };
     let shutdown = CancellationToken::new();
     let stop = shutdown.clone();
