@@ -126,7 +126,10 @@ fn jt808_seeds() -> Vec<(&'static str, Vec<u8>)> {
         seeds.push((name("location"), frame(jt808::id::LOCATION, 0x7e7d, jt808::Body::Location(location.clone()))));
         seeds.push((name("batch"), frame(jt808::id::LOCATION_BATCH, 6, jt808::Body::LocationBatch(batch))));
         let response = jt808::GeneralResponse { serial: 9, id: 0x8103, result: 0 };
-        seeds.push((name("terminal_response"), frame(jt808::id::TERMINAL_RESPONSE, 7, jt808::Body::TerminalResponse(response))));
+        seeds.push((
+            name("terminal_response"),
+            frame(jt808::id::TERMINAL_RESPONSE, 7, jt808::Body::TerminalResponse(response)),
+        ));
         seeds.push((name("other"), frame(0x0900, 8, jt808::Body::Other(vec![0xF0, 0x7d, 0x01]))));
         let mut part = jt808::Header::new(edition, jt808::id::LOCATION_BATCH, "13912345678", 9);
         part.subpackage = Some(jt808::Subpackage { total: 2, index: 1 });
