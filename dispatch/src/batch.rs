@@ -1,6 +1,6 @@
 //! One batch of due orders against the available cars: every feasible (order, car) pair
-//! with its pickup distance as cost, the exact optimum over them (contract §6: minimum total
-//! pickup distance), and for each order left over the reason it waits. A first-come-nearest
+//! with its pickup distance as cost, the exact optimum over them (the most orders served, then the
+//! least total pickup distance: docs/dispatch.md), and for each order left over the reason it waits. A first-come-nearest
 //! greedy over the same pairs is here too, as the baseline the optimum is measured against.
 
 use std::collections::HashMap;

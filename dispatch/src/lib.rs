@@ -1,4 +1,4 @@
-//! Dispatch: which car serves which order, and the loop that applies it.
+//! Dispatch: which car serves which order, and the loop that applies it (docs/dispatch.md).
 //!
 //! Two layers. The matching engine ([`solver`], [`batch`], [`index`], [`pick`]) is pure and
 //! synchronous: no storage, no clock, no tasks, so it is unit- and property-tested on its own

@@ -27,9 +27,9 @@ pub const ACCEPT_TIMEOUT_REASON: &str = "accept_timeout";
 #[derive(Debug, Clone)]
 pub struct Config {
     pub params: DispatchParams,
-    /// Due orders are matched this often (contract §6: default 2 s).
+    /// Due orders are matched this often (default 2 s).
     pub batch_interval: Duration,
-    /// A driver's time to accept (contract §6: default 30 s).
+    /// A driver's time to accept (default 30 s).
     pub accept_timeout: Duration,
     /// Orders are matched (and their cars reserved) this long before pickup.
     pub lead: Duration,

@@ -7,7 +7,9 @@ use std::path::Path;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use fleet_domain::{Sample, SampleSource, Vin};
-use fleet_ingest::decode::gbt32960::{Edition, encode_heartbeat, encode_login, encode_logout, encode_sample};
+use fleet_ingest::decode::gbt32960::{
+    Edition, Login, MotorReadings, Readings, encode_heartbeat, encode_login, encode_logout, encode_report,
+};
 use fleet_jt808 as jt808;
 
 fn main() -> std::io::Result<()> {
@@ -67,12 +69,37 @@ fn gbt_seeds() -> Vec<(&'static str, Vec<u8>)> {
     let mut sparse = Sample::at(vin.clone(), ts, -33.9, -151.2, SampleSource::Gbt2016);
     sparse.charging = Some(true);
     sparse.position_valid = false;
+    // A small pack (the wire takes any count) and a moving motor; none of it for the sparse one.
+    let readings = Readings {
+        cell_mv: vec![Some(3_698), Some(3_702), None, Some(3_700)],
+        probe_c: vec![Some(28), Some(26), None],
+        motor: MotorReadings { status: 1, controller_temp_c: 45.0, speed_rpm: 3_400.0, torque_nm: 120.5, temp_c: 55.0 },
+        gear: 0x20 | 14,
+        insulation_kohm: 5_000,
+        accelerator_pct: 18,
+        brake_pct: 0,
+    };
+    let bare = Readings {
+        cell_mv: Vec::new(),
+        probe_c: Vec::new(),
+        motor: MotorReadings { status: 3, controller_temp_c: 20.0, speed_rpm: 0.0, torque_nm: 0.0, temp_c: 20.0 },
+        gear: 15,
+        insulation_kohm: 5_000,
+        accelerator_pct: 0,
+        brake_pct: 0,
+    };
+    let login = Login {
+        time,
+        serial: 7,
+        iccid: "89860012345678901234".to_owned(),
+        subsystems: vec![vec![format!("BAT{vin}0001")]],
+    };
     let mut seeds = Vec::new();
     for (edition, tag) in [(Edition::V2016, "2016"), (Edition::V2025, "2025")] {
         let name = |what: &str| -> &'static str { format!("{tag}_{what}.bin").leak() };
-        seeds.push((name("report"), encode_sample(edition, false, &full)));
-        seeds.push((name("reissue"), encode_sample(edition, true, &sparse)));
-        seeds.push((name("login"), encode_login(edition, &vin, time, 7)));
+        seeds.push((name("report"), encode_report(edition, false, &full, &readings)));
+        seeds.push((name("reissue"), encode_report(edition, true, &sparse, &bare)));
+        seeds.push((name("login"), encode_login(edition, &vin, &login)));
         seeds.push((name("logout"), encode_logout(edition, &vin, time, 7)));
         seeds.push((name("heartbeat"), encode_heartbeat(edition, &vin)));
     }

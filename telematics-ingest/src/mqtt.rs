@@ -29,7 +29,7 @@ use crate::{Config, GBT32960_TOPIC_FILTER, JSON_TOPIC_FILTER, MAX_MESSAGE_BYTES}
 /// broker's in-flight window cannot be relied on for it: Mosquitto 2.0.11 keeps to
 /// `max_inflight_messages` only until acknowledgements come back in batches, then sends past
 /// it (measured: 10,000 configured, 54,000-108,000 in hand during a 200,000-message burst).
-/// Four full batches (16,000 messages by default): the batcher's queue and the commits in
+/// Four full batches (16,000 messages on PostgreSQL, 64,000 on SQLite by default): the batcher's queue and the commits in
 /// flight stay fed.
 fn max_in_hand(cfg: &Config) -> u64 {
     4 * cfg.max_batch.max(1) as u64

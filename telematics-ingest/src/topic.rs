@@ -1,4 +1,4 @@
-//! The vehicles' MQTT topics (contract §2).
+//! The vehicles' MQTT topics (docs/mqtt.md).
 
 /// JSON telemetry from every vehicle.
 pub const JSON_TOPIC_FILTER: &str = "fleet/v1/vehicles/+/telemetry";

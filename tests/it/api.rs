@@ -1,4 +1,4 @@
-//! The HTTP API (contract §3) over a real socket: login and tokens, the registry, who sees
+//! The HTTP API (docs/api.md) over a real socket: login and tokens, the registry, who sees
 //! what, and the error shape of every refusal.
 
 use chrono::Utc;
@@ -39,7 +39,7 @@ async fn post(app: &TestApp, path: &str, token: &str, body: Value) -> anyhow::Re
     call(app, reqwest::Method::POST, path, Some(token), Some(body)).await
 }
 
-/// Asserts the contract's error shape and code; answers the message.
+/// Asserts the API's error shape and code; answers the message.
 fn error_code(body: &Value, code: &str) -> String {
     assert_eq!(body["error"]["code"], code, "error body: {body}");
     body["error"]["message"].as_str().unwrap_or_else(|| panic!("error without a message: {body}")).to_owned()
@@ -527,7 +527,7 @@ both!(vehicle_state_and_track_come_from_stored_telemetry, |app: TestApp| async m
     newer.soc_pct = Some(80.0);
     newer.speed_kmh = Some(42.0);
     // As ingest stores a GB/T sample: with the frame it came in.
-    newer.frame = Some(gbt32960::encode_sample(gbt32960::Edition::V2016, false, &newer));
+    newer.frame = Some(fleet_sim::terminal::encode_sample(gbt32960::Edition::V2016, false, &newer));
     app.store.telemetry().commit(&[older, newer], &[]).await?;
 
     let (s, v) = get(&app, &format!("/api/v1/vehicles/{vin}"), &admin).await?;

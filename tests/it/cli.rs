@@ -174,3 +174,37 @@ fn wait_timeout(child: &mut std::process::Child, t: Duration) -> Option<Option<i
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn a_service_that_fails_stops_fleetd_with_exit_1_and_one_line_naming_it() {
+    let (_dir, url) = temp_db();
+    let out = run_with(&["migrate"], &[("FLEET_DATABASE_URL", &url)]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    // A database damaged by hand: the table ingest loads its registry of vehicles from is
+    // gone. Start-up itself does not read it, so fleetd starts, and ingest fails at once.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        use sqlx::Connection;
+        let mut db = sqlx::SqliteConnection::connect(&url).await.expect("opening the database");
+        sqlx::query("ALTER TABLE vehicles RENAME TO vehicles_moved").execute(&mut db).await.expect("renaming");
+        db.close().await.expect("closing the database");
+    });
+    let mut child = Command::new(fleetd())
+        .args(["run", "--http-addr", "127.0.0.1:0", "--embedded-mqtt-addr", "127.0.0.1:0"])
+        .env("FLEET_DATABASE_URL", &url)
+        .env_remove("FLEET_MQTT_URL")
+        .env("FLEET_ADMIN_PASSWORD", "a-long-admin-password")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting fleetd");
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || BufReader::new(stderr).lines().map_while(Result::ok).collect::<Vec<_>>());
+    let code = wait_timeout(&mut child, Duration::from_secs(30)).expect("fleetd exits by itself");
+    let err = reader.join().expect("reading fleetd's errors");
+    assert_eq!(code, Some(1), "{err:#?}");
+    let lines: Vec<&String> = err.iter().filter(|l| l.starts_with("fleetd: ")).collect();
+    assert_eq!(lines.len(), 1, "{err:#?}");
+    assert!(lines[0].starts_with("fleetd: service ingest stopped: "), "{}", lines[0]);
+    assert!(lines[0].contains("vehicles"), "says why: {}", lines[0]);
+}

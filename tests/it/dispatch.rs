@@ -1,4 +1,4 @@
-//! Dispatch end to end (contract §6): cars fed over MQTT, orders over HTTP, the batch
+//! Dispatch end to end (docs/dispatch.md): cars fed over MQTT, orders over HTTP, the batch
 //! assigning them, drivers told over the live feed; infeasibility reasons, decline and
 //! timeout reassignment, reservations, concurrent orders, and two instances on one database.
 

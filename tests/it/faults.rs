@@ -25,7 +25,7 @@ fn fleetd() -> std::path::PathBuf {
 
 /// A private Mosquitto with the shipped configuration's queue limits (anonymous, on a free
 /// port): Debian's default broker keeps only 1,000 messages for an offline client, which a
-/// fleet overflows in seconds (ECOSYSTEM.md), so the deployment raises it.
+/// fleet overflows in seconds, so the deployment raises it.
 struct Broker {
     port: u16,
     child: Child,

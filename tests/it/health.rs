@@ -25,7 +25,7 @@ async fn healthz_is_503_while_the_broker_is_unreachable_and_200_once_it_is_up() 
     let body: serde_json::Value = r.json().await.unwrap();
     assert!(body.to_string().contains("mqtt"), "says which part is down: {body}");
 
-    fleetd::broker::start_open(format!("127.0.0.1:{port}").parse().unwrap()).expect("broker starts");
+    fleet_broker::start_open(format!("127.0.0.1:{port}").parse().unwrap()).expect("broker starts");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         if client.get(&url).send().await.unwrap().status() == 200 {
@@ -34,5 +34,5 @@ async fn healthz_is_503_while_the_broker_is_unreachable_and_200_once_it_is_up() 
         assert!(tokio::time::Instant::now() < deadline, "ingest did not reconnect within 20 s");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(app.stop().await);
+    app.stop().await.expect("fleetd stops cleanly");
 }

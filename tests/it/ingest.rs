@@ -3,6 +3,7 @@
 use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
 use fleet_domain::{DeadLetterReason, Sample, SampleSource, Vin};
 use fleet_ingest::decode::gbt32960::{self, Edition};
+use fleet_sim::terminal;
 use fleet_tests::{Publisher, both, random_vin};
 use serde_json::json;
 
@@ -86,7 +87,7 @@ both!(duplicates_are_stored_once, |app: TestApp| async move {
     p.json(&vin, &s).await?;
     p.json(&vin, &json!([s.clone(), s.clone(), {"ts": ts(1), "lat": 30.0, "lon": 122.0}])).await?;
     // The GB/T frame of the same instant is the same sample too.
-    p.gbt(&vin, gbt32960::encode_sample(Edition::V2016, false, &sample(&vin, 1, SampleSource::Gbt2016))).await?;
+    p.gbt(&vin, terminal::encode_sample(Edition::V2016, false, &sample(&vin, 1, SampleSource::Gbt2016))).await?;
     // A marker published last: once it is stored, everything before it was processed.
     p.json(&vin, &json!({"ts": ts(99), "lat": 30.0, "lon": 122.0})).await?;
     app.wait_for_samples(&vin, 3).await?;
@@ -127,13 +128,13 @@ both!(gbt32960_frames_of_both_editions_become_samples, |app: TestApp| async move
     let mut p = Publisher::connect().await?;
     let v = Vin::parse(&vin)?;
     let login_time = (t0() + ChronoDuration::hours(8)).naive_utc();
-    p.gbt(&vin, gbt32960::encode_login(Edition::V2016, &v, login_time, 1)).await?;
+    p.gbt(&vin, terminal::encode_login(Edition::V2016, &v, login_time, 1)).await?;
     p.gbt(&vin, gbt32960::encode_heartbeat(Edition::V2016, &v)).await?;
-    let report_2016 = gbt32960::encode_sample(Edition::V2016, false, &sample(&vin, 0, SampleSource::Gbt2016));
+    let report_2016 = terminal::encode_sample(Edition::V2016, false, &sample(&vin, 0, SampleSource::Gbt2016));
     p.gbt(&vin, report_2016.clone()).await?;
-    p.gbt(&vin, gbt32960::encode_sample(Edition::V2025, false, &sample(&vin, 10, SampleSource::Gbt2025))).await?;
+    p.gbt(&vin, terminal::encode_sample(Edition::V2025, false, &sample(&vin, 10, SampleSource::Gbt2025))).await?;
     // A re-issued (0x03) report of an older instant.
-    p.gbt(&vin, gbt32960::encode_sample(Edition::V2025, true, &sample(&vin, -3600, SampleSource::Gbt2025))).await?;
+    p.gbt(&vin, terminal::encode_sample(Edition::V2025, true, &sample(&vin, -3600, SampleSource::Gbt2025))).await?;
     p.gbt(&vin, gbt32960::encode_logout(Edition::V2016, &v, login_time, 1)).await?;
     app.wait_for_samples(&vin, 3).await?;
     let track =
@@ -159,12 +160,12 @@ both!(invalid_gbt32960_position_is_stored_but_does_not_move_the_car, |app: TestA
     let vin = random_vin();
     app.register_vehicle(&vin).await?;
     let mut p = Publisher::connect().await?;
-    p.gbt(&vin, gbt32960::encode_sample(Edition::V2016, false, &sample(&vin, 0, SampleSource::Gbt2016))).await?;
+    p.gbt(&vin, terminal::encode_sample(Edition::V2016, false, &sample(&vin, 0, SampleSource::Gbt2016))).await?;
     let mut stale = sample(&vin, 5, SampleSource::Gbt2016);
     stale.position_valid = false;
     stale.lat = 29.5;
     stale.soc_pct = Some(70.0);
-    p.gbt(&vin, gbt32960::encode_sample(Edition::V2016, false, &stale)).await?;
+    p.gbt(&vin, terminal::encode_sample(Edition::V2016, false, &stale)).await?;
     app.wait_for_samples(&vin, 2).await?;
     let state = app
         .wait_for_state(&vin, "the newer sample's time counts", |s| s.ts == t0() + ChronoDuration::seconds(5))
@@ -181,7 +182,7 @@ both!(bad_messages_go_to_dead_letters_with_their_reason, |app: TestApp| async mo
     app.register_vehicle(&vin).await?;
     app.register_vehicle(&other).await?;
     let mut p = Publisher::connect().await?;
-    let good = gbt32960::encode_sample(Edition::V2016, false, &sample(&vin, 0, SampleSource::Gbt2016));
+    let good = terminal::encode_sample(Edition::V2016, false, &sample(&vin, 0, SampleSource::Gbt2016));
     let mut broken = good.clone();
     let last = broken.len() - 1;
     broken[last] ^= 0x5A;
@@ -190,7 +191,7 @@ both!(bad_messages_go_to_dead_letters_with_their_reason, |app: TestApp| async mo
     short.truncate(good.len() - 5);
     p.gbt(&vin, short).await?;
     // A frame of another car on this car's topic.
-    p.gbt(&vin, gbt32960::encode_sample(Edition::V2016, false, &sample(&other, 0, SampleSource::Gbt2016))).await?;
+    p.gbt(&vin, terminal::encode_sample(Edition::V2016, false, &sample(&other, 0, SampleSource::Gbt2016))).await?;
     p.publish(&format!("fleet/v1/vehicles/{vin}/telemetry"), b"{not json".to_vec()).await?;
     p.publish(&format!("fleet/v1/vehicles/{vin}/telemetry"), b"42".to_vec()).await?;
     let mut big = br#"{"ts":"2026-11-20T08:00:00+08:00","lat":30,"lon":122,"pad":""#.to_vec();

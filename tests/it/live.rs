@@ -1,4 +1,4 @@
-//! The live feed (contract §4) over a real WebSocket: snapshot, deltas after MQTT publishes,
+//! The live feed (docs/live-feed.md) over a real WebSocket: snapshot, deltas after MQTT publishes,
 //! filters, visibility, order events, refusals, and a client that never reads.
 
 use std::collections::HashSet;

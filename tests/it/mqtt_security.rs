@@ -391,7 +391,7 @@ async fn created(app: &TestApp, admin: &str, path: &str, body: Value) -> anyhow:
     Ok(())
 }
 
-// Who may issue a secret (contract §3 order: outside the caller's view 404, then 403), what
+// Who may issue a secret (outside the caller's view 404, then 403), what
 // is stored (the line, not the secret), and an `Idempotency-Key` that never keeps the secret.
 both!(only_an_admin_issues_a_vehicle_secret_and_only_its_hash_is_kept, |app: TestApp| async move {
     let admin = app.admin_token().await;

@@ -1,4 +1,4 @@
-//! Orders over HTTP (contract §3): the lifecycle, every refused transition, who may see and
+//! Orders over HTTP (docs/dispatch.md): the lifecycle, every refused transition, who may see and
 //! do what, retried taps and `Idempotency-Key`, manual assignment and double booking.
 
 use fleet_tests::live::LiveClient;

@@ -7,6 +7,7 @@
 
 pub mod browser;
 pub mod live;
+pub mod openapi;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -256,7 +257,7 @@ impl TestApp {
     /// Stops fleetd gracefully (signals, waits for in-flight work).
     pub async fn stop(&mut self) {
         if let Some(app) = self.app.take() {
-            assert!(app.stop().await, "fleetd did not stop within its grace period");
+            app.stop().await.expect("fleetd stops cleanly within its grace period");
         }
     }
 

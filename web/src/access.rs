@@ -1,5 +1,5 @@
-//! Who may see and do what (contract §3). Handlers ask these rules; they never compare roles
-//! themselves. The order the contract fixes: an object outside the caller's view → 404
+//! Who may see and do what (docs/api.md, docs/dispatch.md). Handlers ask these rules; they
+//! never compare roles themselves. Refusals come in a fixed order: an object outside the caller's view → 404
 //! (`ApiError::NotFound`), then an action the role may not take → 403 (`ApiError::Forbidden`).
 
 use axum::http::Method;
@@ -131,7 +131,7 @@ impl DriverScope {
     }
 }
 
-/// Which orders a caller sees (contract §3): a unit its own, a driver those assigned to
+/// Which orders a caller sees: a unit its own, a driver those assigned to
 /// them now, everyone else all. (A driver's retried tap on an order that has left them is
 /// answered by the order lifecycle itself, without showing the order as it is now.)
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -283,7 +283,7 @@ mod tests {
     }
 
     #[test]
-    fn orders_are_seen_and_acted_on_by_the_contracts_roles() {
+    fn orders_are_seen_and_acted_on_by_the_documented_roles() {
         use OrderAction as A;
         let mine = order("u1", Some("d1"));
         let theirs = order("u2", Some("d2"));

@@ -78,4 +78,53 @@ mod tests {
         walk(&doc, &doc, &mut bad);
         assert!(bad.is_empty(), "dangling $ref: {bad:?}");
     }
+
+    #[test]
+    fn every_error_code_is_in_the_documents_error_schema() {
+        use crate::error::ApiError;
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        let documented = &doc["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]["enum"];
+        let every = [
+            ApiError::BadRequest(String::new()),
+            ApiError::Unauthorized,
+            ApiError::InvalidCredentials,
+            ApiError::Forbidden,
+            ApiError::NotFound("x"),
+            ApiError::MethodNotAllowed,
+            ApiError::Conflict(String::new()),
+            ApiError::InvalidTransition(String::new()),
+            ApiError::BudgetExhausted(String::new()),
+            ApiError::VehicleBusy,
+            ApiError::TooLarge,
+            ApiError::RequestTimeout,
+            ApiError::validation("f", "p"),
+            ApiError::TooManyAttempts { retry_after: std::time::Duration::from_secs(1) },
+            ApiError::Unavailable(String::new()),
+            ApiError::Internal(String::new()),
+        ];
+        let mut codes: Vec<&str> = every.iter().map(|e| e.status_and_code().1).collect();
+        let mut listed: Vec<&str> = documented.as_array().unwrap().iter().filter_map(|c| c.as_str()).collect();
+        codes.sort_unstable();
+        listed.sort_unstable();
+        assert_eq!(codes, listed, "the Error schema's codes are exactly the API's");
+        // A new variant must be added above: this match fails to compile without it.
+        match &every[0] {
+            ApiError::BadRequest(_)
+            | ApiError::Unauthorized
+            | ApiError::InvalidCredentials
+            | ApiError::Forbidden
+            | ApiError::NotFound(_)
+            | ApiError::MethodNotAllowed
+            | ApiError::Conflict(_)
+            | ApiError::InvalidTransition(_)
+            | ApiError::BudgetExhausted(_)
+            | ApiError::VehicleBusy
+            | ApiError::TooLarge
+            | ApiError::RequestTimeout
+            | ApiError::Validation { .. }
+            | ApiError::TooManyAttempts { .. }
+            | ApiError::Unavailable(_)
+            | ApiError::Internal(_) => {}
+        }
+    }
 }

@@ -1,5 +1,5 @@
 //! The one place where a failure becomes an HTTP response: every refusal is an [`ApiError`],
-//! rendered as the contract's `{"error": {"code": "…", "message": "…"}}`.
+//! rendered as `{"error": {"code": "…", "message": "…"}}` (docs/api.md, "Errors").
 
 use std::time::Duration;
 
@@ -129,6 +129,15 @@ impl From<StorageError> for ApiError {
     }
 }
 
+impl From<fleet_stats::StatsError> for ApiError {
+    fn from(e: fleet_stats::StatsError) -> Self {
+        match e {
+            fleet_stats::StatsError::BadMonth(month) => Self::BadRequest(format!("bad month {month:?}")),
+            fleet_stats::StatsError::Storage(e) => e.into(),
+        }
+    }
+}
+
 impl From<ValidationError> for ApiError {
     fn from(e: ValidationError) -> Self {
         Self::Validation { field: e.field.to_owned(), problem: e.problem }
@@ -184,7 +193,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn errors_render_in_the_contract_shape() {
+    async fn errors_render_in_the_documented_shape() {
         let (status, body, _) = body_of(ApiError::NotFound("vehicle")).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert_eq!(body["error"]["code"], "not_found");

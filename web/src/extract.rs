@@ -1,5 +1,5 @@
 //! Body and query extractors whose rejections are [`ApiError`]s, so that a malformed request
-//! gets the contract's error shape instead of axum's plain-text rejection.
+//! gets the API's JSON error shape instead of axum's plain-text rejection.
 
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
@@ -57,8 +57,8 @@ where
 }
 
 /// A JSON body read but not yet parsed, so that a handler can refuse a caller whose role may
-/// not act (403) before judging the body (400/422): the order the contract fixes for
-/// refusals puts the role first.
+/// not act (403) before judging the body (400/422): refusals put the role first
+/// (docs/api.md, "Errors").
 pub(crate) struct JsonBody {
     bytes: axum::body::Bytes,
     is_json: bool,

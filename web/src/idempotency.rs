@@ -1,4 +1,4 @@
-//! `Idempotency-Key` (contract §3): any POST may carry one; a repeat with the same key by the
+//! `Idempotency-Key` (docs/api.md): any POST may carry one; a repeat with the same key by the
 //! same user within 24 h answers as the first did, without running again. Answers are kept
 //! in storage, so a retry after a restart (or on another instance) is answered too.
 

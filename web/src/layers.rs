@@ -19,7 +19,7 @@ use crate::map::TileLayer;
 
 /// Request bodies larger than this are refused with 413.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-/// The order import's CSV may be this large (contract §3).
+/// The order import's CSV may be this large.
 pub const IMPORT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 /// The route that takes [`IMPORT_MAX_BODY_BYTES`].
 pub const IMPORT_PATH: &str = "/api/v1/orders/import";

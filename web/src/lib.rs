@@ -4,7 +4,7 @@
 //! (`web/assets`), and the live WebSocket feed ([`live`]).
 //!
 //! Everything a request may be refused for is one [`error::ApiError`], rendered as the
-//! contract's `{"error": {"code", "message"}}`. Who may see and do what is decided in
+//! `{"error": {"code", "message"}}` of docs/api.md. Who may see and do what is decided in
 //! [`access`]; handlers ask it, they never compare roles themselves.
 
 mod access;
@@ -37,8 +37,8 @@ use fleet_storage::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use api::stats::Co2Factors;
 pub use auth::hash_password;
+pub use fleet_stats::Co2Factors;
 pub use live::{DEFAULT_SEND_TIMEOUT as DEFAULT_LIVE_SEND_TIMEOUT, TICK as LIVE_TICK};
 pub use map::{MapConfig, TileCrs, TileLayer};
 pub use mqtt_account::{
@@ -84,7 +84,7 @@ pub struct Config {
 /// Shortest metrics token accepted.
 pub const MIN_METRICS_TOKEN_LEN: usize = 16;
 
-/// Who reaches `/metrics` (contract §3 serves it on the HTTP port, open, by default).
+/// Who reaches `/metrics` (by default: on the HTTP port, open).
 #[derive(Debug, Clone, Default)]
 pub struct MetricsAccess {
     /// Serve `/metrics` on this address only (a listener of its own), not on the HTTP port.
@@ -234,7 +234,8 @@ impl WebServer {
     }
 
     /// Serves until `shutdown` is cancelled, then closes the live feed's connections and
-    /// finishes in-flight requests (the caller bounds the wait with its grace period).
+    /// finishes in-flight requests (the caller bounds the wait with its grace period). Fails
+    /// when the live feed's hub ends by itself (after the server has stopped likewise).
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
         let limits = self.connections;
         tracing::info!(
@@ -245,25 +246,53 @@ impl WebServer {
             "http server started"
         );
         let live = self.state.live.clone();
+        // Stops serving: at shutdown, or when the live feed's hub has ended by itself.
+        let stop = shutdown.child_token();
         let hub = self
             .api
-            .then(|| tokio::spawn(live::run_hub(live.clone(), self.state.store.clone(), self.state.bus.clone())));
+            .then(|| live.tasks.spawn(live::run_hub(live.clone(), self.state.store.clone(), self.state.bus.clone())));
         let stop_live = async {
-            shutdown.cancelled().await;
+            stop.cancelled().await;
             live.stop.cancel();
         };
         let metrics = async {
             if let Some((listener, addr, router)) = self.metrics {
                 tracing::info!(metrics.addr = %addr, "metrics server started");
-                serve::serve(listener, router, limits, shutdown.clone()).await;
+                serve::serve(listener, router, limits, stop.clone()).await;
             }
         };
-        tokio::join!(serve::serve(self.listener, self.router, limits, shutdown.clone()), stop_live, metrics);
-        self.state.live.stop.cancel();
-        if let Some(hub) = hub {
-            let _ = hub.await;
-        }
+        let serving = async {
+            tokio::join!(serve::serve(self.listener, self.router, limits, stop.clone()), stop_live, metrics);
+        };
+        let hub_ended = async {
+            match hub {
+                Some(hub) => hub.await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(serving, hub_ended);
+        let hub_failed = tokio::select! {
+            () = &mut serving => None,
+            ended = &mut hub_ended => {
+                // The hub ends at shutdown too, before the connections have drained.
+                let failed = (!shutdown.is_cancelled()).then(|| match ended {
+                    Ok(()) => "the live feed's hub stopped".to_owned(),
+                    Err(e) => format!("the live feed's hub failed: {e}"),
+                });
+                if failed.is_some() {
+                    stop.cancel();
+                }
+                serving.await;
+                failed
+            }
+        };
+        live.stop.cancel();
+        live.tasks.close();
+        live.tasks.wait().await;
         tracing::info!(http.addr = %self.local_addr, "http server stopped");
-        Ok(())
+        match hub_failed {
+            Some(why) => Err(std::io::Error::other(why)),
+            None => Ok(()),
+        }
     }
 }

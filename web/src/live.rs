@@ -1,4 +1,4 @@
-//! The live feed (contract §4): `GET /api/v1/live` upgrades to a WebSocket that sends a
+//! The live feed (docs/live-feed.md): `GET /api/v1/live` upgrades to a WebSocket that sends a
 //! snapshot of every visible car, then coalesced position deltas at most every [`TICK`] and
 //! order changes as they happen.
 //!
@@ -27,6 +27,7 @@ use fleet_domain::Vin;
 use serde::Deserialize;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::AppState;
 use crate::access::VehicleScope;
@@ -36,7 +37,7 @@ use crate::extract::ApiQuery;
 pub(crate) use hub::run as run_hub;
 use socket::{Upgrade, Utf8Bytes};
 
-/// Position deltas go out at most this often (contract §4: ≤ one message per 250 ms).
+/// Position deltas go out at most this often (one message per 250 ms).
 pub const TICK: Duration = Duration::from_millis(250);
 /// Frames kept for the slowest connection (about 16 s of ticks). A connection further behind
 /// receives `Lagged` and is sent a fresh snapshot in place of what it missed.
@@ -112,6 +113,8 @@ pub(crate) struct Live {
     pub(crate) send_timeout: Duration,
     /// Cancelled when the server shuts down: every connection closes.
     pub(crate) stop: CancellationToken,
+    /// The hub and every connection's task; the server waits for them when it stops.
+    pub(crate) tasks: TaskTracker,
     /// Where connections check their token again ([`TOKEN_RECHECK`]).
     pub(crate) store: fleet_storage::Store,
 }
@@ -123,6 +126,7 @@ impl Live {
             frames: broadcast::channel(FRAME_BACKLOG).0,
             send_timeout,
             stop: CancellationToken::new(),
+            tasks: TaskTracker::new(),
             store,
         }
     }
@@ -159,6 +163,8 @@ pub(crate) async fn live(
     tracing::debug!(user.id = user.id, "live feed connection");
     // Clients send nothing but control frames: a small read buffer (tungstenite clears its
     // whole read buffer before every read) and a small message cap.
-    Ok(upgrade
-        .on_upgrade(CLIENT_READ_BUFFER, CLIENT_MAX_MESSAGE, move |socket| client::serve(live, view, session, socket)))
+    let tasks = live.tasks.clone();
+    Ok(upgrade.on_upgrade(&tasks, CLIENT_READ_BUFFER, CLIENT_MAX_MESSAGE, move |socket| {
+        client::serve(live, view, session, socket)
+    }))
 }

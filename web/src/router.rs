@@ -183,7 +183,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn every_response_carries_the_security_headers_and_errors_have_the_contract_shape() {
+    async fn every_response_carries_the_security_headers_and_errors_have_the_documented_shape() {
         let (app, store, file) = test_router().await;
         let req = Request::builder().uri("/api/v1/nowhere").body(Body::empty()).unwrap();
         let res = app.clone().oneshot(req).await.unwrap();

@@ -77,8 +77,8 @@ impl<'a> Blocks<'a> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::encode_heartbeat;
     use super::super::tests::*;
-    use super::super::{encode_heartbeat, encode_login};
     use super::*;
 
     #[test]

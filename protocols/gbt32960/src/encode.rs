@@ -1,48 +1,74 @@
-//! Frame builders for tests and the vehicle simulator: what a real terminal would send for a
-//! sample, plus the session frames around it.
+//! Frame builders: what a terminal sends for a sample and the readings beside it, plus the
+//! session frames around it. Neutral: every value on the wire comes from the caller (the
+//! simulator's terminal in `fleet-sim` chooses its pack, motor and SIM card; tests choose
+//! their own).
 
 use chrono::{Datelike, Duration, NaiveDateTime, Timelike};
 use fleet_domain::{Sample, Vin};
 
 use super::frame::assemble;
-use super::{Command, Edition};
+use super::{Command, Edition, Login};
 
-/// Cells in the simulated battery pack's one subsystem.
-const CELLS: usize = 96;
-/// Temperature probes in that subsystem.
-const PROBES: usize = 16;
-/// Drive motor revolutions per minute for each km/h (a single-speed reduction of about 9:1).
-const RPM_PER_KMH: f64 = 80.0;
-/// The wire's largest torque magnitude we emit, in N·m.
+/// The wire's largest torque magnitude, in N·m (a larger value is sent as the largest).
 const MAX_TORQUE_NM: f64 = 2_000.0;
 /// Length of each dummy signature value (an SM2 R or S).
 const SIGNATURE_VALUE_LEN: usize = 32;
-/// The simulated terminal's SIM card.
-const ICCID: &str = "89860012345678901234";
 
-/// Builder for tests and the simulator: a complete, realistic real-time (or reissue, command
-/// 0x03) frame carrying this sample: whole-vehicle block, position block, one drive motor,
-/// (2016: extremes block), alarm block with no alarms, one cell-voltage subsystem (96 cells)
-/// and one temperature subsystem (16 probes); 2025 adds a signature block (dummy R/S bytes) at
-/// the end. [`report_sample`](super::report_sample) of the decoded frame gives back the
-/// sample's fields within the wire's resolution (heading and range have no place on the
-/// wire; a value the wire cannot represent is sent as "invalid").
-pub fn encode_sample(edition: Edition, reissue: bool, sample: &Sample) -> Vec<u8> {
+/// What a report carries besides the [`Sample`]'s own fields: the pack's cells and probes,
+/// one drive motor, the gear, pedals and insulation, as the terminal measures them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Readings {
+    /// Cell voltages of the pack's one subsystem, mV; `None` goes out as invalid.
+    pub cell_mv: Vec<Option<u16>>,
+    /// Probe temperatures of that subsystem, °C; `None` (or a value the wire cannot carry)
+    /// goes out as invalid. The decoder takes the hottest as the battery's temperature.
+    pub probe_c: Vec<Option<i16>>,
+    /// The one drive motor.
+    pub motor: MotorReadings,
+    /// The gear byte as on the wire: bits 0–3 the gear (14 D, 15 P), bit 5 driving force,
+    /// bit 4 braking force.
+    pub gear: u8,
+    pub insulation_kohm: u16,
+    /// Pedal travel, % (the 2016 edition only; the 2025 edition has no place for it).
+    pub accelerator_pct: u8,
+    pub brake_pct: u8,
+}
+
+/// One drive motor's state in a report.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MotorReadings {
+    /// 1 consuming, 2 generating, 3 off, 4 ready.
+    pub status: u8,
+    pub controller_temp_c: f64,
+    pub speed_rpm: f64,
+    /// Clamped to the wire's ±2,000 N·m.
+    pub torque_nm: f64,
+    pub temp_c: f64,
+}
+
+/// A complete real-time (or reissue, command 0x03) frame carrying `sample` and `readings`:
+/// whole-vehicle block, position block, one drive motor, (2016: extremes block, from the
+/// cells and probes), alarm block with no alarms, one cell-voltage subsystem and one
+/// temperature subsystem; 2025 adds a signature block (dummy R/S bytes) at the end.
+/// [`report_sample`](super::report_sample) of the decoded frame gives back the sample's
+/// fields within the wire's resolution (heading and range have no place on the wire, the
+/// battery temperature is the hottest probe's; a value the wire cannot represent is sent as
+/// "invalid"). In the 2016 edition the motor controller's input is the pack's voltage and
+/// current.
+pub fn encode_report(edition: Edition, reissue: bool, sample: &Sample, readings: &Readings) -> Vec<u8> {
     let mut data = Vec::with_capacity(320);
     // Beijing time; a time beyond the calendar's end is clamped, not a panic.
     let beijing = sample.ts.naive_utc().checked_add_signed(Duration::hours(8)).unwrap_or(NaiveDateTime::MAX);
     put_time(&mut data, beijing);
-    whole_vehicle(&mut data, edition, sample);
+    whole_vehicle(&mut data, edition, sample, readings);
     position(&mut data, edition, sample);
-    motor(&mut data, edition, sample);
-    let cells = cell_millivolts(sample.battery_voltage_v);
-    let probes = probe_temperatures(sample.battery_temp_c);
+    motor(&mut data, edition, sample, &readings.motor);
     if edition == Edition::V2016 {
-        extremes(&mut data, &cells, &probes);
+        extremes(&mut data, &readings.cell_mv, &readings.probe_c);
     }
     no_alarms(&mut data, edition);
-    cell_voltages(&mut data, edition, sample, &cells);
-    temperatures(&mut data, edition, &probes);
+    cell_voltages(&mut data, edition, sample, &readings.cell_mv);
+    temperatures(&mut data, edition, &readings.probe_c);
     if edition == Edition::V2025 {
         dummy_signature(&mut data);
     }
@@ -50,24 +76,38 @@ pub fn encode_sample(edition: Edition, reissue: bool, sample: &Sample) -> Vec<u8
     assemble(edition, command, sample.vin.as_str(), &data)
 }
 
-/// Login (0x01) frame for tests and the simulator, with one energy storage subsystem.
-pub fn encode_login(edition: Edition, vin: &Vin, time: NaiveDateTime, serial: u16) -> Vec<u8> {
+/// Login (0x01) frame. The 2016 edition carries one code per subsystem (each subsystem's
+/// first), all of the first code's length; the 2025 edition every pack's serial number
+/// (24 characters each). The ICCID is 20 characters.
+pub fn encode_login(edition: Edition, vin: &Vin, login: &Login) -> Vec<u8> {
     let mut data = Vec::with_capacity(64);
-    put_time(&mut data, time);
-    data.extend_from_slice(&serial.to_be_bytes());
-    data.extend_from_slice(ICCID.as_bytes());
-    // One subsystem whose code is derived from the VIN, 24 characters in either edition.
-    let code = format!("BAT{}0001", vin.as_str());
-    data.push(1);
+    put_time(&mut data, login.time);
+    data.extend_from_slice(&login.serial.to_be_bytes());
+    data.extend_from_slice(login.iccid.as_bytes());
+    // Counts are bytes on the wire: a login of ours has a handful of subsystems.
+    data.push(login.subsystems.len() as u8);
     match edition {
-        Edition::V2016 => data.push(code.len() as u8),
-        Edition::V2025 => data.push(1),
+        Edition::V2016 => {
+            fn first(codes: &[String]) -> &str {
+                codes.first().map_or("", String::as_str)
+            }
+            let len = login.subsystems.first().map_or(0, |c| first(c).len());
+            data.push(len as u8);
+            for codes in &login.subsystems {
+                data.extend_from_slice(first(codes).as_bytes());
+            }
+        }
+        Edition::V2025 => {
+            data.extend(login.subsystems.iter().map(|codes| codes.len() as u8));
+            for code in login.subsystems.iter().flatten() {
+                data.extend_from_slice(code.as_bytes());
+            }
+        }
     }
-    data.extend_from_slice(code.as_bytes());
     assemble(edition, Command::Login, vin.as_str(), &data)
 }
 
-/// Logout (0x04) frame for tests and the simulator; `serial` repeats the login's.
+/// Logout (0x04) frame; `serial` repeats the login's.
 pub fn encode_logout(edition: Edition, vin: &Vin, time: NaiveDateTime, serial: u16) -> Vec<u8> {
     let mut data = Vec::with_capacity(8);
     put_time(&mut data, time);
@@ -75,7 +115,7 @@ pub fn encode_logout(edition: Edition, vin: &Vin, time: NaiveDateTime, serial: u
     assemble(edition, Command::Logout, vin.as_str(), &data)
 }
 
-/// Heartbeat (0x07) frame for tests and the simulator.
+/// Heartbeat (0x07) frame.
 pub fn encode_heartbeat(edition: Edition, vin: &Vin) -> Vec<u8> {
     assemble(edition, Command::Heartbeat, vin.as_str(), &[])
 }
@@ -86,7 +126,7 @@ fn put_time(data: &mut Vec<u8>, t: NaiveDateTime) {
     data.extend_from_slice(&[year, t.month() as u8, t.day() as u8, t.hour() as u8, t.minute() as u8, t.second() as u8]);
 }
 
-fn whole_vehicle(data: &mut Vec<u8>, edition: Edition, s: &Sample) {
+fn whole_vehicle(data: &mut Vec<u8>, edition: Edition, s: &Sample, r: &Readings) {
     let moving = s.speed_kmh.is_some_and(|v| v >= 0.5);
     data.push(0x01);
     data.push(match s.ignition {
@@ -107,12 +147,11 @@ fn whole_vehicle(data: &mut Vec<u8>, edition: Edition, s: &Sample) {
     data.extend_from_slice(&raw_word(s.battery_current_a, 10.0, current_offset(edition)).to_be_bytes());
     data.push(raw_byte(s.soc_pct, 0.0));
     data.push(if s.ignition == Some(true) || s.charging == Some(true) { 1 } else { 2 });
-    // Gear D with driving force while moving, P otherwise.
-    data.push(if moving { 0x20 | 14 } else { 15 });
-    data.extend_from_slice(&5_000u16.to_be_bytes()); // insulation, kΩ
+    data.push(r.gear);
+    data.extend_from_slice(&r.insulation_kohm.to_be_bytes());
     if edition == Edition::V2016 {
-        data.push(if moving { 18 } else { 0 }); // accelerator pedal, %
-        data.push(0); // brake pedal, %
+        data.push(r.accelerator_pct);
+        data.push(r.brake_pct);
     }
 }
 
@@ -136,53 +175,24 @@ fn position(data: &mut Vec<u8>, edition: Edition, s: &Sample) {
     data.extend_from_slice(&raw_dword(Some(s.lat.abs()), 1e6, 0.0).to_be_bytes());
 }
 
-fn motor(data: &mut Vec<u8>, edition: Edition, s: &Sample) {
-    let speed = s.speed_kmh.unwrap_or(0.0);
-    let current = s.battery_current_a.unwrap_or(0.0);
-    let rpm = speed * RPM_PER_KMH;
-    // Torque from electrical power over shaft speed, ignoring losses.
-    let torque = if rpm >= 100.0 {
-        (s.battery_voltage_v.unwrap_or(0.0) * current / (rpm * std::f64::consts::TAU / 60.0))
-            .clamp(-MAX_TORQUE_NM, MAX_TORQUE_NM)
-    } else {
-        0.0
-    };
-    let status = match (speed >= 0.5, s.ignition) {
-        (true, _) if current < 0.0 => 2,
-        (true, _) => 1,
-        (false, Some(true)) => 4,
-        (false, _) => 3,
-    };
-    data.extend_from_slice(&[0x02, 1, 1, status, raw_byte(Some(45.0), 40.0)]);
+fn motor(data: &mut Vec<u8>, edition: Edition, s: &Sample, m: &MotorReadings) {
+    let torque = m.torque_nm.clamp(-MAX_TORQUE_NM, MAX_TORQUE_NM);
+    data.extend_from_slice(&[0x02, 1, 1, m.status, raw_byte(Some(m.controller_temp_c), 40.0)]);
     match edition {
         Edition::V2016 => {
-            data.extend_from_slice(&raw_word(Some(rpm), 1.0, 20_000.0).to_be_bytes());
+            data.extend_from_slice(&raw_word(Some(m.speed_rpm), 1.0, 20_000.0).to_be_bytes());
             data.extend_from_slice(&raw_word(Some(torque), 10.0, 2_000.0).to_be_bytes());
         }
         Edition::V2025 => {
-            data.extend_from_slice(&raw_word(Some(rpm), 1.0, 32_000.0).to_be_bytes());
+            data.extend_from_slice(&raw_word(Some(m.speed_rpm), 1.0, 32_000.0).to_be_bytes());
             data.extend_from_slice(&raw_dword(Some(torque), 10.0, 20_000.0).to_be_bytes());
         }
     }
-    data.push(raw_byte(Some(55.0), 40.0));
+    data.push(raw_byte(Some(m.temp_c), 40.0));
     if edition == Edition::V2016 {
         data.extend_from_slice(&raw_word(s.battery_voltage_v, 10.0, 0.0).to_be_bytes());
         data.extend_from_slice(&raw_word(s.battery_current_a, 10.0, 1_000.0).to_be_bytes());
     }
-}
-
-/// Per-cell voltages in mV around the pack voltage shared out evenly, with a few mV of spread
-/// as in a real pack; all invalid when the pack voltage is unknown.
-fn cell_millivolts(pack_v: Option<f64>) -> Vec<Option<u16>> {
-    let base = pack_v.map(|v| (v * 1000.0 / CELLS as f64).round()).filter(|mv| (2.0..=65_000.0).contains(mv));
-    (0..CELLS).map(|i| base.map(|mv| (mv + (i % 5) as f64 - 2.0) as u16)).collect()
-}
-
-/// Probe temperatures in °C: the battery temperature at the hottest probes, up to 2 °C below
-/// at the others; invalid where the wire cannot carry them.
-fn probe_temperatures(battery_c: Option<f64>) -> Vec<Option<i16>> {
-    let hottest = battery_c.map(f64::round).filter(|t| (-40.0..=213.0).contains(t));
-    (0..PROBES).map(|i| hottest.map(|t| t as i16 - (i % 3) as i16).filter(|t| *t >= -40)).collect()
 }
 
 fn extremes(data: &mut Vec<u8>, cells: &[Option<u16>], probes: &[Option<i16>]) {
@@ -303,8 +313,8 @@ mod tests {
     use chrono::{DateTime, Utc};
     use proptest::prelude::*;
 
-    use super::super::tests::{at, vin};
-    use super::super::{Body, Login, Logout, decode_frame, report_sample};
+    use super::super::tests::{at, encode_sample, vin};
+    use super::super::{Body, Logout, decode_frame, report_sample};
     use super::*;
 
     fn zhoushan_sample() -> Sample {
@@ -347,26 +357,39 @@ mod tests {
     }
 
     #[test]
-    fn builds_a_realistic_report() {
-        let frame = decode_frame(&encode_sample(Edition::V2016, false, &zhoushan_sample())).unwrap();
-        let Body::Report(r) = frame.body else { panic!("not a report") };
-        assert_eq!(r.time, at(2025, 3, 1, 8, 30, 15));
-        assert_eq!(r.motors.len(), 1);
-        assert_eq!(r.motors[0].speed_rpm, Some(3400));
-        assert_eq!(r.motors[0].status, Some(2), "negative current while moving is regeneration");
-        assert_eq!(r.cell_voltages[0].cells_v.len(), 96);
-        assert_eq!(r.cell_voltages[0].cells_v[0], Some(3.698));
-        let e = r.extremes.unwrap();
-        assert_eq!((e.max_voltage_cell, e.max_cell_voltage_v, e.min_voltage_cell), (Some(5), Some(3.702), Some(1)));
-        assert_eq!((e.max_temp_c, e.min_temp_c), (Some(28), Some(26)));
-        assert_eq!(r.alarm.unwrap().max_level, Some(0));
-        assert_eq!(r.temperatures[0].probes_c.len(), 16);
-        assert_eq!(r.signature, None);
-
-        let frame = decode_frame(&encode_sample(Edition::V2025, false, &zhoushan_sample())).unwrap();
-        let Body::Report(r) = frame.body else { panic!("not a report") };
-        assert_eq!(r.extremes, None);
-        assert_eq!(r.signature.unwrap().r.len(), 32);
+    fn encodes_the_readings_it_is_given() {
+        let sample = zhoushan_sample();
+        let given = Readings {
+            cell_mv: vec![Some(3_700), None, Some(3_650), Some(3_720)],
+            probe_c: vec![Some(27), Some(29), None],
+            motor: MotorReadings {
+                status: 1,
+                controller_temp_c: 45.0,
+                speed_rpm: 3_400.0,
+                torque_nm: 2_500.0,
+                temp_c: 55.0,
+            },
+            gear: 0x20 | 14,
+            insulation_kohm: 4_800,
+            accelerator_pct: 18,
+            brake_pct: 3,
+        };
+        let frame = decode_frame(&encode_report(Edition::V2016, false, &sample, &given)).unwrap();
+        let Body::Report(r) = &frame.body else { panic!("not a report") };
+        let v = r.vehicle.as_ref().unwrap();
+        assert_eq!(
+            (v.gear, v.insulation_kohm, v.accelerator_pct, v.brake_pct),
+            (0x20 | 14, Some(4_800), Some(18), Some(3))
+        );
+        let m = &r.motors[0];
+        assert_eq!((m.status, m.controller_temp_c, m.speed_rpm, m.temp_c), (Some(1), Some(45), Some(3_400), Some(55)));
+        assert_eq!(m.torque_nm, Some(2_000.0), "clamped to the wire's range");
+        assert_eq!(r.cell_voltages[0].cells_v, vec![Some(3.7), None, Some(3.65), Some(3.72)]);
+        assert_eq!(r.temperatures[0].probes_c, vec![Some(27), Some(29), None]);
+        let e = r.extremes.as_ref().unwrap();
+        assert_eq!((e.max_voltage_cell, e.max_cell_voltage_v, e.min_voltage_cell), (Some(4), Some(3.72), Some(3)));
+        assert_eq!((e.max_temp_probe, e.max_temp_c, e.min_temp_c), (Some(2), Some(29), Some(27)));
+        assert_eq!(report_sample(&frame, &sample.vin).unwrap().unwrap().battery_temp_c, Some(29.0));
     }
 
     #[test]
@@ -404,12 +427,16 @@ mod tests {
     #[test]
     fn builds_login_and_logout_frames_that_decode() {
         let time = at(2025, 3, 1, 7, 59, 58);
+        let code = |n: u32| format!("PACK{n:020}");
         for edition in [Edition::V2016, Edition::V2025] {
-            let login = decode_frame(&encode_login(edition, &vin(), time, 42)).unwrap();
+            let subsystems = match edition {
+                Edition::V2016 => vec![vec![code(1)], vec![code(2)]],
+                Edition::V2025 => vec![vec![code(1), code(2)], vec![code(3)]],
+            };
+            let sent = Login { time, serial: 42, iccid: "89860012345678901234".to_owned(), subsystems };
+            let login = decode_frame(&encode_login(edition, &vin(), &sent)).unwrap();
             assert_eq!((login.edition, login.command), (edition, Command::Login));
-            let Body::Login(Login { time: t, serial, iccid, subsystems }) = login.body else { panic!("not a login") };
-            assert_eq!((t, serial, iccid.as_str()), (time, 42, ICCID));
-            assert_eq!(subsystems, vec![vec![format!("BAT{}0001", vin())]]);
+            assert_eq!(login.body, Body::Login(sent));
 
             let logout = decode_frame(&encode_logout(edition, &vin(), time, 42)).unwrap();
             assert_eq!((logout.command, logout.body), (Command::Logout, Body::Logout(Logout { time, serial: 42 })));

@@ -1,7 +1,8 @@
-//! The frame envelope (start marker, command, response flag, VIN, encryption, length, BCC)
-//! and the session bodies: login and logout.
+//! Whole frames of the commands a vehicle sends (the envelope is checked by `header.rs`),
+//! frame assembly, and the session bodies: login and logout.
 
-use super::reader::{Reader, latin1};
+use super::header::Header;
+use super::reader::Reader;
 use super::report::Report;
 use super::{Body, Command, ENCRYPTION_NONE, Edition, Frame, FrameError, Login, Logout, RESPONSE_COMMAND};
 
@@ -17,32 +18,12 @@ const PACK_SN_LEN: usize = 24;
 /// Checks run outside in: start marker, length, BCC, command, encryption, then the body, so
 /// a corrupted frame is reported as such rather than as whatever its garbled bytes resemble.
 pub fn decode_frame(bytes: &[u8]) -> Result<Frame, FrameError> {
-    let edition = match bytes {
-        [b'#', b'#', ..] => Edition::V2016,
-        [b'$', b'$', ..] => Edition::V2025,
-        [a, b, ..] => return Err(FrameError::BadStartMarker([*a, *b])),
-        _ => return Err(FrameError::TooShort(bytes.len())),
-    };
-    if bytes.len() < MIN_FRAME_LEN {
-        return Err(FrameError::TooShort(bytes.len()));
-    }
-    let declared = usize::from(u16::from_be_bytes([bytes[22], bytes[23]]));
-    let actual = bytes.len() - MIN_FRAME_LEN;
-    if declared != actual {
-        return Err(FrameError::LengthMismatch { declared, actual });
-    }
-    let (checked, found) = bytes.split_at(bytes.len() - 1);
-    let computed = bcc(&checked[2..]);
-    if computed != found[0] {
-        return Err(FrameError::BadChecksum { computed, found: found[0] });
-    }
-    let command = Command::from_code(bytes[2]).ok_or(FrameError::UnsupportedCommand(bytes[2]))?;
-    let response = bytes[3];
-    let encryption = bytes[21];
+    let (header, data) = Header::parse(bytes)?;
+    let command = Command::from_code(header.command).ok_or(FrameError::UnsupportedCommand(header.command))?;
+    let Header { edition, response, encryption, .. } = header;
     if encryption != ENCRYPTION_NONE {
         return Err(FrameError::Encrypted(encryption));
     }
-    let data = &checked[HEADER_LEN..];
     let body = if response != RESPONSE_COMMAND && data.len() == 6 {
         // An acknowledgement carries only the platform's time.
         Reader::new(data).time()?;
@@ -58,7 +39,7 @@ pub fn decode_frame(bytes: &[u8]) -> Result<Frame, FrameError> {
             }
         }
     };
-    Ok(Frame { edition, command, response, vin: latin1(&bytes[4..21]), encryption, body })
+    Ok(Frame { edition, command, response, vin: header.vin(), encryption, body })
 }
 
 /// The block check character: XOR of every byte from the command through the data unit.
@@ -111,7 +92,8 @@ fn login(edition: Edition, data: &[u8]) -> Result<Login, FrameError> {
     Ok(Login { time, serial, iccid, subsystems })
 }
 
-fn logout(data: &[u8]) -> Result<Logout, FrameError> {
+/// A logout body (vehicle or platform: both are the time and the login's serial).
+pub(super) fn logout(data: &[u8]) -> Result<Logout, FrameError> {
     let mut r = Reader::new(data);
     let logout = Logout { time: r.time()?, serial: r.u16("logout serial")? };
     r.finish("the logout body")?;
@@ -123,8 +105,8 @@ mod tests {
     use fleet_domain::DeadLetterReason;
     use proptest::prelude::*;
 
+    use super::super::report_sample;
     use super::super::tests::*;
-    use super::super::{encode_sample, report_sample};
     use super::*;
 
     /// A heartbeat written out in full, BCC included (computed by hand).

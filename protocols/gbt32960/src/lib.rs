@@ -10,7 +10,8 @@
 //! - [`report_sample`] turns a real-time or re-issued report into a [`Sample`] (`sample.rs`);
 //!   the frame itself is what a sample keeps of the other blocks (`Sample::frame`), and
 //!   [`blocks_json`] decodes them from those bytes when someone reads them (`blocks.rs`);
-//! - [`encode_sample`] and friends build frames for tests and the simulator (`encode.rs`);
+//! - [`encode_report`] and friends build frames from values the caller chooses
+//!   (`encode.rs`): the simulator's terminal (`fleet-sim`) and tests;
 //! - [`gcj02`] converts the Chinese map datum back to WGS-84.
 //!
 //! Pure functions from bytes to values, no I/O: ingest decodes with it, the web API shows
@@ -22,9 +23,13 @@ mod blocks;
 mod encode;
 mod frame;
 pub mod gcj02;
+mod header;
+mod platform;
 mod reader;
+mod reply;
 mod report;
 mod sample;
+mod stream;
 
 #[cfg(test)]
 mod tests;
@@ -34,13 +39,19 @@ use fleet_domain::{DeadLetterReason, SampleSource};
 use serde::Serialize;
 
 pub use blocks::blocks_json;
-pub use encode::{encode_heartbeat, encode_login, encode_logout, encode_sample};
+pub use encode::{MotorReadings, Readings, encode_heartbeat, encode_login, encode_logout, encode_report};
 pub use frame::decode_frame;
+pub use header::Header;
+pub use platform::{
+    PLATFORM_LOGIN, PLATFORM_LOGOUT, PlatformBody, PlatformFrame, PlatformLogin, decode_platform_frame,
+};
+pub use reply::{Ack, ReplyError, encode_reply};
 pub use report::{
     Alarm, CellVoltages, CoordinateSystem, Engine, Extremes, FuelCell, Motor, Position, ProbeTemperatures, Report,
     Signature, Warning, WholeVehicle,
 };
 pub use sample::report_sample;
+pub use stream::{FrameSplitter, MAX_DATA_LEN, MAX_FRAME_LEN, Piece};
 
 /// The edition of the standard a frame follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

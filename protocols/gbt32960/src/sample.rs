@@ -91,7 +91,7 @@ mod tests {
 
     use super::super::gcj02::distance_m;
     use super::super::tests::*;
-    use super::super::{decode_frame, encode_heartbeat, encode_login};
+    use super::super::{decode_frame, encode_heartbeat};
     use super::*;
 
     fn sample_of(frame: &[u8]) -> Result<Sample, InvalidSample> {

@@ -2,7 +2,7 @@
 //! helpers the other modules' tests share.
 
 use chrono::{NaiveDate, NaiveDateTime};
-use fleet_domain::{DeadLetterReason, Vin};
+use fleet_domain::{DeadLetterReason, Sample, Vin};
 
 use super::*;
 
@@ -14,6 +14,38 @@ pub(super) fn vin() -> Vin {
 
 pub(super) fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> NaiveDateTime {
     NaiveDate::from_ymd_opt(y, mo, d).unwrap().and_hms_opt(h, mi, s).unwrap()
+}
+
+/// The readings the encoder's tests send with `sample`: two cells sharing the pack voltage,
+/// the battery temperature at the one probe, the motor off.
+pub(super) fn readings(sample: &Sample) -> Readings {
+    let cell = sample.battery_voltage_v.map(|v| (v * 500.0).round()).filter(|mv| (0.0..=65_000.0).contains(mv));
+    let cell = cell.map(|mv| mv as u16);
+    Readings {
+        cell_mv: vec![cell, cell],
+        probe_c: vec![sample.battery_temp_c.map(|t| t.round() as i16)],
+        motor: MotorReadings { status: 3, controller_temp_c: 40.0, speed_rpm: 0.0, torque_nm: 0.0, temp_c: 40.0 },
+        gear: 15,
+        insulation_kohm: 5_000,
+        accelerator_pct: 0,
+        brake_pct: 0,
+    }
+}
+
+/// A report frame of `sample` with [`readings`].
+pub(super) fn encode_sample(edition: Edition, reissue: bool, sample: &Sample) -> Vec<u8> {
+    encode_report(edition, reissue, sample, &readings(sample))
+}
+
+/// A login frame with one subsystem of one 24-character code.
+pub(super) fn encode_login(edition: Edition, vin: &Vin, time: NaiveDateTime, serial: u16) -> Vec<u8> {
+    let login = Login {
+        time,
+        serial,
+        iccid: "89860012345678901234".to_owned(),
+        subsystems: vec![vec![format!("BAT{vin}0001")]],
+    };
+    super::encode_login(edition, vin, &login)
 }
 
 /// A frame written out field by field: marker twice, command, response flag, VIN,

@@ -1,4 +1,4 @@
-//! Whether a car can take an order (contract §6): the one rule that dispatch's matcher and the
+//! Whether a car can take an order (docs/dispatch.md): the one rule that dispatch's matcher and the
 //! API's manual assignment share, and the reason an order still waits when no car passes it.
 //!
 //! Pure arithmetic. The caller says what needs storage or a clock (is the car online, idle,
@@ -12,13 +12,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Place, ValidationError};
 
-/// Road distance is the great-circle distance times this factor (contract §6).
+/// Road distance is the great-circle distance times this factor.
 pub const DEFAULT_ROAD_FACTOR: f64 = 1.3;
-/// Average speed for ETAs, km/h (contract §6).
+/// Average speed for ETAs, km/h.
 pub const DEFAULT_AVG_SPEED_KMH: f64 = 30.0;
-/// Share of the battery that must remain after pickup and trip, percent (contract §6).
+/// Share of the battery that must remain after pickup and trip, percent.
 pub const DEFAULT_RESERVE_PCT: f64 = 20.0;
-/// Multiplier on the energy pickup and trip need (contract §6: "× 1.15").
+/// Multiplier on the energy pickup and trip need (× 1.15).
 pub const DEFAULT_ENERGY_MARGIN: f64 = 1.15;
 /// Mean Earth radius (IUGG), metres.
 pub const EARTH_RADIUS_M: f64 = 6_371_008.8;
@@ -271,7 +271,7 @@ pub fn check_state(car: &CarFacts, passengers: u32) -> Result<(), Infeasible> {
 }
 
 /// The charge rule for known road distances: feasible only if
-/// `soc/100 × battery − needed ≥ reserve/100 × battery` (contract §6).
+/// `soc/100 × battery − needed ≥ reserve/100 × battery`.
 pub fn check_charge(
     params: &DispatchParams,
     car: &CarFacts,

@@ -1,4 +1,4 @@
-//! Ride orders (contract §3): the order as the outside world sees it, a new order's
+//! Ride orders (docs/dispatch.md): the order as the outside world sees it, a new order's
 //! validation, and the one state machine every transition goes through.
 
 use chrono::{DateTime, Utc};
@@ -6,6 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::Vin;
 use crate::registry::{ValidationError, validate_id};
+
+mod transition;
+
+pub use transition::{Act, Actor, Change, Decision, History, Refusal, decide};
 
 /// Most passengers one order may carry (a minibus).
 pub const MAX_PASSENGERS: u32 = 50;
@@ -29,7 +33,7 @@ pub fn reservation_window(pickup_at: DateTime<Utc>, trip_eta: std::time::Duratio
     (pickup_at - RESERVATION_APPROACH, pickup_at + trip + RESERVATION_SLACK)
 }
 
-/// Where an order's lifecycle stands (contract §3).
+/// Where an order's lifecycle stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
@@ -230,7 +234,7 @@ impl Place {
     }
 }
 
-/// An order (contract §3 "An order object carries …").
+/// An order, as the API and the live feed show it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Order {
     pub id: String,
@@ -338,7 +342,7 @@ mod tests {
     }
 
     #[test]
-    fn the_state_machine_allows_exactly_the_contract_transitions() {
+    fn the_state_machine_allows_exactly_the_documented_transitions() {
         use OrderAction as A;
         use OrderStatus as S;
         let allowed: Vec<(A, S, S)> = A::ALL

@@ -1,4 +1,10 @@
 //! Composition: one store, one bus, one broker connection, and the services around them.
+//!
+//! Start-up first does everything that can fail — opens and migrates the store, bootstraps,
+//! binds every listener (the embedded broker's, HTTP, metrics) and starts the embedded
+//! broker's internal server last — and only then spawns the services, each supervised
+//! ([`crate::supervise`]). A failed start leaves nothing running: what was bound is dropped
+//! and the database pool closed.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -6,18 +12,21 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::Context;
+use fleet_broker as broker;
 use fleet_bus::Bus;
 use fleet_domain::Secret;
+use fleet_sim as simulate;
+use fleet_sim::demo::DEMO_GBT32960_SHARE;
 use fleet_storage::Store;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::bootstrap::{self, AdminBootstrap};
 use crate::config::{MqttTarget, Settings};
-use crate::{broker, housekeeping, observability, relay, sessions, simulate};
+use crate::supervise::{ServiceFailed, Services};
+use crate::{housekeeping, observability, relay, sessions};
 
-/// Share of demo cars that speak GB/T 32960 instead of JSON.
-pub const DEMO_GBT32960_SHARE: f64 = 0.3;
+/// Longest wait for the database pool to close at stop (a stuck task may hold a connection).
+const STORE_CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A running fleetd: every listener bound, every service spawned.
 pub struct App {
@@ -28,18 +37,47 @@ pub struct App {
     store: Store,
     bus: Bus,
     admin: AdminBootstrap,
-    shutdown: CancellationToken,
-    tasks: TaskTracker,
+    services: Services,
     grace: Duration,
 }
 
+/// Why a running fleetd stopped otherwise than asked, or not in time.
+#[derive(Debug, thiserror::Error)]
+pub enum Stopped {
+    /// A service ended by itself (its error, a panic, or a return); the others were stopped.
+    #[error(transparent)]
+    ServiceFailed(#[from] ServiceFailed),
+    /// Services were still running when the grace period ran out.
+    #[error("services did not stop within the grace period ({} s)", .0.as_secs())]
+    GraceExceeded(Duration),
+}
+
+/// How this instance ingests.
+enum Ingesting {
+    /// One session of its own.
+    Single(fleet_ingest::Ingest),
+    /// One of several: sessions held by lock, a dead instance's drained (see `sessions`).
+    Sessions(sessions::Keeper),
+}
+
 impl App {
-    /// Opens and migrates the database, bootstraps the admin (and demo data), starts the
-    /// embedded broker when no external one is configured, binds HTTP, and spawns ingest,
-    /// the web server and, in demo mode, the simulator.
+    /// Opens and migrates the database, bootstraps the admin (and demo data), binds every
+    /// listener (the embedded broker's when no external one is configured, HTTP, metrics),
+    /// starts the embedded broker, and then spawns ingest, the web server, the background
+    /// services and, in demo mode, the simulator. On an error nothing is left running.
     pub async fn start(settings: Settings) -> anyhow::Result<Self> {
         settings.check_embedded_broker()?;
         let store = Store::connect(settings.database_url.expose()).await.context("opening the database")?;
+        match Self::compose(settings, store.clone()).await {
+            Ok(app) => Ok(app),
+            Err(e) => {
+                let _ = tokio::time::timeout(STORE_CLOSE_TIMEOUT, store.close()).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn compose(settings: Settings, store: Store) -> anyhow::Result<Self> {
         store.migrate().await.context("migrating the database")?;
         let admin =
             bootstrap::ensure_admin(&store, settings.admin_password.as_ref().map(Secret::expose), settings.demo)
@@ -55,31 +93,24 @@ impl App {
         } else {
             (Bus::new(), None)
         };
-        let shutdown = CancellationToken::new();
-        let tasks = TaskTracker::new();
-        if let Some(outbox) = outbox {
-            let origin = relay::instance_id(&settings.mqtt_client_id);
-            tracing::info!(instance = %origin, ingest = services.ingest, dispatch = services.dispatch, web = services.web, "one of several instances");
-            relay::spawn(&tasks, store.clone(), bus.clone(), outbox, origin, shutdown.child_token());
-        }
 
+        // Every listener is bound, and every fallible step done, before anything is spawned.
         let mut mqtt_addr = None;
         let mut embedded = None;
-        // The embedded broker's client connections end at shutdown, but after the demo's
-        // simulator has logged its cars out (below), not under it.
-        let gate_stop = CancellationToken::new();
-        let mut gate_waits_for = None;
         let mut mqtt_connected = None;
-        let mut ingest_cfg = None;
+        let mut ingest = None;
+        let mut sim = None;
         if services.ingest {
             let mut cfg = match &settings.mqtt {
                 MqttTarget::Embedded(addr) => {
-                    let cfg = broker::EmbeddedConfig {
+                    let bound = broker::bind(broker::EmbeddedConfig {
                         addr: *addr,
                         anonymous: settings.embedded_mqtt_anonymous,
                         reserved_client_id: settings.mqtt_client_id.clone(),
-                    };
-                    let running = broker::start(cfg, store.clone(), &tasks, gate_stop.clone()).await?;
+                        password_matches: fleet_web::mosquitto_password_matches,
+                    })
+                    .await?;
+                    let running = bound.embedded();
                     if !running.public.ip().is_loopback() {
                         tracing::warn!(
                             mqtt.addr = %running.public,
@@ -95,7 +126,7 @@ impl App {
                     );
                     cfg.username = Some(running.login.username.clone());
                     cfg.password = Some(Secret::new(running.login.password.clone()));
-                    embedded = Some(running);
+                    embedded = Some(bound);
                     cfg
                 }
                 MqttTarget::External(url) => {
@@ -114,36 +145,31 @@ impl App {
             if let Some(group) = &settings.mqtt_share_group {
                 cfg.subscription_prefix = format!("$share/{group}/");
             }
-            match (&settings.mqtt_share_group, settings.relays_events()) {
+            if settings.demo {
+                sim = Some(Self::demo_simulator(&settings, &store, &cfg, embedded.as_ref()).await?);
+            }
+            ingest = Some(match (&settings.mqtt_share_group, settings.relays_events()) {
                 (Some(group), true) => {
-                    // One of several: sessions are held by lock, and a dead instance's
-                    // session is drained by another (see `sessions`).
                     let keeper = sessions::Keeper {
-                        own: cfg.clone(),
+                        own: cfg,
                         group: group.clone(),
                         store: store.clone(),
                         bus: bus.clone(),
                         connected: Arc::new(AtomicBool::new(false)),
                     };
                     mqtt_connected = Some(keeper.connected.clone());
-                    tasks.spawn(keeper.run(shutdown.child_token()));
+                    Ingesting::Sessions(keeper)
                 }
                 _ => {
-                    let ingest = fleet_ingest::Ingest::new(cfg.clone(), store.clone(), bus.clone());
+                    let ingest = fleet_ingest::Ingest::new(cfg, store.clone(), bus.clone());
                     mqtt_connected = Some(ingest.connected());
-                    let token = shutdown.child_token();
-                    tasks.spawn(async move {
-                        if let Err(e) = ingest.run(token).await {
-                            tracing::error!(error = %e, "ingest stopped");
-                        }
-                    });
+                    Ingesting::Single(ingest)
                 }
-            }
-            ingest_cfg = Some(cfg);
+            });
         }
 
         let prometheus = observability::prometheus();
-        tasks.spawn(observability::metrics_upkeep(prometheus.clone(), shutdown.child_token()));
+        let metrics = prometheus.clone();
         let web = fleet_web::WebServer::bind(
             fleet_web::Config {
                 addr: settings.http_addr,
@@ -164,106 +190,140 @@ impl App {
                 store: store.clone(),
                 bus: bus.clone(),
                 health: fleet_web::Health { store: store.clone(), mqtt_connected },
-                metrics: Arc::new(move || prometheus.render()),
+                metrics: Arc::new(move || metrics.render()),
             },
         )
         .await?;
         let http_addr = web.local_addr();
         let metrics_addr = web.metrics_addr();
-        let token = shutdown.child_token();
-        tasks.spawn(async move {
-            if let Err(e) = web.run(token).await {
-                tracing::error!(error = %e, "web server stopped");
-            }
-        });
+        // Last: the internal broker's router thread cannot be stopped once started.
+        let embedded_broker = embedded.is_some();
+        let broker = match embedded {
+            Some(bound) => Some(bound.start(store.clone()).await?),
+            None => None,
+        };
 
+        // Nothing below can fail: the services are spawned.
+        let shutdown = CancellationToken::new();
+        let supervised = Services::new(shutdown.clone());
+        if let Some(outbox) = outbox {
+            let origin = relay::instance_id(&settings.mqtt_client_id);
+            tracing::info!(instance = %origin, ingest = services.ingest, dispatch = services.dispatch, web = services.web, "one of several instances");
+            relay::spawn(&supervised, store.clone(), bus.clone(), outbox, origin);
+        }
+        // The embedded broker stops last: its gate once the demo's simulator has logged its
+        // cars out, its internal server once ingest has acknowledged its last batch.
+        let ingest_done = CancellationToken::new();
+        let sim_done = CancellationToken::new();
+        match ingest {
+            Some(Ingesting::Single(ingest)) => {
+                let (token, done) = (shutdown.child_token(), ingest_done.clone());
+                supervised.spawn("ingest", async move {
+                    let _done = done.drop_guard();
+                    ingest.run(token).await
+                });
+            }
+            Some(Ingesting::Sessions(keeper)) => {
+                supervised.spawn("session keeper", keeper.run(supervised.tasks().clone(), shutdown.child_token()));
+                ingest_done.cancel();
+            }
+            None => ingest_done.cancel(),
+        }
+        supervised.spawn("metrics upkeep", observability::metrics_upkeep(prometheus, shutdown.child_token()));
+        supervised.spawn("web server", web.run(shutdown.child_token()));
         if services.dispatch {
-            Self::spawn_background(&settings, &store, &bus, &tasks, &shutdown);
+            Self::spawn_background(&settings, &store, &bus, &supervised);
         }
-
-        if let (true, Some(ingest_cfg)) = (settings.demo, &ingest_cfg) {
-            let vehicles: Vec<simulate::SimVehicle> = store
-                .vehicles()
-                .list(None)
-                .await?
-                .into_iter()
-                .map(|v| simulate::SimVehicle {
-                    vin: v.vin,
-                    battery_kwh: v.battery_kwh,
-                    consumption_kwh_per_100km: v.consumption_kwh_per_100km,
-                })
-                .collect();
-            let (broker_addr, login) = match &embedded {
-                // The demo's cars log in as vehicles do, each with a secret of its own,
-                // issued afresh at every start (the secret is known only to this process).
-                Some(running) => {
-                    let vins: Vec<_> = vehicles.iter().map(|v| v.vin.clone()).collect();
-                    let secrets = bootstrap::issue_mqtt_secrets(&store, &vins)
-                        .await
-                        .context("issuing the demo cars' MQTT secrets")?;
-                    let addr = running.local_public();
-                    ((addr.ip().to_string(), addr.port()), simulate::SimLogin::PerVehicle(secrets))
-                }
-                None => (
-                    (ingest_cfg.host.clone(), ingest_cfg.port),
-                    simulate::SimLogin::shared(
-                        ingest_cfg.username.clone(),
-                        ingest_cfg.password.as_ref().map(|p| p.expose().to_owned()),
-                    ),
-                ),
-            };
-            let sim = simulate::SimConfig {
-                broker_host: broker_addr.0,
-                broker_port: broker_addr.1,
-                login,
-                client_id_prefix: format!("{}-demo-sim", settings.mqtt_client_id),
-                vehicles,
-                interval: settings.demo_interval,
-                gbt32960_share: DEMO_GBT32960_SHARE,
-                seed: 2026,
-            };
-            let token = shutdown.child_token();
-            let done = CancellationToken::new();
-            gate_waits_for = Some(done.clone());
-            tasks.spawn(async move {
-                let _done = done.drop_guard();
-                if let Err(e) = simulate::run(sim, token).await {
-                    tracing::error!(error = %e, "demo simulator stopped");
-                }
-            });
-        }
-        let stop = shutdown.clone();
-        tasks.spawn(async move {
-            stop.cancelled().await;
-            if let Some(sim) = gate_waits_for {
-                sim.cancelled().await;
+        match sim {
+            Some(sim) => {
+                let (token, done) = (shutdown.child_token(), sim_done.clone());
+                supervised.spawn("demo simulator", async move {
+                    let _done = done.drop_guard();
+                    simulate::run(sim, token).await
+                });
             }
-            gate_stop.cancel();
-        });
-        tasks.close();
+            None => sim_done.cancel(),
+        }
+        if let Some(broker) = broker {
+            let stop = shutdown.clone();
+            supervised.spawn(
+                "embedded broker",
+                broker.run(
+                    supervised.tasks().clone(),
+                    async move {
+                        stop.cancelled().await;
+                        sim_done.cancelled().await;
+                    },
+                    async move { ingest_done.cancelled().await },
+                ),
+            );
+        }
+        supervised.tasks().close();
         Ok(Self {
             http_addr,
             metrics_addr,
             mqtt_addr,
-            embedded_broker: embedded.is_some(),
+            embedded_broker,
             store,
             bus,
             admin,
-            shutdown,
-            tasks,
+            services: supervised,
             grace: settings.shutdown_grace,
+        })
+    }
+
+    /// The demo's simulator: every registered car, logging in as vehicles do.
+    async fn demo_simulator(
+        settings: &Settings,
+        store: &Store,
+        ingest_cfg: &fleet_ingest::Config,
+        embedded: Option<&broker::Bound>,
+    ) -> anyhow::Result<simulate::SimConfig> {
+        let vehicles: Vec<simulate::SimVehicle> = store
+            .vehicles()
+            .list(None)
+            .await?
+            .into_iter()
+            .map(|v| simulate::SimVehicle {
+                vin: v.vin,
+                battery_kwh: v.battery_kwh,
+                consumption_kwh_per_100km: v.consumption_kwh_per_100km,
+            })
+            .collect();
+        let (broker_addr, login) = match embedded {
+            // The demo's cars log in as vehicles do, each with a secret of its own,
+            // issued afresh at every start (the secret is known only to this process).
+            Some(bound) => {
+                let vins: Vec<_> = vehicles.iter().map(|v| v.vin.clone()).collect();
+                let secrets =
+                    bootstrap::issue_mqtt_secrets(store, &vins).await.context("issuing the demo cars' MQTT secrets")?;
+                let addr = bound.embedded().local_public();
+                ((addr.ip().to_string(), addr.port()), simulate::SimLogin::PerVehicle(secrets))
+            }
+            None => (
+                (ingest_cfg.host.clone(), ingest_cfg.port),
+                simulate::SimLogin::shared(
+                    ingest_cfg.username.clone(),
+                    ingest_cfg.password.as_ref().map(|p| p.expose().to_owned()),
+                ),
+            ),
+        };
+        Ok(simulate::SimConfig {
+            broker_host: broker_addr.0,
+            broker_port: broker_addr.1,
+            login,
+            client_id_prefix: format!("{}-demo-sim", settings.mqtt_client_id),
+            vehicles,
+            interval: settings.demo_interval,
+            gbt32960_share: DEMO_GBT32960_SHARE,
+            seed: 2026,
         })
     }
 
     /// Dispatch batches, trip derivation, retention and housekeeping (each led by one
     /// instance at a time).
-    fn spawn_background(
-        settings: &Settings,
-        store: &Store,
-        bus: &Bus,
-        tasks: &TaskTracker,
-        shutdown: &CancellationToken,
-    ) {
+    fn spawn_background(settings: &Settings, store: &Store, bus: &Bus, services: &Services) {
+        let shutdown = services.shutdown();
         let dispatcher = fleet_dispatch::Dispatcher::new(
             fleet_dispatch::Config {
                 params: settings.dispatch.params,
@@ -274,12 +334,12 @@ impl App {
             store.clone(),
             bus.clone(),
         );
-        tasks.spawn(dispatcher.run(shutdown.child_token()));
+        services.spawn("dispatcher", dispatcher.run(shutdown.child_token()));
         let deriver = fleet_stats::Deriver::new(settings.stats.clone(), store.clone(), bus.clone());
-        tasks.spawn(deriver.run(shutdown.child_token()));
-        tasks.spawn(housekeeping::run(store.clone(), shutdown.child_token()));
+        services.spawn("deriver", deriver.run(shutdown.child_token()));
+        services.spawn("housekeeping", housekeeping::run(store.clone(), shutdown.child_token()));
         if let Some(keep) = settings.stats.retention {
-            tasks.spawn(fleet_stats::Deriver::retain(store.clone(), keep, shutdown.child_token()));
+            services.spawn("retention", fleet_stats::Deriver::retain(store.clone(), keep, shutdown.child_token()));
         }
     }
 
@@ -317,25 +377,31 @@ impl App {
 
     /// A token that stops the app when cancelled (the binary wires signals to it).
     pub fn shutdown_token(&self) -> CancellationToken {
-        self.shutdown.clone()
+        self.services.shutdown().clone()
     }
 
     /// Stops taking work, lets in-flight writes finish (bounded by the grace period), and
-    /// closes the database. False when the grace period ran out.
-    pub async fn stop(self) -> bool {
-        self.shutdown.cancel();
+    /// closes the database. An error when a service had failed meanwhile or the grace
+    /// period ran out.
+    pub async fn stop(self) -> Result<(), Stopped> {
+        self.services.shutdown().cancel();
         self.wait().await
     }
 
-    /// Waits for the services to finish after the shutdown token was cancelled.
-    pub async fn wait(self) -> bool {
-        self.shutdown.cancelled().await;
-        let finished = tokio::time::timeout(self.grace, self.tasks.wait()).await.is_ok();
+    /// Runs until the shutdown token is cancelled (by a signal, [`App::stop`], or a service
+    /// that failed), then waits for the services to finish within the grace period and
+    /// closes the database. `Ok` only for a shutdown that was asked for and finished in time.
+    pub async fn wait(self) -> Result<(), Stopped> {
+        self.services.shutdown().cancelled().await;
+        let finished = tokio::time::timeout(self.grace, self.services.tasks().wait()).await.is_ok();
         if !finished {
             tracing::warn!(grace_s = self.grace.as_secs(), "services did not stop within the grace period");
         }
         // Connections still held by a stuck task would make `close` wait forever.
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.store.close()).await;
-        finished
+        let _ = tokio::time::timeout(STORE_CLOSE_TIMEOUT, self.store.close()).await;
+        if let Some(failed) = self.services.failure() {
+            return Err(failed.clone().into());
+        }
+        if finished { Ok(()) } else { Err(Stopped::GraceExceeded(self.grace)) }
     }
 }

@@ -7,7 +7,7 @@ use chrono::Utc;
 use fleet_domain::Role;
 use fleet_storage::Store;
 
-use crate::demo;
+use fleet_sim::demo;
 
 /// Password of every demo account.
 pub const DEMO_PASSWORD: &str = "demo";

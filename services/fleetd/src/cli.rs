@@ -24,7 +24,7 @@ pub enum Command {
     /// Publish simulated Zhoushan fleet telemetry to a broker.
     Simulate(SimulateArgs),
     /// Measure throughput and latency against a baseline from the same run (prints JSON last).
-    Bench(crate::bench::BenchArgs),
+    Bench(fleet_bench::BenchArgs),
     /// Write a Mosquitto password file from the registry: every vehicle issued a secret
     /// (username = VIN) and fleetd's own account (the user and password of FLEET_MQTT_URL).
     #[command(
@@ -151,7 +151,7 @@ pub struct RunArgs {
     pub co2_grid_kg_per_kwh: f64,
 }
 
-/// Dispatch rules (contract §6).
+/// Dispatch rules (docs/dispatch.md).
 #[derive(Debug, Clone, Args)]
 pub struct DispatchArgs {
     /// Road distance = great-circle distance × this factor.

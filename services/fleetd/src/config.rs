@@ -8,12 +8,12 @@ use std::time::Duration;
 use fleet_domain::{Secret, SecretUrl};
 
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
-pub const DEFAULT_DATABASE_URL: &str = "sqlite://./fleet-data/fleet.db";
+pub use fleet_storage::DEFAULT_DATABASE_URL;
 pub const DEFAULT_EMBEDDED_MQTT_ADDR: &str = "127.0.0.1:1884";
 pub const DEFAULT_MQTT_CLIENT_ID: &str = "fleetd";
 
 /// A setting that cannot be used, and why.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("{setting}: {problem}")]
 pub struct ConfigError {
     pub setting: &'static str,
@@ -35,52 +35,24 @@ pub enum MqttTarget {
     External(MqttUrl),
 }
 
-/// A parsed `mqtt://user:pass@host:port` URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MqttUrl {
-    pub host: String,
-    pub port: u16,
-    pub username: Option<String>,
-    pub password: Option<Secret>,
-    pub tls: bool,
-}
+/// A parsed `mqtt://user:pass@host:port` URL (the broker crate's, shared with the simulator
+/// and the benches); its errors become `FLEET_MQTT_URL` configuration errors here.
+pub use fleet_broker::MqttUrl;
 
-impl MqttUrl {
-    /// A URL fleetd can connect to: `mqtts://` is refused until this build speaks TLS.
-    pub fn parse(s: &str) -> Result<Self, ConfigError> {
-        let url = Self::parse_any(s)?;
-        if url.tls {
-            return Err(ConfigError::new(
-                "FLEET_MQTT_URL",
-                "mqtts:// (TLS) is not supported by this build yet; use mqtt:// on a trusted network or a local TLS-terminating broker bridge",
-            ));
-        }
-        Ok(url)
-    }
-
-    /// Any well-formed URL, `mqtts://` included (for `mqtt-passwd`, which only reads the
-    /// account from it).
-    pub fn parse_any(s: &str) -> Result<Self, ConfigError> {
-        let bad =
-            |p: &str| ConfigError::new("FLEET_MQTT_URL", format!("{p} (expected mqtt://[user:pass@]host[:port])"));
-        let url = url::Url::parse(s).map_err(|e| bad(&e.to_string()))?;
-        let tls = match url.scheme() {
-            "mqtt" | "tcp" => false,
-            "mqtts" | "ssl" => true,
-            other => return Err(bad(&format!("unknown scheme {other:?}"))),
-        };
-        let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| bad("no host"))?.to_owned();
-        let username = (!url.username().is_empty()).then(|| decode(url.username()));
-        let password = url.password().map(|p| Secret::new(decode(p)));
-        Ok(Self { host, port: url.port().unwrap_or(if tls { 8883 } else { 1883 }), username, password, tls })
+impl From<fleet_broker::MqttUrlError> for ConfigError {
+    fn from(e: fleet_broker::MqttUrlError) -> Self {
+        Self::new("FLEET_MQTT_URL", e.to_string())
     }
 }
 
-/// Percent-decodes a URL's user or password. A `+` stays a `+` there (only form data turns
-/// it into a space), so it is protected before the form decoder sees it.
-fn decode(s: &str) -> String {
-    let s = s.replace('+', "%2B");
-    url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default()
+/// The configuration problem behind `e`, if that is what stopped a command: a
+/// [`ConfigError`], or a broker URL that a subcommand outside this crate (`bench`) could not
+/// read. The binary exits with 64 for these.
+pub fn config_problem(e: &anyhow::Error) -> Option<ConfigError> {
+    if let Some(c) = e.downcast_ref::<ConfigError>() {
+        return Some(c.clone());
+    }
+    e.downcast_ref::<fleet_broker::MqttUrlError>().map(|u| u.clone().into())
 }
 
 /// Resolves `host:port` to one socket address.
@@ -304,26 +276,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_plus_in_a_url_password_stays_a_plus() {
-        let u = MqttUrl::parse("mqtt://fleetd:a+b%2Bc%20d@broker.example").unwrap();
-        assert_eq!(u.password.as_ref().map(Secret::expose), Some("a+b+c d"));
-    }
-
-    #[test]
-    fn parses_mqtt_urls_with_and_without_credentials() {
-        let u = MqttUrl::parse("mqtt://fleetd:s%40cret@broker.example:1883").unwrap();
-        assert_eq!(
-            (u.host.as_str(), u.port, u.username.as_deref(), u.password.as_ref().map(Secret::expose)),
-            ("broker.example", 1883, Some("fleetd"), Some("s@cret"))
-        );
-        let u = MqttUrl::parse("mqtt://127.0.0.1").unwrap();
-        assert_eq!((u.port, u.username), (1883, None));
-    }
-
-    #[test]
     fn rejects_bad_mqtt_urls_naming_the_setting() {
         for bad in ["http://x", "127.0.0.1:1883", "mqtt://", "mqtts://x"] {
-            let e = MqttUrl::parse(bad).unwrap_err();
+            let e = ConfigError::from(MqttUrl::parse(bad).unwrap_err());
             assert_eq!(e.setting, "FLEET_MQTT_URL", "{bad}");
         }
     }

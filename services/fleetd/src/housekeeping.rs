@@ -1,5 +1,5 @@
 //! Housekeeping: what is kept only for a while is removed every hour, by one instance at a
-//! time — idempotency answers after their 24 hours (contract §3), and login tokens a week
+//! time — idempotency answers after their 24 hours (docs/api.md), and login tokens a week
 //! after they expired or were revoked.
 
 use std::time::Duration;

@@ -1,12 +1,11 @@
 //! The `fleetd` binary: parses the command line, runs the subcommand, maps the outcome to
-//! the exit codes of the contract (0 clean, 64 bad configuration, 1 anything else).
+//! the exit codes README.md documents (0 clean, 64 bad configuration, 1 anything else).
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use fleetd::bootstrap::AdminBootstrap;
 use fleetd::cli::{Cli, Command};
-use fleetd::config::ConfigError;
 
 const EXIT_CONFIG: u8 = 64;
 
@@ -39,7 +38,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            if let Some(c) = e.downcast_ref::<ConfigError>() {
+            if let Some(c) = fleetd::config::config_problem(&e) {
                 eprintln!("fleetd: bad configuration: {c}");
                 ExitCode::from(EXIT_CONFIG)
             } else {
@@ -69,13 +68,19 @@ async fn run(command: Command) -> anyhow::Result<()> {
             if let Some(addr) = app.metrics_addr() {
                 println!("metrics listening on http://{addr}/metrics");
             }
+            // Runs until a signal asks for a stop or a service ends by itself.
             let token = app.shutdown_token();
-            tokio::spawn(async move {
-                wait_for_signal().await;
-                tracing::info!("shutting down");
-                token.cancel();
-            });
-            if app.wait().await { Ok(()) } else { anyhow::bail!("services did not stop within the grace period") }
+            let stopped = app.wait();
+            tokio::pin!(stopped);
+            tokio::select! {
+                () = wait_for_signal() => {
+                    tracing::info!("shutting down");
+                    token.cancel();
+                    stopped.await?;
+                }
+                ended = &mut stopped => ended?,
+            }
+            Ok(())
         }
         Command::Migrate(args) => {
             fleetd::config::check_database_url(args.database_url.expose())?;
@@ -85,7 +90,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Simulate(args) => fleetd::simulate_cmd::run(args).await,
-        Command::Bench(args) => fleetd::bench::run(args).await,
+        Command::Bench(args) => fleet_bench::run(args).await,
         Command::MqttPasswd(args) => fleetd::mqtt_passwd::run(args).await,
     }
 }

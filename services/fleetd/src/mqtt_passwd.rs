@@ -1,4 +1,4 @@
-//! `fleetd mqtt-passwd`: the broker's password file from the registry (contract §1). One
+//! `fleetd mqtt-passwd`: the broker's password file from the registry (docs/mqtt.md). One
 //! account per vehicle that was issued a secret (username = VIN, its stored `$7$` line) and
 //! fleetd's own account (the user and password of `FLEET_MQTT_URL`, hashed here). The file
 //! is replaced atomically, so a broker reloading at any moment reads the old file or the new

@@ -12,7 +12,8 @@ use fleet_bus::{Bus, Event, wire};
 use fleet_storage::Store;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+
+use crate::supervise::Services;
 
 /// Most events folded into one round trip to the database.
 const MAX_EVENTS_PER_SEND: usize = 256;
@@ -26,17 +27,11 @@ pub fn instance_id(client_id: &str) -> String {
     format!("{client_id}-{}-{nanos:08x}", std::process::id())
 }
 
-/// Starts both directions; they stop with `shutdown`.
-pub fn spawn(
-    tasks: &TaskTracker,
-    store: Store,
-    bus: Bus,
-    outbox: mpsc::Receiver<Event>,
-    origin: String,
-    shutdown: CancellationToken,
-) {
-    tasks.spawn(send(store.clone(), bus.clone(), outbox, origin.clone(), shutdown.clone()));
-    tasks.spawn(receive(store, bus, origin, shutdown));
+/// Starts both directions as services; they stop with the app.
+pub fn spawn(services: &Services, store: Store, bus: Bus, outbox: mpsc::Receiver<Event>, origin: String) {
+    let shutdown = services.shutdown().child_token();
+    services.spawn("relay (sending)", send(store.clone(), bus.clone(), outbox, origin.clone(), shutdown.clone()));
+    services.spawn("relay (receiving)", receive(store, bus, origin, shutdown));
 }
 
 async fn send(store: Store, bus: Bus, mut outbox: mpsc::Receiver<Event>, origin: String, shutdown: CancellationToken) {

@@ -1,6 +1,7 @@
 //! The ingest sessions of a cluster. Every ingest instance keeps a persistent MQTT session
 //! (its client id) in the broker's `$share` group, and the broker keeps handing a member its
-//! share of the stream even while that member is down (ECOSYSTEM.md: Mosquitto queues it).
+//! share of the stream even while that member is down (Mosquitto 2.0 was measured
+//! queueing it for the absent member).
 //! So a session must never be left alone: each one is held by exactly one instance, decided
 //! by a PostgreSQL advisory lock per client id, whose holder runs an ingest on it.
 //!
@@ -26,6 +27,7 @@ use fleet_bus::Bus;
 use fleet_storage::{Leadership, Store};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// How often sessions are checked: how soon a dead instance's session is drained, and how
 /// soon a returning owner gets its own back.
@@ -69,7 +71,8 @@ fn lock_name(client_id: &str) -> String {
 }
 
 impl Keeper {
-    pub async fn run(self, shutdown: CancellationToken) {
+    /// Keeps the sessions until `shutdown`; each ingest it runs is a task on `tasks`.
+    pub async fn run(self, tasks: TaskTracker, shutdown: CancellationToken) {
         let own = self.own.client_id.clone();
         let mut held: HashMap<String, Held> = HashMap::new();
         let mut asking = false;
@@ -142,7 +145,7 @@ impl Keeper {
                             tracing::warn!(mqtt.client_id = %id, "an ingest instance is down; draining its session until it is back");
                             metrics::counter!("fleet_ingest_sessions_adopted_total").increment(1);
                         }
-                        held.insert(id.to_owned(), self.start(id, lock, id == own, &shutdown));
+                        held.insert(id.to_owned(), self.start(id, lock, id == own, &tasks, &shutdown));
                     }
                     Ok(None) if id == own => {
                         if !asking {
@@ -161,7 +164,14 @@ impl Keeper {
         }
     }
 
-    fn start(&self, client_id: &str, lock: Leadership, own: bool, shutdown: &CancellationToken) -> Held {
+    fn start(
+        &self,
+        client_id: &str,
+        lock: Leadership,
+        own: bool,
+        tasks: &TaskTracker,
+        shutdown: &CancellationToken,
+    ) -> Held {
         let mut cfg = self.own.clone();
         cfg.client_id = client_id.to_owned();
         let mut ingest = fleet_ingest::Ingest::new(cfg, self.store.clone(), self.bus.clone());
@@ -171,7 +181,7 @@ impl Keeper {
         let stop = shutdown.child_token();
         let token = stop.clone();
         let id = client_id.to_owned();
-        let task = tokio::spawn(async move {
+        let task = tasks.spawn(async move {
             if let Err(e) = ingest.run(token).await {
                 tracing::error!(mqtt.client_id = %id, error = %e, "ingest stopped");
             }

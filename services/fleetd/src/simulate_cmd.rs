@@ -7,14 +7,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::SimulateArgs;
 use crate::config::{ConfigError, MqttUrl};
-use crate::simulate::{self, SimConfig, SimVehicle};
+use fleet_sim::{self as simulate, SimConfig, SimVehicle};
 
 /// Battery and consumption of generated cars (a mid-size EV sedan).
 const GENERATED_BATTERY_KWH: f64 = 60.0;
 const GENERATED_CONSUMPTION: f64 = 14.0;
 
 pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
-    let url = MqttUrl::parse(&args.mqtt_url)?;
+    let url = MqttUrl::parse(&args.mqtt_url).map_err(ConfigError::from)?;
     if !(0.0..=1.0).contains(&args.gbt32960_share) {
         return Err(ConfigError::new("--gbt32960-share", "must be between 0 and 1").into());
     }

@@ -238,7 +238,7 @@ impl Derived<'_> {
     }
 
     /// kWh of the trips that served `unit_id`'s orders and started in `month` (Asia/Shanghai):
-    /// the unit's energy use against its budget (contract §3).
+    /// the unit's energy use against its budget.
     pub async fn unit_energy_kwh(&self, unit_id: &str, month: &str) -> Result<f64, StorageError> {
         let q = "SELECT COALESCE(SUM(energy_kwh), 0.0) FROM trips WHERE unit_id = $1 AND month = $2";
         Ok(on_pool!(self.0, pool => sqlx::query_scalar::<_, f64>(q).bind(unit_id).bind(month).fetch_one(pool).await)?)

@@ -1,4 +1,4 @@
-//! Answers kept for `Idempotency-Key` retries (contract §3): a repeat with the same key by the
+//! Answers kept for `Idempotency-Key` retries (docs/api.md): a repeat with the same key by the
 //! same user within 24 h is answered as the first request was.
 
 use chrono::{DateTime, Utc};

@@ -59,6 +59,10 @@ pub enum Store {
     Postgres(PgPool, telemetry::Partitions),
 }
 
+/// Where fleetd keeps its data unless told otherwise (`FLEET_DATABASE_URL`), and the server
+/// the benches measure on by default.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://./fleet-data/fleet.db";
+
 /// Connections a PostgreSQL pool may hold.
 pub const PG_MAX_CONNECTIONS: u32 = 16;
 /// Connections a SQLite pool may hold (one writer at a time; readers in WAL run beside it).

@@ -1,12 +1,15 @@
 //! Orders: the order rows, their append-only history, the cars that declined them, and the
 //! one transactional path every status change takes ([`Orders::act`]).
 
+mod act;
 mod history;
 
+pub use act::Acted;
+pub use fleet_domain::order::{Act, Actor};
 pub use history::HistoricOrder;
 
 use chrono::{DateTime, Utc};
-use fleet_domain::{DriverStanding, NewOrder, Order, OrderAction, OrderEvent, OrderStatus, Place, Vin};
+use fleet_domain::{NewOrder, Order, OrderAction, OrderEvent, OrderStatus, Place, Vin};
 
 use crate::{StorageError, Store, from_ms, on_pool, to_ms};
 
@@ -20,60 +23,6 @@ pub struct OrderRecord {
     pub created_at: DateTime<Utc>,
     /// Bumped by every status change: a writer that read version `v` may insist on it.
     pub version: i64,
-}
-
-/// Who acts on an order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Actor {
-    /// A username, or `dispatch` for the batch and timeouts.
-    pub name: String,
-    pub user_id: Option<i64>,
-    /// A dispatcher or admin acting for the driver.
-    pub on_behalf: bool,
-    /// The driver this actor is, when a driver acts for themselves: they may take a driver's
-    /// action only on the order now assigned to them, or repeat their own last one on an
-    /// order that has left them ([`fleet_domain::driver_standing`]).
-    pub driver_id: Option<String>,
-}
-
-impl Actor {
-    /// Dispatch itself (batch assignment, accept timeouts).
-    pub fn dispatch() -> Self {
-        Self { name: "dispatch".to_owned(), user_id: None, on_behalf: false, driver_id: None }
-    }
-}
-
-/// One status change to make.
-#[derive(Debug, Clone)]
-pub struct Act<'a> {
-    pub action: OrderAction,
-    pub actor: &'a Actor,
-    pub reason: Option<&'a str>,
-    /// For `Assign`: the car and its driver.
-    pub car: Option<(Vin, Option<String>)>,
-    /// Change only if the order is still at this version (else [`StorageError::Stale`]).
-    pub expected_version: Option<i64>,
-}
-
-/// What [`Orders::act`] did.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Acted {
-    Changed(OrderRecord),
-    /// The same actor repeated the action that brought the order to its status: nothing
-    /// was recorded (contract §3, retried taps).
-    Unchanged(OrderRecord),
-    /// A driver the order has left repeated their own last action on it: nothing was
-    /// recorded, and the answer must not show who has the order now
-    /// ([`fleet_domain::Order::seen_by_former_driver`]).
-    FormerDriverRepeat(OrderRecord),
-}
-
-impl Acted {
-    pub fn record(&self) -> &OrderRecord {
-        match self {
-            Self::Changed(r) | Self::Unchanged(r) | Self::FormerDriverRepeat(r) => r,
-        }
-    }
 }
 
 /// Which orders a listing wants.
@@ -196,110 +145,6 @@ fn busy_or(e: sqlx::Error) -> StorageError {
 /// Orders and their history.
 pub struct Orders<'a>(pub(crate) &'a Store);
 
-/// The body of [`Orders::act`] for one back end: `$tx` is an open transaction, `$lock` the
-/// row-lock suffix of the first read (`FOR UPDATE` on PostgreSQL; SQLite's transaction is
-/// `IMMEDIATE`, so it already holds the write lock).
-macro_rules! act_in_tx {
-    ($tx:ident, $lock:expr, $id:expr, $act:expr, $now:expr) => {{
-        let (id, act, now): (&str, &Act<'_>, DateTime<Utc>) = ($id, $act, $now);
-        let q = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1{}", $lock);
-        let row: Option<OrderRow> = sqlx::query_as(sqlx::AssertSqlSafe(q)).bind(id).fetch_optional(&mut *$tx).await?;
-        let Some(row) = row else { return Ok(None) };
-        let current = OrderRecord::try_from(row)?;
-        if act.expected_version.is_some_and(|v| v != current.version) {
-            return Err(StorageError::Stale);
-        }
-        if let (Some(driver), true) = (act.actor.driver_id.as_deref(), act.action.is_drivers()) {
-            let mine = current.order.driver_id.as_deref() == Some(driver);
-            let own_last = match (mine, act.actor.user_id) {
-                (false, Some(user)) => {
-                    let q = "SELECT action FROM order_events WHERE order_id = $1 AND actor_user_id = $2 ORDER BY id DESC LIMIT 1";
-                    let action: Option<String> = sqlx::query_scalar(q).bind(id).bind(user).fetch_optional(&mut *$tx).await?;
-                    action.as_deref().and_then(OrderAction::parse)
-                }
-                _ => None,
-            };
-            match fleet_domain::driver_standing(current.order.driver_id.as_deref(), driver, act.action, own_last) {
-                DriverStanding::Current => {}
-                DriverStanding::FormerRepeat => return Ok(Some(Acted::FormerDriverRepeat(current))),
-                DriverStanding::Stranger => return Err(StorageError::NotTheirs),
-            }
-        }
-        let from = current.order.status;
-        let q = format!("SELECT {EVENT_COLUMNS} FROM order_events WHERE order_id = $1 ORDER BY id DESC LIMIT 1");
-        let last: Option<EventRow> = sqlx::query_as(sqlx::AssertSqlSafe(q)).bind(id).fetch_optional(&mut *$tx).await?;
-        if let Some(last) = last {
-            let (last, user) = last.into_event()?;
-            let same_actor = user == act.actor.user_id && (user.is_some() || last.actor == act.actor.name);
-            let same_car = act.action != OrderAction::Assign || last.vin == act.car.as_ref().map(|c| c.0.clone());
-            if last.action == act.action && last.to == from && same_actor && same_car {
-                return Ok(Some(Acted::Unchanged(current)));
-            }
-        }
-        let to = act
-            .action
-            .target(from)
-            .ok_or(StorageError::InvalidTransition { action: act.action.as_str(), from: from.as_str() })?;
-        let mut next = current.clone();
-        next.order.status = to;
-        let event_vin = match act.action {
-            OrderAction::Assign => {
-                let (vin, driver) = act.car.clone().ok_or_else(|| StorageError::Corrupt("an assignment names no car".into()))?;
-                next.order.vin = Some(vin.clone());
-                next.order.driver_id = driver;
-                next.order.unmatched_reason = None;
-                next.order.assigned_at = Some(now);
-                Some(vin)
-            }
-            OrderAction::Decline | OrderAction::Expire => {
-                let old = next.order.vin.take();
-                next.order.driver_id = None;
-                next.order.assigned_at = None;
-                if let Some(vin) = &old {
-                    sqlx::query("INSERT INTO order_exclusions (order_id, vin) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                        .bind(id)
-                        .bind(vin.as_str())
-                        .execute(&mut *$tx)
-                        .await?;
-                }
-                old
-            }
-            _ => next.order.vin.clone(),
-        };
-        next.version += 1;
-        sqlx::query(
-            "UPDATE orders SET status = $2, vin = $3, driver_id = $4, unmatched_reason = $5, assigned_ms = $6, \
-             updated_ms = $7, version = $8 WHERE id = $1",
-        )
-        .bind(id)
-        .bind(to.as_str())
-        .bind(next.order.vin.as_ref().map(Vin::as_str))
-        .bind(&next.order.driver_id)
-        .bind(&next.order.unmatched_reason)
-        .bind(next.order.assigned_at.map(to_ms))
-        .bind(to_ms(now))
-        .bind(next.version)
-        .execute(&mut *$tx)
-        .await
-        .map_err(busy_or)?;
-        sqlx::query(INSERT_EVENT)
-            .bind(id)
-            .bind(to_ms(now))
-            .bind(&act.actor.name)
-            .bind(act.actor.user_id)
-            .bind(act.action.as_str())
-            .bind(Some(from.as_str()))
-            .bind(to.as_str())
-            .bind(act.reason)
-            .bind(event_vin.as_ref().map(Vin::as_str))
-            .bind(act.actor.on_behalf)
-            .execute(&mut *$tx)
-            .await?;
-        $tx.commit().await?;
-        Ok(Some(Acted::Changed(next)))
-    }};
-}
-
 impl Orders<'_> {
     /// Stores a new order (validated by `NewOrder::validate`) in `status` (pending approval,
     /// or approved in an auto-approving unit) with its creation event.
@@ -368,23 +213,6 @@ impl Orders<'_> {
             }
         }
         self.get(id).await?.ok_or_else(|| StorageError::Corrupt(format!("order {id} vanished after its creation")))
-    }
-
-    /// Changes an order's status by `act`, in one transaction with its history entry:
-    /// checks the transition against the domain's state machine, treats a same-actor repeat
-    /// as a no-op, excludes a declining car from the order, and lets the database refuse a
-    /// double booking. `None` when no order has this id.
-    pub async fn act(&self, id: &str, act: &Act<'_>, now: DateTime<Utc>) -> Result<Option<Acted>, StorageError> {
-        match self.0 {
-            Store::Sqlite(pool, _) => {
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                act_in_tx!(tx, "", id, act, now)
-            }
-            Store::Postgres(pool, _) => {
-                let mut tx = pool.begin().await?;
-                act_in_tx!(tx, " FOR UPDATE", id, act, now)
-            }
-        }
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<OrderRecord>, StorageError> {

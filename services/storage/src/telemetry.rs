@@ -409,6 +409,7 @@ fn month_start(year: i32, month: u32) -> DateTime<Utc> {
         .map_or(DateTime::<Utc>::MIN_UTC, |d| d.with_timezone(&Utc))
 }
 
+mod columns;
 mod copy;
 mod postgres;
 mod state;

@@ -1,4 +1,4 @@
-//! The JSON telemetry format (CONTRACT §2): one sample object, or an array of up to
+//! The JSON telemetry format (docs/mqtt.md): one sample object, or an array of up to
 //! [`MAX_BATCH`] of them from a vehicle that was offline.
 //!
 //! A message that is not JSON, or not an object or a non-empty array of acceptable size, is

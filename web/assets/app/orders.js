@@ -38,7 +38,7 @@ export function placeText(p) {
 }
 
 /**
- * What `user` may do to `order` from this page (contract §3 "Who may act", and the
+ * What `user` may do to `order` from this page (docs/dispatch.md, who may act, and the
  * transitions the status allows). The server decides; this only hides what it would refuse.
  */
 export function allowedActions(user, order) {

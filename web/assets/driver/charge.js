@@ -1,6 +1,6 @@
 // Whether the car's charge covers the next trip: the same rule dispatch applies before it
-// assigns a car (contract §6), so the driver sees the warning dispatch would have given.
-// The numbers start at the contract's defaults and are replaced by the server's configured
+// assigns a car (docs/dispatch.md), so the driver sees the warning dispatch would have given.
+// The numbers start at the documented defaults and are replaced by the server's configured
 // ones (`dispatch` in `GET /api/v1/map/config`) once they arrive.
 
 const rule = {

@@ -9,7 +9,7 @@ import { t, formatNumber } from '../lib/i18n.js';
 
 /** Cars in the per-vehicle chart. */
 export const TOP_VEHICLES = 10;
-/** The budget share (percent) from which a unit is warned (contract §3). */
+/** The budget share (percent) from which a unit is warned (see docs/api.md). */
 export const WARNING_PCT = 80;
 /** Past this many categories a chart gets a zoom slider instead of squeezing every bar. */
 const MAX_CATEGORIES = 12;

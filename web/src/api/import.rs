@@ -1,4 +1,4 @@
-//! `POST /api/v1/orders/import`: a major event's orders as CSV (contract §3). Each row is
+//! `POST /api/v1/orders/import`: a major event's orders as CSV (docs/dispatch.md). Each row is
 //! validated and stored on its own: bad rows are reported by line, good rows are kept
 //! whatever the bad ones.
 

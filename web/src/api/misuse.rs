@@ -59,8 +59,8 @@ pub(crate) async fn list(
         Some(m) => super::trips::parse_month(&m)?,
         None => month_of(Utc::now()),
     };
-    let (start, end) =
-        super::stats::month_bounds(&month).ok_or_else(|| ApiError::BadRequest(format!("bad month {month:?}")))?;
+    let (start, end) = fleet_stats::monthly::month_bounds(&month)
+        .ok_or_else(|| ApiError::BadRequest(format!("bad month {month:?}")))?;
     let cars: HashMap<String, fleet_domain::Vehicle> =
         state.store.vehicles().list(own_unit.as_deref()).await?.into_iter().map(|v| (v.vin.to_string(), v)).collect();
     let rules = MisuseRules::default();

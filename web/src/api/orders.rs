@@ -1,5 +1,5 @@
 //! `/api/v1/orders`: applying for trips, approving them, the driver's and dispatcher's
-//! actions, and the append-only history (contract §3). Every status change goes through
+//! actions, and the append-only history (docs/dispatch.md). Every status change goes through
 //! `Orders::act` (one transaction with its history entry) and is announced on the bus for
 //! the live feed.
 
@@ -230,7 +230,7 @@ fn check_reason(reason: Option<String>) -> Result<Option<String>, ApiError> {
 /// A driver's own actions (accept, decline, pickup, complete) are decided by storage in the
 /// transaction that changes the order: only the driver it is assigned to may take them, and a
 /// driver it has left may only repeat their last tap, answered without the order's new car
-/// and driver (contract §3; a former driver's anything else is 404, as for any order not theirs).
+/// and driver (a former driver's anything else is 404, as for any order not theirs).
 async fn act(
     state: &AppState,
     auth: &AuthUser,

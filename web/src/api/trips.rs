@@ -6,6 +6,7 @@ use axum::extract::State;
 use chrono::Utc;
 use fleet_domain::Vin;
 use fleet_domain::trips::month_of;
+use fleet_stats::budget::Budget;
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
@@ -14,8 +15,6 @@ use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ApiQuery};
 
-/// A budget is flagged from this share used (contract §3).
-pub const BUDGET_WARNING_SHARE: f64 = 0.8;
 /// Trips in one answer at most.
 pub const MAX_TRIPS: i64 = 10_000;
 
@@ -96,18 +95,6 @@ pub(crate) struct BudgetQuery {
     month: Option<String>,
 }
 
-/// A unit's energy budget for a month.
-#[derive(Serialize, Debug, Clone, PartialEq)]
-pub(crate) struct Budget {
-    month: String,
-    budget_kwh: f64,
-    used_kwh: f64,
-    /// Used ÷ budget (1.0 = all used; 0 budget with any use counts as spent).
-    pub(crate) share: f64,
-    /// True from 80 % used.
-    warning: bool,
-}
-
 /// `YYYY-MM`, checked.
 pub(crate) fn parse_month(s: &str) -> Result<String, ApiError> {
     let ok = s.len() == 7
@@ -117,18 +104,9 @@ pub(crate) fn parse_month(s: &str) -> Result<String, ApiError> {
     if ok { Ok(s.to_owned()) } else { Err(ApiError::BadRequest(format!("month must be YYYY-MM, got {s:?}"))) }
 }
 
-/// The budget of `unit_id` in `month` as used so far.
+/// The budget of `unit` in `month` as used so far (`fleet_stats::budget`).
 pub(crate) async fn budget_of(state: &AppState, unit: &fleet_domain::Unit, month: &str) -> Result<Budget, ApiError> {
-    let used_kwh = state.store.derived().unit_energy_kwh(&unit.id, month).await?;
-    let budget_kwh = unit.monthly_energy_budget_kwh;
-    let share = if budget_kwh > 0.0 {
-        used_kwh / budget_kwh
-    } else if used_kwh > 0.0 {
-        1.0
-    } else {
-        0.0
-    };
-    Ok(Budget { month: month.to_owned(), budget_kwh, used_kwh, share, warning: share >= BUDGET_WARNING_SHARE })
+    Ok(fleet_stats::budget::budget_of(&state.store, unit, month).await?)
 }
 
 /// `GET /api/v1/units/{id}/budget?month=YYYY-MM` (default: this month in Asia/Shanghai).

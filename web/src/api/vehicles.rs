@@ -53,7 +53,7 @@ pub(crate) struct VehicleDetail {
     state: Option<StateDetail>,
 }
 
-/// The contract's `VehicleState` (§4): what the map and the live feed show of a car, with
+/// `VehicleState` (docs/live-feed.md): what the map and the live feed show of a car, with
 /// the car's unit beside it. Fields are null until the car has reported (and `lat`/`lon`
 /// until it has sent a valid position).
 #[derive(Debug, Serialize)]
@@ -184,7 +184,7 @@ pub(crate) async fn states(State(state): State<AppState>, auth: AuthUser) -> Res
     Ok(Json(StateList { vehicles }))
 }
 
-/// A vehicle's MQTT account as issued (contract §2): shown in this answer only.
+/// A vehicle's MQTT account as issued (docs/mqtt.md): shown in this answer only.
 #[derive(Serialize)]
 pub(crate) struct MqttSecret {
     username: String,

@@ -24,6 +24,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 pub(crate) use tokio_tungstenite::tungstenite::{Error, Message, Utf8Bytes};
+use tokio_util::task::TaskTracker;
 
 use crate::error::ApiError;
 
@@ -77,9 +78,16 @@ fn has_token(parts: &Parts, name: HeaderName, token: &str) -> bool {
 }
 
 impl Upgrade {
-    /// Answers 101 and serves the connection with `serve` once the client has switched.
-    /// `max_incoming` caps what the client may send (a message and a frame).
-    pub(crate) fn on_upgrade<F, Fut>(self, read_buffer: usize, max_incoming: usize, serve: F) -> Response
+    /// Answers 101 and serves the connection with `serve`, in a task on `tasks`, once the
+    /// client has switched. `max_incoming` caps what the client may send (a message and a
+    /// frame).
+    pub(crate) fn on_upgrade<F, Fut>(
+        self,
+        tasks: &TaskTracker,
+        read_buffer: usize,
+        max_incoming: usize,
+        serve: F,
+    ) -> Response
     where
         F: FnOnce(Socket) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
@@ -90,7 +98,7 @@ impl Upgrade {
             .max_message_size(Some(max_incoming))
             .max_frame_size(Some(max_incoming));
         let on_upgrade = self.on_upgrade;
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             match on_upgrade.await {
                 Ok(upgraded) => {
                     let stream =

@@ -127,7 +127,7 @@ fn charge_rule_holds_exactly_at_its_boundary() {
 }
 
 #[test]
-fn charge_rule_uses_the_contract_margin_and_reserve_by_default() {
+fn charge_rule_uses_the_documented_margin_and_reserve_by_default() {
     // 100 km at 15 kWh/100 km × 1.15 = 17.25 kWh; 60 kWh battery with 20 % reserve = 12 kWh:
     // 29.25 kWh = 48.75 % is the least that works.
     let p = DispatchParams::default();

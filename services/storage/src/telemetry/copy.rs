@@ -17,16 +17,16 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use fleet_domain::Sample;
 
-use super::SAMPLE_COLUMNS;
+use super::columns::{PG_SAMPLE_COLUMNS, SampleValues, column_list, push_sample};
 
 /// The statement the encoded rows go with: the column order [`encode`] writes.
 pub(super) fn statement() -> String {
-    format!("COPY telemetry_samples ({SAMPLE_COLUMNS}, ts, frame, received_at) FROM STDIN (FORMAT binary)")
+    format!("COPY telemetry_samples ({}) FROM STDIN (FORMAT binary)", column_list())
 }
 
 const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
-/// Fields a row carries: the 16 of `SAMPLE_COLUMNS`, then ts, frame, received_at.
-const FIELDS: i16 = 19;
+/// Fields a row carries: one per column.
+const FIELDS: i16 = PG_SAMPLE_COLUMNS.len() as i16;
 
 /// The rows of `samples`, received at `received`, in COPY's binary format.
 pub(super) fn encode(samples: &[Sample], received: DateTime<Utc>) -> Vec<u8> {
@@ -35,28 +35,9 @@ pub(super) fn encode(samples: &[Sample], received: DateTime<Utc>) -> Vec<u8> {
     out.0.extend_from_slice(SIGNATURE);
     out.0.extend_from_slice(&0i32.to_be_bytes()); // flags: no OIDs
     out.0.extend_from_slice(&0i32.to_be_bytes()); // no header extension
-    let received = micros(received);
     for s in samples {
         out.0.extend_from_slice(&FIELDS.to_be_bytes());
-        out.bytes(Some(s.vin.as_str().as_bytes()));
-        out.float(Some(s.lat));
-        out.float(Some(s.lon));
-        out.bool(Some(s.position_valid));
-        out.float(s.speed_kmh);
-        out.float(s.heading_deg);
-        out.float(s.soc_pct);
-        out.float(s.odometer_km);
-        out.bool(s.charging);
-        out.bool(s.ignition);
-        out.float(s.battery_voltage_v);
-        out.float(s.battery_current_a);
-        out.float(s.battery_temp_c);
-        out.float(s.range_km);
-        out.bytes(Some(s.source.as_str().as_bytes()));
-        out.bool(Some(s.clock_ahead));
-        out.int(micros(s.ts));
-        out.bytes(s.frame.as_deref());
-        out.int(received);
+        push_sample(s, received, &mut out);
     }
     out.0.extend_from_slice(&(-1i16).to_be_bytes());
     out.0
@@ -79,15 +60,15 @@ impl Rows {
         self.0.extend_from_slice(&(-1i32).to_be_bytes());
     }
 
-    fn bytes(&mut self, v: Option<&[u8]>) {
-        match v {
-            // Field lengths are 32-bit; a frame is at most 65,535 bytes by its own length field.
-            Some(b) => {
-                self.0.extend_from_slice(&(b.len() as i32).to_be_bytes());
-                self.0.extend_from_slice(b);
-            }
-            None => self.null(),
-        }
+    fn int(&mut self, v: i64) {
+        self.0.extend_from_slice(&8i32.to_be_bytes());
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+}
+
+impl SampleValues<'_> for Rows {
+    fn text(&mut self, v: &str) {
+        self.bytes(Some(v.as_bytes()));
     }
 
     fn float(&mut self, v: Option<f64>) {
@@ -110,9 +91,19 @@ impl Rows {
         }
     }
 
-    fn int(&mut self, v: i64) {
-        self.0.extend_from_slice(&8i32.to_be_bytes());
-        self.0.extend_from_slice(&v.to_be_bytes());
+    fn time(&mut self, v: DateTime<Utc>) {
+        self.int(micros(v));
+    }
+
+    fn bytes(&mut self, v: Option<&[u8]>) {
+        match v {
+            // Field lengths are 32-bit; a frame is at most 65,535 bytes by its own length field.
+            Some(b) => {
+                self.0.extend_from_slice(&(b.len() as i32).to_be_bytes());
+                self.0.extend_from_slice(b);
+            }
+            None => self.null(),
+        }
     }
 }
 
@@ -131,6 +122,62 @@ mod tests {
             1_250_000
         );
         assert_eq!(micros(Utc.with_ymd_and_hms(1999, 12, 31, 23, 59, 59).unwrap()), -1_000_000);
+    }
+
+    /// The fields of the first row of `out`: each one's bytes, None for NULL.
+    fn first_row(out: &[u8]) -> Vec<Option<&[u8]>> {
+        let count = i16::from_be_bytes([out[19], out[20]]);
+        let mut at = 21;
+        (0..count)
+            .map(|_| {
+                let len = i32::from_be_bytes(out[at..at + 4].try_into().unwrap());
+                at += 4;
+                let Ok(len) = usize::try_from(len) else { return None };
+                at += len;
+                Some(&out[at - len..at])
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_row_holds_one_field_per_column_in_the_columns_order() {
+        use super::super::columns::PgType;
+        let vin = Vin::parse("LSJA24U66NS000001").unwrap();
+        let t = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+        let mut s = Sample::at(vin, t, 30.0, 122.1, SampleSource::Gbt2016);
+        s.soc_pct = Some(70.5);
+        s.charging = Some(false);
+        s.frame = Some(vec![0x23, 0x23, 0x02]);
+        let received = t + chrono::Duration::seconds(2);
+        let out = encode(&[s], received);
+        let row = first_row(&out);
+        assert_eq!(row.len(), PG_SAMPLE_COLUMNS.len());
+        let value = |name: &str| {
+            let i = PG_SAMPLE_COLUMNS.iter().position(|(n, _)| *n == name).expect("a column");
+            row[i]
+        };
+        for ((name, ty), field) in PG_SAMPLE_COLUMNS.iter().zip(&row) {
+            let width = match ty {
+                PgType::Float8 | PgType::Timestamptz => Some(8),
+                PgType::Bool => Some(1),
+                PgType::Text | PgType::Bytea => None,
+            };
+            if let (Some(w), Some(f)) = (width, field) {
+                assert_eq!(f.len(), w, "{name}");
+            }
+        }
+        assert_eq!(value("vin"), Some(&b"LSJA24U66NS000001"[..]));
+        assert_eq!(value("lon"), Some(&122.1f64.to_be_bytes()[..]));
+        assert_eq!(value("soc_pct"), Some(&70.5f64.to_be_bytes()[..]));
+        assert_eq!(value("speed_kmh"), None);
+        assert_eq!(value("charging"), Some(&[0u8][..]));
+        assert_eq!(value("source"), Some(&b"gbt2016"[..]));
+        assert_eq!(value("clock_ahead"), Some(&[0u8][..]));
+        assert_eq!(value("ts"), Some(&micros(t).to_be_bytes()[..]));
+        assert_eq!(value("frame"), Some(&[0x23, 0x23, 0x02][..]));
+        assert_eq!(value("received_at"), Some(&micros(received).to_be_bytes()[..]));
+        // Nothing after the row but the trailer.
+        assert_eq!(out.len(), 21 + row.iter().map(|f| 4 + f.map_or(0, <[u8]>::len)).sum::<usize>() + 2);
     }
 
     #[test]

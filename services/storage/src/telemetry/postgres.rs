@@ -7,7 +7,8 @@ use std::collections::HashSet;
 use chrono::Utc;
 use fleet_domain::{DeadLetter, Sample};
 
-use super::{Partitions, SAMPLE_COLUMNS, STATE_COLUMNS, StateRow, UPSERT_STATE_TAIL, copy, cst_month, month_start};
+use super::columns::{Array, Arrays, PG_SAMPLE_COLUMNS, column_list};
+use super::{Partitions, STATE_COLUMNS, StateRow, UPSERT_STATE_TAIL, copy, cst_month, month_start};
 use crate::StorageError;
 use crate::dead_letters::{insert_dead_letters, insert_dead_letters_once};
 
@@ -113,39 +114,27 @@ pub(super) async fn write(
 }
 
 async fn insert_samples(tx: &mut sqlx::PgConnection, chunk: &[Sample], skip_stored: bool) -> Result<u64, sqlx::Error> {
-    let col = |f: fn(&Sample) -> Option<f64>| chunk.iter().map(f).collect::<Vec<_>>();
+    let arrays: Vec<String> =
+        PG_SAMPLE_COLUMNS.iter().enumerate().map(|(i, (_, t))| format!("${}::{}[]", i + 1, t.sql())).collect();
+    // Without ON CONFLICT, a stored sample fails the statement like COPY: no speculative
+    // insertion.
     let q = format!(
-        "INSERT INTO telemetry_samples ({SAMPLE_COLUMNS}, ts, frame, received_at) \
-         SELECT vin, lat, lon, pv, sp, hd, soc, odo, ch, ig, bv, bc, bt, rk, src, ca, ts, fr, $19 \
-         FROM UNNEST($1::TEXT[], $2::FLOAT8[], $3::FLOAT8[], $4::BOOL[], $5::FLOAT8[], $6::FLOAT8[], $7::FLOAT8[], $8::FLOAT8[], \
-                     $9::BOOL[], $10::BOOL[], $11::FLOAT8[], $12::FLOAT8[], $13::FLOAT8[], $14::FLOAT8[], $15::TEXT[], \
-                     $16::BOOL[], $17::TIMESTAMPTZ[], $18::BYTEA[]) \
-              AS t(vin, lat, lon, pv, sp, hd, soc, odo, ch, ig, bv, bc, bt, rk, src, ca, ts, fr){}",
+        "INSERT INTO telemetry_samples ({}) SELECT * FROM UNNEST({}){}",
+        column_list(),
+        arrays.join(", "),
         if skip_stored { " ON CONFLICT DO NOTHING" } else { "" }
     );
-    let done = sqlx::query(sqlx::AssertSqlSafe(q.as_str()))
-        .bind(chunk.iter().map(|s| s.vin.as_str().to_owned()).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|s| s.lat).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|s| s.lon).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|s| s.position_valid).collect::<Vec<_>>())
-        .bind(col(|s| s.speed_kmh))
-        .bind(col(|s| s.heading_deg))
-        .bind(col(|s| s.soc_pct))
-        .bind(col(|s| s.odometer_km))
-        .bind(chunk.iter().map(|s| s.charging).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|s| s.ignition).collect::<Vec<_>>())
-        .bind(col(|s| s.battery_voltage_v))
-        .bind(col(|s| s.battery_current_a))
-        .bind(col(|s| s.battery_temp_c))
-        .bind(col(|s| s.range_km))
-        .bind(chunk.iter().map(|s| s.source.as_str()).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|s| s.clock_ahead).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|s| s.ts).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|s| s.frame.as_deref()).collect::<Vec<_>>())
-        .bind(Utc::now())
-        .execute(&mut *tx)
-        .await?;
-    Ok(done.rows_affected())
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(q.as_str()));
+    for column in Arrays::of(chunk, Utc::now()).into_columns() {
+        query = match column {
+            Array::Text(v) => query.bind(v),
+            Array::Float(v) => query.bind(v),
+            Array::Bool(v) => query.bind(v),
+            Array::Time(v) => query.bind(v),
+            Array::Bytes(v) => query.bind(v),
+        };
+    }
+    Ok(query.execute(&mut *tx).await?.rows_affected())
 }
 
 /// Creates the monthly partitions the batch needs (month boundaries in China Standard Time),

@@ -1,0 +1,82 @@
+//! The Zhoushan demo data set for `fleetd run --demo`: municipal units, about sixty EVs with
+//! 浙L green plates, their drivers, the demo users (all with the password `demo`), charging
+//! sites, a month of driving history from the same car model the live simulator uses, and
+//! the orders that history served.
+//! Pure: building it touches no database; the caller stores it.
+
+mod history;
+mod orders;
+mod registry;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use fleet_domain::{NewDriver, NewUnit, NewUser, NewVehicle, Sample};
+
+pub use self::history::PARKED_REPORT_EVERY;
+pub use self::orders::{Cast, orders_for};
+use crate::places::{CHARGERS, PLACES, place_index};
+
+/// Share of the demo's cars that speak GB/T 32960 instead of JSON (the soak bench's default
+/// too, so that it measures the demo's mix).
+pub const DEMO_GBT32960_SHARE: f64 = 0.3;
+
+/// The password of every demo user.
+pub const DEMO_PASSWORD: &str = "demo";
+
+/// Everything the demo registers.
+#[derive(Debug, Clone)]
+pub struct DemoData {
+    pub units: Vec<NewUnit>,
+    pub vehicles: Vec<NewVehicle>,
+    pub drivers: Vec<NewDriver>,
+    /// `admin`, `dispatcher`, `auditor`, `unit01`… and `driver01`…, password [`DEMO_PASSWORD`].
+    pub users: Vec<NewUser>,
+    pub charging_stations: Vec<ChargingStation>,
+}
+
+/// A public charging site (the stored type itself: the demo data is loaded as is).
+pub use fleet_storage::ChargingStation;
+
+/// The demo data set. Deterministic: the same on every call.
+pub fn demo_data() -> DemoData {
+    let units = registry::units();
+    let vehicles = registry::vehicles(&units);
+    let drivers = registry::drivers(&vehicles);
+    let users = registry::users(&units, &drivers);
+    let charging_stations = CHARGERS
+        .iter()
+        .map(|c| {
+            let place = &PLACES[place_index(c.place)];
+            ChargingStation {
+                id: c.id.to_owned(),
+                name: c.name_zh.to_owned(),
+                lat: place.lat,
+                lon: place.lon,
+                power_kw: c.power_kw,
+            }
+        })
+        .collect();
+    DemoData { units, vehicles, drivers, users, charging_stations }
+}
+
+/// A month of realistic history for the demo vehicles ending at `end`: working-day trips
+/// between places with samples every `step`, charging sessions, overnight parking.
+/// Deterministic.
+///
+/// Cars come one after another, each in time order. A parked car reports once when it
+/// arrives and then every [`PARKED_REPORT_EVERY`], so the history stays a few hundred
+/// thousand samples for sixty cars over thirty days at a 30 s step; it is generated lazily,
+/// one car at a time. Vehicles whose VIN is invalid are skipped.
+pub fn history(
+    vehicles: &[NewVehicle],
+    end: DateTime<Utc>,
+    days: u32,
+    step: Duration,
+    seed: u64,
+) -> impl Iterator<Item = Sample> + use<> {
+    history::history(vehicles, end, days, step, seed)
+}
+
+#[cfg(test)]
+mod tests;
