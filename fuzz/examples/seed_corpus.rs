@@ -10,12 +10,14 @@ use fleet_domain::{Sample, SampleSource, Vin};
 use fleet_ingest::decode::gbt32960::{
     Edition, Login, MotorReadings, Readings, encode_heartbeat, encode_login, encode_logout, encode_report,
 };
+use fleet_jt808 as jt808;
 
 fn main() -> std::io::Result<()> {
     let dir = std::env::args().nth(1).unwrap_or_else(|| "corpus".to_owned());
     let dir = Path::new(&dir);
     write(dir, "json_telemetry", &json_seeds())?;
     write(dir, "gbt32960_frame", &gbt_seeds())?;
+    write(dir, "jt808_frame", &jt808_seeds())?;
     write(dir, "order_csv", &csv_seeds())?;
     Ok(())
 }
@@ -102,6 +104,74 @@ fn gbt_seeds() -> Vec<(&'static str, Vec<u8>)> {
         seeds.push((name("heartbeat"), encode_heartbeat(edition, &vin)));
     }
     seeds
+}
+
+fn jt808_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let vin = Vin::parse("LSJA24U66NS000001").expect("a valid VIN");
+    let ts = DateTime::<Utc>::from_timestamp(1_762_063_200, 0).expect("a valid instant");
+    let mut moving = Sample::at(vin.clone(), ts, 30.0165, 122.1068, SampleSource::Jt808);
+    moving.speed_kmh = Some(42.5);
+    moving.heading_deg = Some(271.0);
+    moving.odometer_km = Some(12_345.6);
+    moving.ignition = Some(true);
+    let mut location = jt808::sample_location(&moving);
+    location.altitude_m = 12;
+    location.extras = vec![
+        jt808::Extra { id: 0x30, value: vec![0x1F] },
+        jt808::Extra { id: 0x31, value: vec![0x0C] },
+        jt808::Extra { id: 0x25, value: vec![0, 0, 0, 0x7e] },
+    ];
+    let mut no_fix = Sample::at(vin, ts, -33.9, -151.2, SampleSource::Jt808);
+    no_fix.position_valid = false;
+    let no_fix = jt808::sample_location(&no_fix);
+    let register = jt808::Body::Register(jt808::Register {
+        province: 33,
+        city: 900,
+        maker: "ZS001".into(),
+        model: "EV-T1".into(),
+        terminal_id: "T000001".into(),
+        plate_colour: 1,
+        plate: "浙L12345".into(),
+    });
+    let mut seeds = Vec::new();
+    for (edition, tag) in [(jt808::Edition::V2013, "2013"), (jt808::Edition::V2019, "2019")] {
+        let name = |what: &str| -> &'static str { format!("{tag}_{what}.bin").leak() };
+        let frame = |id: u16, serial: u16, body: jt808::Body| {
+            jt808::encode_message(&jt808::Header::new(edition, id, "13912345678", serial), &body).expect("encodes")
+        };
+        let auth = jt808::Authentication {
+            code: b"AUTH1234".to_vec(),
+            imei: Some("860000000000001".into()),
+            software_version: Some("1.2.3".into()),
+        };
+        let batch = jt808::LocationBatch { kind: 1, locations: vec![location.clone(), no_fix.clone()] };
+        let heartbeat = frame(jt808::id::HEARTBEAT, 3, jt808::Body::Heartbeat);
+        seeds.push((name("register"), frame(jt808::id::REGISTER, 1, register.clone())));
+        seeds.push((name("authentication"), frame(jt808::id::AUTHENTICATION, 2, jt808::Body::Authentication(auth))));
+        seeds.push((name("heartbeat"), heartbeat.clone()));
+        seeds.push((name("logout"), frame(jt808::id::LOGOUT, 4, jt808::Body::Logout)));
+        seeds.push((name("location"), frame(jt808::id::LOCATION, 0x7e7d, jt808::Body::Location(location.clone()))));
+        seeds.push((name("batch"), frame(jt808::id::LOCATION_BATCH, 6, jt808::Body::LocationBatch(batch))));
+        let response = jt808::GeneralResponse { serial: 9, id: 0x8103, result: 0 };
+        seeds.push((
+            name("terminal_response"),
+            frame(jt808::id::TERMINAL_RESPONSE, 7, jt808::Body::TerminalResponse(response)),
+        ));
+        seeds.push((name("other"), frame(0x0900, 8, jt808::Body::Other(vec![0xF0, 0x7d, 0x01]))));
+        let mut part = jt808::Header::new(edition, jt808::id::LOCATION_BATCH, "13912345678", 9);
+        part.subpackage = Some(jt808::Subpackage { total: 2, index: 1 });
+        let fragment = jt808::encode_message(&part, &jt808::Body::Fragment(vec![0, 2, 1, 0, 28])).expect("encodes");
+        seeds.push((name("fragment"), fragment));
+        // A stream: junk, a frame, a stray delimiter, two frames back to back.
+        let stream = [&b"junk"[..], &heartbeat, &[0x7e], &no_fix_frame(edition, &no_fix), &heartbeat].concat();
+        seeds.push((name("stream"), stream));
+    }
+    seeds
+}
+
+fn no_fix_frame(edition: jt808::Edition, location: &jt808::Location) -> Vec<u8> {
+    let header = jt808::Header::new(edition, jt808::id::LOCATION, "13912345678", 5);
+    jt808::encode_message(&header, &jt808::Body::Location(location.clone())).expect("encodes")
 }
 
 fn csv_seeds() -> Vec<(&'static str, Vec<u8>)> {

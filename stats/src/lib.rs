@@ -1,9 +1,9 @@
 //! fleet-stats: usage statistics. Two parts that share only the derived tables:
 //!
 //! - The [`Deriver`] (a task, started by fleetd) follows committed telemetry on the bus and,
-//!   every few seconds, re-derives the trips and charging sessions of each car that received
-//!   samples, over the window those samples can touch (late data — re-issued reports, offline
-//!   batches — re-derives the trips it touches). On start it catches up every car from its
+//!   every 30 s ([`DEFAULT_INTERVAL`]), re-derives the trips and charging sessions of each
+//!   car that received samples, over the window those samples can touch (late data —
+//!   re-issued reports, offline batches — re-derives the trips it touches). On start it catches up every car from its
 //!   newest stored trip, so history loaded without the bus (the demo's month) is derived too.
 //!   Each derived trip is tied to the order whose passengers the car carried meanwhile, which
 //!   gives the unit's energy use against its budget. Raw-sample retention runs beside it.

@@ -70,6 +70,8 @@ pub struct Config {
     /// A sample stamped further than this ahead of the receiving clock is stored flagged
     /// (`clock_ahead`) and never moves the vehicle's state.
     pub max_clock_ahead: Duration,
+    /// TLS to the broker (`mqtts://`; the server name checked is `host`); `None`: plain MQTT.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Config {
@@ -100,6 +102,7 @@ impl Config {
             max_batch: Self::DEFAULT_MAX_BATCH,
             max_batch_delay: Self::DEFAULT_MAX_BATCH_DELAY,
             max_clock_ahead: fleet_domain::MAX_CLOCK_AHEAD,
+            tls: None,
         }
     }
 }

@@ -2,6 +2,8 @@
 //! It reads publishes and forwards them to the batcher, and writes the acknowledgements the
 //! writer hands it after each commit, all of a batch in one write.
 //!
+//! Over TLS (`mqtts://`) the same bytes go through rustls on the TCP stream.
+//!
 //! The session is spoken here on rumqttc's packet codec rather than through rumqttc's event
 //! loop, which writes and flushes every manual acknowledgement on its own: one event-loop
 //! round and one `write` per message, where a committed batch of thousands needs one.
@@ -15,7 +17,8 @@ use rumqttc::mqttbytes::Error as CodecError;
 use rumqttc::{
     ConnectReturnCode, Packet, PubAck, PubComp, PubRec, QoS, Subscribe, SubscribeFilter, SubscribeReasonCode,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -30,7 +33,7 @@ use crate::{Config, GBT32960_TOPIC_FILTER, JSON_TOPIC_FILTER, MAX_MESSAGE_BYTES}
 /// broker's in-flight window cannot be relied on for it: Mosquitto 2.0.11 keeps to
 /// `max_inflight_messages` only until acknowledgements come back in batches, then sends past
 /// it (measured: 10,000 configured, 54,000-108,000 in hand during a 200,000-message burst).
-/// Four full batches (16,000 messages by default): the batcher's queue and the commits in
+/// Four full batches (16,000 messages on PostgreSQL, 64,000 on SQLite by default): the batcher's queue and the commits in
 /// flight stay fed.
 fn max_in_hand(cfg: &Config) -> u64 {
     4 * cfg.max_batch.max(1) as u64
@@ -82,10 +85,21 @@ pub(crate) struct Link {
     pub stops: Stops,
 }
 
+/// The connection's byte stream: plain TCP, or TLS over it.
+trait Wire: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Wire for T {}
+
+type Stream = Box<dyn Wire>;
+
 #[derive(Debug, thiserror::Error)]
 enum LinkError {
     #[error("network: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
+    /// The handshake failed or the peer ended the TLS session with an alert: a broker
+    /// certificate the roots do not vouch for or not naming the host, a client certificate
+    /// the broker refused. Retrying alone rarely mends it.
+    #[error("TLS: {0}")]
+    Tls(std::io::Error),
     #[error("timed out after {0:?}")]
     Timeout(Duration),
     #[error("the broker closed the connection")]
@@ -100,6 +114,13 @@ enum LinkError {
     Silent(Duration),
 }
 
+impl From<std::io::Error> for LinkError {
+    fn from(e: std::io::Error) -> Self {
+        // rustls' own errors travel inside the I/O errors tokio-rustls returns.
+        if e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) { Self::Tls(e) } else { Self::Io(e) }
+    }
+}
+
 /// Runs the connection until shutdown: connects, subscribes on every connection (the
 /// session is persistent, but a broker may have lost it), forwards publishes, writes acks,
 /// and reconnects with capped backoff.
@@ -112,6 +133,8 @@ enum LinkError {
 pub(crate) async fn run(mut link: Link) {
     let mut backoff = BACKOFF_FIRST;
     let mut generation = 0u64;
+    // A TLS failure is logged once, as an error, until it changes or the connection is made.
+    let mut tls_failure: Option<String> = None;
     loop {
         if link.stops.intake.is_cancelled() && link.acks.is_closed() {
             // Shut down while disconnected: nothing is left to acknowledge.
@@ -124,6 +147,7 @@ pub(crate) async fn run(mut link: Link) {
         let ended = match outcome {
             Ok((stream, buf, session_present)) => {
                 generation += 1;
+                tls_failure = None;
                 link.connected.store(true, Ordering::Relaxed);
                 backoff = BACKOFF_FIRST;
                 tracing::info!(mqtt.session_present = session_present, "connected to the MQTT broker");
@@ -139,6 +163,20 @@ pub(crate) async fn run(mut link: Link) {
             Err(e) if link.stops.intake.is_cancelled() => {
                 tracing::debug!(error = %e, "MQTT connection closed while shutting down");
                 break;
+            }
+            Err(e @ LinkError::Tls(_)) => {
+                metrics::counter!("fleet_ingest_connection_errors_total").increment(1);
+                let text = e.to_string();
+                if tls_failure.as_ref() == Some(&text) {
+                    tracing::debug!(error = %text, "TLS to the MQTT broker failed again");
+                } else {
+                    tracing::error!(
+                        error = %text,
+                        mqtt.host = %link.cfg.host,
+                        "TLS to the MQTT broker failed (check FLEET_MQTT_CA_FILE, the broker's certificate and host name, the client certificate); retrying"
+                    );
+                    tls_failure = Some(text);
+                }
             }
             Err(e) => {
                 metrics::counter!("fleet_ingest_connection_errors_total").increment(1);
@@ -156,9 +194,18 @@ pub(crate) async fn run(mut link: Link) {
 
 /// Connects and logs in with a persistent session; returns the stream, what was read past
 /// the CONNACK, and whether the broker kept our session.
-async fn open(cfg: &Config) -> Result<(TcpStream, BytesMut, bool), LinkError> {
-    let mut stream = within(TcpStream::connect((cfg.host.as_str(), cfg.port))).await??;
-    stream.set_nodelay(true)?;
+async fn open(cfg: &Config) -> Result<(Stream, BytesMut, bool), LinkError> {
+    let tcp = within(TcpStream::connect((cfg.host.as_str(), cfg.port))).await??;
+    tcp.set_nodelay(true)?;
+    let mut stream: Stream = match &cfg.tls {
+        None => Box::new(tcp),
+        Some(tls) => {
+            let name = ServerName::try_from(cfg.host.clone())
+                .map_err(|e| LinkError::Tls(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
+            let connector = tokio_rustls::TlsConnector::from(Arc::clone(tls));
+            Box::new(within(connector.connect(name, tcp)).await??)
+        }
+    };
     let mut connect = rumqttc::Connect::new(cfg.client_id.clone());
     connect.keep_alive = KEEP_ALIVE.as_secs() as u16;
     connect.clean_session = false;
@@ -186,7 +233,7 @@ async fn open(cfg: &Config) -> Result<(TcpStream, BytesMut, bool), LinkError> {
 }
 
 /// One connection's life after the CONNACK.
-async fn session(link: &mut Link, mut stream: TcpStream, mut buf: BytesMut, generation: u64) -> Result<(), LinkError> {
+async fn session(link: &mut Link, mut stream: Stream, mut buf: BytesMut, generation: u64) -> Result<(), LinkError> {
     let prefix = &link.cfg.subscription_prefix;
     let filters = [JSON_TOPIC_FILTER, GBT32960_TOPIC_FILTER]
         .map(|t| SubscribeFilter::new(format!("{prefix}{t}"), QoS::AtLeastOnce));
@@ -331,14 +378,14 @@ fn encode(packet: &Packet, out: &mut BytesMut) {
     }
 }
 
-async fn send(stream: &mut TcpStream, out: &mut BytesMut) -> Result<(), LinkError> {
+async fn send(stream: &mut Stream, out: &mut BytesMut) -> Result<(), LinkError> {
     within(stream.write_all(out)).await??;
     out.clear();
     Ok(())
 }
 
 /// Best effort: tells the broker we leave on purpose (no will, the session stays).
-async fn disconnect(stream: &mut TcpStream) {
+async fn disconnect(stream: &mut Stream) {
     let mut out = BytesMut::new();
     encode(&Packet::Disconnect, &mut out);
     let _ = within(stream.write_all(&out)).await;

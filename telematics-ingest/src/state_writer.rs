@@ -4,7 +4,7 @@
 //! (one row per vehicle); this task merges the backlog into the database every
 //! [`STATE_WRITE_INTERVAL`]. At a high message rate that is one upsert per vehicle per
 //! interval instead of one per vehicle per batch: in `fleetd bench ingest` on PostgreSQL
-//! the upserts were a fifth of the database's CPU. The state in the database trails the
+//! the upserts were about a third of the database's CPU. The state in the database trails the
 //! samples by up to the interval plus a write; the live feed follows the committed samples
 //! themselves and does not wait for it. What a crash takes of the backlog is restored at the
 //! next start from the stored samples (`Telemetry::catch_up_states`).

@@ -39,6 +39,11 @@ fn every_kept_gbt32960_input_decodes_renders_or_is_refused_without_panicking() {
 }
 
 #[test]
+fn every_kept_jt808_input_splits_decodes_round_trips_or_is_refused_without_panicking() {
+    replay("jt808_frame", harness::jt808_frame);
+}
+
+#[test]
 fn every_kept_order_csv_input_parses_or_is_refused_without_panicking() {
     replay("order_csv", harness::order_csv);
 }

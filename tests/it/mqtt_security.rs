@@ -7,11 +7,12 @@
 //!
 //! The embedded broker is held to the same rules in `embedded` (issue 17, item 3).
 //!
-//! fleetd cannot speak TLS yet (`mqtts://` is refused) and rumqttc is built without TLS here,
-//! so the TLS listener is tested with `mosquitto_pub --cafile` (Debian's mosquitto-clients).
+//! Vehicles' TLS is tested with `mosquitto_pub --cafile` (Debian's mosquitto-clients), as a
+//! terminal would connect; fleetd's own session over TLS (`mqtts://`) in `tls`.
 
 mod broker;
 mod embedded;
+mod tls;
 
 use std::path::PathBuf;
 use std::process::Command;

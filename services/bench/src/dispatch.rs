@@ -17,22 +17,21 @@
 //! Shenjiamen on the main island; Daishan, Zhujiajian, Putuoshan, Jintang).
 
 mod notify;
+mod optimum;
+mod workload;
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use chrono::{DateTime, Utc};
 use clap::{Args, ValueEnum};
-use fleet_dispatch::{
-    BatchCar, BatchOrder, CarIndex, CostMatrix, NoPick, assign_greedy, assign_optimal, feasible_pairs, pick_nearest,
-    solve,
-};
-use fleet_domain::feasibility::{CarFacts, DispatchParams, GeoPoint, OrderFacts, TimeWindow, check};
+use fleet_dispatch::{CarIndex, NoPick, assign_greedy, assign_optimal, feasible_pairs, pick_nearest, solve};
+use fleet_domain::feasibility::{CarFacts, DispatchParams, GeoPoint, OrderFacts, check};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
+use self::optimum::{min_cost_flow, subset_dp};
+use self::workload::{available_car, batch, dropoff, passengers, rush_pickup};
 use super::progress;
 
 #[derive(Debug, Clone, Args)]
@@ -70,125 +69,6 @@ pub enum Part {
     C,
     /// Order due → driver notified, through a running fleetd.
     D,
-}
-
-/// A town: centre, spread (km, one standard deviation) and weight as a car's home.
-struct Town {
-    lat: f64,
-    lon: f64,
-    spread_km: f64,
-    cars: f64,
-}
-
-const TOWNS: [Town; 8] = [
-    Town { lat: 30.018, lon: 122.106, spread_km: 2.5, cars: 0.25 }, // Dinghai
-    Town { lat: 29.988, lon: 122.207, spread_km: 2.5, cars: 0.25 }, // Lincheng (government centre)
-    Town { lat: 29.952, lon: 122.300, spread_km: 2.0, cars: 0.20 }, // Shenjiamen
-    Town { lat: 29.990, lon: 122.050, spread_km: 3.0, cars: 0.12 }, // west of Dinghai
-    Town { lat: 30.245, lon: 122.205, spread_km: 2.0, cars: 0.07 }, // Daishan
-    Town { lat: 29.895, lon: 122.390, spread_km: 1.5, cars: 0.05 }, // Zhujiajian
-    Town { lat: 29.995, lon: 122.385, spread_km: 0.8, cars: 0.03 }, // Putuoshan
-    Town { lat: 30.030, lon: 121.880, spread_km: 1.5, cars: 0.03 }, // Jintang
-];
-
-/// Rush hour: most pickups at a few places on the main island (offices, the hospital, the
-/// ferry terminal), spread about 600 m.
-const RUSH_SPOTS: [(f64, f64); 5] =
-    [(29.986, 122.204), (30.012, 122.103), (29.958, 122.296), (30.003, 122.175), (29.947, 122.259)];
-
-fn normal(rng: &mut StdRng) -> f64 {
-    // Box–Muller.
-    let u1: f64 = rng.random_range(f64::EPSILON..1.0);
-    let u2: f64 = rng.random();
-    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-}
-
-fn around(rng: &mut StdRng, lat: f64, lon: f64, spread_km: f64) -> GeoPoint {
-    let dlat = normal(rng) * spread_km / 111.2;
-    let dlon = normal(rng) * spread_km / (111.2 * lat.to_radians().cos());
-    GeoPoint::new(lat + dlat, lon + dlon)
-}
-
-fn car_position(rng: &mut StdRng) -> GeoPoint {
-    let mut x: f64 = rng.random();
-    for t in &TOWNS {
-        if x < t.cars {
-            return around(rng, t.lat, t.lon, t.spread_km);
-        }
-        x -= t.cars;
-    }
-    around(rng, TOWNS[0].lat, TOWNS[0].lon, TOWNS[0].spread_km)
-}
-
-fn rush_pickup(rng: &mut StdRng) -> GeoPoint {
-    if rng.random_bool(0.8) {
-        let (lat, lon) = RUSH_SPOTS[rng.random_range(0..RUSH_SPOTS.len())];
-        around(rng, lat, lon, 0.6)
-    } else {
-        car_position(rng)
-    }
-}
-
-fn dropoff(rng: &mut StdRng) -> GeoPoint {
-    car_position(rng)
-}
-
-fn passengers(rng: &mut StdRng) -> u32 {
-    if rng.random_bool(0.05) { rng.random_range(5..=6) } else { rng.random_range(1..=4) }
-}
-
-/// An available car somewhere in Zhoushan: online and idle; seats, charge, battery and
-/// consumption vary.
-fn available_car(rng: &mut StdRng) -> CarFacts {
-    let position = car_position(rng);
-    let (battery_kwh, consumption) =
-        if rng.random_bool(0.15) { (82.0, 19.0) } else { (rng.random_range(50.0..78.0), rng.random_range(12.5..16.5)) };
-    CarFacts {
-        position,
-        seats: if rng.random_bool(0.15) { 7 } else { 5 },
-        soc_pct: Some(rng.random_range(18.0..100.0)),
-        battery_kwh,
-        consumption_kwh_per_100km: consumption,
-        online: true,
-        idle: true,
-        reserved: false,
-    }
-}
-
-fn now_window() -> TimeWindow {
-    let t0 = DateTime::<Utc>::from_timestamp(1_790_000_000, 0).expect("a valid instant");
-    TimeWindow::new(t0, t0 + chrono::Duration::minutes(45))
-}
-
-fn batch(rng: &mut StdRng, orders: usize, cars: usize) -> (Vec<BatchOrder<usize, usize>>, Vec<BatchCar<usize>>) {
-    let window = now_window();
-    let orders = (0..orders)
-        .map(|id| BatchOrder {
-            id,
-            pickup: rush_pickup(rng),
-            dropoff: dropoff(rng),
-            passengers: passengers(rng),
-            window,
-            excluded: vec![],
-        })
-        .collect();
-    let cars = (0..cars)
-        .map(|key| {
-            let f = available_car(rng);
-            BatchCar {
-                key,
-                position: f.position,
-                seats: f.seats,
-                soc_pct: f.soc_pct,
-                battery_kwh: f.battery_kwh,
-                consumption_kwh_per_100km: f.consumption_kwh_per_100km,
-                online: f.online,
-                idle: f.idle,
-                reservations: vec![],
-            }
-        })
-        .collect();
-    (orders, cars)
 }
 
 /// The p-th percentile (0–100) of sorted samples, nearest rank.
@@ -427,119 +307,9 @@ fn large(args: &DispatchArgs, out: &mut serde_json::Map<String, Value>) -> anyho
     Ok(())
 }
 
-/// Maximum-cardinality minimum-cost matching as a min-cost flow: source → every order →
-/// feasible car → sink, unit capacities, augmented one unit at a time along a cheapest path
-/// found by Bellman–Ford with a FIFO queue (residual arcs carry negative costs; no potentials
-/// are kept). Successive shortest paths give a cheapest flow of every size, so the last is a
-/// cheapest maximum one. Returns (pairs, total cost).
-fn min_cost_flow(costs: &CostMatrix) -> (usize, u64) {
-    struct Arc {
-        to: usize,
-        cap: i32,
-        cost: i64,
-    }
-    let (n, m) = (costs.rows(), costs.cols());
-    let (source, sink) = (n + m, n + m + 1);
-    let nodes = n + m + 2;
-    let mut arcs: Vec<Arc> = Vec::new();
-    let mut out: Vec<Vec<usize>> = vec![Vec::new(); nodes];
-    let mut add = |arcs: &mut Vec<Arc>, from: usize, to: usize, cost: i64| {
-        out[from].push(arcs.len());
-        arcs.push(Arc { to, cap: 1, cost });
-        out[to].push(arcs.len());
-        arcs.push(Arc { to: from, cap: 0, cost: -cost });
-    };
-    for r in 0..n {
-        add(&mut arcs, source, r, 0);
-        for c in 0..m {
-            if let Some(x) = costs.get(r, c) {
-                add(&mut arcs, r, n + c, i64::from(x));
-            }
-        }
-    }
-    for c in 0..m {
-        add(&mut arcs, n + c, sink, 0);
-    }
-    let (mut flow, mut total) = (0usize, 0i64);
-    loop {
-        let mut dist = vec![i64::MAX; nodes];
-        let mut via = vec![usize::MAX; nodes];
-        let mut queued = vec![false; nodes];
-        let mut queue = VecDeque::from([source]);
-        dist[source] = 0;
-        while let Some(x) = queue.pop_front() {
-            queued[x] = false;
-            for &a in &out[x] {
-                let arc = &arcs[a];
-                if arc.cap > 0 && dist[x] + arc.cost < dist[arc.to] {
-                    dist[arc.to] = dist[x] + arc.cost;
-                    via[arc.to] = a;
-                    if !queued[arc.to] {
-                        queued[arc.to] = true;
-                        queue.push_back(arc.to);
-                    }
-                }
-            }
-        }
-        if dist[sink] == i64::MAX {
-            break;
-        }
-        let mut x = sink;
-        while x != source {
-            let a = via[x];
-            arcs[a].cap -= 1;
-            arcs[a ^ 1].cap += 1;
-            x = arcs[a ^ 1].to;
-        }
-        flow += 1;
-        total += dist[sink];
-    }
-    (flow, u64::try_from(total).unwrap_or(0))
-}
-
-/// Exhaustive dynamic program over subsets of orders: cars one by one, each unused or given to
-/// an order not yet served; best (most pairs, least cost) per set of served orders.
-fn subset_dp(costs: &CostMatrix) -> (usize, u64) {
-    let n = costs.rows();
-    let full = 1usize << n;
-    let mut best: Vec<Option<u64>> = vec![None; full];
-    best[0] = Some(0);
-    for c in 0..costs.cols() {
-        let prev = best.clone();
-        for (mask, value) in prev.iter().enumerate() {
-            let Some(v) = *value else { continue };
-            for r in 0..n {
-                if mask & (1 << r) == 0
-                    && let Some(x) = costs.get(r, c)
-                {
-                    let slot = &mut best[mask | (1 << r)];
-                    let cand = v + u64::from(x);
-                    if slot.is_none_or(|s| cand < s) {
-                        *slot = Some(cand);
-                    }
-                }
-            }
-        }
-    }
-    best.iter()
-        .enumerate()
-        .filter_map(|(mask, v)| v.map(|v| (mask.count_ones() as usize, v)))
-        .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)))
-        .unwrap_or((0, 0))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_independent_optima_agree_with_each_other_on_a_hand_case() {
-        let m = CostMatrix::from_fn(3, 2, |r, c| [[Some(5), Some(1)], [Some(2), None], [None, Some(3)]][r][c]);
-        // Two pairs at most: (0,1)+(1,0) = 3 is the cheapest.
-        assert_eq!(min_cost_flow(&m), (2, 3));
-        assert_eq!(subset_dp(&m), (2, 3));
-        assert_eq!(solve(&m).unwrap().cost, 3);
-    }
 
     #[test]
     fn percentiles_use_the_nearest_rank() {

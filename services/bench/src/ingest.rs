@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::{DateTime, TimeZone, Utc};
 use clap::Args;
-use fleet_domain::{Sample, SampleSource, Vin};
+use fleet_domain::{Sample, SampleSource, SecretUrl, Vin};
 use fleet_gbt32960::Edition;
 use fleet_sim::terminal;
 use serde_json::{Value, json};
@@ -97,8 +97,8 @@ pub(crate) async fn run(args: IngestArgs) -> anyhow::Result<Value> {
         args.vehicles > 0 && args.messages > 0 && args.publishers > 0 && args.rss_interval_s > 0.0,
         "vehicles, messages, publishers and the report interval must be positive"
     );
-    let broker = Broker::start(args.target.mqtt_url.as_deref())?;
-    let db = BenchDb::create(&args.target.database_url).await?;
+    let broker = Broker::start(args.target.mqtt_url.as_ref().map(SecretUrl::expose))?;
+    let db = BenchDb::create(args.target.database_url.expose()).await?;
     let result = measure(&args, &broker, &db).await;
     db.cleanup().await;
     result

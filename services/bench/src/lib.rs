@@ -1,7 +1,8 @@
 //! `fleet-bench`: the measurements behind `fleetd bench …`, each against a baseline taken in
 //! the same run (README "Benchmark"). The benches start fleetd as a child process (the
-//! running executable, [`child`]), a database and a broker of their own; they own their
-//! command-line arguments, which fleetd's CLI embeds. Progress goes to stderr; the last line
+//! running executable, [`child`]) on a fresh database of their own on the configured
+//! server, and use the configured broker (an embedded one when `FLEET_MQTT_URL` is unset);
+//! they own their command-line arguments, which fleetd's CLI embeds. Progress goes to stderr; the last line
 //! of stdout is one JSON object of figures whose keys carry their unit as a suffix.
 
 mod child;
@@ -14,7 +15,7 @@ mod soak;
 mod stats;
 
 use clap::{Args, Subcommand};
-use fleet_domain::Vin;
+use fleet_domain::{SecretUrl, Vin};
 
 /// `fleetd bench`'s arguments.
 #[derive(Debug, Clone, Args)]
@@ -46,11 +47,11 @@ pub enum BenchKind {
 #[derive(Debug, Clone, Args)]
 pub struct TargetArgs {
     /// Database server to measure on; the bench makes a fresh database there and removes it.
-    #[arg(long, env = "FLEET_DATABASE_URL", default_value = fleet_storage::DEFAULT_DATABASE_URL)]
-    pub database_url: String,
+    #[arg(long, env = "FLEET_DATABASE_URL", hide_env_values = true, default_value = fleet_storage::DEFAULT_DATABASE_URL)]
+    pub database_url: SecretUrl,
     /// Broker to measure on; unset: an embedded broker started by the bench.
-    #[arg(long, env = "FLEET_MQTT_URL")]
-    pub mqtt_url: Option<String>,
+    #[arg(long, env = "FLEET_MQTT_URL", hide_env_values = true)]
+    pub mqtt_url: Option<SecretUrl>,
 }
 
 /// Runs one bench and prints its figures as the last line of stdout.
@@ -102,5 +103,27 @@ mod tests {
         assert_eq!(bench_index("LSVAU2180N2183294"), None);
         assert_eq!(bench_index("LFBENCH00000000x1"), None);
         assert_eq!(bench_index("LFBENCH0000001"), None);
+    }
+
+    #[test]
+    fn the_target_never_shows_its_passwords_in_debug() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            target: TargetArgs,
+        }
+        let cli = <Cli as clap::Parser>::try_parse_from([
+            "bench",
+            "--database-url",
+            "postgres://fleet:db-pass-1@db/fleet",
+            "--mqtt-url",
+            "mqtt://fleet:mq-pass-2@broker:1883",
+        ])
+        .expect("the arguments parse");
+        let shown = format!("{:?}", cli.target);
+        assert!(!shown.contains("db-pass-1") && !shown.contains("mq-pass-2"), "{shown}");
+        assert!(shown.contains("db/fleet") && shown.contains("broker:1883"), "{shown}");
+        assert_eq!(cli.target.database_url.expose(), "postgres://fleet:db-pass-1@db/fleet");
+        assert_eq!(cli.target.mqtt_url.as_ref().map(SecretUrl::expose), Some("mqtt://fleet:mq-pass-2@broker:1883"));
     }
 }

@@ -20,6 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use clap::Args;
+use fleet_domain::SecretUrl;
 use futures_util::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -98,8 +99,8 @@ pub(crate) async fn run(args: LiveArgs) -> anyhow::Result<Value> {
         args.interval_s > 0.0 && args.duration_s > 0.0 && args.warmup_s >= 0.0,
         "the interval and the duration must be positive, the warm-up not negative"
     );
-    let broker = Broker::start(args.target.mqtt_url.as_deref())?;
-    let db = BenchDb::create(&args.target.database_url).await?;
+    let broker = Broker::start(args.target.mqtt_url.as_ref().map(SecretUrl::expose))?;
+    let db = BenchDb::create(args.target.database_url.expose()).await?;
     let result = measure(&args, &broker, &db).await;
     db.cleanup().await;
     result

@@ -25,6 +25,13 @@ impl Broker {
         match mqtt_url {
             Some(u) => {
                 let p = MqttUrl::parse(u)?;
+                if p.tls {
+                    // The bench's publishers and taps speak plain MQTT only.
+                    return Err(fleet_broker::MqttUrlError(
+                        "the benches speak plain MQTT: use an mqtt:// broker URL".to_owned(),
+                    )
+                    .into());
+                }
                 Ok(Self { host: p.host, port: p.port, url: u.to_owned() })
             }
             None => {

@@ -21,6 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use clap::Args;
+use fleet_domain::SecretUrl;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -114,8 +115,8 @@ pub(crate) async fn run(args: SoakArgs) -> anyhow::Result<Value> {
     anyhow::ensure!(args.orders_per_min >= 0.0 && args.orders_per_min <= 600.0, "--orders-per-min must be 0 to 600");
     anyhow::ensure!(args.drivers <= args.vehicles, "--drivers must be at most --vehicles");
     anyhow::ensure!(args.orders_per_min == 0.0 || args.drivers > 0, "orders need at least one driver");
-    let broker = Broker::start(args.target.mqtt_url.as_deref())?;
-    let db = BenchDb::create(&args.target.database_url).await?;
+    let broker = Broker::start(args.target.mqtt_url.as_ref().map(SecretUrl::expose))?;
+    let db = BenchDb::create(args.target.database_url.expose()).await?;
     let result = soak(&args, &broker, &db).await;
     db.cleanup().await;
     result

@@ -1,5 +1,5 @@
 //! A broker's address as fleetd, the simulator and the benches are given it:
-//! `mqtt://[user:pass@]host[:port]`.
+//! `mqtt://[user:pass@]host[:port]`, or `mqtts://` for TLS (port 8883 by default).
 
 use fleet_domain::Secret;
 
@@ -19,22 +19,14 @@ pub struct MqttUrl {
 }
 
 impl MqttUrl {
-    /// A URL fleetd can connect to: `mqtts://` is refused until this build speaks TLS.
+    /// A URL fleetd can connect to: `mqtt://` in clear, `mqtts://` over TLS ([`crate::MqttTls`]).
     pub fn parse(s: &str) -> Result<Self, MqttUrlError> {
-        let url = Self::parse_any(s)?;
-        if url.tls {
-            return Err(MqttUrlError(
-                "mqtts:// (TLS) is not supported by this build yet; use mqtt:// on a trusted network or a local TLS-terminating broker bridge"
-                    .to_owned(),
-            ));
-        }
-        Ok(url)
+        Self::parse_any(s)
     }
 
-    /// Any well-formed URL, `mqtts://` included (for `mqtt-passwd`, which only reads the
-    /// account from it).
+    /// Any well-formed URL (`mqtt-passwd` reads only the account from it).
     pub fn parse_any(s: &str) -> Result<Self, MqttUrlError> {
-        let bad = |p: &str| MqttUrlError(format!("{p} (expected mqtt://[user:pass@]host[:port])"));
+        let bad = |p: &str| MqttUrlError(format!("{p} (expected mqtt[s]://[user:pass@]host[:port])"));
         let url = url::Url::parse(s).map_err(|e| bad(&e.to_string()))?;
         let tls = match url.scheme() {
             "mqtt" | "tcp" => false,
@@ -73,6 +65,8 @@ mod tests {
             ("broker.example", 1883, Some("fleetd"), Some("s@cret"))
         );
         let u = MqttUrl::parse("mqtt://127.0.0.1").unwrap();
-        assert_eq!((u.port, u.username), (1883, None));
+        assert_eq!((u.port, u.username, u.tls), (1883, None, false));
+        let u = MqttUrl::parse("mqtts://broker.example").unwrap();
+        assert_eq!((u.port, u.tls), (8883, true));
     }
 }

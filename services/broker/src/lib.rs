@@ -1,11 +1,12 @@
 //! `fleet-broker`: the embedded MQTT broker, the quick start's default, and [`MqttUrl`], a
-//! broker's address as every client of this workspace names it. rumqttd does the broker's work on a
+//! broker's address as every client of this workspace names it, with [`MqttTls`], how a
+//! client reaches an `mqtts://` one. rumqttd does the broker's work on a
 //! loopback port of its own that only takes a random per-process account; clients reach it
 //! through a gate of ours on the public address ([`gate`]), which authenticates as the
 //! shipped Mosquitto set-up does (vehicles by VIN and issued secret, each publishing only
 //! under its own VIN and reading no other's topics, fleetd's session reserved to fleetd) —
 //! rumqttd alone has static passwords but no ACL. fleetd's own ingest connects to the
-//! internal port directly. There is no TLS, and sessions live in memory only: a real
+//! internal port directly. The embedded broker speaks no TLS, and sessions live in memory only: a real
 //! deployment uses an external broker (`deploy/mosquitto/`).
 
 mod acl;
@@ -13,6 +14,7 @@ mod address;
 mod gate;
 mod internal;
 mod splice;
+mod tls;
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -26,11 +28,13 @@ use tokio_util::task::TaskTracker;
 pub use self::acl::{may_publish, may_subscribe};
 pub use self::address::{MqttUrl, MqttUrlError};
 pub use self::gate::{CONNECT_TIMEOUT, MAX_CLIENT_CONNECTIONS};
+pub use self::tls::{MqttTls, MqttTlsError, TlsFile};
 
 /// Largest message the embedded broker passes on. Above ingest's own 256 KiB limit, so that a
 /// too-large message reaches ingest and is dead-lettered with its reason.
 pub const EMBEDDED_MAX_PAYLOAD: usize = 1024 * 1024;
-/// Unacknowledged QoS 1 messages in flight to one client.
+/// rumqttd's `max_inflight_count`: packets read from one client at a time. (The window of
+/// unacknowledged messages to a subscriber is rumqttd's own, a fixed 100.)
 pub const EMBEDDED_MAX_INFLIGHT: usize = 10_000;
 /// The internal broker's user (its password is drawn afresh by each process).
 const INTERNAL_USER: &str = "fleetd-internal";

@@ -1,7 +1,8 @@
 //! Pure fleet types and rules shared by every service: the VIN, a telemetry sample, the
 //! registry (units, vehicles, drivers, users), a vehicle's current state and how its status
-//! is derived, the shape of an order. Nothing here does I/O; every type that exists is valid
-//! (validated once, in `parse`/`TryFrom`).
+//! is derived, the shape of an order. Nothing here does I/O. Identifiers (`Vin`, `Role`, …)
+//! are valid once parsed (`parse`/`TryFrom`); inputs (`Sample`, `NewOrder`, the `New*` registry
+//! types) are checked once by their `validate()` before they are stored.
 
 pub mod dead_letter;
 pub mod feasibility;

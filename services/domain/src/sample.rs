@@ -12,6 +12,8 @@ pub enum SampleSource {
     Json,
     Gbt2016,
     Gbt2025,
+    /// A JT/T 808 location report (Beidou vehicle terminal).
+    Jt808,
 }
 
 impl SampleSource {
@@ -20,6 +22,7 @@ impl SampleSource {
             Self::Json => "json",
             Self::Gbt2016 => "gbt2016",
             Self::Gbt2025 => "gbt2025",
+            Self::Jt808 => "jt808",
         }
     }
 
@@ -28,6 +31,7 @@ impl SampleSource {
             "json" => Some(Self::Json),
             "gbt2016" => Some(Self::Gbt2016),
             "gbt2025" => Some(Self::Gbt2025),
+            "jt808" => Some(Self::Jt808),
             _ => None,
         }
     }
@@ -181,6 +185,14 @@ mod tests {
     fn sample() -> Sample {
         let vin = Vin::parse("LSJA24U66NS000001").unwrap();
         Sample::at(vin, Utc::now(), 30.0, 122.1, SampleSource::Json)
+    }
+
+    #[test]
+    fn every_source_reads_back_from_its_stored_text_and_its_json() {
+        for source in [SampleSource::Json, SampleSource::Gbt2016, SampleSource::Gbt2025, SampleSource::Jt808] {
+            assert_eq!(SampleSource::parse(source.as_str()), Some(source));
+            assert_eq!(serde_json::to_value(source).unwrap(), source.as_str());
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::Context;
-use fleet_broker as broker;
+use fleet_broker::{self as broker, MqttTls};
 use fleet_bus::Bus;
 use fleet_domain::Secret;
 use fleet_sim as simulate;
@@ -136,6 +136,7 @@ impl App {
                         fleet_ingest::Config::new(url.host.clone(), url.port, settings.mqtt_client_id.clone());
                     cfg.username = url.username.clone();
                     cfg.password = url.password.clone();
+                    cfg.tls = settings.mqtt_tls.as_ref().map(MqttTls::client_config);
                     mqtt_addr =
                         Some(crate::config::socket_addr("FLEET_MQTT_URL", &format!("{}:{}", url.host, url.port))?);
                     cfg
@@ -321,7 +322,7 @@ impl App {
                 consumption_kwh_per_100km: v.consumption_kwh_per_100km,
             })
             .collect();
-        let (broker_addr, login) = match embedded {
+        let (broker_addr, login, tls) = match embedded {
             // The demo's cars log in as vehicles do, each with a secret of its own,
             // issued afresh at every start (the secret is known only to this process).
             Some(bound) => {
@@ -329,7 +330,7 @@ impl App {
                 let secrets =
                     bootstrap::issue_mqtt_secrets(store, &vins).await.context("issuing the demo cars' MQTT secrets")?;
                 let addr = bound.embedded().local_public();
-                ((addr.ip().to_string(), addr.port()), simulate::SimLogin::PerVehicle(secrets))
+                ((addr.ip().to_string(), addr.port()), simulate::SimLogin::PerVehicle(secrets), None)
             }
             None => (
                 (ingest_cfg.host.clone(), ingest_cfg.port),
@@ -337,6 +338,7 @@ impl App {
                     ingest_cfg.username.clone(),
                     ingest_cfg.password.as_ref().map(|p| p.expose().to_owned()),
                 ),
+                ingest_cfg.tls.clone(),
             ),
         };
         Ok(simulate::SimConfig {
@@ -348,6 +350,7 @@ impl App {
             interval: settings.demo_interval,
             gbt32960_share: DEMO_GBT32960_SHARE,
             seed: 2026,
+            tls,
         })
     }
 

@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use fleet_domain::{Secret, SecretUrl};
 
 use crate::config::{self, ConfigError, MqttTarget, MqttUrl, Settings};
+use crate::mqtt_tls::MqttTlsArgs;
 
 /// fleetd: telematics ingest, dispatch and live map for an official EV fleet.
 #[derive(Debug, Parser)]
@@ -58,9 +59,12 @@ pub struct MqttPasswdArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct MqttArgs {
-    /// External broker, mqtt://[user:pass@]host[:port]. Unset: start the embedded broker.
+    /// External broker, mqtt://[user:pass@]host[:port] (mqtts:// over TLS). Unset: start the
+    /// embedded broker.
     #[arg(long, env = "FLEET_MQTT_URL")]
     pub mqtt_url: Option<String>,
+    #[command(flatten)]
+    pub tls: MqttTlsArgs,
     /// Where the embedded broker listens when no FLEET_MQTT_URL is given.
     #[arg(long, env = "FLEET_EMBEDDED_MQTT_ADDR", default_value = config::DEFAULT_EMBEDDED_MQTT_ADDR)]
     pub embedded_mqtt_addr: String,
@@ -78,6 +82,11 @@ impl MqttArgs {
                 Ok(MqttTarget::Embedded(config::socket_addr("FLEET_EMBEDDED_MQTT_ADDR", &self.embedded_mqtt_addr)?))
             }
         }
+    }
+
+    /// The TLS of an `mqtts://` external broker's connection.
+    pub fn tls(&self, target: &MqttTarget) -> Result<Option<fleet_broker::MqttTls>, ConfigError> {
+        self.tls.load(matches!(target, MqttTarget::External(url) if url.tls))
     }
 }
 
@@ -386,6 +395,7 @@ impl RunArgs {
         config::check_database_url(self.db.database_url.expose())?;
         config::check_client_id(&self.mqtt_client_id)?;
         let mut s = Settings::new(http_addr, self.db.database_url.clone(), self.mqtt.target()?);
+        s.mqtt_tls = self.mqtt.tls(&s.mqtt)?;
         s.mqtt_client_id = self.mqtt_client_id.clone();
         s.embedded_mqtt_anonymous = self.mqtt.embedded_mqtt_anonymous;
         s.check_embedded_broker()?;
@@ -456,10 +466,13 @@ impl RunArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct SimulateArgs {
-    /// Broker to publish to, mqtt://[user:pass@]host[:port] (every car on this one account, or
-    /// none: fleetd's embedded broker takes it only with FLEET_EMBEDDED_MQTT_ANONYMOUS=1).
-    #[arg(long, env = "FLEET_MQTT_URL", default_value = "mqtt://127.0.0.1:1884")]
-    pub mqtt_url: String,
+    /// Broker to publish to, mqtt://[user:pass@]host[:port] or mqtts:// (every car on this one
+    /// account, or none: fleetd's embedded broker takes it only with
+    /// FLEET_EMBEDDED_MQTT_ANONYMOUS=1).
+    #[arg(long, env = "FLEET_MQTT_URL", hide_env_values = true, default_value = "mqtt://127.0.0.1:1884")]
+    pub mqtt_url: SecretUrl,
+    #[command(flatten)]
+    pub tls: MqttTlsArgs,
     /// Number of simulated cars.
     #[arg(long, default_value_t = 60)]
     pub vehicles: usize,
@@ -470,8 +483,8 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 0.3)]
     pub gbt32960_share: f64,
     /// Take the cars (VINs, batteries) from this database's registry instead of generating VINs.
-    #[arg(long, env = "FLEET_SIM_DATABASE_URL")]
-    pub database_url: Option<String>,
+    #[arg(long, env = "FLEET_SIM_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<SecretUrl>,
     /// Random seed (the same seed drives the same fleet).
     #[arg(long, default_value_t = 2026)]
     pub seed: u64,

@@ -106,6 +106,8 @@ pub struct Settings {
     pub http_addr: SocketAddr,
     pub database_url: SecretUrl,
     pub mqtt: MqttTarget,
+    /// TLS to an `mqtts://` external broker (its roots and client certificate, read at start).
+    pub mqtt_tls: Option<fleet_broker::MqttTls>,
     /// The embedded broker lets clients without an account in (development only; refused
     /// unless it listens on a loopback address).
     pub embedded_mqtt_anonymous: bool,
@@ -234,6 +236,7 @@ impl Settings {
             http_addr,
             database_url,
             mqtt,
+            mqtt_tls: None,
             embedded_mqtt_anonymous: false,
             mqtt_client_id: DEFAULT_MQTT_CLIENT_ID.to_owned(),
             mqtt_share_group: None,
@@ -283,7 +286,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_mqtt_urls_naming_the_setting() {
-        for bad in ["http://x", "127.0.0.1:1883", "mqtt://", "mqtts://x"] {
+        for bad in ["http://x", "127.0.0.1:1883", "mqtt://", "mqtts://"] {
             let e = ConfigError::from(MqttUrl::parse(bad).unwrap_err());
             assert_eq!(e.setting, "FLEET_MQTT_URL", "{bad}");
         }

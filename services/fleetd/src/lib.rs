@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod housekeeping;
 pub mod mqtt_passwd;
+pub mod mqtt_tls;
 pub mod observability;
 pub mod relay;
 pub mod sessions;

@@ -14,7 +14,8 @@ const GENERATED_BATTERY_KWH: f64 = 60.0;
 const GENERATED_CONSUMPTION: f64 = 14.0;
 
 pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
-    let url = MqttUrl::parse(&args.mqtt_url).map_err(ConfigError::from)?;
+    let url = MqttUrl::parse(args.mqtt_url.expose()).map_err(ConfigError::from)?;
+    let tls = args.tls.load(url.tls)?;
     if !(0.0..=1.0).contains(&args.gbt32960_share) {
         return Err(ConfigError::new("--gbt32960-share", "must be between 0 and 1").into());
     }
@@ -26,7 +27,7 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
     }
     let vehicles: Vec<SimVehicle> = match &args.database_url {
         Some(db) => {
-            let store = fleet_storage::Store::connect(db).await.context("opening the registry database")?;
+            let store = fleet_storage::Store::connect(db.expose()).await.context("opening the registry database")?;
             let list = store.vehicles().list(None).await?;
             anyhow::ensure!(!list.is_empty(), "the registry at {db} holds no vehicles");
             list.into_iter()
@@ -57,6 +58,7 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
         interval: Duration::from_secs_f64(args.interval_s),
         gbt32960_share: args.gbt32960_share,
         seed: args.seed,
+        tls: tls.as_ref().map(fleet_broker::MqttTls::client_config),
     };
     let shutdown = CancellationToken::new();
     let stop = shutdown.clone();
@@ -78,4 +80,31 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
     let stats = simulate::run(cfg, shutdown).await?;
     eprintln!("published {} messages ({} errors)", stats.published, stats.errors);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use fleet_domain::SecretUrl;
+
+    use crate::cli::{Cli, Command};
+
+    #[test]
+    fn the_simulate_arguments_never_show_their_passwords_in_debug() {
+        let cli = Cli::try_parse_from([
+            "fleetd",
+            "simulate",
+            "--mqtt-url",
+            "mqtt://sim:mq-pass-2@broker:1883",
+            "--database-url",
+            "postgres://fleet:db-pass-1@db/fleet",
+        ])
+        .expect("the arguments parse");
+        let Command::Simulate(args) = cli.command else { panic!("not the simulate command") };
+        let shown = format!("{args:?}");
+        assert!(!shown.contains("db-pass-1") && !shown.contains("mq-pass-2"), "{shown}");
+        assert!(shown.contains("db/fleet") && shown.contains("broker:1883"), "{shown}");
+        assert_eq!(args.mqtt_url.expose(), "mqtt://sim:mq-pass-2@broker:1883");
+        assert_eq!(args.database_url.as_ref().map(SecretUrl::expose), Some("postgres://fleet:db-pass-1@db/fleet"));
+    }
 }

@@ -22,6 +22,7 @@ mod vins;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
@@ -67,6 +68,8 @@ pub struct SimConfig {
     /// edition, half the 2025 one.
     pub gbt32960_share: f64,
     pub seed: u64,
+    /// TLS to an `mqtts://` broker (the server name checked is `broker_host`); `None`: plain MQTT.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl fmt::Debug for SimConfig {
@@ -80,6 +83,7 @@ impl fmt::Debug for SimConfig {
             .field("interval", &self.interval)
             .field("gbt32960_share", &self.gbt32960_share)
             .field("seed", &self.seed)
+            .field("tls", &self.tls.is_some())
             .finish()
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS};
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration, Transport};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -99,6 +99,9 @@ impl Link {
             .set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES);
         if let Some((user, password)) = login {
             options.set_credentials(user, password);
+        }
+        if let Some(tls) = &cfg.tls {
+            options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::clone(tls))));
         }
         let (client, eventloop) = AsyncClient::new(options, REQUEST_QUEUE);
         let status = Arc::new(LinkStatus::default());

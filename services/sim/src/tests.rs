@@ -17,6 +17,7 @@ fn config(port: u16, vehicles: usize, interval: Duration) -> SimConfig {
         interval,
         gbt32960_share: 0.5,
         seed: 7,
+        tls: None,
     }
 }
 

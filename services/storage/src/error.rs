@@ -55,6 +55,15 @@ impl StorageError {
 
     /// True for errors that mean the database is unreachable or failing, not that the
     /// request was wrong: the caller should retry later.
+    /// The database gave up this transaction to let a concurrent one through (PostgreSQL's
+    /// deadlock 40P01 or serialization failure 40001): running it again is the answer. Two
+    /// orders assigned the same car at once each wait, in the exclusion constraint's check,
+    /// for the other's row; PostgreSQL ends one, and run again it meets the other's committed
+    /// booking and is refused as a double booking.
+    pub fn is_retryable_conflict(&self) -> bool {
+        matches!(self, Self::Db(sqlx::Error::Database(db)) if db.code().is_some_and(|c| c == "40P01" || c == "40001"))
+    }
+
     pub fn is_transient(&self) -> bool {
         matches!(
             self,

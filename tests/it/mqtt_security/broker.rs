@@ -96,6 +96,44 @@ pub(super) fn make_certs(dir: &Path, ca_name: &str) -> anyhow::Result<()> {
     ])
 }
 
+/// A client certificate (`client.crt`, `client.key`) signed by the CA `make_certs` left in `dir`.
+pub(super) fn make_client_cert(dir: &Path, name: &str) -> anyhow::Result<()> {
+    let ssl = |args: &[&str]| run(Command::new("openssl").args(args).current_dir(dir));
+    ssl(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-subj",
+        &format!("/CN={name}"),
+        "-keyout",
+        "client.key",
+        "-out",
+        "client.csr",
+    ])?;
+    // An extension makes it an X.509 v3 certificate (rustls takes no v1 one).
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n")?;
+    ssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "client.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "client.ext",
+        "-out",
+        "client.crt",
+    ])
+}
+
 /// Two free TCP ports on loopback (a broker that loses the race for one is started again).
 pub(super) fn free_ports() -> (u16, u16) {
     let a = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
@@ -140,6 +178,12 @@ impl Broker {
     /// Starts with a password file holding fleetd's account only (what `fleetd mqtt-passwd`
     /// writes for a registry without secrets).
     pub(super) async fn start() -> anyhow::Result<Self> {
+        Self::start_with(false).await
+    }
+
+    /// [`Broker::start`], the TLS listener asking every client for a certificate of its CA
+    /// when `require_certificate`.
+    pub(super) async fn start_with(require_certificate: bool) -> anyhow::Result<Self> {
         let dir = std::env::temp_dir().join(format!("fleet-mosquitto-{}", random_tag()));
         std::fs::create_dir_all(&dir)?;
         make_certs(&dir.join("certs"), "fleet test CA")?;
@@ -149,7 +193,16 @@ impl Broker {
         let mut last = String::new();
         for _ in 0..5 {
             let (port, tls_port) = free_ports();
-            std::fs::write(dir.join("mosquitto.conf"), shipped_config(&dir, port, tls_port)?)?;
+            let mut conf = shipped_config(&dir, port, tls_port)?;
+            if require_certificate {
+                let last_tls_line = "tls_version tlsv1.2\n";
+                anyhow::ensure!(
+                    conf.matches(last_tls_line).count() == 1,
+                    "the TLS listener ends with {last_tls_line:?}"
+                );
+                conf = conf.replace(last_tls_line, &format!("{last_tls_line}require_certificate true\n"));
+            }
+            std::fs::write(dir.join("mosquitto.conf"), conf)?;
             // Debian puts the broker in /usr/sbin, which a non-root PATH may lack.
             let exe = if Path::new("/usr/sbin/mosquitto").exists() { "/usr/sbin/mosquitto" } else { "mosquitto" };
             let child = Command::new(exe)
@@ -214,6 +267,11 @@ impl Broker {
             password: Some(FLEETD_PASSWORD.into()),
             tls: false,
         }
+    }
+
+    /// fleetd's settings for this broker's TLS listener (`mqtts://`).
+    pub(super) fn fleetd_tls_url(&self) -> MqttUrl {
+        MqttUrl { port: self.tls_port, tls: true, ..self.fleetd_url() }
     }
 }
 

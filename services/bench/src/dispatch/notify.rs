@@ -19,6 +19,7 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::Utc;
 use clap::Args;
+use fleet_domain::SecretUrl;
 use futures_util::{StreamExt, TryStreamExt};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -31,7 +32,8 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::{WebSocketStream, client_async};
 use tokio_util::sync::CancellationToken;
 
-use super::{car_position, dropoff, ms, percentile, rush_pickup};
+use super::workload::{car_position, dropoff, rush_pickup};
+use super::{ms, percentile};
 use crate::child::{Fleetd, summary_quantile};
 use crate::db::{BenchDb, register_vehicles};
 use crate::load::{Broker, Message, forget_session, publish_all};
@@ -85,8 +87,8 @@ pub(crate) async fn run(args: &NotifyArgs, seed: u64, out: &mut Map<String, Valu
         args.notify_cars > 0 && args.notify_orders > 0 && args.notify_order_rate > 0.0,
         "cars, orders and the rate must be positive"
     );
-    let broker = Broker::start(args.target.mqtt_url.as_deref())?;
-    let db = BenchDb::create(&args.target.database_url).await?;
+    let broker = Broker::start(args.target.mqtt_url.as_ref().map(SecretUrl::expose))?;
+    let db = BenchDb::create(args.target.database_url.expose()).await?;
     let result = measure(args, seed, &broker, &db, out).await;
     db.cleanup().await;
     result

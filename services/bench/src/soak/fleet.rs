@@ -104,6 +104,7 @@ pub(super) fn simulators(
         interval,
         gbt32960_share: if gbt { 1.0 } else { 0.0 },
         seed,
+        tls: None,
     };
     Ok([config("json", false), config("gbt", true)])
 }

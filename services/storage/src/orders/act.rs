@@ -43,6 +43,10 @@ impl From<Refusal> for StorageError {
     }
 }
 
+/// Attempts of one status change when the database ends its transaction to break a deadlock
+/// with a concurrent one (see [`StorageError::is_retryable_conflict`]).
+const ACT_ATTEMPTS: u32 = 5;
+
 /// An open transaction on either back end. SQLite's is `BEGIN IMMEDIATE`, so it holds the
 /// write lock from its first statement; PostgreSQL's locks the order's row as it reads it.
 enum Tx {
@@ -73,6 +77,17 @@ impl Orders<'_> {
     /// exclusions); storage excludes a declining car from the order and lets the database
     /// refuse a double booking. `None` when no order has this id.
     pub async fn act(&self, id: &str, act: &Act<'_>, now: DateTime<Utc>) -> Result<Option<Acted>, StorageError> {
+        let mut attempt = 1;
+        loop {
+            match self.act_once(id, act, now).await {
+                Err(e) if e.is_retryable_conflict() && attempt < ACT_ATTEMPTS => attempt += 1,
+                outcome => return outcome,
+            }
+        }
+    }
+
+    /// One attempt of [`Orders::act`], in one transaction.
+    async fn act_once(&self, id: &str, act: &Act<'_>, now: DateTime<Utc>) -> Result<Option<Acted>, StorageError> {
         let (mut tx, lock) = match self.0 {
             Store::Sqlite(pool, _) => (Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?), ""),
             Store::Postgres(pool, _) => (Tx::Postgres(pool.begin().await?), " FOR UPDATE"),
