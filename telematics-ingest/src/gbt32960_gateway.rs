@@ -10,12 +10,10 @@
 mod connection;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use fleet_storage::Store;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -77,7 +75,7 @@ impl Gbt32960Gateway {
     /// Accepts connections until `shutdown`, then lets each finish answering what it has in
     /// hand and waits for them.
     pub async fn run(self, shutdown: CancellationToken) {
-        let places = Arc::new(Semaphore::new(self.cfg.max_connections.clamp(1, Semaphore::MAX_PERMITS)));
+        let cap = fleet_bus::ConnectionLimit::new("gbt32960", self.cfg.max_connections);
         let tasks = TaskTracker::new();
         loop {
             let accepted = tokio::select! {
@@ -93,18 +91,14 @@ impl Gbt32960Gateway {
                     continue;
                 }
             };
-            let Ok(place) = places.clone().try_acquire_owned() else {
-                metrics::counter!("fleet_connections_refused_total", "listener" => "gbt32960").increment(1);
-                continue;
-            };
+            // At the cap the connection is dropped, which closes it.
+            let Some(admission) = cap.admit() else { continue };
             let _ = stream.set_nodelay(true);
             let conn = connection::Connection::new(stream, peer, self.cfg, self.store.clone(), self.intake.clone());
             let token = shutdown.child_token();
             tasks.spawn(async move {
-                metrics::gauge!("fleet_connections_open", "listener" => "gbt32960").increment(1.0);
+                let _admission = admission;
                 conn.serve(token).await;
-                metrics::gauge!("fleet_connections_open", "listener" => "gbt32960").decrement(1.0);
-                drop(place);
             });
         }
         tasks.close();

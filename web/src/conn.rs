@@ -1,5 +1,6 @@
-//! Guards for accepted TCP connections, whatever protocol they speak: a cap on how many are
-//! open at once ([`ConnectionLimit`]), and a [`Watchdog`] that closes a connection left idle
+//! Guards for accepted TCP connections, whatever protocol they speak: the cap on how many are
+//! open at once is `fleet_bus::ConnectionLimit` (shared with ingest's TCP gateway), and a
+//! [`Watchdog`] that closes a connection left idle
 //! too long or too slow to send a request's head (slowloris: a header byte every few
 //! seconds holds a descriptor for as long as the server lets it).
 //!
@@ -13,52 +14,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use fleet_bus::Admission;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Notify;
 use tokio::time::Instant;
-
-/// At most this many connections of one listener are open at once. Each permit travels with
-/// its connection, through a protocol upgrade (a WebSocket) too, and is given back when the
-/// connection is closed.
-#[derive(Clone)]
-pub(crate) struct ConnectionLimit {
-    permits: Arc<Semaphore>,
-    /// The `listener` label of the metrics.
-    listener: &'static str,
-}
-
-impl ConnectionLimit {
-    pub(crate) fn new(listener: &'static str, max: usize) -> Self {
-        Self { permits: Arc::new(Semaphore::new(max.clamp(1, Semaphore::MAX_PERMITS))), listener }
-    }
-
-    /// A place for one more connection, or None at the cap (counted in
-    /// `fleet_connections_refused_total`; the caller closes the connection).
-    pub(crate) fn admit(&self) -> Option<Admission> {
-        match self.permits.clone().try_acquire_owned() {
-            Ok(permit) => {
-                metrics::gauge!("fleet_connections_open", "listener" => self.listener).increment(1.0);
-                Some(Admission { _permit: permit, listener: self.listener })
-            }
-            Err(_) => {
-                metrics::counter!("fleet_connections_refused_total", "listener" => self.listener).increment(1);
-                None
-            }
-        }
-    }
-}
-
-/// One connection's place under the cap, held until the connection is dropped.
-pub(crate) struct Admission {
-    _permit: OwnedSemaphorePermit,
-    listener: &'static str,
-}
-
-impl Drop for Admission {
-    fn drop(&mut self) {
-        metrics::gauge!("fleet_connections_open", "listener" => self.listener).decrement(1.0);
-    }
-}
 
 /// How long a connection may take over each part of its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -283,15 +242,5 @@ mod tests {
         assert!(tokio::time::timeout(SHORT * 5, w.expired()).await.is_err(), "expired with a request in flight");
         drop(req);
         assert_eq!(w.expired().await, Expiry::Idle);
-    }
-
-    #[test]
-    fn the_cap_refuses_past_its_size_and_frees_a_place_on_drop() {
-        let limit = ConnectionLimit::new("test", 2);
-        let a = limit.admit().unwrap();
-        let _b = limit.admit().unwrap();
-        assert!(limit.admit().is_none());
-        drop(a);
-        assert!(limit.admit().is_some());
     }
 }

@@ -30,7 +30,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
-use crate::conn::{ConnectionLimit, Timeouts, Tracked, Watchdog};
+use fleet_bus::ConnectionLimit;
+
+use crate::conn::{Timeouts, Tracked, Watchdog};
 use crate::error::ApiError;
 
 /// A request's head must arrive complete within this long of its first byte (of the accept,

@@ -7,6 +7,10 @@
 //! also hands every event published here to an outbox, which fleetd relays to the other
 //! instances ([`wire`] is the format); what they relay back is delivered with
 //! [`Bus::deliver`], to local listeners only, so nothing travels twice.
+//!
+//! Beside the events, the process-wide plumbing every service shares: ingest's messages in
+//! hand ([`Bus::ingest_in_hand`]) and the cap on a TCP listener's open connections
+//! ([`ConnectionLimit`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,7 +18,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use fleet_domain::{Order, Sample, Vehicle};
 use tokio::sync::{broadcast, mpsc};
 
+mod connection_limit;
 pub mod wire;
+
+pub use connection_limit::{Admission, ConnectionLimit};
 
 /// Events kept for the slowest listener. When it falls further behind, it receives
 /// `RecvError::Lagged(n)` and must resynchronise from storage (a fresh snapshot).
