@@ -62,6 +62,15 @@ pub(super) fn make_certs(dir: &Path, ca_name: &str) -> anyhow::Result<()> {
         "-out",
         "ca.crt",
     ])?;
+    signed_cert(dir, "server", "localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+}
+
+/// A key `STEM.key` and a certificate `STEM.crt` for `cn`, signed by the CA `make_certs` left
+/// in `dir`, with the X.509 v3 extensions `ext` (rustls takes no v1 certificate).
+fn signed_cert(dir: &Path, stem: &str, cn: &str, ext: &str) -> anyhow::Result<()> {
+    let ssl = |args: &[&str]| run(Command::new("openssl").args(args).current_dir(dir));
+    let (key, csr, ext_file, crt) =
+        (format!("{stem}.key"), format!("{stem}.csr"), format!("{stem}.ext"), format!("{stem}.crt"));
     ssl(&[
         "req",
         "-newkey",
@@ -70,18 +79,18 @@ pub(super) fn make_certs(dir: &Path, ca_name: &str) -> anyhow::Result<()> {
         "ec_paramgen_curve:P-256",
         "-nodes",
         "-subj",
-        "/CN=localhost",
+        &format!("/CN={cn}"),
         "-keyout",
-        "server.key",
+        &key,
         "-out",
-        "server.csr",
+        &csr,
     ])?;
-    std::fs::write(dir.join("server.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n")?;
+    std::fs::write(dir.join(&ext_file), ext)?;
     ssl(&[
         "x509",
         "-req",
         "-in",
-        "server.csr",
+        &csr,
         "-CA",
         "ca.crt",
         "-CAkey",
@@ -90,48 +99,15 @@ pub(super) fn make_certs(dir: &Path, ca_name: &str) -> anyhow::Result<()> {
         "-days",
         "2",
         "-extfile",
-        "server.ext",
+        &ext_file,
         "-out",
-        "server.crt",
+        &crt,
     ])
 }
 
 /// A client certificate (`client.crt`, `client.key`) signed by the CA `make_certs` left in `dir`.
 pub(super) fn make_client_cert(dir: &Path, name: &str) -> anyhow::Result<()> {
-    let ssl = |args: &[&str]| run(Command::new("openssl").args(args).current_dir(dir));
-    ssl(&[
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-subj",
-        &format!("/CN={name}"),
-        "-keyout",
-        "client.key",
-        "-out",
-        "client.csr",
-    ])?;
-    // An extension makes it an X.509 v3 certificate (rustls takes no v1 one).
-    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n")?;
-    ssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "client.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "client.ext",
-        "-out",
-        "client.crt",
-    ])
+    signed_cert(dir, "client", name, "extendedKeyUsage=clientAuth\n")
 }
 
 /// Two free TCP ports on loopback (a broker that loses the race for one is started again).
