@@ -1,8 +1,10 @@
 //! Decodes messages and gathers them into batches for the writer.
 
+mod emqx;
+
 use std::time::Duration;
 
-use fleet_domain::{DeadLetter, DeadLetterReason, Sample, Vin};
+use fleet_domain::{DeadLetter, DeadLetterReason, InvalidSample, Sample, Vin};
 use rumqttc::Publish;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -12,7 +14,7 @@ use crate::clock::ClockCheck;
 use crate::decode::{gbt32960, json};
 use crate::delivery::{Content, Delivery, Receipt};
 use crate::registry::Registry;
-use crate::{MAX_MESSAGE_BYTES, TopicKind, parse_topic};
+use crate::{EmqxTopic, MAX_MESSAGE_BYTES, TopicKind, parse_topic};
 
 /// Pause between attempts to reach storage for a registry lookup.
 const REGISTRY_RETRY: Duration = Duration::from_millis(500);
@@ -161,6 +163,9 @@ impl Decoded {
 async fn decode(msg: &Publish, registry: &mut Registry, tx: &mpsc::Sender<Batch>) -> Option<Decoded> {
     let payload = &msg.payload[..];
     let Some((vin_text, kind)) = parse_topic(&msg.topic) else {
+        if let Some(topic) = EmqxTopic::parse(&msg.topic) {
+            return emqx::decode(msg, topic, registry, tx).await;
+        }
         return Some(Decoded::reject(
             msg,
             None,
@@ -183,17 +188,26 @@ async fn decode(msg: &Publish, registry: &mut Registry, tx: &mpsc::Sender<Batch>
             ));
         }
     };
+    if !registered(registry, &vin, tx).await? {
+        return Some(Decoded::reject(
+            msg,
+            Some(vin_text),
+            DeadLetterReason::UnknownVehicle,
+            "no vehicle with this VIN is registered",
+        ));
+    }
+    Some(match kind {
+        TopicKind::Json => decode_json(msg, &vin),
+        TopicKind::Gbt32960 => decode_gbt(msg, &vin),
+    })
+}
+
+/// Whether `vin` is registered, asking storage again until it answers. None only when the
+/// writer has gone away meanwhile (shutting down).
+async fn registered(registry: &mut Registry, vin: &Vin, tx: &mpsc::Sender<Batch>) -> Option<bool> {
     loop {
         match registry.is_registered(vin.as_str()).await {
-            Ok(true) => break,
-            Ok(false) => {
-                return Some(Decoded::reject(
-                    msg,
-                    Some(vin_text),
-                    DeadLetterReason::UnknownVehicle,
-                    "no vehicle with this VIN is registered",
-                ));
-            }
+            Ok(known) => return Some(known),
             Err(e) => {
                 tracing::warn!(error = %e, "registry lookup failed; retrying");
                 if tx.is_closed() {
@@ -203,35 +217,35 @@ async fn decode(msg: &Publish, registry: &mut Registry, tx: &mpsc::Sender<Batch>
             }
         }
     }
-    Some(match kind {
-        TopicKind::Json => decode_json(msg, &vin),
-        TopicKind::Gbt32960 => decode_gbt(msg, &vin),
-    })
 }
 
 fn decode_json(msg: &Publish, vin: &Vin) -> Decoded {
     match json::decode(vin, &msg.payload) {
         Err(e) => Decoded::reject(msg, Some(vin.as_str()), e.reason(), e.to_string()),
-        Ok(results) => {
-            let total = results.len();
-            let mut samples = Vec::with_capacity(total);
-            let mut errors = Vec::new();
-            for (i, r) in results.into_iter().enumerate() {
-                match r {
-                    Ok(s) => samples.push(s),
-                    Err(e) => errors.push((i, e)),
-                }
-            }
-            let dead = (!errors.is_empty()).then(|| {
-                let mut detail = format!("{} of {total} samples invalid:", errors.len());
-                for (i, e) in errors.iter().take(DETAIL_MAX_ERRORS) {
-                    detail.push_str(&format!(" [{i}] {e};"));
-                }
-                DeadLetter::new(&msg.topic, Some(vin.as_str()), DeadLetterReason::InvalidSample, detail, &msg.payload)
-            });
-            Decoded { samples, dead }
+        Ok(results) => gather(msg, vin, results),
+    }
+}
+
+/// The valid samples of a message that carries several, and one dead letter naming the
+/// invalid ones, if any.
+fn gather(msg: &Publish, vin: &Vin, results: Vec<Result<Sample, InvalidSample>>) -> Decoded {
+    let total = results.len();
+    let mut samples = Vec::with_capacity(total);
+    let mut errors = Vec::new();
+    for (i, r) in results.into_iter().enumerate() {
+        match r {
+            Ok(s) => samples.push(s),
+            Err(e) => errors.push((i, e)),
         }
     }
+    let dead = (!errors.is_empty()).then(|| {
+        let mut detail = format!("{} of {total} samples invalid:", errors.len());
+        for (i, e) in errors.iter().take(DETAIL_MAX_ERRORS) {
+            detail.push_str(&format!(" [{i}] {e};"));
+        }
+        DeadLetter::new(&msg.topic, Some(vin.as_str()), DeadLetterReason::InvalidSample, detail, &msg.payload)
+    });
+    Decoded { samples, dead }
 }
 
 fn decode_gbt(msg: &Publish, vin: &Vin) -> Decoded {

@@ -1,15 +1,20 @@
-//! Payload decoders: the JSON telemetry format and GB/T 32960.3 binary frames (2016 and
-//! 2025 editions). Pure functions from bytes to samples; no I/O. Every failure is a concrete
-//! error that names its dead-letter reason, and no input makes a decoder panic.
+//! Payload decoders: the JSON telemetry format, GB/T 32960.3 binary frames (2016 and 2025
+//! editions), and the JSON of EMQX's GB/T 32960 and JT/T 808 gateways. Pure functions from
+//! bytes to samples; no I/O. Every failure is a concrete error that names its dead-letter
+//! reason, and no input makes a decoder panic.
 //!
 //! The GB/T 32960 codec is its own crate (`fleet-gbt32960`), shared with the web API that
 //! shows stored frames; it is re-exported here under its old path.
 
+pub mod emqx_gbt32960;
+pub mod emqx_jt808;
+mod emqx_json;
 pub use fleet_gbt32960 as gbt32960;
 pub mod json;
 
 use fleet_domain::DeadLetterReason;
 
+pub use emqx_json::EmqxError;
 pub use gbt32960::FrameError;
 pub use json::JsonError;
 
@@ -20,6 +25,8 @@ pub enum DecodeError {
     Json(#[from] JsonError),
     #[error(transparent)]
     Frame(#[from] FrameError),
+    #[error(transparent)]
+    Emqx(#[from] EmqxError),
 }
 
 impl DecodeError {
@@ -28,6 +35,7 @@ impl DecodeError {
         match self {
             Self::Json(e) => e.reason(),
             Self::Frame(e) => e.reason(),
+            Self::Emqx(e) => e.reason(),
         }
     }
 }

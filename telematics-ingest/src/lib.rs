@@ -19,6 +19,10 @@
 //! the same, by the messages in hand (`in_hand`): at `mqtt::max_in_hand` the connection stops
 //! reading from the broker, so neither queue grows past that window.
 //!
+//! Sites that run EMQX's GB/T 32960 and JT/T 808 gateways may have fleetd read what those
+//! publish too (`emqx`, [`Config::emqx_gateways`]): more topics on the same connection,
+//! decoded by topic in the batcher.
+//!
 //! Terminals that do not speak MQTT connect to the TCP gateway (`gbt32960_gateway`), which
 //! hands their frames to an [`intake::Intake`]: the same batcher and writer, fed in process,
 //! each message settled by a completion instead of an MQTT ack.
@@ -27,6 +31,7 @@ mod batcher;
 mod clock;
 pub mod decode;
 mod delivery;
+mod emqx;
 pub mod gbt32960_gateway;
 mod in_hand;
 pub mod intake;
@@ -45,6 +50,10 @@ use fleet_storage::Store;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use emqx::{
+    EMQX_GBT32960_INFO_FILTER, EMQX_GBT32960_REINFO_FILTER, EMQX_JT808_FILTER, EmqxGateways, EmqxGatewaysError,
+    EmqxTopic,
+};
 pub use topic::{GBT32960_TOPIC_FILTER, JSON_TOPIC_FILTER, TopicKind, parse_topic};
 
 /// Largest message accepted; larger ones go to the dead letters as `too_large`.
@@ -72,6 +81,8 @@ pub struct Config {
     pub max_clock_ahead: Duration,
     /// TLS to the broker (`mqtts://`; the server name checked is `host`); `None`: plain MQTT.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// The EMQX gateways whose topics are read besides fleetd's own; none by default.
+    pub emqx_gateways: EmqxGateways,
 }
 
 impl Config {
@@ -103,6 +114,7 @@ impl Config {
             max_batch_delay: Self::DEFAULT_MAX_BATCH_DELAY,
             max_clock_ahead: fleet_domain::MAX_CLOCK_AHEAD,
             tls: None,
+            emqx_gateways: EmqxGateways::default(),
         }
     }
 }

@@ -14,8 +14,10 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use rumqttc::mqttbytes::Error as CodecError;
+use fleet_domain::{DeadLetter, DeadLetterReason};
 use rumqttc::{
-    ConnectReturnCode, Packet, PubAck, PubComp, PubRec, QoS, Subscribe, SubscribeFilter, SubscribeReasonCode,
+    ConnectReturnCode, Packet, PubAck, PubComp, PubRec, Publish, QoS, Subscribe, SubscribeFilter, SubscribeReasonCode,
+    Unsubscribe,
 };
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -24,9 +26,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::delivery::{Delivery, Receipt};
+use crate::delivery::{Content, Delivery, Receipt};
 use crate::in_hand::InHand;
-use crate::{Config, GBT32960_TOPIC_FILTER, JSON_TOPIC_FILTER, MAX_MESSAGE_BYTES};
+use crate::{Config, EmqxGateways, EmqxTopic, GBT32960_TOPIC_FILTER, JSON_TOPIC_FILTER, MAX_MESSAGE_BYTES};
 
 /// Messages in hand (forwarded, not yet acknowledged) at which the connection stops reading
 /// until commits bring it back under: fleetd's own flow control, by TCP back-pressure. A
@@ -53,8 +55,9 @@ const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const BACKOFF_CAP: Duration = Duration::from_secs(5);
 /// Room kept free in the read buffer before each read.
 const READ_CHUNK: usize = 64 * 1024;
-/// Packet id of our SUBSCRIBE (the only packet id we choose).
+/// Packet ids of our SUBSCRIBE and UNSUBSCRIBE (the only packet ids we choose).
 const SUBSCRIBE_PKID: u16 = 1;
+const UNSUBSCRIBE_PKID: u16 = 2;
 
 /// What acknowledges one delivered message: the connection it came on and its packet id.
 /// An acknowledgement is written only on the connection the message came on; after a
@@ -235,12 +238,22 @@ async fn open(cfg: &Config) -> Result<(Stream, BytesMut, bool), LinkError> {
 /// One connection's life after the CONNACK.
 async fn session(link: &mut Link, mut stream: Stream, mut buf: BytesMut, generation: u64) -> Result<(), LinkError> {
     let prefix = &link.cfg.subscription_prefix;
+    let emqx = link.cfg.emqx_gateways;
     let filters = [JSON_TOPIC_FILTER, GBT32960_TOPIC_FILTER]
+        .into_iter()
+        .chain(emqx.filters(true))
         .map(|t| SubscribeFilter::new(format!("{prefix}{t}"), QoS::AtLeastOnce));
     let mut subscribe = Subscribe::new_many(filters);
     subscribe.pkid = SUBSCRIBE_PKID;
     let mut out = BytesMut::new();
     encode(&Packet::Subscribe(subscribe), &mut out);
+    // The session is persistent: an EMQX gateway read before and turned off since would
+    // still be delivered. Dropping a subscription the session does not have is harmless.
+    let unread = emqx.filters(false);
+    if !unread.is_empty() {
+        let topics = unread.into_iter().map(|t| format!("{prefix}{t}")).collect();
+        encode(&Packet::Unsubscribe(Unsubscribe { pkid: UNSUBSCRIBE_PKID, topics }), &mut out);
+    }
     send(&mut stream, &mut out).await?;
     let mut last_write = Instant::now();
     let mut last_read = Instant::now();
@@ -320,8 +333,12 @@ fn incoming(link: &Link, packet: Packet, generation: u64, out: &mut BytesMut) ->
             // fail (a database outage) must show.
             metrics::gauge!("fleet_ingest_messages_in_hand").set(n as f64);
             let receipt = Receipt::Mqtt(MqttReceipt { link: generation, pkid: p.pkid, qos: p.qos });
+            let delivery = match unread_gateway(link.cfg.emqx_gateways, &p) {
+                Some(dead) => Delivery { content: Content::Rejected(dead), receipt },
+                None => Delivery::publish(p, receipt),
+            };
             // An error means the batcher is gone (shutting down): the message stays unacked.
-            let _ = link.deliveries.send(Delivery::publish(p, receipt));
+            let _ = link.deliveries.send(delivery);
         }
         // Second half of a QoS 2 delivery (we answered its PUBLISH with PUBREC after the
         // commit): the broker releases the packet id.
@@ -340,6 +357,19 @@ fn incoming(link: &Link, packet: Packet, generation: u64, out: &mut BytesMut) ->
         }
     }
     Ok(())
+}
+
+/// The dead letter of a message from an EMQX gateway fleetd does not read: delivered before
+/// the session's old subscription to it was dropped (see `session`). It is acknowledged
+/// like any rejected message, and not read.
+fn unread_gateway(read: EmqxGateways, p: &Publish) -> Option<DeadLetter> {
+    let topic = EmqxTopic::parse(&p.topic).filter(|t| !read.reads(*t))?;
+    let (vin, gateway) = match topic {
+        EmqxTopic::Gbt32960 { vin, .. } => (Some(vin), "gbt32960"),
+        EmqxTopic::Jt808 { .. } => (None, "jt808"),
+    };
+    let detail = format!("EMQX's {gateway} gateway is not read here (FLEET_EMQX_GATEWAYS)");
+    Some(DeadLetter::new(&p.topic, vin, DeadLetterReason::BadTopic, detail, &p.payload))
 }
 
 /// Appends the acknowledgements of this connection's messages to `out`; returns how many.
@@ -422,6 +452,21 @@ mod tests {
         let mut none = BytesMut::new();
         assert_eq!(encode_acks(&receipts, 3, &mut none), 0, "acks of an earlier connection are dropped");
         assert!(none.is_empty());
+    }
+
+    #[test]
+    fn messages_of_an_emqx_gateway_not_read_are_dead_lettered_as_a_bad_topic() {
+        let publish = |topic: &str| Publish::new(topic, QoS::AtLeastOnce, b"{}".to_vec());
+        let jt808 = publish("jt808/13912345678/13912345678/up");
+        let dead = unread_gateway(EmqxGateways { gbt32960: true, jt808: false }, &jt808).expect("jt808 is not read");
+        assert_eq!((dead.reason, dead.vin.as_deref()), (DeadLetterReason::BadTopic, None));
+        assert!(dead.detail.contains("FLEET_EMQX_GATEWAYS"), "{}", dead.detail);
+        assert!(unread_gateway(EmqxGateways::ALL, &jt808).is_none());
+        let gbt = publish("gbt32960/LSJA24U66NS000001/upstream/reinfo");
+        let dead = unread_gateway(EmqxGateways::default(), &gbt).expect("gbt32960 is not read");
+        assert_eq!(dead.vin.as_deref(), Some("LSJA24U66NS000001"));
+        let own = publish("fleet/v1/vehicles/LSJA24U66NS000001/telemetry");
+        assert!(unread_gateway(EmqxGateways::default(), &own).is_none(), "fleetd's own topics are always read");
     }
 
     #[test]

@@ -59,6 +59,9 @@ fn bad_configuration_exits_64_with_one_line_naming_the_setting() {
         (("FLEET_CLUSTER", "true"), "FLEET_CLUSTER"),
         (("FLEET_MQTT_SHARE_GROUP", "fleetd"), "FLEET_MQTT_SHARE_GROUP"),
         (("FLEET_INGEST_MAX_BATCH", "0"), "FLEET_INGEST_MAX_BATCH"),
+        (("FLEET_EMQX_GATEWAYS", "gbt32960,mqtt"), "FLEET_EMQX_GATEWAYS"),
+        // EMQX's gateways publish on EMQX, never on the embedded broker.
+        (("FLEET_EMQX_GATEWAYS", "jt808"), "FLEET_EMQX_GATEWAYS"),
     ] {
         let out = run_with(&["run"], &[env]);
         assert_eq!(out.status.code(), Some(64), "{env:?}");

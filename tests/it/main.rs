@@ -5,6 +5,7 @@ mod cli;
 mod clock_ahead;
 mod dispatch;
 mod driver_offline;
+mod emqx_gateways;
 mod faults;
 mod fuzz_regressions;
 mod gateway_gbt32960;

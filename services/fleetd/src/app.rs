@@ -145,6 +145,7 @@ impl App {
             cfg.max_batch = settings.ingest_max_batch;
             cfg.max_batch_delay = settings.ingest_max_batch_delay;
             cfg.max_clock_ahead = settings.ingest_max_clock_ahead;
+            cfg.emqx_gateways = settings.emqx_gateways;
             if let Some(group) = &settings.mqtt_share_group {
                 cfg.subscription_prefix = format!("$share/{group}/");
             }

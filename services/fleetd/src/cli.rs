@@ -106,6 +106,10 @@ pub struct RunArgs {
     /// group `$share/<group>/`.
     #[arg(long, env = "FLEET_MQTT_SHARE_GROUP")]
     pub mqtt_share_group: Option<String>,
+    /// Also read what EMQX's GB/T 32960 and JT/T 808 gateways publish on the broker:
+    /// `gbt32960`, `jt808` or both, comma-separated; empty: neither.
+    #[arg(long, env = "FLEET_EMQX_GATEWAYS", default_value = "")]
+    pub emqx_gateways: String,
     /// Services this instance runs, comma-separated: ingest, dispatch (with trip derivation
     /// and retention), web (API, pages, live feed). A subset needs PostgreSQL and implies
     /// --cluster.
@@ -406,6 +410,9 @@ impl RunArgs {
             }
             s.mqtt_share_group = Some(g.clone());
         }
+        s.emqx_gateways = fleet_ingest::EmqxGateways::parse(&self.emqx_gateways)
+            .map_err(|e| ConfigError::new("FLEET_EMQX_GATEWAYS", e.to_string()))?;
+        s.check_emqx_gateways()?;
         s.services = config::Services::parse(&self.services)?;
         s.cluster = self.cluster;
         if let Some(p) = &self.admin_password {

@@ -114,6 +114,8 @@ pub struct Settings {
     pub mqtt_client_id: String,
     /// `$share/<group>/` prefix for the subscriptions when instances split the stream.
     pub mqtt_share_group: Option<String>,
+    /// The EMQX gateways whose topics ingest reads besides fleetd's own.
+    pub emqx_gateways: fleet_ingest::EmqxGateways,
     /// The services this instance runs.
     pub services: Services,
     /// This instance is one of several on one PostgreSQL database: events travel between
@@ -228,6 +230,19 @@ impl Settings {
         }
     }
 
+    /// EMQX's gateways publish on the EMQX broker itself: reading them needs that broker
+    /// (`FLEET_MQTT_URL`), never the embedded one, where their topics cannot appear.
+    pub fn check_emqx_gateways(&self) -> Result<(), ConfigError> {
+        let reads_any = self.emqx_gateways != fleet_ingest::EmqxGateways::default();
+        if reads_any && matches!(self.mqtt, MqttTarget::Embedded(_)) {
+            return Err(ConfigError::new(
+                "FLEET_EMQX_GATEWAYS",
+                "EMQX's gateways publish on the EMQX broker: set FLEET_MQTT_URL to it",
+            ));
+        }
+        Ok(())
+    }
+
     /// Settings for tests and embedding: the given addresses, everything else default.
     pub fn new(http_addr: SocketAddr, database_url: impl Into<SecretUrl>, mqtt: MqttTarget) -> Self {
         let database_url: SecretUrl = database_url.into();
@@ -240,6 +255,7 @@ impl Settings {
             embedded_mqtt_anonymous: false,
             mqtt_client_id: DEFAULT_MQTT_CLIENT_ID.to_owned(),
             mqtt_share_group: None,
+            emqx_gateways: fleet_ingest::EmqxGateways::default(),
             services: Services::ALL,
             cluster: false,
             admin_password: None,
@@ -361,6 +377,17 @@ mod tests {
         for bad in ["0.0.0.0:0", "192.0.2.10:1884", "[::]:1884"] {
             assert_eq!(at(bad, true).unwrap_err().setting, "FLEET_EMBEDDED_MQTT_ANONYMOUS", "{bad}");
         }
+    }
+
+    #[test]
+    fn emqx_gateways_are_read_only_from_an_external_broker() {
+        let embedded = MqttTarget::Embedded("127.0.0.1:1884".parse().unwrap());
+        let mut s = Settings::new("127.0.0.1:0".parse().unwrap(), "sqlite://x.db", embedded);
+        assert!(s.check_emqx_gateways().is_ok(), "none read: nothing to check");
+        s.emqx_gateways = fleet_ingest::EmqxGateways::ALL;
+        assert_eq!(s.check_emqx_gateways().unwrap_err().setting, "FLEET_EMQX_GATEWAYS");
+        s.mqtt = MqttTarget::External(MqttUrl::parse("mqtt://emqx:1883").unwrap());
+        assert!(s.check_emqx_gateways().is_ok());
     }
 
     #[test]
