@@ -9,6 +9,7 @@ mod emqx_gateways;
 mod faults;
 mod fuzz_regressions;
 mod gateway_gbt32960;
+mod gateway_jt808;
 mod health;
 mod ingest;
 mod live;

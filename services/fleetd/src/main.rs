@@ -71,6 +71,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
             if let Some(addr) = app.gbt32960_addr() {
                 println!("gbt32960 listening on {addr}");
             }
+            if let Some(addr) = app.jt808_addr() {
+                println!("jt808 listening on {addr}");
+            }
             // Runs until a signal asks for a stop or a service ends by itself.
             let token = app.shutdown_token();
             let stopped = app.wait();
