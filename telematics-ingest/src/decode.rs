@@ -7,8 +7,8 @@
 //! shows stored frames; it is re-exported here under its old path.
 
 pub mod emqx_gbt32960;
-pub mod emqx_jt808;
 mod emqx_json;
+pub mod emqx_jt808;
 pub use fleet_gbt32960 as gbt32960;
 pub mod json;
 

@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use rumqttc::mqttbytes::Error as CodecError;
 use fleet_domain::{DeadLetter, DeadLetterReason};
+use rumqttc::mqttbytes::Error as CodecError;
 use rumqttc::{
     ConnectReturnCode, Packet, PubAck, PubComp, PubRec, Publish, QoS, Subscribe, SubscribeFilter, SubscribeReasonCode,
     Unsubscribe,

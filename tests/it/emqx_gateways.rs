@@ -105,7 +105,8 @@ both_with!(emqx_gbt32960_reports_are_scaled_into_samples, read_both, |app: TestA
     let report = vec![gbt_vehicle(425, 123_456, 3552, 9877, 77), gbt_location(0, 30_016_500, 122_106_800), probes];
     p.publish(&gbt_topic(&vin, false), gbt_report(&vin, at(0), report)).await?;
     // Abnormal (0xFE…) and invalid (0xFF…) values, and a fix flagged invalid, at a later time.
-    let sentinels = vec![gbt_vehicle(0xFFFE, 0xFFFF_FFFF, 0xFFFF, 0xFFFE, 0xFE), gbt_location(1, 29_500_000, 121_500_000)];
+    let sentinels =
+        vec![gbt_vehicle(0xFFFE, 0xFFFF_FFFF, 0xFFFF, 0xFFFE, 0xFE), gbt_location(1, 29_500_000, 121_500_000)];
     p.publish(&gbt_topic(&vin, false), gbt_report(&vin, at(10), sentinels)).await?;
     // A re-issued report of an hour ago.
     let old = vec![gbt_vehicle(0, 123_000, 3600, 10_000, 90), gbt_location(0, 30_000_000, 122_000_000)];
@@ -141,8 +142,11 @@ both_with!(emqx_jt808_locations_are_scaled_into_samples, read_both, |app: TestAp
         .await?;
     p.publish(&topic, jt808_message(&phone, 0x0102, json!({"code": "abc"}))).await?;
     p.publish(&topic, jt808_message(&phone, 0x0002, json!({}))).await?;
-    p.publish(&topic, jt808_message(&phone, 0x0200, jt808_location(at(0), JT808_FIXED, 30_016_500, 122_106_800, 365, 123_456)))
-        .await?;
+    p.publish(
+        &topic,
+        jt808_message(&phone, 0x0200, jt808_location(at(0), JT808_FIXED, 30_016_500, 122_106_800, 365, 123_456)),
+    )
+    .await?;
     // A batch: a point south and west without a fix, and one the standard could not place.
     let batch = json!({"type": 1, "length": 3, "location": [
         jt808_location(at(20), 0b1101, 30_000_000, 122_000_000, 0, 123_460),
@@ -156,13 +160,18 @@ both_with!(emqx_jt808_locations_are_scaled_into_samples, read_both, |app: TestAp
     assert_eq!((earlier.ts, s.ts, no_fix.ts), (at(-60), at(0), at(20)));
     assert!(track.iter().all(|s| s.source == SampleSource::Jt808));
     assert_eq!((s.lat, s.lon, s.position_valid), (30.0165, 122.1068, true));
-    assert_eq!((s.speed_kmh, s.heading_deg, s.odometer_km, s.ignition), (Some(36.5), Some(90.0), Some(12345.6), Some(true)));
+    assert_eq!(
+        (s.speed_kmh, s.heading_deg, s.odometer_km, s.ignition),
+        (Some(36.5), Some(90.0), Some(12345.6), Some(true))
+    );
     assert_eq!((no_fix.lat, no_fix.lon, no_fix.position_valid), (-30.0, -122.0, false));
     assert_eq!(earlier.speed_kmh, Some(30.0));
     let state = app.wait_for_state(&vin, "at the newest location", |s| s.ts == at(20)).await?;
     assert_eq!((state.lat, state.lon), (Some(30.0165), Some(122.1068)), "a point without a fix never moves the car");
-    app.wait_until("the batch's bad item is a dead letter", || async { Ok(!app.dead_letters_of(&vin).await?.is_empty()) })
-        .await?;
+    app.wait_until("the batch's bad item is a dead letter", || async {
+        Ok(!app.dead_letters_of(&vin).await?.is_empty())
+    })
+    .await?;
     let dead = app.dead_letters_of(&vin).await?;
     assert_eq!(dead.len(), 1, "only the batch's bad item: {dead:?}");
     assert_eq!((dead[0].reason, dead[0].topic.as_str()), (DeadLetterReason::InvalidSample, topic.as_str()));
@@ -185,8 +194,15 @@ async fn bad_emqx_messages_go_to_the_dead_letters_with_their_reason() -> anyhow:
     p.publish(&info, br#"{"Cmd": 2, "Encrypt": 1}"#.to_vec()).await?;
     p.publish(&info, gbt_report(&random_vin(), at(0), good())).await?;
     p.publish(&info, gbt_report(&vin, at(1), vec![gbt_vehicle(100, 1000, 3500, 10_000, 50)])).await?;
-    p.publish(&info, gbt_report(&vin, at(2), vec![gbt_vehicle(100, 1000, 3500, 10_000, 101), gbt_location(0, 30_000_000, 122_000_000)]))
-        .await?;
+    p.publish(
+        &info,
+        gbt_report(
+            &vin,
+            at(2),
+            vec![gbt_vehicle(100, 1000, 3500, 10_000, 101), gbt_location(0, 30_000_000, 122_000_000)],
+        ),
+    )
+    .await?;
     let mut encrypted: Value = serde_json::from_slice(&gbt_report(&vin, at(3), good()))?;
     encrypted["Encrypt"] = json!(3);
     p.publish(&info, serde_json::to_vec(&encrypted)?).await?;
@@ -208,16 +224,32 @@ async fn bad_emqx_messages_go_to_the_dead_letters_with_their_reason() -> anyhow:
     p.publish(&jt808_topic(&phone), serde_json::to_vec(&encrypted)?).await?;
     // Good input in between is kept.
     p.publish(&info, gbt_report(&vin, at(5), good())).await?;
-    p.publish(&jt808_topic(&phone), jt808_message(&phone, 0x0200, jt808_location(at(6), JT808_FIXED, 30_000_000, 122_000_000, 0, 1000))).await?;
+    p.publish(
+        &jt808_topic(&phone),
+        jt808_message(&phone, 0x0200, jt808_location(at(6), JT808_FIXED, 30_000_000, 122_000_000, 0, 1000)),
+    )
+    .await?;
     app.wait_for_samples(&vin, 2).await?;
     app.wait_until("the dead letters of both topics", || async {
-        Ok(dead_letters_on(&app, &info).await?.len() >= 7 && dead_letters_on(&app, &jt808_topic(&phone)).await?.len() >= 4)
+        Ok(dead_letters_on(&app, &info).await?.len() >= 7
+            && dead_letters_on(&app, &jt808_topic(&phone)).await?.len() >= 4)
     })
     .await?;
     let dead_gbt = dead_letters_on(&app, &info).await?;
     let mut gbt: Vec<&str> = dead_gbt.iter().map(|d| d.reason.as_str()).collect();
     gbt.sort();
-    assert_eq!(gbt, ["encrypted", "invalid_sample", "invalid_sample", "malformed_json", "malformed_json", "too_large", "vin_mismatch"]);
+    assert_eq!(
+        gbt,
+        [
+            "encrypted",
+            "invalid_sample",
+            "invalid_sample",
+            "malformed_json",
+            "malformed_json",
+            "too_large",
+            "vin_mismatch"
+        ]
+    );
     let dead_jt808 = dead_letters_on(&app, &jt808_topic(&phone)).await?;
     let mut jt808: Vec<&str> = dead_jt808.iter().map(|d| d.reason.as_str()).collect();
     jt808.sort();
@@ -228,7 +260,10 @@ async fn bad_emqx_messages_go_to_the_dead_letters_with_their_reason() -> anyhow:
             && !dead_letters_on(&app, &jt808_topic(&unknown_phone)).await?.is_empty())
     })
     .await?;
-    assert_eq!(dead_letters_on(&app, &gbt_topic(&unknown_vin, false)).await?[0].reason, DeadLetterReason::UnknownVehicle);
+    assert_eq!(
+        dead_letters_on(&app, &gbt_topic(&unknown_vin, false)).await?[0].reason,
+        DeadLetterReason::UnknownVehicle
+    );
     let unknown = &dead_letters_on(&app, &jt808_topic(&unknown_phone)).await?[0];
     assert_eq!((unknown.reason, unknown.vin.as_deref()), (DeadLetterReason::UnknownVehicle, None));
     assert!(unknown.detail.contains(&unknown_phone), "{}", unknown.detail);
@@ -272,8 +307,8 @@ async fn with_the_setting_off_the_gateways_topics_are_not_read() -> anyhow::Resu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_gateways_named_are_read() -> anyhow::Result<()> {
-    let app = TestApp::spawn_with(Db::Sqlite, |s| s.emqx_gateways = EmqxGateways { gbt32960: false, jt808: true })
-        .await;
+    let app =
+        TestApp::spawn_with(Db::Sqlite, |s| s.emqx_gateways = EmqxGateways { gbt32960: false, jt808: true }).await;
     let vin = random_vin();
     let phone = random_phone();
     register_with_phone(&app, &vin, &phone).await?;
@@ -283,5 +318,30 @@ async fn only_the_gateways_named_are_read() -> anyhow::Result<()> {
     let sources: Vec<SampleSource> = track(&app, &vin).await?.iter().map(|s| s.source).collect();
     assert_eq!(sources, [SampleSource::Jt808, SampleSource::Json]);
     assert!(app.dead_letters_of(&vin).await?.is_empty());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_turned_off_is_no_longer_read_by_the_persistent_session() -> anyhow::Result<()> {
+    let mut app = TestApp::spawn_with(Db::Sqlite, read_both).await;
+    let vin = random_vin();
+    app.register_vehicle(&vin).await?;
+    app.stop().await;
+    // Published while fleetd is down: the broker keeps it for the session's subscription.
+    let mut p = Publisher::connect().await?;
+    let report = || vec![gbt_vehicle(100, 1000, 3500, 10_000, 50), gbt_location(0, 30_000_000, 122_000_000)];
+    p.publish(&gbt_topic(&vin, false), gbt_report(&vin, at(0), report())).await?;
+    app.settings.emqx_gateways = EmqxGateways::default();
+    app.restart().await;
+    app.wait_until("the queued report dead-lettered unread", || async {
+        Ok(app.dead_letters_of(&vin).await?.iter().any(|d| d.reason == DeadLetterReason::BadTopic))
+    })
+    .await?;
+    // The subscription is gone: a report published now does not even arrive.
+    p.publish(&gbt_topic(&vin, false), gbt_report(&vin, at(1), report())).await?;
+    p.json(&vin, &json!({"ts": at(99).to_rfc3339(), "lat": 30.0, "lon": 122.0})).await?;
+    wait_for_the_marker(&app, &vin).await?;
+    assert_eq!(track(&app, &vin).await?.len(), 1, "only the marker is stored");
+    assert_eq!(app.dead_letters_of(&vin).await?.len(), 1, "the report published after the restart never came");
     Ok(())
 }

@@ -61,12 +61,7 @@ async fn gbt32960(
 /// The message is read before the phone is looked up: most of what the gateway publishes
 /// (heartbeats, registrations) is passed over without asking storage. A message that is
 /// rejected is named by its vehicle when the phone is known.
-async fn jt808(
-    msg: &Publish,
-    phone_text: &str,
-    registry: &mut Registry,
-    tx: &mpsc::Sender<Batch>,
-) -> Option<Decoded> {
+async fn jt808(msg: &Publish, phone_text: &str, registry: &mut Registry, tx: &mpsc::Sender<Batch>) -> Option<Decoded> {
     let decoded = match emqx_jt808::decode(phone_text, &msg.payload) {
         Ok(Upload::Other { .. }) => return Some(Decoded { samples: Vec::new(), dead: None }),
         Ok(Upload::Locations(locations)) => Ok(locations),

@@ -373,7 +373,8 @@ mod tests {
     fn ignores_blocks_a_sample_has_no_field_for_and_unknown_fields() {
         let alarm = json!({"Type": "Alarm", "MaxAlarmLevel": 1, "GeneralAlarmFlag": 3, "FaultEngineList": ["006F"]});
         let engine = json!({"Type": "Engine", "Status": 1, "CrankshaftSpeed": 2000, "FuelConsumption": 200});
-        let mut m = message(vec![alarm, engine, json!({"Type": "Vendor", "X": [1]}), location(0, 122_000_000, 30_000_000)]);
+        let mut m =
+            message(vec![alarm, engine, json!({"Type": "Vendor", "X": [1]}), location(0, 122_000_000, 30_000_000)]);
         m["Extra"] = json!("ignored");
         assert!(decoded(&m).is_ok());
     }
