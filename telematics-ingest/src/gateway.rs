@@ -59,6 +59,21 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 /// A connection as a gateway's protocol code sees it.
 pub(crate) type Stream = Box<dyn Io>;
 
+/// Connections the kernel may hold for us before we accept them. A fleet's terminals come
+/// back together after a network or fleetd outage; at the usual 1,024 the rest of a burst of
+/// thousands would have its SYNs dropped and retry only after a second or more. The kernel
+/// caps it at `net.core.somaxconn`.
+const ACCEPT_BACKLOG: u32 = 8192;
+
+/// A listening socket on `addr` with [`ACCEPT_BACKLOG`] (and `SO_REUSEADDR`, so a restarted
+/// instance takes its port back at once).
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(ACCEPT_BACKLOG)
+}
+
 /// A bound listener of one gateway.
 pub(crate) struct Listener {
     name: &'static str,
@@ -76,7 +91,7 @@ impl Listener {
         cfg: GatewayConfig,
         tls: Option<Arc<rustls::ServerConfig>>,
     ) -> Result<Self, BindError> {
-        let listener = TcpListener::bind(addr).await.map_err(|source| BindError { name, addr, source })?;
+        let listener = listen(addr).map_err(|source| BindError { name, addr, source })?;
         Ok(Self { name, listener, cfg, tls: tls.map(tokio_rustls::TlsAcceptor::from) })
     }
 

@@ -3,6 +3,7 @@
 //! comes again, and (VIN, ts) dedupes what it had already committed.
 
 mod cluster;
+mod gateways;
 mod postgres;
 mod process;
 

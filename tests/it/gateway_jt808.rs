@@ -319,3 +319,43 @@ both_with!(a_terminal_phone_is_validated_and_unique, gateway_on, |app: TestApp| 
     assert!(bad.text().await?.contains("terminal_phone"));
     Ok(())
 });
+
+both_with!(a_car_with_a_beidou_terminal_and_a_t_box_has_one_state, gateway_on, |app: TestApp| async move {
+    let vin = random_vin();
+    let phone = random_phone();
+    app.register_vehicle_with(&vin, serde_json::json!({"terminal_phone": phone})).await?;
+    // The T-box (here over MQTT, as GB/T 32960) reports charge and a position.
+    let (t1, t2, t0) = (recent(60), recent(30), recent(90));
+    let mut tbox = Sample::at(Vin::parse(&vin)?, t1, 30.0500, 122.2000, SampleSource::Gbt2016);
+    tbox.soc_pct = Some(64.0);
+    let mut p = fleet_tests::Publisher::connect().await?;
+    p.gbt(&vin, fleet_sim::terminal::encode_sample(fleet_ingest::decode::gbt32960::Edition::V2016, false, &tbox))
+        .await?;
+    app.wait_for_state(&vin, "the T-box's report", |s| s.ts == t1).await?;
+
+    // The Beidou terminal's newer location moves the car; its charge stays the T-box's.
+    let mut t = Terminal::connect(&app, &phone, Edition::V2013).await?;
+    let (_, code) = t.register().await?;
+    assert_eq!(t.authenticate(&code).await?, 0);
+    let serial = t.say(id::LOCATION, Body::Location(location(&vin, t2))).await?;
+    assert_eq!(t.general(id::LOCATION, serial).await?, 0);
+    let state = app.wait_for_state(&vin, "the terminal's location", |s| s.ts == t2).await?;
+    assert!((state.lat.unwrap() - 30.0123).abs() < 1e-6, "the newest position, from either way in");
+    assert_eq!(state.soc_pct, Some(64.0), "the battery from the one that reports it");
+
+    // An older T-box report is stored, and moves nothing.
+    let mut old = Sample::at(Vin::parse(&vin)?, t0, 29.9, 122.0, SampleSource::Gbt2016);
+    old.soc_pct = Some(90.0);
+    p.gbt(&vin, fleet_sim::terminal::encode_sample(fleet_ingest::decode::gbt32960::Edition::V2016, false, &old))
+        .await?;
+    app.wait_for_samples(&vin, 3).await?;
+    app.wait_until("every committed state written", || async {
+        let metrics = app.http.get(app.url("/metrics")).send().await?.text().await?;
+        Ok(metrics.lines().any(|l| l == "fleet_ingest_states_unwritten 0"))
+    })
+    .await?;
+    let state = app.wait_for_state(&vin, "unchanged", |_| true).await?;
+    assert_eq!((state.ts, state.soc_pct), (t2, Some(64.0)));
+    assert!((state.lat.unwrap() - 30.0123).abs() < 1e-6);
+    Ok(())
+});

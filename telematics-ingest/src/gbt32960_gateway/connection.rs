@@ -197,7 +197,10 @@ impl Gbt32960 {
         answers.later(async move {
             match settled.await {
                 // Durable as a sample (or a duplicate of one): answered.
-                Ok(s) if s.rejected.is_none() => reply(&frame, Ack::Success),
+                Ok(s) if s.rejected.is_none() => {
+                    metrics::counter!("fleet_gateway_reports_durable_total", "listener" => "gbt32960").increment(1);
+                    reply(&frame, Ack::Success)
+                }
                 // Dead-lettered, or never committed (shutdown): no answer.
                 _ => None,
             }

@@ -236,6 +236,7 @@ impl Jt808 {
                 .increment(1);
             DeadLetter::new(&self.topic(), Some(vin.as_str()), DeadLetterReason::InvalidSample, detail, frame)
         });
+        let stored = samples.len();
         let settled = self.intake.samples(samples, dead).await?;
         let serial = self.next_serial();
         let header = header.clone();
@@ -243,6 +244,7 @@ impl Jt808 {
             // Durable (samples and dead letter alike) once settled; never settled (shutdown):
             // no answer, and the terminal sends it again.
             settled.await.ok()?;
+            metrics::counter!("fleet_gateway_reports_durable_total", "listener" => "jt808").increment(stored as u64);
             encode_general_response(&header, serial, result).ok()
         });
         Ok(())
