@@ -320,6 +320,7 @@ impl App {
                 vin: v.vin,
                 battery_kwh: v.battery_kwh,
                 consumption_kwh_per_100km: v.consumption_kwh_per_100km,
+                terminal_phone: None,
             })
             .collect();
         let (broker_addr, login, tls) = match embedded {
@@ -342,6 +343,7 @@ impl App {
             ),
         };
         Ok(simulate::SimConfig {
+            via: simulate::Via::Mqtt,
             broker_host: broker_addr.0,
             broker_port: broker_addr.1,
             login,
