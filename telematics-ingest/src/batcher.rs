@@ -128,6 +128,7 @@ async fn add(
     let decoded = match content {
         Content::Publish(publish) => decode(&publish, registry, tx).await,
         Content::Rejected(dead) => Some(Decoded { samples: Vec::new(), dead: Some(dead) }),
+        Content::Decoded { samples, dead } => Some(Decoded { samples, dead }),
     };
     match decoded {
         Some(Decoded { mut samples, dead }) => {

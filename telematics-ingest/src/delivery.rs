@@ -2,7 +2,7 @@
 //! by an MQTT acknowledgement written on the broker connection it came on, or by a completion
 //! fired in process for a message handed over by a TCP gateway.
 
-use fleet_domain::{DeadLetter, DeadLetterReason};
+use fleet_domain::{DeadLetter, DeadLetterReason, Sample};
 use rumqttc::Publish;
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
@@ -28,6 +28,10 @@ pub(crate) enum Content {
     /// Input a gateway rejected before it could become a message (a frame whose BCC does not
     /// match, a report before login): stored as it is.
     Rejected(DeadLetter),
+    /// Samples a gateway decoded itself (a JT/T 808 location report names its vehicle by the
+    /// terminal's phone, known to the connection only), with the dead letter of the part
+    /// that was refused, if any. The vehicle is registered (the connection authenticated).
+    Decoded { samples: Vec<Sample>, dead: Option<DeadLetter> },
 }
 
 /// What settles a delivery after its batch is committed.

@@ -15,7 +15,7 @@
 use std::sync::Arc;
 
 use fleet_bus::Bus;
-use fleet_domain::DeadLetter;
+use fleet_domain::{DeadLetter, Sample};
 use fleet_storage::Store;
 use rumqttc::{Publish, QoS};
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -100,6 +100,16 @@ impl Submitter {
     pub async fn gbt32960_frame(&self, vin: &str, frame: Vec<u8>) -> Result<oneshot::Receiver<Settled>, IntakeClosed> {
         let topic = format!("fleet/v1/vehicles/{vin}/gbt32960");
         self.submit(Content::Publish(Publish::new(topic, QoS::AtLeastOnce, frame))).await
+    }
+
+    /// Hands over samples a gateway decoded itself for a registered vehicle, and the dead
+    /// letter of what it refused of the same message (both durable when the receiver answers).
+    pub async fn samples(
+        &self,
+        samples: Vec<Sample>,
+        dead: Option<DeadLetter>,
+    ) -> Result<oneshot::Receiver<Settled>, IntakeClosed> {
+        self.submit(Content::Decoded { samples, dead }).await
     }
 
     /// Stores input rejected before it could become a message.

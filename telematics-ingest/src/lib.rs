@@ -19,17 +19,20 @@
 //! the same, by the messages in hand (`in_hand`): at `mqtt::max_in_hand` the connection stops
 //! reading from the broker, so neither queue grows past that window.
 //!
-//! Terminals that do not speak MQTT connect to the TCP gateway (`gbt32960_gateway`), which
-//! hands their frames to an [`intake::Intake`]: the same batcher and writer, fed in process,
-//! each message settled by a completion instead of an MQTT ack.
+//! Terminals that do not speak MQTT connect to the TCP gateways (`gbt32960_gateway`,
+//! `jt808_gateway`, sharing `gateway`), which hand what they read to an [`intake::Intake`]:
+//! the same batcher and writer, fed in process, each message settled by a completion instead
+//! of an MQTT ack.
 
 mod batcher;
 mod clock;
 pub mod decode;
 mod delivery;
+pub mod gateway;
 pub mod gbt32960_gateway;
 mod in_hand;
 pub mod intake;
+pub mod jt808_gateway;
 mod mqtt;
 mod registry;
 mod state_writer;

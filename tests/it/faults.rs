@@ -3,6 +3,7 @@
 //! comes again, and (VIN, ts) dedupes what it had already committed.
 
 mod cluster;
+mod gateways;
 mod postgres;
 mod process;
 
@@ -31,6 +32,7 @@ async fn kill_9_mid_ingest(db: Db) -> anyhow::Result<()> {
             battery_kwh: 71.7,
             consumption_kwh_per_100km: 17.0,
             unit_id: None,
+            terminal_phone: None,
         };
         store.vehicles().create(&v.validate()?, &v).await?;
     }
@@ -185,6 +187,7 @@ async fn a_broker_restart_is_ridden_out_and_health_says_so_meanwhile() -> anyhow
         battery_kwh: 71.7,
         consumption_kwh_per_100km: 17.0,
         unit_id: None,
+        terminal_phone: None,
     };
     store.vehicles().create(&v.validate()?, &v).await?;
     let broker = Broker::start();
@@ -256,6 +259,7 @@ async fn a_dispatch_batch_killed_mid_way_leaves_no_half_assigned_order() -> anyh
             battery_kwh: 71.7,
             consumption_kwh_per_100km: 17.0,
             unit_id: None,
+            terminal_phone: None,
         };
         let parsed = v.validate()?;
         store.vehicles().create(&parsed, &v).await?;

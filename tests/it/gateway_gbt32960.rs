@@ -280,9 +280,9 @@ both_with!(a_platform_logs_in_with_its_account_and_forwards_any_vehicle, gateway
     Ok(())
 });
 
-/// The binary prints the gateway's listener and serves on it.
+/// The binary prints both gateways' listeners and serves on them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fleetd_prints_the_gateway_listener_and_answers_on_it() -> anyhow::Result<()> {
+async fn fleetd_prints_the_gateway_listeners_and_answers_on_them() -> anyhow::Result<()> {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
 
@@ -291,7 +291,7 @@ async fn fleetd_prints_the_gateway_listener_and_answers_on_it() -> anyhow::Resul
     let bin = exe.parent().and_then(|d| d.parent()).expect("target dir").join("fleetd");
     anyhow::ensure!(bin.exists(), "{} is missing: build it with `cargo build -p fleetd`", bin.display());
     let mut child = Command::new(bin)
-        .args(["run", "--http-addr", "127.0.0.1:0", "--gbt32960-addr", "127.0.0.1:0"])
+        .args(["run", "--http-addr", "127.0.0.1:0", "--gbt32960-addr", "127.0.0.1:0", "--jt808-addr", "127.0.0.1:0"])
         .env("FLEET_DATABASE_URL", &db.url)
         .env("FLEET_MQTT_URL", format!("mqtt://{}:{}", fleet_tests::MQTT_HOST, fleet_tests::MQTT_PORT))
         .env("FLEET_MQTT_CLIENT_ID", format!("fleetd-gw-{}", &random_vin()[9..]))
@@ -301,14 +301,50 @@ async fn fleetd_prints_the_gateway_listener_and_answers_on_it() -> anyhow::Resul
         .stderr(Stdio::null())
         .spawn()?;
     let stdout = child.stdout.take().expect("stdout");
-    let addr = tokio::task::spawn_blocking(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .find_map(|l| l.strip_prefix("gbt32960 listening on ").map(str::to_owned))
+    let (addr, jt808) = tokio::task::spawn_blocking(move || {
+        let (mut gbt, mut jt) = (None, None);
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(a) = line.strip_prefix("gbt32960 listening on ") {
+                gbt = Some(a.to_owned());
+            }
+            if let Some(a) = line.strip_prefix("jt808 listening on ") {
+                jt = Some(a.to_owned());
+            }
+            if gbt.is_some() && jt.is_some() {
+                break;
+            }
+        }
+        (gbt, jt)
     })
     .await?;
     let served = async {
+        let jt808 = jt808.ok_or_else(|| anyhow::anyhow!("no `jt808 listening on` line"))?;
+        // An unknown terminal's registration is answered "no such terminal".
+        let mut stream = TcpStream::connect(&jt808).await?;
+        let register = fleet_jt808::Body::Register(fleet_jt808::Register {
+            province: 33,
+            city: 900,
+            maker: fleet_jt808::GbkText::encode_lossy("ZS"),
+            model: fleet_jt808::GbkText::encode_lossy("M"),
+            terminal_id: fleet_jt808::GbkText::encode_lossy("T"),
+            plate_colour: 5,
+            plate: fleet_jt808::GbkText::encode_lossy("浙LD00001"),
+        });
+        let header = fleet_jt808::Header::new(fleet_jt808::Edition::V2013, fleet_jt808::id::REGISTER, "13900000001", 1);
+        stream.write_all(&fleet_jt808::encode_message(&header, &register)?).await?;
+        let mut reader = fleet_jt808::FrameReader::default();
+        let mut buf = [0u8; 256];
+        let frame = loop {
+            if let Some(f) = reader.next_frame() {
+                break f;
+            }
+            let n = tokio::time::timeout(ANSWER_WITHIN, stream.read(&mut buf)).await??;
+            anyhow::ensure!(n > 0, "the jt808 gateway closed the connection");
+            reader.push(&buf[..n]);
+        };
+        let answer = fleet_jt808::decode_message(&frame)?;
+        assert!(matches!(answer.body, fleet_jt808::Body::RegisterResponse(ref r) if r.result == 4), "{answer:?}");
+
         let addr = addr.ok_or_else(|| anyhow::anyhow!("no `gbt32960 listening on` line"))?;
         let mut stream = TcpStream::connect(&addr).await?;
         let vin = random_vin();
@@ -322,4 +358,69 @@ async fn fleetd_prints_the_gateway_listener_and_answers_on_it() -> anyhow::Resul
     let _ = child.kill();
     let _ = child.wait();
     served
+}
+
+/// With a server certificate the gateway speaks TLS only: a terminal that trusts the CA logs
+/// in and reports over it; one that speaks plain TCP to it gets no answer and is let go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_speaks_tls_when_given_a_certificate() -> anyhow::Result<()> {
+    use std::sync::Arc;
+
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+
+    let dir = std::env::temp_dir().join(format!("fleet-gw-tls-{}", &random_vin()[9..]));
+    crate::mqtt_security::broker::make_certs(&dir, "fleet test gateway CA")?;
+    let tls = fleetd::gateway_tls::load(Some(&dir.join("server.crt")), Some(&dir.join("server.key")))?;
+    let app = TestApp::spawn_with(fleet_tests::Db::Sqlite, move |s| {
+        gateway_on(s);
+        s.gbt32960_tls = tls;
+    })
+    .await;
+    let vin = random_vin();
+    app.register_vehicle(&vin).await?;
+    let addr = app.gbt32960_addr().expect("the gateway runs");
+
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(dir.join("ca.crt"))? {
+        roots.add(cert?)?;
+    }
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+    let mut stream = connector.connect(ServerName::try_from("localhost")?, TcpStream::connect(addr).await?).await?;
+    let at = recent(10);
+    let v = Vin::parse(&vin)?;
+    stream.write_all(&terminal::encode_login(Edition::V2016, &v, beijing(at), 1)).await?;
+    stream.write_all(&terminal::encode_sample(Edition::V2016, false, &sample(&vin, at))).await?;
+    let mut splitter = FrameSplitter::new();
+    let mut answers = Vec::new();
+    let mut buf = [0u8; 512];
+    while answers.len() < 2 {
+        let n = tokio::time::timeout(ANSWER_WITHIN, stream.read(&mut buf)).await??;
+        anyhow::ensure!(n > 0, "the gateway closed the TLS connection");
+        for piece in splitter.feed(&buf[..n]) {
+            if let Piece::Frame(f) = piece {
+                answers.push(f);
+            }
+        }
+    }
+    check_answer(&answers[0], 0x01, 0x01, &vin, &time_bytes(beijing(at)));
+    check_answer(&answers[1], 0x02, 0x01, &vin, &time_bytes(beijing(at)));
+    assert_eq!(app.store.telemetry().count(Some(&vin)).await?, 1);
+
+    // Plain TCP to the TLS port: the frame is not a handshake; nothing answers, and the
+    // connection is closed.
+    let mut plain = Terminal::connect(&app).await?;
+    plain.send(&terminal::encode_login(Edition::V2016, &v, beijing(at), 2)).await?;
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(ANSWER_WITHIN, plain.stream.read_to_end(&mut rest)).await;
+    assert!(matches!(closed, Ok(Ok(_)) | Ok(Err(_))), "the plain connection is let go");
+    assert!(!rest.starts_with(b"##"), "no GB/T answer over plain TCP: {rest:02x?}");
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
 }

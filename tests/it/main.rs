@@ -8,6 +8,7 @@ mod driver_offline;
 mod faults;
 mod fuzz_regressions;
 mod gateway_gbt32960;
+mod gateway_jt808;
 mod health;
 mod ingest;
 mod live;

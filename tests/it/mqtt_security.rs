@@ -10,7 +10,7 @@
 //! Vehicles' TLS is tested with `mosquitto_pub --cafile` (Debian's mosquitto-clients), as a
 //! terminal would connect; fleetd's own session over TLS (`mqtts://`) in `tls`.
 
-mod broker;
+pub(crate) mod broker;
 mod embedded;
 mod tls;
 

@@ -22,6 +22,7 @@ async fn fixture(s: &Store) -> anyhow::Result<(Vin, String)> {
         battery_kwh: 71.7,
         consumption_kwh_per_100km: 17.0,
         unit_id: None,
+        terminal_phone: None,
     };
     let vin = v.validate()?;
     s.vehicles().create(&vin, &v).await?;
@@ -186,6 +187,7 @@ both!(a_driver_the_order_has_left_may_only_repeat_their_own_last_tap, |app: Test
         battery_kwh: 71.7,
         consumption_kwh_per_100km: 17.0,
         unit_id: None,
+        terminal_phone: None,
     };
     let vin2 = v2.validate()?;
     s.vehicles().create(&vin2, &v2).await?;

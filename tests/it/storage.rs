@@ -14,6 +14,7 @@ fn new_vehicle(vin: &str, plate: &str, unit: Option<&str>) -> NewVehicle {
         battery_kwh: 58.8,
         consumption_kwh_per_100km: 13.0,
         unit_id: unit.map(Into::into),
+        terminal_phone: None,
     }
 }
 

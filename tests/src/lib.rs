@@ -246,6 +246,11 @@ impl TestApp {
         self.app.as_ref().and_then(App::gbt32960_addr)
     }
 
+    /// Where the JT/T 808 gateway listens, when the settings turn it on.
+    pub fn jt808_addr(&self) -> Option<SocketAddr> {
+        self.app.as_ref().and_then(App::jt808_addr)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -294,9 +299,17 @@ impl TestApp {
 
     /// Registers a vehicle through the API (as admin); answers the created vehicle.
     pub async fn register_vehicle(&self, vin: &str) -> anyhow::Result<Value> {
+        self.register_vehicle_with(vin, json!({})).await
+    }
+
+    /// Registers a vehicle with `extra` fields besides the usual ones (e.g. a `terminal_phone`).
+    pub async fn register_vehicle_with(&self, vin: &str, extra: Value) -> anyhow::Result<Value> {
         let token = self.admin_token().await;
         let plate = format!("浙L{}", random_plate_tail());
-        let body = json!({"vin": vin, "plate": plate, "model": "BYD Han EV", "seats": 5, "battery_kwh": 76.9, "consumption_kwh_per_100km": 15.0});
+        let mut body = json!({"vin": vin, "plate": plate, "model": "BYD Han EV", "seats": 5, "battery_kwh": 76.9, "consumption_kwh_per_100km": 15.0});
+        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+            body.extend(extra.clone());
+        }
         let r = self.http.post(self.url("/api/v1/vehicles")).bearer_auth(token).json(&body).send().await?;
         anyhow::ensure!(
             r.status() == 201 || r.status() == 200,

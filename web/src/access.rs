@@ -219,6 +219,7 @@ mod tests {
             battery_kwh: 60.0,
             consumption_kwh_per_100km: 15.0,
             unit_id: unit.map(str::to_owned),
+            terminal_phone: None,
         }
     }
 

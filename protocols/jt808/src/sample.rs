@@ -9,10 +9,12 @@ use super::body::Location;
 /// The sample of one location (a 0x0200 report or one item of a 0x0704 batch) of the vehicle
 /// `vin` (the caller knows it from the terminal's phone number): its time (Beijing time to
 /// UTC), signed coordinates, speed, direction as heading, ACC as ignition, and the mileage
-/// item as the odometer. Without a fix (status bit 1 clear) the sample is kept with
+/// item as the odometer; the report's body is kept as the sample's `frame` (alarm and status
+/// words, altitude and the other additional items, readable again with
+/// [`Location::from_body`]). Without a fix (status bit 1 clear) the sample is kept with
 /// `position_valid = false`: stored in the track, never moving the vehicle's position.
 /// Coordinates outside ±90° / ±180°, or any value [`Sample::validate`] refuses, make it
-/// invalid. Altitude, alarms and the other additional items have no place in a sample.
+/// invalid.
 pub fn location_sample(location: &Location, vin: &Vin) -> Result<Sample, InvalidSample> {
     let mut sample =
         Sample::at(vin.clone(), location.time_utc(), location.latitude(), location.longitude(), SampleSource::Jt808);
@@ -21,6 +23,9 @@ pub fn location_sample(location: &Location, vin: &Vin) -> Result<Sample, Invalid
     sample.heading_deg = Some(f64::from(location.direction));
     sample.ignition = Some(location.acc_on());
     sample.odometer_km = location.odometer_km();
+    // A location decoded from the wire always encodes again; one built by hand with an
+    // over-long item is kept without its body rather than refused.
+    sample.frame = location.to_body().ok();
     sample.validate()?;
     Ok(sample)
 }

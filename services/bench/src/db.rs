@@ -54,6 +54,7 @@ pub(crate) async fn register_cars(store: &Store, n: usize, car: impl Fn(usize) -
                 battery_kwh: c.battery_kwh,
                 consumption_kwh_per_100km: c.consumption_kwh_per_100km,
                 unit_id: c.unit_id,
+                terminal_phone: None,
             };
             store.vehicles().create(&vin, &v).await.with_context(|| format!("registering {vin}"))
         })

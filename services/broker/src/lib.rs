@@ -28,7 +28,7 @@ use tokio_util::task::TaskTracker;
 pub use self::acl::{may_publish, may_subscribe};
 pub use self::address::{MqttUrl, MqttUrlError};
 pub use self::gate::{CONNECT_TIMEOUT, MAX_CLIENT_CONNECTIONS};
-pub use self::tls::{MqttTls, MqttTlsError, TlsFile};
+pub use self::tls::{MqttTls, MqttTlsError, TlsFile, pem_certificates, pem_private_key};
 
 /// Largest message the embedded broker passes on. Above ingest's own 256 KiB limit, so that a
 /// too-large message reaches ingest and is dead-lettered with its reason.

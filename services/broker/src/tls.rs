@@ -107,29 +107,33 @@ impl fmt::Debug for MqttTls {
     }
 }
 
-fn read(path: &Path, file: TlsFile) -> Result<Vec<u8>, MqttTlsError> {
-    std::fs::read(path).map_err(|e| MqttTlsError::new(file, format!("cannot read {}: {e}", path.display())))
-}
-
-/// Every certificate of a PEM file; at least one.
-fn certificates(path: &Path, file: TlsFile) -> Result<Vec<CertificateDer<'static>>, MqttTlsError> {
-    let pem = read(path, file)?;
+/// Every certificate of a PEM file, at least one; the error names the file, in words for
+/// a configuration error. Also read by fleetd for its gateways' server certificates.
+pub fn pem_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| MqttTlsError::new(file, format!("{}: not PEM certificates ({e})", path.display())))?;
+        .map_err(|e| format!("{}: not PEM certificates ({e})", path.display()))?;
     if certs.is_empty() {
-        return Err(MqttTlsError::new(file, format!("{}: holds no PEM certificate", path.display())));
+        return Err(format!("{}: holds no PEM certificate", path.display()));
     }
     Ok(certs)
 }
 
-/// The one private key of a PEM file (PKCS#8, PKCS#1 or SEC1).
+/// The one private key of a PEM file (PKCS#8, PKCS#1 or SEC1). The error names the file,
+/// never its content.
+pub fn pem_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    PrivateKeyDer::from_pem_slice(&pem)
+        .map_err(|e| format!("{}: holds no usable PEM private key ({e})", path.display()))
+}
+
+fn certificates(path: &Path, file: TlsFile) -> Result<Vec<CertificateDer<'static>>, MqttTlsError> {
+    pem_certificates(path).map_err(|problem| MqttTlsError::new(file, problem))
+}
+
 fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, MqttTlsError> {
-    let pem = read(path, TlsFile::ClientKey)?;
-    // The error names the file, never its content.
-    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
-        MqttTlsError::new(TlsFile::ClientKey, format!("{}: holds no usable PEM private key ({e})", path.display()))
-    })
+    pem_private_key(path).map_err(|problem| MqttTlsError::new(TlsFile::ClientKey, problem))
 }
 
 #[cfg(test)]

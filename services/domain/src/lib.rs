@@ -21,7 +21,9 @@ pub use feasibility::{
     WaitTally,
 };
 pub use order::{DriverStanding, NewOrder, Order, OrderAction, OrderEvent, OrderStatus, Place, driver_standing};
-pub use registry::{Driver, NewDriver, NewUnit, NewVehicle, Unit, ValidationError, Vehicle};
+pub use registry::{
+    Driver, NewDriver, NewUnit, NewVehicle, TERMINAL_PHONE_MAX_DIGITS, Unit, ValidationError, Vehicle, terminal_phone,
+};
 pub use sample::{InvalidSample, MAX_CLOCK_AHEAD, Sample, SampleSource};
 pub use secret::{Secret, SecretUrl};
 pub use state::{Duty, OFFLINE_AFTER_SECS, VehicleState, VehicleStatus};

@@ -81,6 +81,9 @@ pub struct Vehicle {
     pub battery_kwh: f64,
     pub consumption_kwh_per_100km: f64,
     pub unit_id: Option<String>,
+    /// The phone number its JT/T 808 (Beidou) terminal reports under, if it has one:
+    /// digits only, without the leading zeros of the BCD padding ([`terminal_phone`]).
+    pub terminal_phone: Option<String>,
 }
 
 /// A vehicle to register, as received.
@@ -93,6 +96,25 @@ pub struct NewVehicle {
     pub battery_kwh: f64,
     pub consumption_kwh_per_100km: f64,
     pub unit_id: Option<String>,
+    /// The JT/T 808 terminal's phone number, as printed on it (leading zeros are dropped).
+    #[serde(default)]
+    pub terminal_phone: Option<String>,
+}
+
+/// Longest phone number a JT/T 808 header can carry (2019 edition: BCD\[10\]).
+pub const TERMINAL_PHONE_MAX_DIGITS: usize = 20;
+
+/// A JT/T 808 terminal's phone number as the registry keeps it: the digits without leading
+/// zeros, which is how a terminal's header reads once its BCD padding (to 12 or 20 digits) is
+/// taken off. So `013912345678` and `13912345678` name one terminal.
+pub fn terminal_phone(text: &str) -> Result<String, ValidationError> {
+    let text = text.trim();
+    let ok = !text.is_empty() && text.len() <= TERMINAL_PHONE_MAX_DIGITS && text.bytes().all(|b| b.is_ascii_digit());
+    let digits = text.trim_start_matches('0');
+    if !ok || digits.is_empty() {
+        return Err(ValidationError::new("terminal_phone", "1 to 20 digits, not all zeros"));
+    }
+    Ok(digits.to_owned())
 }
 
 /// The one-character province abbreviations that open a mainland Chinese plate.
@@ -141,6 +163,9 @@ impl NewVehicle {
         }
         if let Some(u) = &self.unit_id {
             validate_id("unit_id", u)?;
+        }
+        if let Some(p) = &self.terminal_phone {
+            terminal_phone(p)?;
         }
         Ok(vin)
     }
@@ -198,7 +223,21 @@ mod tests {
             battery_kwh: 76.9,
             consumption_kwh_per_100km: 15.0,
             unit_id: None,
+            terminal_phone: None,
         }
+    }
+
+    #[test]
+    fn terminal_phones_lose_their_padding_zeros_and_must_be_digits() {
+        assert_eq!(terminal_phone("013912345678").unwrap(), "13912345678");
+        assert_eq!(terminal_phone(" 13912345678 ").unwrap(), "13912345678");
+        assert_eq!(terminal_phone("00000000000000000001").unwrap(), "1");
+        for bad in ["", "0000", "139-1234", "１３９", "123456789012345678901"] {
+            assert_eq!(terminal_phone(bad).unwrap_err().field, "terminal_phone", "{bad:?}");
+        }
+        let mut v = vehicle();
+        v.terminal_phone = Some("13912x".into());
+        assert_eq!(v.validate().unwrap_err().field, "terminal_phone");
     }
 
     #[test]

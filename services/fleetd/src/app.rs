@@ -34,6 +34,7 @@ pub struct App {
     metrics_addr: Option<SocketAddr>,
     mqtt_addr: Option<SocketAddr>,
     gbt32960_addr: Option<SocketAddr>,
+    jt808_addr: Option<SocketAddr>,
     embedded_broker: bool,
     store: Store,
     bus: Bus,
@@ -51,6 +52,44 @@ pub enum Stopped {
     /// Services were still running when the grace period ran out.
     #[error("services did not stop within the grace period ({} s)", .0.as_secs())]
     GraceExceeded(Duration),
+}
+
+/// The TCP gateways of this instance and the intake both hand what they read to (an ingest
+/// pipeline of its own, batching as the broker's does).
+struct Gateways {
+    intake: fleet_ingest::intake::Intake,
+    gbt32960: Option<fleet_ingest::gbt32960_gateway::Gbt32960Gateway>,
+    jt808: Option<fleet_ingest::jt808_gateway::Jt808Gateway>,
+}
+
+impl Gateways {
+    async fn bind(
+        settings: &Settings,
+        ingest_cfg: &fleet_ingest::Config,
+        store: &Store,
+        bus: &Bus,
+    ) -> anyhow::Result<Self> {
+        use fleet_ingest::{gbt32960_gateway::Gbt32960Gateway, jt808_gateway::Jt808Gateway};
+        let (intake, submitter) = fleet_ingest::intake::Intake::new(ingest_cfg.clone(), store.clone(), bus.clone());
+        let gbt32960 = match settings.gbt32960_addr {
+            Some(addr) => Some(
+                Gbt32960Gateway::bind(
+                    addr,
+                    settings.gateway,
+                    settings.gbt32960_tls.clone(),
+                    store.clone(),
+                    submitter.clone(),
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        let jt808 = match settings.jt808_addr {
+            Some(addr) => Some(Jt808Gateway::bind(addr, settings.gateway, store.clone(), submitter).await?),
+            None => None,
+        };
+        Ok(Self { intake, gbt32960, jt808 })
+    }
 }
 
 /// How this instance ingests.
@@ -100,7 +139,7 @@ impl App {
         let mut embedded = None;
         let mut mqtt_connected = None;
         let mut ingest = None;
-        let mut gateway = None;
+        let mut gateways = None;
         let mut sim = None;
         if services.ingest {
             let mut cfg = match &settings.mqtt {
@@ -148,8 +187,8 @@ impl App {
             if let Some(group) = &settings.mqtt_share_group {
                 cfg.subscription_prefix = format!("$share/{group}/");
             }
-            if let Some(addr) = settings.gbt32960_addr {
-                gateway = Some(Self::bind_gateway(addr, &settings, &cfg, &store, &bus).await?);
+            if settings.gbt32960_addr.is_some() || settings.jt808_addr.is_some() {
+                gateways = Some(Gateways::bind(&settings, &cfg, &store, &bus).await?);
             }
             if settings.demo {
                 sim = Some(Self::demo_simulator(&settings, &store, &cfg, embedded.as_ref()).await?);
@@ -200,10 +239,11 @@ impl App {
             },
         )
         .await?;
-        if settings.gbt32960_addr.is_some() && !services.ingest {
-            tracing::warn!("FLEET_GBT32960_ADDR is set but this instance does not ingest: no gateway");
+        if (settings.gbt32960_addr.is_some() || settings.jt808_addr.is_some()) && !services.ingest {
+            tracing::warn!("a TCP gateway address is set but this instance does not ingest: no gateway");
         }
-        let gbt32960_addr = gateway.as_ref().map(|(g, _)| g.local_addr());
+        let gbt32960_addr = gateways.as_ref().and_then(|g| g.gbt32960.as_ref()).map(|g| g.local_addr());
+        let jt808_addr = gateways.as_ref().and_then(|g| g.jt808.as_ref()).map(|g| g.local_addr());
         let http_addr = web.local_addr();
         let metrics_addr = web.metrics_addr();
         // Last: the internal broker's router thread cannot be stopped once started.
@@ -239,10 +279,15 @@ impl App {
             }
             None => ingest_done.cancel(),
         }
-        if let Some((gateway, intake)) = gateway {
+        if let Some(gateways) = gateways {
             // Connections stop reading at shutdown; the intake commits what they handed over.
-            supervised.spawn("gbt32960 intake", intake.run(shutdown.child_token()));
-            supervised.spawn("gbt32960 gateway", gateway.run(shutdown.child_token()));
+            supervised.spawn("gateway intake", gateways.intake.run(shutdown.child_token()));
+            if let Some(gateway) = gateways.gbt32960 {
+                supervised.spawn("gbt32960 gateway", gateway.run(shutdown.child_token()));
+            }
+            if let Some(gateway) = gateways.jt808 {
+                supervised.spawn("jt808 gateway", gateway.run(shutdown.child_token()));
+            }
         }
         supervised.spawn("metrics upkeep", observability::metrics_upkeep(prometheus, shutdown.child_token()));
         supervised.spawn("web server", web.run(shutdown.child_token()));
@@ -279,6 +324,7 @@ impl App {
             metrics_addr,
             mqtt_addr,
             gbt32960_addr,
+            jt808_addr,
             embedded_broker,
             store,
             bus,
@@ -286,22 +332,6 @@ impl App {
             services: supervised,
             grace: settings.shutdown_grace,
         })
-    }
-
-    /// Binds the GB/T 32960 gateway and makes the intake it hands frames to (an ingest
-    /// pipeline of its own, batching as the broker's does).
-    async fn bind_gateway(
-        addr: SocketAddr,
-        settings: &Settings,
-        ingest_cfg: &fleet_ingest::Config,
-        store: &Store,
-        bus: &Bus,
-    ) -> anyhow::Result<(fleet_ingest::gbt32960_gateway::Gbt32960Gateway, fleet_ingest::intake::Intake)> {
-        let (intake, submitter) = fleet_ingest::intake::Intake::new(ingest_cfg.clone(), store.clone(), bus.clone());
-        let gateway =
-            fleet_ingest::gbt32960_gateway::Gbt32960Gateway::bind(addr, settings.gateway, store.clone(), submitter)
-                .await?;
-        Ok((gateway, intake))
     }
 
     /// The demo's simulator: every registered car, logging in as vehicles do.
@@ -402,6 +432,11 @@ impl App {
     /// Where the GB/T 32960 gateway listens, when it runs (`FLEET_GBT32960_ADDR`).
     pub fn gbt32960_addr(&self) -> Option<SocketAddr> {
         self.gbt32960_addr
+    }
+
+    /// Where the JT/T 808 gateway listens, when it runs (`FLEET_JT808_ADDR`).
+    pub fn jt808_addr(&self) -> Option<SocketAddr> {
+        self.jt808_addr
     }
 
     pub fn embedded_broker(&self) -> bool {

@@ -312,8 +312,19 @@ pub struct GatewayArgs {
     /// `0.0.0.0:32960`); unset: no gateway.
     #[arg(long, env = "FLEET_GBT32960_ADDR")]
     pub gbt32960_addr: Option<String>,
+    /// Server certificate chain (PEM) of the GB/T 32960.3 gateway: terminals then connect
+    /// over TLS. Needs FLEET_GBT32960_TLS_KEY.
+    #[arg(long, env = "FLEET_GBT32960_TLS_CERT", value_name = "FILE")]
+    pub gbt32960_tls_cert: Option<std::path::PathBuf>,
+    /// The private key (PEM) of FLEET_GBT32960_TLS_CERT.
+    #[arg(long, env = "FLEET_GBT32960_TLS_KEY", value_name = "FILE")]
+    pub gbt32960_tls_key: Option<std::path::PathBuf>,
+    /// Accept JT/T 808 (Beidou) terminals over TCP on this address (e.g. `0.0.0.0:6808`);
+    /// unset: no gateway.
+    #[arg(long, env = "FLEET_JT808_ADDR")]
+    pub jt808_addr: Option<String>,
     /// Seconds a gateway connection may stay silent before it is closed.
-    #[arg(long, env = "FLEET_GATEWAY_IDLE_S", default_value_t = fleet_ingest::gbt32960_gateway::GatewayConfig::DEFAULT_IDLE.as_secs())]
+    #[arg(long, env = "FLEET_GATEWAY_IDLE_S", default_value_t = fleet_ingest::gateway::GatewayConfig::DEFAULT_IDLE.as_secs())]
     pub gateway_idle_s: u64,
 }
 
@@ -321,6 +332,11 @@ impl GatewayArgs {
     fn apply(&self, s: &mut Settings) -> Result<(), ConfigError> {
         s.gbt32960_addr =
             self.gbt32960_addr.as_deref().map(|a| config::socket_addr("FLEET_GBT32960_ADDR", a)).transpose()?;
+        s.gbt32960_tls = crate::gateway_tls::load(self.gbt32960_tls_cert.as_deref(), self.gbt32960_tls_key.as_deref())?;
+        if s.gbt32960_tls.is_some() && s.gbt32960_addr.is_none() {
+            return Err(ConfigError::new("FLEET_GBT32960_TLS_CERT", "only used with FLEET_GBT32960_ADDR"));
+        }
+        s.jt808_addr = self.jt808_addr.as_deref().map(|a| config::socket_addr("FLEET_JT808_ADDR", a)).transpose()?;
         if !(1..=24 * 3600).contains(&self.gateway_idle_s) {
             return Err(ConfigError::new("FLEET_GATEWAY_IDLE_S", "must be 1 to 86400"));
         }

@@ -146,8 +146,12 @@ pub struct Settings {
     pub trust_forwarded_for: bool,
     /// Where the GB/T 32960.3 TCP gateway listens; none: no gateway.
     pub gbt32960_addr: Option<SocketAddr>,
+    /// TLS on the GB/T 32960.3 gateway; none: plain TCP.
+    pub gbt32960_tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// Where the JT/T 808 TCP gateway listens; none: no gateway.
+    pub jt808_addr: Option<SocketAddr>,
     /// The TCP gateways' idle timeout and connection cap.
-    pub gateway: fleet_ingest::gbt32960_gateway::GatewayConfig,
+    pub gateway: fleet_ingest::gateway::GatewayConfig,
 }
 
 /// Dispatch's rules and rhythm.
@@ -259,7 +263,9 @@ impl Settings {
             metrics: fleet_web::MetricsAccess::default(),
             trust_forwarded_for: false,
             gbt32960_addr: None,
-            gateway: fleet_ingest::gbt32960_gateway::GatewayConfig::default(),
+            gbt32960_tls: None,
+            jt808_addr: None,
+            gateway: fleet_ingest::gateway::GatewayConfig::default(),
         }
     }
 }

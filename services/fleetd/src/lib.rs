@@ -7,6 +7,7 @@ pub mod app;
 pub mod bootstrap;
 pub mod cli;
 pub mod config;
+pub mod gateway_tls;
 pub mod housekeeping;
 pub mod mqtt_passwd;
 pub mod mqtt_tls;

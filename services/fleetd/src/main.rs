@@ -49,6 +49,15 @@ fn main() -> ExitCode {
     }
 }
 
+/// A line on stdout for whoever started fleetd (the listeners it bound, the admin password).
+/// A write to a stdout nobody reads any more must not stop a running fleetd (`println!`
+/// would panic on the closed pipe), so a failed write is ignored.
+fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_fmt(line).and_then(|()| out.write_all(b"\n")).and_then(|()| out.flush());
+}
+
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Run(args) => {
@@ -56,20 +65,23 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let app = fleetd::App::start(settings).await?;
             match app.admin_bootstrap() {
                 AdminBootstrap::Generated(p) => {
-                    println!("created user admin with password {p} (shown once; change it)")
+                    say(format_args!("created user admin with password {p} (shown once; change it)"))
                 }
-                AdminBootstrap::Created => println!("created user admin"),
+                AdminBootstrap::Created => say(format_args!("created user admin")),
                 AdminBootstrap::Existing => {}
             }
             if let (true, Some(addr)) = (app.embedded_broker(), app.mqtt_addr()) {
-                println!("mqtt broker listening on {addr}");
+                say(format_args!("mqtt broker listening on {addr}"));
             }
-            println!("http listening on http://{}", app.http_addr());
+            say(format_args!("http listening on http://{}", app.http_addr()));
             if let Some(addr) = app.metrics_addr() {
-                println!("metrics listening on http://{addr}/metrics");
+                say(format_args!("metrics listening on http://{addr}/metrics"));
             }
             if let Some(addr) = app.gbt32960_addr() {
-                println!("gbt32960 listening on {addr}");
+                say(format_args!("gbt32960 listening on {addr}"));
+            }
+            if let Some(addr) = app.jt808_addr() {
+                say(format_args!("jt808 listening on {addr}"));
             }
             // Runs until a signal asks for a stop or a service ends by itself.
             let token = app.shutdown_token();

@@ -72,6 +72,7 @@ struct VehicleRow {
     battery_kwh: f64,
     consumption_kwh_per_100km: f64,
     unit_id: Option<String>,
+    terminal_phone: Option<String>,
 }
 
 impl TryFrom<VehicleRow> for Vehicle {
@@ -85,11 +86,13 @@ impl TryFrom<VehicleRow> for Vehicle {
             battery_kwh: r.battery_kwh,
             consumption_kwh_per_100km: r.consumption_kwh_per_100km,
             unit_id: r.unit_id,
+            terminal_phone: r.terminal_phone,
         })
     }
 }
 
-const VEHICLE_COLUMNS: &str = "vin, plate, model, seats, battery_kwh, consumption_kwh_per_100km, unit_id";
+const VEHICLE_COLUMNS: &str =
+    "vin, plate, model, seats, battery_kwh, consumption_kwh_per_100km, unit_id, terminal_phone";
 
 /// Registered vehicles.
 pub struct Vehicles<'a>(pub(crate) &'a Store);
@@ -97,8 +100,13 @@ pub struct Vehicles<'a>(pub(crate) &'a Store);
 impl Vehicles<'_> {
     /// Registers a vehicle whose fields were validated (`NewVehicle::validate`).
     pub async fn create(&self, vin: &Vin, v: &NewVehicle) -> Result<Vehicle, StorageError> {
-        let q = "INSERT INTO vehicles (vin, plate, model, seats, battery_kwh, consumption_kwh_per_100km, unit_id) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)";
+        let phone =
+            v.terminal_phone.as_deref().map(fleet_domain::terminal_phone).transpose().map_err(|e| {
+                StorageError::Corrupt(format!("vehicle {vin} was not validated before it was stored: {e}"))
+            })?;
+        let q = "INSERT INTO vehicles \
+                 (vin, plate, model, seats, battery_kwh, consumption_kwh_per_100km, unit_id, terminal_phone) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
         on_pool!(self.0, pool => sqlx::query(q)
             .bind(vin.as_str())
             .bind(&v.plate)
@@ -107,13 +115,24 @@ impl Vehicles<'_> {
             .bind(v.battery_kwh)
             .bind(v.consumption_kwh_per_100km)
             .bind(&v.unit_id)
+            .bind(&phone)
             .execute(pool)
             .await.map(|r| r.rows_affected()))
         .map_err(|e| {
-            let plate = e
-                .as_database_error()
-                .is_some_and(|d| d.message().contains("plate") || d.constraint() == Some("vehicles_plate_key"));
-            StorageError::classify(e, if plate { "plate" } else { "VIN" }, "unit")
+            let db = e.as_database_error();
+            let plate =
+                db.is_some_and(|d| d.message().contains("plate") || d.constraint() == Some("vehicles_plate_key"));
+            let phone = db.is_some_and(|d| {
+                d.message().contains("terminal_phone") || d.constraint() == Some("vehicles_terminal_phone_key")
+            });
+            let field = if plate {
+                "plate"
+            } else if phone {
+                "terminal_phone"
+            } else {
+                "VIN"
+            };
+            StorageError::classify(e, field, "unit")
         })?;
         Ok(Vehicle {
             vin: vin.clone(),
@@ -123,6 +142,7 @@ impl Vehicles<'_> {
             battery_kwh: v.battery_kwh,
             consumption_kwh_per_100km: v.consumption_kwh_per_100km,
             unit_id: v.unit_id.clone(),
+            terminal_phone: phone,
         })
     }
 
@@ -152,6 +172,38 @@ impl Vehicles<'_> {
         let q = "SELECT COUNT(*) FROM vehicles WHERE vin = $1";
         let n: i64 = on_pool!(self.0, pool => sqlx::query_scalar(q).bind(vin).fetch_one(pool).await)?;
         Ok(n > 0)
+    }
+
+    /// The VIN of the vehicle whose JT/T 808 terminal has this phone number (leading zeros
+    /// are ignored), if one does.
+    pub async fn vin_of_terminal(&self, phone: &str) -> Result<Option<String>, StorageError> {
+        let Ok(phone) = fleet_domain::terminal_phone(phone) else { return Ok(None) };
+        let q = "SELECT vin FROM vehicles WHERE terminal_phone = $1";
+        Ok(on_pool!(self.0, pool => sqlx::query_scalar(q).bind(&phone).fetch_optional(pool).await)?)
+    }
+
+    /// The authentication code of the terminal with this phone number: the one it was given
+    /// before, or `fresh` (kept from now on) if it has none. `None` when no vehicle has the
+    /// terminal. A terminal that registers again (its answer lost) gets the same code.
+    pub async fn terminal_auth_code(&self, phone: &str, fresh: &str) -> Result<Option<String>, StorageError> {
+        let Ok(phone) = fleet_domain::terminal_phone(phone) else { return Ok(None) };
+        let set =
+            "UPDATE vehicles SET terminal_auth_code = $2 WHERE terminal_phone = $1 AND terminal_auth_code IS NULL";
+        let get = "SELECT terminal_auth_code FROM vehicles WHERE terminal_phone = $1";
+        let code: Option<Option<String>> = on_pool!(self.0, pool => async {
+            sqlx::query(set).bind(&phone).bind(fresh).execute(pool).await?;
+            sqlx::query_scalar(get).bind(&phone).fetch_optional(pool).await
+        }.await)?;
+        Ok(code.flatten())
+    }
+
+    /// Whether `code` is the authentication code given to the terminal with this phone number.
+    pub async fn terminal_code_matches(&self, phone: &str, code: &str) -> Result<bool, StorageError> {
+        let Ok(phone) = fleet_domain::terminal_phone(phone) else { return Ok(false) };
+        let q = "SELECT terminal_auth_code FROM vehicles WHERE terminal_phone = $1";
+        let stored: Option<Option<String>> =
+            on_pool!(self.0, pool => sqlx::query_scalar(q).bind(&phone).fetch_optional(pool).await)?;
+        Ok(stored.flatten().is_some_and(|s| s == code))
     }
 
     /// Every registered VIN.

@@ -2,8 +2,6 @@
 //! frames came.
 
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::time::Duration;
 
 use chrono::{NaiveDateTime, Utc};
 use fleet_domain::{DeadLetter, DeadLetterReason, Vin};
@@ -12,27 +10,9 @@ use fleet_gbt32960::{
     decode_frame, decode_platform_frame, encode_reply,
 };
 use fleet_storage::Store;
-use futures_util::StreamExt;
-use futures_util::stream::FuturesOrdered;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
-use super::GatewayConfig;
+use crate::gateway::{Answers, Protocol};
 use crate::intake::{IntakeClosed, Submitter};
-
-/// Answers waiting for their turn: past this many the connection stops reading until the
-/// oldest are written (a platform forwarding many vehicles keeps commits in flight).
-const MAX_PENDING: usize = 256;
-/// Longest wait for one answer to be written.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-/// After shutdown begins, longest wait for the answers in hand.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
-const READ_CHUNK: usize = 4096;
-
-/// An answer in the making: its bytes once due, or nothing to send.
-type Pending = Pin<Box<dyn std::future::Future<Output = Option<Vec<u8>>> + Send>>;
 
 /// Who the connection speaks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,107 +24,37 @@ enum Session {
     Platform,
 }
 
-pub(super) struct Connection {
-    stream: TcpStream,
+/// The GB/T 32960 side of one connection.
+pub(super) struct Gbt32960 {
     peer: SocketAddr,
-    cfg: GatewayConfig,
     store: Store,
     intake: Submitter,
     session: Session,
-    pending: FuturesOrdered<Pending>,
-    /// Close once the answers in hand are written.
-    closing: bool,
+    splitter: FrameSplitter,
 }
 
-enum Step {
-    Go,
-    /// The intake is closed (shutting down): stop reading.
-    Stop,
-}
+impl Protocol for Gbt32960 {
+    const NAME: &'static str = "gbt32960";
 
-impl Connection {
-    pub(super) fn new(
-        stream: TcpStream,
-        peer: SocketAddr,
-        cfg: GatewayConfig,
-        store: Store,
-        intake: Submitter,
-    ) -> Self {
-        Self {
-            stream,
-            peer,
-            cfg,
-            store,
-            intake,
-            session: Session::None,
-            pending: FuturesOrdered::new(),
-            closing: false,
-        }
-    }
-
-    pub(super) async fn serve(mut self, shutdown: CancellationToken) {
-        let mut splitter = FrameSplitter::new();
-        let mut buf = vec![0u8; READ_CHUNK];
-        let mut last_heard = Instant::now();
-        let mut drain_by: Option<Instant> = None;
-        loop {
-            if self.closing && self.pending.is_empty() {
+    async fn read(&mut self, bytes: &[u8], answers: &mut Answers) -> Result<(), IntakeClosed> {
+        for piece in self.splitter.feed(bytes) {
+            self.piece(piece, answers).await?;
+            if answers.closing() {
                 break;
             }
-            let reading = !self.closing && self.pending.len() < MAX_PENDING;
-            if !reading && !self.pending.is_empty() {
-                // Waiting on our own answers is not the terminal's silence.
-                last_heard = Instant::now();
-            }
-            let idle_at = last_heard + self.cfg.idle;
-            let drain_at = drain_by.unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400));
-            tokio::select! {
-                biased;
-                Some(answer) = self.pending.next(), if !self.pending.is_empty() => {
-                    if let Some(bytes) = answer
-                        && !self.write(&bytes).await
-                    {
-                        break;
-                    }
-                }
-                () = shutdown.cancelled(), if drain_by.is_none() => {
-                    self.closing = true;
-                    drain_by = Some(Instant::now() + DRAIN_TIMEOUT);
-                }
-                () = tokio::time::sleep_until(drain_at), if drain_by.is_some() => break,
-                read = self.stream.read(&mut buf), if reading => {
-                    let n = match read {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => n,
-                    };
-                    last_heard = Instant::now();
-                    for piece in splitter.feed(&buf[..n]) {
-                        if let Step::Stop = self.piece(piece).await {
-                            self.closing = true;
-                            break;
-                        }
-                        if self.closing {
-                            break;
-                        }
-                    }
-                }
-                () = tokio::time::sleep_until(idle_at), if reading => {
-                    metrics::counter!("fleet_connections_timed_out_total", "listener" => "gbt32960", "reason" => "idle").increment(1);
-                    tracing::debug!(peer = %self.peer, "gbt32960 connection idle; closed");
-                    break;
-                }
-            }
         }
-        let _ = tokio::time::timeout(WRITE_TIMEOUT, self.stream.shutdown()).await;
+        Ok(())
+    }
+}
+
+impl Gbt32960 {
+    pub(super) fn new(peer: SocketAddr, store: Store, intake: Submitter) -> Self {
+        Self { peer, store, intake, session: Session::None, splitter: FrameSplitter::new() }
     }
 
-    async fn write(&mut self, bytes: &[u8]) -> bool {
-        matches!(tokio::time::timeout(WRITE_TIMEOUT, self.stream.write_all(bytes)).await, Ok(Ok(())))
-    }
-
-    async fn piece(&mut self, piece: Piece) -> Step {
-        let result = match piece {
-            Piece::Frame(frame) => self.frame(frame).await,
+    async fn piece(&mut self, piece: Piece, answers: &mut Answers) -> Result<(), IntakeClosed> {
+        match piece {
+            Piece::Frame(frame) => self.frame(frame, answers).await,
             Piece::BadChecksum(frame) => {
                 let detail = match Header::parse(&frame) {
                     Err(e) => e.to_string(),
@@ -156,14 +66,10 @@ impl Connection {
                 metrics::counter!("fleet_gateway_bytes_skipped_total", "listener" => "gbt32960").increment(n as u64);
                 Ok(())
             }
-        };
-        match result {
-            Ok(()) => Step::Go,
-            Err(IntakeClosed) => Step::Stop,
         }
     }
 
-    async fn frame(&mut self, frame: Vec<u8>) -> Result<(), IntakeClosed> {
+    async fn frame(&mut self, frame: Vec<u8>, answers: &mut Answers) -> Result<(), IntakeClosed> {
         let header = match Header::parse(&frame) {
             Ok((h, _)) => h,
             Err(e) => return self.reject(&frame, e.reason(), e.to_string()).await,
@@ -173,8 +79,8 @@ impl Connection {
             return Ok(());
         }
         match header.command {
-            0x01 => self.vehicle_login(frame, header).await,
-            0x02 | 0x03 => self.report(frame, header).await,
+            0x01 => self.vehicle_login(frame, header, answers).await,
+            0x02 | 0x03 => self.report(frame, header, answers).await,
             0x04 => {
                 if let Err(e) = decode_frame(&frame) {
                     return self.reject(&frame, e.reason(), e.to_string()).await;
@@ -182,9 +88,9 @@ impl Connection {
                 if matches!(self.session, Session::Vehicle(_)) {
                     self.session = Session::None;
                 }
-                self.answer(&frame, Ack::Success).await
+                self.answer(&frame, Ack::Success, answers).await
             }
-            PLATFORM_LOGIN => self.platform_login(frame).await,
+            PLATFORM_LOGIN => self.platform_login(frame, answers).await,
             PLATFORM_LOGOUT => {
                 if let Err(e) = decode_platform_frame(&frame) {
                     return self.reject(&frame, e.reason(), e.to_string()).await;
@@ -192,9 +98,9 @@ impl Connection {
                 if self.session == Session::Platform {
                     self.session = Session::None;
                 }
-                self.answer(&frame, Ack::Success).await
+                self.answer(&frame, Ack::Success, answers).await
             }
-            0x07 | 0x08 => self.answer(&frame, Ack::Success).await,
+            0x07 | 0x08 => self.answer(&frame, Ack::Success, answers).await,
             other => {
                 let detail = format!("command {other:#04x} is not taken by the gateway");
                 self.reject(&frame, DeadLetterReason::UnsupportedCommand, detail).await
@@ -202,7 +108,12 @@ impl Connection {
         }
     }
 
-    async fn vehicle_login(&mut self, frame: Vec<u8>, header: Header) -> Result<(), IntakeClosed> {
+    async fn vehicle_login(
+        &mut self,
+        frame: Vec<u8>,
+        header: Header,
+        answers: &mut Answers,
+    ) -> Result<(), IntakeClosed> {
         if let Err(e) = decode_frame(&frame) {
             return self.reject(&frame, e.reason(), e.to_string()).await;
         }
@@ -216,27 +127,27 @@ impl Connection {
                 if self.session != Session::Platform {
                     self.session = Session::Vehicle(vin);
                 }
-                self.answer(&frame, Ack::Success).await
+                self.answer(&frame, Ack::Success, answers).await
             }
             Ok(false) => {
                 tracing::info!(peer = %self.peer, vin = %vin, "gbt32960 login of an unregistered VIN refused");
-                self.answer(&frame, Ack::Error).await?;
+                self.answer(&frame, Ack::Error, answers).await?;
                 // A platform's other vehicles go on; a terminal is shown the door.
                 if self.session != Session::Platform {
-                    self.closing = true;
+                    answers.close();
                 }
                 Ok(())
             }
             Err(e) => {
                 // Unanswered: the terminal logs in again, on a new connection.
                 tracing::warn!(peer = %self.peer, error = %e, "gbt32960 login: registry lookup failed; closing");
-                self.closing = true;
+                answers.close();
                 Ok(())
             }
         }
     }
 
-    async fn platform_login(&mut self, frame: Vec<u8>) -> Result<(), IntakeClosed> {
+    async fn platform_login(&mut self, frame: Vec<u8>, answers: &mut Answers) -> Result<(), IntakeClosed> {
         let login = match decode_platform_frame(&frame) {
             Ok(PlatformFrame { body: PlatformBody::Login(login), .. }) => login,
             Ok(_) => return Ok(()),
@@ -246,7 +157,7 @@ impl Connection {
             Ok(h) => h,
             Err(e) => {
                 tracing::warn!(peer = %self.peer, error = %e, "gbt32960 platform login: lookup failed; closing");
-                self.closing = true;
+                answers.close();
                 return Ok(());
             }
         };
@@ -257,16 +168,16 @@ impl Connection {
         if valid {
             tracing::info!(peer = %self.peer, platform = %login.username, "gbt32960 platform logged in");
             self.session = Session::Platform;
-            self.answer(&frame, Ack::Success).await
+            self.answer(&frame, Ack::Success, answers).await
         } else {
             tracing::info!(peer = %self.peer, platform = %login.username, "gbt32960 platform login refused");
-            self.answer(&frame, Ack::Error).await?;
-            self.closing = true;
+            self.answer(&frame, Ack::Error, answers).await?;
+            answers.close();
             Ok(())
         }
     }
 
-    async fn report(&mut self, frame: Vec<u8>, header: Header) -> Result<(), IntakeClosed> {
+    async fn report(&mut self, frame: Vec<u8>, header: Header, answers: &mut Answers) -> Result<(), IntakeClosed> {
         let vin = header.vin();
         match &self.session {
             Session::None => {
@@ -283,22 +194,25 @@ impl Connection {
             return self.reject(&frame, DeadLetterReason::UnknownVehicle, format!("frame VIN: {e}")).await;
         }
         let settled = self.intake.gbt32960_frame(&vin, frame.clone()).await?;
-        self.pending.push_back(Box::pin(async move {
+        answers.later(async move {
             match settled.await {
                 // Durable as a sample (or a duplicate of one): answered.
-                Ok(s) if s.rejected.is_none() => reply(&frame, Ack::Success),
+                Ok(s) if s.rejected.is_none() => {
+                    metrics::counter!("fleet_gateway_reports_durable_total", "listener" => "gbt32960").increment(1);
+                    reply(&frame, Ack::Success)
+                }
                 // Dead-lettered, or never committed (shutdown): no answer.
                 _ => None,
             }
-        }));
+        });
         Ok(())
     }
 
     /// Queues an answer behind those in hand.
-    async fn answer(&mut self, frame: &[u8], ack: Ack) -> Result<(), IntakeClosed> {
+    async fn answer(&mut self, frame: &[u8], ack: Ack, answers: &mut Answers) -> Result<(), IntakeClosed> {
         match encode_reply(frame, ack, beijing_now()) {
             Ok(bytes) => {
-                self.pending.push_back(Box::pin(std::future::ready(Some(bytes))));
+                answers.now(bytes);
                 Ok(())
             }
             Err(e) => {

@@ -63,6 +63,7 @@ async fn outage(pg: &PrivatePg, log: &Path) -> anyhow::Result<()> {
             battery_kwh: 71.7,
             consumption_kwh_per_100km: 17.0,
             unit_id: None,
+            terminal_phone: None,
         };
         store.vehicles().create(&v.validate()?, &v).await?;
     }

@@ -130,13 +130,16 @@ pub(super) fn start_configured(
         .stderr(Stdio::null());
     adjust(&mut cmd);
     let mut child = cmd.spawn().expect("starting fleetd");
-    let lines = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let mut http = None;
-    for line in lines.lines() {
+    for line in lines.by_ref() {
         if let Some(a) = line.expect("a line").strip_prefix("http listening on ") {
             http = Some(a.to_owned());
             break;
         }
     }
+    // The rest is read and dropped: a closed pipe would make fleetd's next line (a gateway's
+    // listener, printed after the HTTP one) fail, and fleetd with it.
+    std::thread::spawn(move || lines.for_each(drop));
     (Fleetd(child), http.expect("fleetd printed its http line"))
 }

@@ -34,7 +34,7 @@ pub(super) fn random_tag() -> String {
 }
 
 /// Runs a command to completion, failing with its output when it fails.
-pub(super) fn run(cmd: &mut Command) -> anyhow::Result<()> {
+pub(crate) fn run(cmd: &mut Command) -> anyhow::Result<()> {
     let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
     anyhow::ensure!(out.status.success(), "{cmd:?}: {}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
     Ok(())
@@ -42,7 +42,7 @@ pub(super) fn run(cmd: &mut Command) -> anyhow::Result<()> {
 
 /// A throwaway CA and a server certificate for 127.0.0.1/localhost, made with the commands
 /// of deploy/mosquitto/README.md.
-pub(super) fn make_certs(dir: &Path, ca_name: &str) -> anyhow::Result<()> {
+pub(crate) fn make_certs(dir: &Path, ca_name: &str) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
     let ssl = |args: &[&str]| run(Command::new("openssl").args(args).current_dir(dir));
     ssl(&[

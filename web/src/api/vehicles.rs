@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
-use fleet_domain::{Duty, NewVehicle, Sample, Vehicle, VehicleState, VehicleStatus, Vin};
+use fleet_domain::{Duty, NewVehicle, Sample, SampleSource, Vehicle, VehicleState, VehicleStatus, Vin};
 use fleet_storage::StorageError;
 use serde::{Deserialize, Serialize};
 
@@ -221,8 +221,9 @@ pub(crate) struct TrackQuery {
     limit: Option<i64>,
 }
 
-/// One stored sample of a track: the sample's fields, and a GB/T 32960 sample's other blocks
-/// decoded from its stored frame.
+/// One stored sample of a track: the sample's fields, and what its stored frame holds beyond
+/// them (a GB/T 32960 report's other blocks; a JT/T 808 location's alarm and status words,
+/// altitude and additional items).
 #[derive(Serialize)]
 pub(crate) struct TrackSample {
     #[serde(flatten)]
@@ -232,9 +233,34 @@ pub(crate) struct TrackSample {
 
 impl From<Sample> for TrackSample {
     fn from(sample: Sample) -> Self {
-        let blocks = sample.frame.as_deref().and_then(fleet_gbt32960::blocks_json);
+        let blocks = sample.frame.as_deref().and_then(|frame| match sample.source {
+            SampleSource::Jt808 => jt808_blocks(frame),
+            _ => fleet_gbt32960::blocks_json(frame),
+        });
         Self { sample, blocks }
     }
+}
+
+/// A JT/T 808 location body as JSON: the words and items a sample has no field for.
+fn jt808_blocks(body: &[u8]) -> Option<serde_json::Value> {
+    let location = fleet_jt808::Location::from_body(body).ok()?;
+    let extras: Vec<_> = location
+        .extras
+        .iter()
+        .map(|e| {
+            let hex: String = e.value.iter().map(|b| format!("{b:02x}")).collect();
+            serde_json::json!({ "id": e.id, "value_hex": hex })
+        })
+        .collect();
+    Some(serde_json::json!({
+        "jt808": {
+            "alarm": location.alarm,
+            "status": location.status,
+            "altitude_m": location.altitude_m,
+            "mileage_0_1km": location.mileage,
+            "extras": extras,
+        }
+    }))
 }
 
 #[derive(Serialize)]

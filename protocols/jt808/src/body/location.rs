@@ -103,6 +103,23 @@ impl Location {
         utc.naive_utc() + Duration::hours(UTC_OFFSET_HOURS)
     }
 
+    /// Reads a location from the bytes of a 0x0200 body (as [`Self::to_body`] writes them,
+    /// and as a sample keeps them).
+    pub fn from_body(bytes: &[u8]) -> Result<Self, FrameError> {
+        let mut r = Reader::new(bytes);
+        let location = Self::decode(&mut r)?;
+        r.finish("the location")?;
+        Ok(location)
+    }
+
+    /// The location as the body of a 0x0200 report: what a stored sample keeps of the
+    /// report beyond its own fields (alarm and status words, altitude, additional items).
+    pub fn to_body(&self) -> Result<Vec<u8>, EncodeError> {
+        let mut out = Vec::with_capacity(FIXED_LEN + 6);
+        self.encode(&mut out)?;
+        Ok(out)
+    }
+
     pub(super) fn decode(r: &mut Reader<'_>) -> Result<Self, FrameError> {
         let mut location = Self {
             alarm: r.u32("alarm flags")?,

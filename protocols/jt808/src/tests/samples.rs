@@ -27,7 +27,9 @@ fn turns_a_location_report_into_a_sample() {
     assert_eq!((s.speed_kmh, s.heading_deg, s.odometer_km), (Some(42.5), Some(90.0), Some(12_345.6)));
     assert_eq!(s.ignition, Some(true));
     assert_eq!((s.soc_pct, s.charging, s.battery_voltage_v, s.range_km), (None, None, None, None));
-    assert_eq!(s.frame, None);
+    // The report's body is kept whole (its additional items included) and reads back the same.
+    assert_eq!(s.frame.as_deref(), Some(LOCATION));
+    assert_eq!(Location::from_body(s.frame.as_deref().unwrap()).unwrap(), location(LOCATION));
 }
 
 #[test]

@@ -140,6 +140,7 @@ pub fn vehicles(units: &[NewUnit]) -> Vec<NewVehicle> {
                 battery_kwh: m.battery_kwh,
                 consumption_kwh_per_100km: m.consumption,
                 unit_id,
+                terminal_phone: None,
             }
         })
         .collect()
