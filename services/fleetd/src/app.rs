@@ -350,7 +350,7 @@ impl App {
                 vin: v.vin,
                 battery_kwh: v.battery_kwh,
                 consumption_kwh_per_100km: v.consumption_kwh_per_100km,
-                terminal_phone: None,
+                terminal_phone: v.terminal_phone,
             })
             .collect();
         let (broker_addr, login, tls) = match embedded {

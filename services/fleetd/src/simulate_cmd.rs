@@ -44,7 +44,7 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
                     vin: v.vin,
                     battery_kwh: v.battery_kwh,
                     consumption_kwh_per_100km: v.consumption_kwh_per_100km,
-                    terminal_phone: None,
+                    terminal_phone: v.terminal_phone,
                 })
                 .collect()
         }
