@@ -81,6 +81,25 @@ fn bad_configuration_exits_64_with_one_line_naming_the_setting() {
 }
 
 #[test]
+fn simulate_refuses_a_tcp_way_without_its_gateway_naming_the_flag() {
+    for (args, setting) in [
+        (&["simulate", "--via", "gbt32960-tcp"][..], "--gateway-addr"),
+        (&["simulate", "--via", "jt808-tcp", "--gateway-addr", "localhost"][..], "--gateway-addr"),
+        (
+            &["simulate", "--via", "jt808-tcp", "--gateway-addr", "127.0.0.1:6808", "--jt808-2019-share", "1.5"][..],
+            "--jt808-2019-share",
+        ),
+        (&["simulate", "--gateway-addr", "127.0.0.1:32960"][..], "--gateway-addr"),
+    ] {
+        let out = run_with(args, &[]);
+        assert_eq!(out.status.code(), Some(64), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = err.lines().filter(|l| l.contains("bad configuration")).collect();
+        assert!(lines.len() == 1 && lines[0].contains(setting), "{args:?}: {err}");
+    }
+}
+
+#[test]
 fn help_is_available_for_every_subcommand() {
     for sub in [
         vec!["--help"],

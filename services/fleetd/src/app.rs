@@ -351,6 +351,7 @@ impl App {
                 vin: v.vin,
                 battery_kwh: v.battery_kwh,
                 consumption_kwh_per_100km: v.consumption_kwh_per_100km,
+                terminal_phone: v.terminal_phone,
             })
             .collect();
         let (broker_addr, login, tls) = match embedded {
@@ -373,6 +374,7 @@ impl App {
             ),
         };
         Ok(simulate::SimConfig {
+            via: simulate::Via::Mqtt,
             broker_host: broker_addr.0,
             broker_port: broker_addr.1,
             login,

@@ -22,7 +22,7 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Apply database migrations and exit.
     Migrate(DbArgs),
-    /// Publish simulated Zhoushan fleet telemetry to a broker.
+    /// Publish simulated Zhoushan fleet telemetry to a broker, or report it to a TCP gateway.
     Simulate(SimulateArgs),
     /// Measure throughput and latency against a baseline from the same run (prints JSON last).
     Bench(fleet_bench::BenchArgs),
@@ -487,6 +487,16 @@ impl RunArgs {
     }
 }
 
+/// How `fleetd simulate`'s cars report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SimVia {
+    Mqtt,
+    #[value(name = "gbt32960-tcp")]
+    Gbt32960Tcp,
+    #[value(name = "jt808-tcp")]
+    Jt808Tcp,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct SimulateArgs {
     /// Broker to publish to, mqtt://[user:pass@]host[:port] or mqtts:// (every car on this one
@@ -502,9 +512,23 @@ pub struct SimulateArgs {
     /// Seconds between two reports of one car.
     #[arg(long, default_value_t = 5.0)]
     pub interval_s: f64,
-    /// Share (0..1) of cars that speak GB/T 32960 instead of JSON.
+    /// Share (0..1) of cars that speak GB/T 32960 instead of JSON (with --via mqtt).
     #[arg(long, default_value_t = 0.3)]
     pub gbt32960_share: f64,
+    /// How the cars report: mqtt (to the broker of --mqtt-url, JSON and GB/T 32960),
+    /// gbt32960-tcp (each car a GB/T 32960 terminal on its own connection to --gateway-addr,
+    /// half of them of each edition) or jt808-tcp (each car a JT/T 808 terminal; cars of a
+    /// --database-url registry without a terminal phone are skipped and counted, generated
+    /// cars get the phones 13900000000, 13900000001, …). The TCP ways ignore the MQTT settings.
+    #[arg(long, env = "FLEET_SIM_VIA", value_enum, default_value_t = SimVia::Mqtt)]
+    pub via: SimVia,
+    /// The gateway the TCP ways report to, HOST:PORT (fleetd's FLEET_GBT32960_ADDR or
+    /// FLEET_JT808_ADDR); required with --via gbt32960-tcp or jt808-tcp, refused with mqtt.
+    #[arg(long, env = "FLEET_SIM_GATEWAY_ADDR")]
+    pub gateway_addr: Option<String>,
+    /// Share (0..1) of JT/T 808 terminals with 2019 headers; the rest use 2013 headers.
+    #[arg(long, default_value_t = 0.5)]
+    pub jt808_2019_share: f64,
     /// Take the cars (VINs, batteries) from this database's registry instead of generating VINs.
     #[arg(long, env = "FLEET_SIM_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<SecretUrl>,

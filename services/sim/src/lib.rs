@@ -9,13 +9,18 @@
 //! own connection when each logs in with its own account ([`SimLogin`]); one tick
 //! loop steps and publishes every car once per interval, the cars spread evenly across it.
 //! Given the same seed the cars drive the same way; only what the broker does varies.
+//!
+//! Instead of a broker, the cars may report to a TCP gateway as real terminals do ([`tcp`]:
+//! GB/T 32960.3 or JT/T 808, one connection and one task per car), chosen by [`Via`].
 
 pub mod car;
 pub mod demo;
 pub mod geo;
 mod link;
 pub mod payload;
+mod phones;
 pub mod places;
+pub mod tcp;
 pub mod terminal;
 pub mod uplink;
 mod vins;
@@ -34,6 +39,8 @@ use tokio_util::task::TaskTracker;
 
 pub use self::car::{Car, CarActivity, CarSpec, Rhythm};
 use self::link::{CARS_PER_LINK, Link};
+pub use self::phones::{is_terminal_phone, sim_phone};
+pub use self::tcp::{TcpConfig, TcpProtocol, TcpStats, TcpTiming};
 use self::uplink::{Protocol, Uplink};
 pub use self::vins::{make_vin, sim_vins};
 
@@ -51,11 +58,18 @@ pub struct SimVehicle {
     pub vin: Vin,
     pub battery_kwh: f64,
     pub consumption_kwh_per_100km: f64,
+    /// The phone number of its JT/T 808 terminal (digits, no leading zeros), which the
+    /// platform knows it by; needed only to report through [`TcpProtocol::Jt808`].
+    pub terminal_phone: Option<String>,
 }
 
 /// What to simulate and where to publish it.
 #[derive(Clone)]
 pub struct SimConfig {
+    /// The way in: the broker below, or a TCP gateway.
+    pub via: Via,
+    /// The broker (and the fields down to `client_id_prefix`, and `tls`): used only with
+    /// [`Via::Mqtt`].
     pub broker_host: String,
     pub broker_port: u16,
     pub login: SimLogin,
@@ -65,7 +79,7 @@ pub struct SimConfig {
     /// Between two samples of one car.
     pub interval: Duration,
     /// Share of cars (0..=1) speaking GB/T 32960 instead of JSON; half of them use the 2016
-    /// edition, half the 2025 one.
+    /// edition, half the 2025 one. Over MQTT only: over TCP the protocol says it.
     pub gbt32960_share: f64,
     pub seed: u64,
     /// TLS to an `mqtts://` broker (the server name checked is `broker_host`); `None`: plain MQTT.
@@ -75,6 +89,7 @@ pub struct SimConfig {
 impl fmt::Debug for SimConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SimConfig")
+            .field("via", &self.via)
             .field("broker_host", &self.broker_host)
             .field("broker_port", &self.broker_port)
             .field("login", &self.login)
@@ -86,6 +101,16 @@ impl fmt::Debug for SimConfig {
             .field("tls", &self.tls.is_some())
             .finish()
     }
+}
+
+/// How the simulated cars reach the platform.
+#[derive(Debug, Clone, Default)]
+pub enum Via {
+    /// Publishing to an MQTT broker (JSON and GB/T 32960 frames), sharing connections.
+    #[default]
+    Mqtt,
+    /// Each car a terminal on its own TCP connection to a gateway.
+    Tcp(TcpConfig),
 }
 
 /// How the simulated cars log in to the broker.
@@ -132,10 +157,12 @@ impl fmt::Debug for SimLogin {
 /// What a simulator run did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SimStats {
-    /// Messages the broker acknowledged (telemetry, batches, GB/T session frames).
+    /// Messages the broker acknowledged (telemetry, batches, GB/T session frames); over TCP,
+    /// samples the gateway acknowledged.
     pub published: u64,
     /// Failed broker connections, samples lost from a full backlog, and messages the
-    /// connection refused for good.
+    /// connection refused for good; over TCP, failed connections and logins, and samples
+    /// refused, dropped, given up or unanswered at the stop.
     pub errors: u64,
 }
 
@@ -148,6 +175,12 @@ pub enum SimError {
     Gbt32960Share,
     #[error("no MQTT secret for the simulated car {0}")]
     NoSecret(Vin),
+    #[error("the share of JT/T 808 terminals with 2019 headers must be between 0 and 1")]
+    Jt808Share,
+    #[error("the car {0} has no terminal phone, which a JT/T 808 terminal needs")]
+    NoTerminalPhone(Vin),
+    #[error("the terminal phone {1:?} of the car {0} is not 1 to 20 digits")]
+    BadTerminalPhone(Vin, String),
 }
 
 /// One car of the running fleet.
@@ -165,19 +198,27 @@ pub async fn run(cfg: SimConfig, shutdown: CancellationToken) -> Result<SimStats
     if !(0.0..=1.0).contains(&cfg.gbt32960_share) {
         return Err(SimError::Gbt32960Share);
     }
-    let n = cfg.vehicles.len();
-    if n == 0 {
+    if cfg.vehicles.is_empty() {
         tracing::warn!("simulator has no vehicles; idle until stopped");
         shutdown.cancelled().await;
         return Ok(SimStats::default());
     }
+    match &cfg.via {
+        Via::Mqtt => run_mqtt(&cfg, shutdown).await,
+        Via::Tcp(tcp) => tcp::run(&cfg, tcp, shutdown).await,
+    }
+}
+
+/// The cars publishing to the broker, stepped by one tick loop.
+async fn run_mqtt(cfg: &SimConfig, shutdown: CancellationToken) -> Result<SimStats, SimError> {
+    let n = cfg.vehicles.len();
     let slots = (cfg.interval.as_nanos() / SLOT.as_nanos()).clamp(1, n as u128) as usize;
     let slot_offset =
         |slot: usize| Duration::from_nanos((cfg.interval.as_nanos() * slot as u128 / slots as u128) as u64);
     let start = Utc::now();
     let t0 = Instant::now();
 
-    let mut fleet = fleet(&cfg, |i| {
+    let mut fleet = fleet(cfg, |i| {
         // Each car's clock starts one interval before its first tick, so its first sample
         // is stamped when it is sent.
         start + TimeDelta::from_std(slot_offset(i % slots)).unwrap_or_default()
@@ -201,7 +242,7 @@ pub async fn run(cfg: SimConfig, shutdown: CancellationToken) -> Result<SimStats
     let links: Vec<Link> = logins
         .into_iter()
         .enumerate()
-        .map(|(k, login)| Link::open(&cfg, k, login, &tracker, stop_links.clone()))
+        .map(|(k, login)| Link::open(cfg, k, login, &tracker, stop_links.clone()))
         .collect();
     tracing::info!(
         sim.vehicles = n,
@@ -259,7 +300,7 @@ fn fleet(cfg: &SimConfig, start: impl Fn(usize) -> chrono::DateTime<Utc>) -> Vec
         .iter()
         .enumerate()
         .map(|(i, v)| {
-            let protocol = if speaks_gbt(i, cfg.gbt32960_share) {
+            let protocol = if picks(i, cfg.gbt32960_share) {
                 gbt_cars += 1;
                 Protocol::Gbt32960(if gbt_cars % 2 == 1 { Edition::V2016 } else { Edition::V2025 })
             } else {
@@ -281,8 +322,9 @@ fn fleet(cfg: &SimConfig, start: impl Fn(usize) -> chrono::DateTime<Utc>) -> Vec
         .collect()
 }
 
-/// Whether car `i` speaks GB/T 32960: spread evenly through the fleet, `share` of it in all.
-fn speaks_gbt(i: usize, share: f64) -> bool {
+/// Whether car `i` is one of a `share` of the fleet (GB/T 32960 speakers over MQTT, 2019
+/// headers over JT/T 808): spread evenly through the fleet, `share` of it in all.
+fn picks(i: usize, share: f64) -> bool {
     ((i + 1) as f64 * share).floor() > (i as f64 * share).floor()
 }
 

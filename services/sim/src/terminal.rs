@@ -1,10 +1,13 @@
 //! The simulated cars' GB/T 32960 terminal: what it reports beside a sample (a 96-cell pack
-//! with 16 probes, one drive motor behind a single-speed reduction, the pedals) and the SIM
-//! card it logs in with. The frames themselves are `fleet-gbt32960`'s; the choices are here.
+//! with 16 probes, one drive motor behind a single-speed reduction, the pedals), the SIM
+//! card it logs in with and its login serials. The frames themselves are `fleet-gbt32960`'s;
+//! the choices are here.
 
-use chrono::NaiveDateTime;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use fleet_domain::{Sample, Vin};
 use fleet_gbt32960::{Edition, Login, MotorReadings, Readings};
+
+use super::payload::beijing_naive;
 
 /// Cells in the simulated battery pack's one subsystem.
 const CELLS: usize = 96;
@@ -24,6 +27,34 @@ const CRUISING_ACCELERATOR_PCT: u8 = 18;
 /// Motor controller and motor temperatures, °C.
 const CONTROLLER_TEMP_C: f64 = 45.0;
 const MOTOR_TEMP_C: f64 = 55.0;
+/// Login serial numbers run from 1 to this each day (GB/T 32960.3), then wrap.
+const MAX_LOGIN_SERIAL: u16 = 65_531;
+
+/// A terminal's login serial numbers: from 1 each (Beijing) day, wrapping after 65531; a
+/// logout repeats the serial of the login it ends.
+#[derive(Debug, Clone, Default)]
+pub struct LoginSerials {
+    serial: u16,
+    day: Option<NaiveDate>,
+}
+
+impl LoginSerials {
+    /// The serial of a login at `now`.
+    pub fn next(&mut self, now: DateTime<Utc>) -> u16 {
+        let day = beijing_naive(now).date();
+        if self.day != Some(day) || self.serial >= MAX_LOGIN_SERIAL {
+            self.day = Some(day);
+            self.serial = 0;
+        }
+        self.serial += 1;
+        self.serial
+    }
+
+    /// The serial of the last login (0 before the first).
+    pub fn current(&self) -> u16 {
+        self.serial
+    }
+}
 
 /// A real-time (or reissue) frame of `sample` as the simulated terminal sends it.
 pub fn encode_sample(edition: Edition, reissue: bool, sample: &Sample) -> Vec<u8> {
@@ -152,6 +183,15 @@ mod tests {
             let got = report_sample(&frame, &sent.vin).unwrap().unwrap();
             assert_eq!(got, Sample { source: edition.source(), ..sent.clone() }, "{edition:?}");
         }
+    }
+
+    #[test]
+    fn login_serials_count_up_within_a_beijing_day_and_restart_the_next() {
+        let mut serials = LoginSerials::default();
+        // 15:59:59 UTC is 23:59:59 in Beijing; a second later it is the next day there.
+        let late = DateTime::from_timestamp(1_740_844_799, 0).unwrap();
+        assert_eq!((serials.next(late), serials.next(late), serials.current()), (1, 2, 2));
+        assert_eq!(serials.next(late + chrono::TimeDelta::seconds(1)), 1);
     }
 
     #[test]

@@ -6,13 +6,14 @@ use super::*;
 
 fn config(port: u16, vehicles: usize, interval: Duration) -> SimConfig {
     SimConfig {
+        via: Via::Mqtt,
         broker_host: "127.0.0.1".to_owned(),
         broker_port: port,
         login: SimLogin::Anonymous,
         client_id_prefix: format!("sim-test-{port}"),
         vehicles: sim_vins(vehicles)
             .into_iter()
-            .map(|vin| SimVehicle { vin, battery_kwh: 60.0, consumption_kwh_per_100km: 15.0 })
+            .map(|vin| SimVehicle { vin, battery_kwh: 60.0, consumption_kwh_per_100km: 15.0, terminal_phone: None })
             .collect(),
         interval,
         gbt32960_share: 0.5,
@@ -23,7 +24,7 @@ fn config(port: u16, vehicles: usize, interval: Duration) -> SimConfig {
 
 #[test]
 fn gbt_cars_are_spread_through_the_fleet_in_the_requested_share() {
-    let count = |share: f64| (0..1_000).filter(|&i| speaks_gbt(i, share)).count();
+    let count = |share: f64| (0..1_000).filter(|&i| picks(i, share)).count();
     assert_eq!(count(0.0), 0);
     assert_eq!(count(0.3), 300);
     assert_eq!(count(1.0), 1_000);

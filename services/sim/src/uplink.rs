@@ -6,14 +6,14 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use fleet_domain::{Sample, SampleSource, Vin};
 use fleet_gbt32960::{Edition, encode_heartbeat, encode_logout};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::payload::{beijing_naive, gbt_topic, json_batch, json_object, json_topic};
-use super::terminal::{encode_login, encode_sample};
+use super::terminal::{LoginSerials, encode_login, encode_sample};
 
 /// How often a car loses coverage, per hour of driving around.
 pub const DEAD_SPOTS_PER_HOUR: f64 = 0.03;
@@ -28,8 +28,6 @@ const BATCHES_PER_TICK: usize = 2;
 const REISSUES_PER_TICK: usize = 30;
 /// Between GB/T heartbeats.
 const HEARTBEAT_EVERY: TimeDelta = TimeDelta::seconds(60);
-/// Login serial numbers run from 1 to this each day (GB/T 32960.3), then wrap.
-const MAX_LOGIN_SERIAL: u16 = 65_531;
 
 /// How a car reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,8 +81,7 @@ pub struct Uplink {
     backlog: VecDeque<Sample>,
     /// The connection epoch this car last logged in on (GB/T only).
     session: Option<u64>,
-    login_serial: u16,
-    login_day: Option<NaiveDate>,
+    login_serials: LoginSerials,
     next_heartbeat: Option<DateTime<Utc>>,
 }
 
@@ -102,8 +99,7 @@ impl Uplink {
             offline_until: None,
             backlog: VecDeque::new(),
             session: None,
-            login_serial: 0,
-            login_day: None,
+            login_serials: LoginSerials::default(),
             next_heartbeat: None,
         }
     }
@@ -138,7 +134,7 @@ impl Uplink {
         if let Protocol::Gbt32960(edition) = self.protocol
             && self.session != Some(epoch)
         {
-            let serial = self.next_login_serial(now);
+            let serial = self.login_serials.next(now);
             let login = encode_login(edition, &self.vin, beijing_naive(now), serial);
             match self.offer(out, login, &mut delivery) {
                 Offer::Taken => self.session = Some(epoch),
@@ -174,7 +170,7 @@ impl Uplink {
             && self.session == link
             && !self.is_offline()
         {
-            let frame = encode_logout(edition, &self.vin, beijing_naive(now), self.login_serial);
+            let frame = encode_logout(edition, &self.vin, beijing_naive(now), self.login_serials.current());
             self.offer(out, frame, &mut delivery);
             self.session = None;
         }
@@ -246,17 +242,6 @@ impl Uplink {
             delivery.refused += 1;
         }
         offer
-    }
-
-    /// The next login serial: from 1 each (Beijing) day, wrapping after 65531.
-    fn next_login_serial(&mut self, now: DateTime<Utc>) -> u16 {
-        let day = beijing_naive(now).date();
-        if self.login_day != Some(day) || self.login_serial >= MAX_LOGIN_SERIAL {
-            self.login_day = Some(day);
-            self.login_serial = 0;
-        }
-        self.login_serial += 1;
-        self.login_serial
     }
 }
 

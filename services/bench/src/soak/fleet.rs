@@ -94,8 +94,10 @@ pub(super) fn simulators(
         vin: bench_vin(i),
         battery_kwh: BATTERY_KWH,
         consumption_kwh_per_100km: CONSUMPTION_KWH_PER_100KM,
+        terminal_phone: None,
     };
     let config = |name: &str, gbt: bool| SimConfig {
+        via: fleet_sim::Via::Mqtt,
         broker_host: broker.host.clone(),
         broker_port: broker.port,
         login: fleet_sim::SimLogin::shared(url.username.clone(), url.password.as_ref().map(|p| p.expose().to_owned())),
