@@ -140,7 +140,7 @@ impl App {
         let mut mqtt_connected = None;
         let mut ingest = None;
         let mut gateways = None;
-        let mut sim = None;
+        let mut sim = Vec::new();
         if services.ingest {
             let mut cfg = match &settings.mqtt {
                 MqttTarget::Embedded(addr) => {
@@ -192,7 +192,11 @@ impl App {
                 gateways = Some(Gateways::bind(&settings, &cfg, &store, &bus).await?);
             }
             if settings.demo {
-                sim = Some(Self::demo_simulator(&settings, &store, &cfg, embedded.as_ref()).await?);
+                let gateway_addrs = (
+                    gateways.as_ref().and_then(|g| g.gbt32960.as_ref()).map(|g| g.local_addr()),
+                    gateways.as_ref().and_then(|g| g.jt808.as_ref()).map(|g| g.local_addr()),
+                );
+                sim = Self::demo_simulators(&settings, &store, &cfg, embedded.as_ref(), gateway_addrs).await?;
             }
             ingest = Some(match (&settings.mqtt_share_group, settings.relays_events()) {
                 (Some(group), true) => {
@@ -295,15 +299,20 @@ impl App {
         if services.dispatch {
             Self::spawn_background(&settings, &store, &bus, &supervised);
         }
-        match sim {
-            Some(sim) => {
-                let (token, done) = (shutdown.child_token(), sim_done.clone());
-                supervised.spawn("demo simulator", async move {
-                    let _done = done.drop_guard();
-                    simulate::run(sim, token).await
-                });
-            }
-            None => sim_done.cancel(),
+        // The broker's gate waits for every demo simulator (its MQTT cars log out first).
+        let sims_left = Arc::new(std::sync::atomic::AtomicUsize::new(sim.len()));
+        if sim.is_empty() {
+            sim_done.cancel();
+        }
+        for (name, sim) in sim {
+            let (token, done, left) = (shutdown.child_token(), sim_done.clone(), sims_left.clone());
+            supervised.spawn(name, async move {
+                let result = simulate::run(sim, token).await;
+                if left.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+                    done.cancel();
+                }
+                result
+            });
         }
         if let Some(broker) = broker {
             let stop = shutdown.clone();
@@ -335,13 +344,17 @@ impl App {
         })
     }
 
-    /// The demo's simulator: every registered car, logging in as vehicles do.
-    async fn demo_simulator(
+    /// The demo's simulators: most cars publish to the broker, logging in as vehicles do; with
+    /// the gateways on, a share of them are GB/T 32960 terminals on the TCP gateway and a
+    /// share (those with a terminal phone) Beidou JT/T 808 terminals, so the demo goes through
+    /// every way in.
+    async fn demo_simulators(
         settings: &Settings,
         store: &Store,
         ingest_cfg: &fleet_ingest::Config,
         embedded: Option<&broker::Bound>,
-    ) -> anyhow::Result<simulate::SimConfig> {
+        (gbt32960, jt808): (Option<SocketAddr>, Option<SocketAddr>),
+    ) -> anyhow::Result<Vec<(&'static str, simulate::SimConfig)>> {
         let vehicles: Vec<simulate::SimVehicle> = store
             .vehicles()
             .list(None)
@@ -354,11 +367,12 @@ impl App {
                 terminal_phone: v.terminal_phone,
             })
             .collect();
+        let ways = fleet_sim::demo::ways_in(vehicles, gbt32960.is_some(), jt808.is_some());
         let (broker_addr, login, tls) = match embedded {
             // The demo's cars log in as vehicles do, each with a secret of its own,
             // issued afresh at every start (the secret is known only to this process).
             Some(bound) => {
-                let vins: Vec<_> = vehicles.iter().map(|v| v.vin.clone()).collect();
+                let vins: Vec<_> = ways.mqtt.iter().map(|v| v.vin.clone()).collect();
                 let secrets =
                     bootstrap::issue_mqtt_secrets(store, &vins).await.context("issuing the demo cars' MQTT secrets")?;
                 let addr = bound.embedded().local_public();
@@ -373,18 +387,36 @@ impl App {
                 ingest_cfg.tls.clone(),
             ),
         };
-        Ok(simulate::SimConfig {
+        let base = simulate::SimConfig {
             via: simulate::Via::Mqtt,
             broker_host: broker_addr.0,
             broker_port: broker_addr.1,
             login,
             client_id_prefix: format!("{}-demo-sim", settings.mqtt_client_id),
-            vehicles,
+            vehicles: ways.mqtt,
             interval: settings.demo_interval,
             gbt32960_share: DEMO_GBT32960_SHARE,
             seed: 2026,
             tls,
-        })
+        };
+        let tcp = |protocol, addr: SocketAddr, vehicles| simulate::SimConfig {
+            via: simulate::Via::Tcp(simulate::TcpConfig::new(protocol, addr.to_string())),
+            vehicles,
+            ..base.clone()
+        };
+        let mut sims = Vec::with_capacity(3);
+        if let Some(addr) = gbt32960.filter(|_| !ways.gbt32960.is_empty()) {
+            sims.push((
+                "demo simulator (gbt32960 over tcp)",
+                tcp(simulate::TcpProtocol::Gbt32960, addr, ways.gbt32960),
+            ));
+        }
+        if let Some(addr) = jt808.filter(|_| !ways.jt808.is_empty()) {
+            let protocol = simulate::TcpProtocol::Jt808 { v2019_share: 0.5 };
+            sims.push(("demo simulator (jt808 over tcp)", tcp(protocol, addr, ways.jt808)));
+        }
+        sims.push(("demo simulator", base));
+        Ok(sims)
     }
 
     /// Dispatch batches, trip derivation, retention and housekeeping (each led by one

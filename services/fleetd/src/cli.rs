@@ -461,6 +461,15 @@ impl RunArgs {
         self.limits.apply(&mut s)?;
         self.access.apply(&mut s)?;
         self.gateways.apply(&mut s)?;
+        if s.demo {
+            // The demo shows every way in: its gateways listen on loopback unless told where.
+            if s.gbt32960_addr.is_none() {
+                s.gbt32960_addr = Some(config::socket_addr("FLEET_GBT32960_ADDR", config::DEMO_GBT32960_ADDR)?);
+            }
+            if s.jt808_addr.is_none() {
+                s.jt808_addr = Some(config::socket_addr("FLEET_JT808_ADDR", config::DEMO_JT808_ADDR)?);
+            }
+        }
         for (setting, value, max) in [
             ("FLEET_CO2_PETROL_L_PER_100KM", self.co2_petrol_l_per_100km, 50.0),
             ("FLEET_CO2_PETROL_KG_PER_L", self.co2_petrol_kg_per_l, 10.0),

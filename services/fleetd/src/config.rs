@@ -11,6 +11,10 @@ pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
 pub use fleet_storage::DEFAULT_DATABASE_URL;
 pub const DEFAULT_EMBEDDED_MQTT_ADDR: &str = "127.0.0.1:1884";
 pub const DEFAULT_MQTT_CLIENT_ID: &str = "fleetd";
+/// Where `run --demo` listens for GB/T 32960.3 terminals when `FLEET_GBT32960_ADDR` is unset.
+pub const DEMO_GBT32960_ADDR: &str = "127.0.0.1:32960";
+/// Where `run --demo` listens for JT/T 808 terminals when `FLEET_JT808_ADDR` is unset.
+pub const DEMO_JT808_ADDR: &str = "127.0.0.1:6808";
 
 /// A setting that cannot be used, and why.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -21,6 +21,35 @@ use crate::places::{CHARGERS, PLACES, place_index};
 /// too, so that it measures the demo's mix).
 pub const DEMO_GBT32960_SHARE: f64 = 0.3;
 
+/// One in this many demo cars is a GB/T 32960 terminal on fleetd's TCP gateway, and as many
+/// a JT/T 808 (Beidou) terminal on the other gateway, when the gateways run.
+pub const DEMO_TCP_EVERY: usize = 6;
+
+/// The demo's cars by the way they report.
+#[derive(Debug, Clone, Default)]
+pub struct DemoWays {
+    /// Publishing to the broker (JSON, or GB/T 32960 frames for [`DEMO_GBT32960_SHARE`]).
+    pub mqtt: Vec<crate::SimVehicle>,
+    /// GB/T 32960 terminals on the TCP gateway.
+    pub gbt32960: Vec<crate::SimVehicle>,
+    /// JT/T 808 terminals on the TCP gateway (each with its terminal phone).
+    pub jt808: Vec<crate::SimVehicle>,
+}
+
+/// Splits the cars between the ways in: one in [`DEMO_TCP_EVERY`] to each gateway that runs
+/// (the JT/T 808 one only with a terminal phone), the rest to the broker.
+pub fn ways_in(vehicles: Vec<crate::SimVehicle>, gbt32960: bool, jt808: bool) -> DemoWays {
+    let mut ways = DemoWays::default();
+    for (i, v) in vehicles.into_iter().enumerate() {
+        match i % DEMO_TCP_EVERY {
+            0 if gbt32960 => ways.gbt32960.push(v),
+            1 if jt808 && v.terminal_phone.is_some() => ways.jt808.push(v),
+            _ => ways.mqtt.push(v),
+        }
+    }
+    ways
+}
+
 /// The password of every demo user.
 pub const DEMO_PASSWORD: &str = "demo";
 

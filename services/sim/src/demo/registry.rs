@@ -140,7 +140,8 @@ pub fn vehicles(units: &[NewUnit]) -> Vec<NewVehicle> {
                 battery_kwh: m.battery_kwh,
                 consumption_kwh_per_100km: m.consumption,
                 unit_id,
-                terminal_phone: None,
+                // Every official car carries a Beidou terminal; some report through it.
+                terminal_phone: Some(crate::sim_phone(i)),
             }
         })
         .collect()

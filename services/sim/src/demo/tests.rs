@@ -160,3 +160,34 @@ fn the_history_comes_with_the_orders_its_working_hours_trips_served() {
         assert!((7..20).contains(&local.hour()), "orders only in working hours");
     }
 }
+
+#[test]
+fn a_share_of_the_cars_reports_through_each_gateway_that_runs() {
+    let data = demo_data();
+    let cars: Vec<crate::SimVehicle> = data
+        .vehicles
+        .iter()
+        .map(|v| crate::SimVehicle {
+            vin: fleet_domain::Vin::parse(&v.vin).unwrap(),
+            battery_kwh: v.battery_kwh,
+            consumption_kwh_per_100km: v.consumption_kwh_per_100km,
+            terminal_phone: v.terminal_phone.clone(),
+        })
+        .collect();
+    let phones: std::collections::HashSet<_> = cars.iter().filter_map(|c| c.terminal_phone.clone()).collect();
+    assert_eq!(phones.len(), cars.len(), "every car has a terminal phone of its own");
+
+    let ways = ways_in(cars.clone(), true, true);
+    let n = cars.len();
+    assert_eq!(ways.gbt32960.len(), n.div_ceil(DEMO_TCP_EVERY));
+    assert_eq!(ways.jt808.len(), (n - 1).div_ceil(DEMO_TCP_EVERY));
+    assert_eq!(ways.mqtt.len() + ways.gbt32960.len() + ways.jt808.len(), n, "every car one way");
+    assert!(ways.mqtt.len() > n / 2, "most cars still publish to the broker");
+
+    // Without the gateways everyone publishes; without phones nobody speaks JT/T 808.
+    assert_eq!(ways_in(cars.clone(), false, false).mqtt.len(), n);
+    let no_phones = cars.into_iter().map(|c| crate::SimVehicle { terminal_phone: None, ..c }).collect();
+    let ways = ways_in(no_phones, true, true);
+    assert!(ways.jt808.is_empty());
+    assert_eq!(ways.mqtt.len() + ways.gbt32960.len(), n);
+}
