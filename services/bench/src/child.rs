@@ -82,10 +82,14 @@ impl Fleetd {
     }
 
     fn memory_mib(&self, field: &str) -> Option<f64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
-        let line = status.lines().find(|l| l.starts_with(field))?;
-        let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kb / 1024.0)
+        memory_mib_of(self.pid()?, field)
+    }
+
+    /// Starts the peak resident memory (VmHWM) again from the present RSS, so that a later
+    /// [`peak_rss_mib`](Self::peak_rss_mib) is the peak of what followed; false when the
+    /// kernel would not (`/proc/PID/clear_refs`, Linux 4.0 and later).
+    pub(crate) fn reset_peak_rss(&self) -> bool {
+        self.pid().is_some_and(|pid| std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok())
     }
 
     /// CPU time (user + system) used so far, in seconds.
@@ -206,6 +210,14 @@ impl Fleetd {
     }
 }
 
+/// A memory figure of process `pid` (a `/proc/PID/status` field such as `VmRSS:`), in MiB.
+pub(crate) fn memory_mib_of(pid: u32, field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
 /// CPU time (user + system) a process has used so far, in seconds; `pid` may be `self`.
 pub(crate) fn cpu_seconds_of(pid: &str) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -240,8 +252,24 @@ pub(crate) fn summary_quantile(metrics: &str, name: &str, quantile: &str) -> Opt
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
+/// The sum of a counter over all its labels (or its one unlabelled value) in Prometheus
+/// text; 0 when it is absent (a counter not touched yet is not on the page).
+pub(crate) fn metric_sum(body: &str, name: &str) -> anyhow::Result<f64> {
+    let mut sum = 0.0;
+    for line in body.lines() {
+        let Some(rest) = line.strip_prefix(name) else { continue };
+        let value = match rest.as_bytes().first() {
+            Some(b' ') => rest,
+            Some(b'{') => rest.rsplit_once('}').map_or("", |(_, v)| v),
+            _ => continue,
+        };
+        sum += value.trim().parse::<f64>().with_context(|| format!("{name} on /metrics: {line}"))?;
+    }
+    Ok(sum)
+}
+
 /// The value of an unlabelled counter or gauge in Prometheus text; None when it is absent.
-fn metric_value(body: &str, name: &str) -> anyhow::Result<Option<f64>> {
+pub(crate) fn metric_value(body: &str, name: &str) -> anyhow::Result<Option<f64>> {
     let Some(v) = body.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')) else { return Ok(None) };
     Ok(Some(v.trim().parse::<f64>().with_context(|| format!("{name} on /metrics: {v}"))?))
 }
@@ -256,6 +284,20 @@ mod tests {
         assert_eq!(metric_value(text, "fleet_ingest_messages_in_hand").unwrap(), Some(16200.0));
         assert_eq!(metric_value(text, "fleet_memory_heap_allocated_bytes").unwrap(), None);
         assert!(metric_value(text, "bad").is_err());
+    }
+
+    #[test]
+    fn a_counter_is_summed_over_its_labels_and_absent_is_zero() {
+        let text = "# TYPE fleet_ingest_dead_letters_total counter\n\
+                    fleet_ingest_dead_letters_total{reason=\"bad_json\"} 3\n\
+                    fleet_ingest_dead_letters_total{reason=\"unknown_vin\"} 4\n\
+                    fleet_ingest_dead_letters_total_x 100\n\
+                    fleet_ingest_samples_stored_total 12\n\
+                    fleet_broken{a=\"b\"} x\n";
+        assert_eq!(metric_sum(text, "fleet_ingest_dead_letters_total").unwrap(), 7.0);
+        assert_eq!(metric_sum(text, "fleet_ingest_samples_stored_total").unwrap(), 12.0);
+        assert_eq!(metric_sum(text, "fleet_gateway_rejected_total").unwrap(), 0.0);
+        assert!(metric_sum(text, "fleet_broken").is_err());
     }
 
     #[test]

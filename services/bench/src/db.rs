@@ -22,6 +22,7 @@ pub(crate) async fn register_vehicles(store: &Store, n: usize) -> anyhow::Result
         battery_kwh: 60.0,
         consumption_kwh_per_100km: 14.0,
         unit_id: None,
+        terminal_phone: None,
     })
     .await
 }
@@ -32,6 +33,8 @@ pub(crate) struct BenchCar {
     pub battery_kwh: f64,
     pub consumption_kwh_per_100km: f64,
     pub unit_id: Option<String>,
+    /// The phone number of its JT/T 808 terminal, if it has one.
+    pub terminal_phone: Option<String>,
 }
 
 /// Registers bench cars `0..n` (VIN [`bench_vin`], one unique plate each), car `i` as
@@ -54,7 +57,7 @@ pub(crate) async fn register_cars(store: &Store, n: usize, car: impl Fn(usize) -
                 battery_kwh: c.battery_kwh,
                 consumption_kwh_per_100km: c.consumption_kwh_per_100km,
                 unit_id: c.unit_id,
-                terminal_phone: None,
+                terminal_phone: c.terminal_phone,
             };
             store.vehicles().create(&vin, &v).await.with_context(|| format!("registering {vin}"))
         })

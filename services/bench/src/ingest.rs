@@ -10,6 +10,7 @@ use clap::Args;
 use fleet_domain::{Sample, SampleSource, SecretUrl, Vin};
 use fleet_gbt32960::Edition;
 use fleet_sim::terminal;
+use fleet_storage::Store;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -66,7 +67,7 @@ fn json_payload(s: &Sample) -> Vec<u8> {
 }
 
 /// Builds `messages` messages spread round-robin over `vehicles` cars, starting at `base`.
-fn build_messages(vehicles: usize, messages: usize, base: DateTime<Utc>, gbt: bool) -> Vec<Message> {
+pub(crate) fn build_messages(vehicles: usize, messages: usize, base: DateTime<Utc>, gbt: bool) -> Vec<Message> {
     (0..messages)
         .map(|n| {
             let (i, k) = (n % vehicles, n / vehicles);
@@ -140,54 +141,23 @@ async fn measure(args: &IngestArgs, broker: &Broker, db: &BenchDb) -> anyhow::Re
     let fleetd = Fleetd::spawn(&db.url, &broker.url, &client_id).await?;
     progress(format!("fleetd (pid {:?}) listening on {}", fleetd.pid(), fleetd.http));
     wait_until_subscribed(&store, broker, day(-20)).await?;
-    let mut stored = store.telemetry().count(None).await?;
 
     for ((name, gbt, base), baseline) in runs.into_iter().zip(baselines) {
         let messages = Arc::new(build_messages(args.vehicles, args.messages, base, gbt));
-        let expected = stored + messages.len() as i64;
         progress(format!("durable {name}: publishing {} messages", messages.len()));
-        let committed0 = fleetd.samples_stored().await?;
-        let cpu0 = fleetd.cpu_seconds();
-        let t0 = Instant::now();
-        // Watch fleetd's own count of committed samples (cheap) while publishing and after,
-        // then verify by counting the rows: a COUNT(*) every few milliseconds would load the
-        // database we are measuring. The same reads give the most messages fleetd held.
-        let watch = async {
-            let deadline = Instant::now() + Duration::from_secs(900);
-            let mut peak_in_hand = 0;
-            loop {
-                let (committed, in_hand) = fleetd.ingest_progress().await?;
-                let committed = committed - committed0;
-                peak_in_hand = peak_in_hand.max(in_hand);
-                if committed >= messages.len() as u64 {
-                    return anyhow::Ok((Instant::now(), peak_in_hand));
-                }
-                anyhow::ensure!(
-                    Instant::now() < deadline,
-                    "only {committed} of {} samples committed after 15 minutes",
-                    messages.len()
-                );
-                tokio::time::sleep(PROGRESS_POLL).await;
-            }
-        };
-        let ((), (t1, peak_in_hand)) = tokio::try_join!(
-            publish_all(&broker.host, broker.port, messages.clone(), args.publishers, "bench-durable"),
-            watch
-        )?;
-        stored = store.telemetry().count(None).await?;
-        anyhow::ensure!(stored == expected, "{stored} rows stored, expected exactly {expected}");
-        let r = rate(messages.len(), t0, t1);
-        let cpu = match (cpu0, fleetd.cpu_seconds()) {
-            (Some(a), Some(b)) => (b - a) / (t1 - t0).as_secs_f64(),
-            _ => f64::NAN,
-        };
-        progress(format!("durable {name}: {r:.0} msg/s ({:.2}x baseline), fleetd CPU {cpu:.2} cores", r / baseline));
+        let run = durable_run(&fleetd, &store, broker, messages, args.publishers).await?;
+        let r = run.per_s;
+        progress(format!(
+            "durable {name}: {r:.0} msg/s ({:.2}x baseline), fleetd CPU {:.2} cores",
+            r / baseline,
+            run.fleetd_cpu
+        ));
         out.insert(format!("ingest.durable_{name}_per_s"), json!(r.round()));
         out.insert(format!("ingest.durable_{name}_ratio"), json!((r / baseline * 1000.0).round() / 1000.0));
-        out.insert(format!("ingest.durable_{name}_fleetd_cpu_ratio"), json!((cpu * 100.0).round() / 100.0));
+        out.insert(format!("ingest.durable_{name}_fleetd_cpu_ratio"), json!((run.fleetd_cpu * 100.0).round() / 100.0));
         // Bounded by the broker's in-flight window for fleetd's session (deploy/mosquitto:
         // 10,000): the most fleetd holds in memory at once.
-        out.insert(format!("ingest.durable_{name}_peak_in_hand"), json!(peak_in_hand));
+        out.insert(format!("ingest.durable_{name}_peak_in_hand"), json!(run.peak_in_hand));
     }
 
     let burst_rss = fleetd.peak_rss_mib().context("reading fleetd's peak RSS")?;
@@ -233,11 +203,67 @@ async fn measure(args: &IngestArgs, broker: &Broker, db: &BenchDb) -> anyhow::Re
     Ok(Value::Object(out))
 }
 
+/// What one durable run over MQTT measured.
+pub(crate) struct DurableRun {
+    /// Samples made durable per second, from the first publish to the last commit.
+    pub per_s: f64,
+    /// fleetd's CPU over the run, in cores.
+    pub fleetd_cpu: f64,
+    /// The most messages fleetd held at once (received, not yet committed).
+    pub peak_in_hand: u64,
+}
+
+/// Publishes `messages` (each a new sample of a registered car) to the broker over
+/// `publishers` connections and watches `fleetd` commit them all; then checks by counting
+/// the rows that every one is stored exactly once.
+pub(crate) async fn durable_run(
+    fleetd: &Fleetd,
+    store: &Store,
+    broker: &Broker,
+    messages: Arc<Vec<Message>>,
+    publishers: usize,
+) -> anyhow::Result<DurableRun> {
+    let expected = store.telemetry().count(None).await? + messages.len() as i64;
+    let committed0 = fleetd.samples_stored().await?;
+    let cpu0 = fleetd.cpu_seconds();
+    let t0 = Instant::now();
+    // Watch fleetd's own count of committed samples (cheap) while publishing and after,
+    // then verify by counting the rows: a COUNT(*) every few milliseconds would load the
+    // database we are measuring. The same reads give the most messages fleetd held.
+    let watch = async {
+        let deadline = Instant::now() + Duration::from_secs(900);
+        let mut peak_in_hand = 0;
+        loop {
+            let (committed, in_hand) = fleetd.ingest_progress().await?;
+            let committed = committed - committed0;
+            peak_in_hand = peak_in_hand.max(in_hand);
+            if committed >= messages.len() as u64 {
+                return anyhow::Ok((Instant::now(), peak_in_hand));
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "only {committed} of {} samples committed after 15 minutes",
+                messages.len()
+            );
+            tokio::time::sleep(PROGRESS_POLL).await;
+        }
+    };
+    let ((), (t1, peak_in_hand)) =
+        tokio::try_join!(publish_all(&broker.host, broker.port, messages.clone(), publishers, "bench-durable"), watch)?;
+    let stored = store.telemetry().count(None).await?;
+    anyhow::ensure!(stored == expected, "{stored} rows stored, expected exactly {expected}");
+    let fleetd_cpu = match (cpu0, fleetd.cpu_seconds()) {
+        (Some(a), Some(b)) => (b - a) / (t1 - t0).as_secs_f64(),
+        _ => f64::NAN,
+    };
+    Ok(DurableRun { per_s: rate(messages.len(), t0, t1), fleetd_cpu, peak_in_hand })
+}
+
 /// Publishes a probe sample stamped `at` until fleetd has stored it: its subscription is then
 /// in place. A broker drops what is published to a topic nobody has subscribed to yet, and a
 /// fresh client id has no session to queue it in (a memory run once ended 2 messages short,
 /// most likely this way).
-async fn wait_until_subscribed(store: &fleet_storage::Store, broker: &Broker, at: DateTime<Utc>) -> anyhow::Result<()> {
+pub(crate) async fn wait_until_subscribed(store: &Store, broker: &Broker, at: DateTime<Utc>) -> anyhow::Result<()> {
     let probe = Arc::new(vec![Message {
         topic: format!("fleet/v1/vehicles/{}/telemetry", bench_vin(0)),
         payload: json_payload(&bench_sample(&bench_vin(0), 0, 0, at, SampleSource::Json)),

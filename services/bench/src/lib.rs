@@ -8,6 +8,7 @@
 mod child;
 mod db;
 mod dispatch;
+mod gateway;
 mod ingest;
 mod live;
 mod load;
@@ -29,6 +30,10 @@ pub struct BenchArgs {
 pub enum BenchKind {
     /// Durable MQTT ingest rate vs the raw broker rate (JSON and GB/T 32960), and fleetd's peak RSS.
     Ingest(ingest::IngestArgs),
+    /// Terminals over TCP (GB/T 32960.3 and JT/T 808, one connection each) against fleetd's
+    /// gateways: the durable rate vs the durable MQTT JSON rate of the same run, fleetd's RSS
+    /// with every terminal connected, reply latency at half the rate.
+    Gateway(gateway::GatewayArgs),
     /// Latency from MQTT publish to live-feed WebSocket receipt vs a plain MQTT subscriber,
     /// ingest loss, fleetd's CPU and peak RSS, with a fleet reporting on its schedule.
     Live(live::LiveArgs),
@@ -58,6 +63,7 @@ pub struct TargetArgs {
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let figures = match args.which {
         BenchKind::Ingest(a) => ingest::run(a).await?,
+        BenchKind::Gateway(a) => gateway::run(a).await?,
         BenchKind::Live(a) => live::run(a).await?,
         BenchKind::Dispatch(a) => dispatch::run(a).await?,
         BenchKind::Stats(a) => stats::run(a).await?,

@@ -24,7 +24,7 @@ mod unanswered;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use fleet_gbt32960::Edition as GbtEdition;
 use fleet_jt808::Edition as Jt808Edition;
 use tokio::time::Instant;
@@ -52,6 +52,16 @@ pub struct TcpConfig {
     pub max_unanswered: usize,
     /// Where the terminals count what they do; keep a clone to read it during the run.
     pub stats: Arc<TcpStats>,
+    /// How far a car's clock moves from one of its samples to the next; `None`: the
+    /// interval, so the clocks keep to the wall clock. Reports are stamped to the second
+    /// (and a GB/T 32960 answer names its report by that stamp), so a run reporting more
+    /// often than once a second (a benchmark's load) steps its cars by a second or more,
+    /// and their clocks run ahead of the wall clock.
+    pub sample_step: Option<Duration>,
+    /// Where the cars' clocks start; `None`: now. A benchmark whose clocks run fast starts
+    /// them in the past, and each of its runs somewhere else, so no two runs stamp a car's
+    /// samples alike.
+    pub clock_start: Option<DateTime<Utc>>,
 }
 
 impl TcpConfig {
@@ -63,6 +73,8 @@ impl TcpConfig {
             timing: TcpTiming::default(),
             max_unanswered: DEFAULT_MAX_UNANSWERED,
             stats: Arc::new(TcpStats::new()),
+            sample_step: None,
+            clock_start: None,
         }
     }
 }
@@ -127,20 +139,24 @@ pub(super) async fn run(cfg: &SimConfig, tcp: &TcpConfig, shutdown: Cancellation
         }
     }
     let n = cfg.vehicles.len();
+    let step = tcp.sample_step.unwrap_or(cfg.interval);
     let shared = Arc::new(Shared {
         gateway: tcp.gateway.clone(),
         timing: tcp.timing,
         interval: cfg.interval,
+        sample_step: step,
         max_unanswered: tcp.max_unanswered,
         stats: Arc::clone(&tcp.stats),
         warnings: Warnings::new(),
     });
-    let start = Utc::now();
+    let start = tcp.clock_start.unwrap_or_else(Utc::now);
     let t0 = Instant::now();
     let tracker = TaskTracker::new();
     for (i, v) in cfg.vehicles.iter().enumerate() {
         // The cars' first connections and reports spread evenly over one interval.
         let offset = Duration::from_nanos((cfg.interval.as_nanos() * i as u128 / n as u128) as u64);
+        // The same share of a step on the car's clock.
+        let clock_offset = Duration::from_nanos((step.as_nanos() * i as u128 / n as u128) as u64);
         let seed = car_seed(cfg.seed, &v.vin);
         let spec = |source| CarSpec {
             vin: v.vin.clone(),
@@ -152,7 +168,7 @@ pub(super) async fn run(cfg: &SimConfig, tcp: &TcpConfig, shutdown: Cancellation
         let car = |source| {
             Car::new(
                 spec(source),
-                start + TimeDelta::from_std(offset).unwrap_or_default(),
+                start + TimeDelta::from_std(clock_offset).unwrap_or_default(),
                 Rhythm::AroundTheClock,
                 seed,
             )

@@ -62,6 +62,7 @@ pub(super) async fn register(store: &Store, vehicles: usize, drivers: usize) -> 
         battery_kwh: BATTERY_KWH,
         consumption_kwh_per_100km: CONSUMPTION_KWH_PER_100KM,
         unit_id: Some(unit_of(i)),
+        terminal_phone: None,
     })
     .await?;
     let mut ids = Vec::with_capacity(drivers);

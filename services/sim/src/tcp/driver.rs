@@ -47,6 +47,8 @@ pub(super) struct Shared {
     pub gateway: String,
     pub timing: TcpTiming,
     pub interval: Duration,
+    /// How far a car's clock moves per interval.
+    pub sample_step: Duration,
     pub max_unanswered: usize,
     pub stats: Arc<TcpStats>,
     pub warnings: Warnings,
@@ -318,7 +320,7 @@ impl<D: Dialect> Terminal<D> {
 
 /// Steps `car` and queues its sample, counting what the bound drops.
 fn keep(car: &mut Car, queue: &mut Unanswered, shared: &Shared, reissue: bool) {
-    let sample = car.step(shared.interval);
+    let sample = car.step(shared.sample_step);
     let dropped = queue.keep(sample, reissue);
     shared.stats.dropped(dropped);
 }

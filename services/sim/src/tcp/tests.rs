@@ -139,6 +139,11 @@ impl Sim {
     ) -> Self {
         let mut tcp = TcpConfig::new(protocol, gateway.to_string());
         tcp.timing = timing;
+        Self::start_with(tcp, cars, interval)
+    }
+
+    /// `cars` terminals as `tcp` says, reporting every `interval`.
+    pub fn start_with(tcp: TcpConfig, cars: usize, interval: Duration) -> Self {
         let stats = Arc::clone(&tcp.stats);
         let cfg = SimConfig {
             via: Via::Tcp(tcp),

@@ -1,6 +1,6 @@
 //! GB/T 32960 terminals against an in-test gateway.
 
-use chrono::NaiveDateTime;
+use chrono::{Datelike, NaiveDateTime, Timelike};
 use fleet_gbt32960::{Ack, FrameSplitter, Header, Piece, encode_reply};
 
 use super::*;
@@ -167,4 +167,39 @@ async fn a_terminal_without_its_gateway_keeps_its_samples_and_says_so_when_stopp
     assert!(c.abandoned > 0, "{c:?}");
     assert_eq!(result.published, 0);
     assert!(result.errors >= c.connect_failures);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sample_step_stamps_reports_a_step_apart_from_the_clock_start_however_often_they_go() {
+    let gw = Gateway::start(splitter, |_, frame| success(frame)).await;
+    let mut tcp = TcpConfig::new(TcpProtocol::Gbt32960, gw.addr.to_string());
+    tcp.timing = quick();
+    tcp.sample_step = Some(Duration::from_secs(1));
+    let start = noon().and_utc();
+    tcp.clock_start = Some(start);
+    // Twenty reports a second, each a second apart on the car's clock.
+    let sim = Sim::start_with(tcp, 1, Duration::from_millis(50));
+    sim.wait_for("20 acknowledged reports", |c| c.acked >= 20).await;
+    let stats = sim.stats.clone();
+    sim.stop().await;
+
+    let c = stats.counts();
+    assert_eq!((c.sent, c.resent, c.given_up), (c.acked, 0, 0), "every report answered by its own time: {c:?}");
+    let conns =
+        gw.frames_when("the logout", |c| c.iter().all(|f| f.last().is_some_and(|f| command(f) == LOGOUT))).await;
+    let reports: Vec<Vec<u8>> = conns[0].iter().filter(|f| command(f) == REALTIME).map(|f| time(f)).collect();
+    assert!(reports.len() >= 20, "{}", reports.len());
+    // In Beijing time (UTC+8), the first a step after the clock's start, then a step apart.
+    for (k, t) in reports.iter().enumerate() {
+        let at = (start + chrono::TimeDelta::seconds(k as i64 + 1) + chrono::TimeDelta::hours(8)).naive_utc();
+        let want = [
+            at.year() - 2000,
+            at.month() as i32,
+            at.day() as i32,
+            at.hour() as i32,
+            at.minute() as i32,
+            at.second() as i32,
+        ];
+        assert_eq!(t, &want.map(|v| v as u8).to_vec(), "report {k}");
+    }
 }
