@@ -50,6 +50,9 @@ pub struct FrameSplitter {
     ready: Option<Piece>,
 }
 
+/// Room a splitter keeps between frames; more is given back once a long frame is through.
+const KEEP_CAPACITY: usize = 16 * 1024;
+
 impl FrameSplitter {
     pub fn new() -> Self {
         Self::default()
@@ -59,9 +62,19 @@ impl FrameSplitter {
     /// [`pop`](Self::pop) until it returns `None` before pushing the rest: a splitter that
     /// has been popped dry always has room for at least one more byte.
     pub fn push(&mut self, bytes: &[u8]) -> usize {
-        if self.buf.len() + bytes.len() > MAX_FRAME_LEN && self.start > 0 {
-            // Moving the unexamined bytes down only when room runs out keeps the copying
-            // proportional to what was consumed.
+        if self.start == self.buf.len() {
+            // Everything examined: start over at the front, copying nothing.
+            self.buf.clear();
+            self.start = 0;
+            if self.buf.capacity() > KEEP_CAPACITY {
+                // A long frame came through: give its room back (a gateway holds one of
+                // these per connection, thousands of them).
+                self.buf = Vec::new();
+            }
+        } else if self.start > 0 && self.buf.len() + bytes.len() > self.buf.capacity() {
+            // Out of room: move the unexamined bytes (at most one frame still arriving) down
+            // before growing. Waiting until the buffer reached the longest frame instead let
+            // every busy connection keep 64 KiB.
             self.buf.drain(..self.start);
             self.start = 0;
         }

@@ -254,3 +254,26 @@ proptest! {
         prop_assert_eq!(split(&stream, &cuts), expected(&segments));
     }
 }
+
+#[test]
+fn a_busy_stream_keeps_the_room_of_a_read_and_a_frame_not_of_the_longest_frame() {
+    // A terminal streaming report after report, read 4 KiB at a time, cut mid-frame: the
+    // splitter must not creep up to the longest frame's 64 KiB (a gateway has thousands).
+    let report = report_2016(&[VEHICLE_2016]);
+    let stream: Vec<u8> = std::iter::repeat_n(&report, 2_000).flatten().copied().collect();
+    let mut splitter = FrameSplitter::new();
+    let mut frames = 0;
+    let mut most = 0;
+    for chunk in stream.chunks(4096) {
+        frames += splitter.feed(chunk).len();
+        most = most.max(splitter.buf.capacity());
+    }
+    assert_eq!(frames, 2_000);
+    assert!(most <= 16 * 1024, "the splitter grew to {most} bytes");
+
+    // After a frame of the longest length, its room is given back.
+    let mut splitter = FrameSplitter::new();
+    assert_eq!(splitter.feed(&frame_of_len(MAX_DATA_LEN)).len(), 1);
+    assert_eq!(splitter.feed(&heartbeat(b'#')), vec![Piece::Frame(heartbeat(b'#'))]);
+    assert!(splitter.buf.capacity() <= KEEP_CAPACITY, "kept {}", splitter.buf.capacity());
+}
