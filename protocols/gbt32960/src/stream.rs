@@ -50,8 +50,10 @@ pub struct FrameSplitter {
     ready: Option<Piece>,
 }
 
-/// Room a splitter keeps between frames; more is given back once a long frame is through.
-const KEEP_CAPACITY: usize = 16 * 1024;
+/// Room a splitter keeps when it holds nothing: enough for a heartbeat or a short report;
+/// more is given back once everything pushed has been examined (a gateway holds one splitter
+/// per connection, thousands of them, and most of the time they hold nothing).
+const KEEP_CAPACITY: usize = 1024;
 
 impl FrameSplitter {
     pub fn new() -> Self {
@@ -63,14 +65,7 @@ impl FrameSplitter {
     /// has been popped dry always has room for at least one more byte.
     pub fn push(&mut self, bytes: &[u8]) -> usize {
         if self.start == self.buf.len() {
-            // Everything examined: start over at the front, copying nothing.
-            self.buf.clear();
-            self.start = 0;
-            if self.buf.capacity() > KEEP_CAPACITY {
-                // A long frame came through: give its room back (a gateway holds one of
-                // these per connection, thousands of them).
-                self.buf = Vec::new();
-            }
+            self.start_over();
         } else if self.start > 0 && self.buf.len() + bytes.len() > self.buf.capacity() {
             // Out of room: move the unexamined bytes (at most one frame still arriving) down
             // before growing. Waiting until the buffer reached the longest frame instead let
@@ -101,6 +96,7 @@ impl FrameSplitter {
                 continue;
             }
             if rest.len() < HEADER_LEN {
+                self.settle();
                 return None;
             }
             let declared = declared_len(rest);
@@ -110,6 +106,7 @@ impl FrameSplitter {
             }
             let len = MIN_FRAME_LEN + declared;
             if rest.len() < len {
+                self.settle();
                 return None;
             }
             let frame = rest[..len].to_vec();
@@ -149,6 +146,29 @@ impl FrameSplitter {
     /// bytes it ended with that never made a frame.
     pub fn unframed(&self) -> usize {
         self.skipped + self.buffered()
+    }
+
+    /// Everything examined: start over at the front, copying nothing, and keep no more room
+    /// than [`KEEP_CAPACITY`].
+    fn start_over(&mut self) {
+        self.buf.clear();
+        self.start = 0;
+        if self.buf.capacity() > KEEP_CAPACITY {
+            self.buf = Vec::new();
+        }
+    }
+
+    /// Nothing more to hand out until more bytes come: keep the unexamined bytes (at most the
+    /// start of one frame) and not much more room than they take. A read that ended inside a
+    /// frame otherwise left its connection holding the room of the whole read.
+    fn settle(&mut self) {
+        if self.start == self.buf.len() {
+            self.start_over();
+        } else if self.buf.capacity() > KEEP_CAPACITY.max(2 * self.buffered()) {
+            self.buf.drain(..self.start);
+            self.start = 0;
+            self.buf.shrink_to(KEEP_CAPACITY.max(self.buf.len()));
+        }
     }
 
     fn skip(&mut self, n: usize) {

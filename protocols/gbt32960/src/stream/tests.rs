@@ -256,7 +256,7 @@ proptest! {
 }
 
 #[test]
-fn a_busy_stream_keeps_the_room_of_a_read_and_a_frame_not_of_the_longest_frame() {
+fn a_busy_stream_keeps_the_room_of_a_read_and_a_frame_and_gives_it_back_when_it_holds_nothing() {
     // A terminal streaming report after report, read 4 KiB at a time, cut mid-frame: the
     // splitter must not creep up to the longest frame's 64 KiB (a gateway has thousands).
     let report = report_2016(&[VEHICLE_2016]);
@@ -267,9 +267,15 @@ fn a_busy_stream_keeps_the_room_of_a_read_and_a_frame_not_of_the_longest_frame()
     for chunk in stream.chunks(4096) {
         frames += splitter.feed(chunk).len();
         most = most.max(splitter.buf.capacity());
+        // Between reads only the start of a frame is held, in little more room than it takes.
+        let (held, room) = (splitter.buffered(), splitter.buf.capacity());
+        assert!(held < report.len() && room <= KEEP_CAPACITY.max(2 * held), "{room} bytes of room for {held}");
     }
     assert_eq!(frames, 2_000);
     assert!(most <= 16 * 1024, "the splitter grew to {most} bytes");
+    // The stream ended on a frame's end: nothing is held, so no more than a little room.
+    assert_eq!(splitter.buffered(), 0);
+    assert!(splitter.buf.capacity() <= KEEP_CAPACITY, "kept {} bytes holding nothing", splitter.buf.capacity());
 
     // After a frame of the longest length, its room is given back.
     let mut splitter = FrameSplitter::new();
