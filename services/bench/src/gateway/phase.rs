@@ -76,18 +76,28 @@ pub(super) struct Totals {
     pub dead_letters: u64,
     pub rejected: u64,
     pub in_hand: u64,
+    /// What fleetd's allocator says the program holds, and keeps in RAM (NaN when it does not
+    /// publish them): tells live data from pages the allocator has not given back yet.
+    pub heap_allocated_mib: f64,
+    pub heap_resident_mib: f64,
 }
 
 impl Totals {
     pub(super) async fn read(fleetd: &Fleetd) -> anyhow::Result<Self> {
         let body = fleetd.metrics().await?;
         let sum = |name: &str| -> anyhow::Result<u64> { Ok(child::metric_sum(&body, name)? as u64) };
+        let mib = |name: &str| match child::metric_value(&body, name) {
+            Ok(Some(b)) => b / (1024.0 * 1024.0),
+            _ => f64::NAN,
+        };
         Ok(Self {
             stored: sum("fleet_ingest_samples_stored_total")?,
             duplicates: sum("fleet_ingest_samples_duplicate_total")?,
             dead_letters: sum("fleet_ingest_dead_letters_total")?,
             rejected: sum("fleet_gateway_rejected_total")?,
             in_hand: sum("fleet_ingest_messages_in_hand")?,
+            heap_allocated_mib: mib("fleet_memory_heap_allocated_bytes"),
+            heap_resident_mib: mib("fleet_memory_heap_resident_bytes"),
         })
     }
 }
@@ -227,13 +237,18 @@ async fn measure(
         watch(fleetd, terminals, (last.0 + PROGRESS_EVERY).min(end) - now, &mut rss_connected_mib).await;
         let now = Instant::now();
         if now < end {
-            let stored = Totals::read(fleetd).await?.stored;
+            let totals = Totals::read(fleetd).await?;
+            let stored = totals.stored;
             let rate = (stored - last.1) as f64 / (now - last.0).as_secs_f64().max(1e-9);
             progress(format!(
-                "{name}: {:.0} s, {rate:.0} samples/s committed, {} logged in, fleetd RSS {:.1} MiB",
+                "{name}: {:.0} s, {rate:.0} samples/s committed, {} logged in, {} in hand, fleetd RSS {:.1} MiB \
+                 (heap: {:.1} MiB allocated, {:.1} MiB resident)",
                 (now - t0).as_secs_f64(),
                 terminals.stats.counts().connected,
-                fleetd.rss_mib().unwrap_or(f64::NAN)
+                totals.in_hand,
+                fleetd.rss_mib().unwrap_or(f64::NAN),
+                totals.heap_allocated_mib,
+                totals.heap_resident_mib,
             ));
             last = (now, stored);
         }
@@ -243,6 +258,7 @@ async fn measure(
     let cpu1 = Cpu::now(fleetd);
     let c1 = terminals.stats.counts();
     let latency = terminals.stats.latencies();
+    progress(format!("{name}: {}", pipeline_quantiles(fleetd).await));
     let secs = (t1 - t0).as_secs_f64();
     let window = Window {
         durable_per_s: (stored1 - stored0) as f64 / secs,
@@ -291,4 +307,26 @@ async fn settle(fleetd: &Fleetd) -> anyhow::Result<Totals> {
         );
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+/// fleetd's own account of where a report's time goes, from the summaries on `/metrics`
+/// (their recent window): batch sizes, commit times, state writes.
+async fn pipeline_quantiles(fleetd: &Fleetd) -> String {
+    let Ok(body) = fleetd.metrics().await else { return "fleetd's /metrics unreadable".into() };
+    let q = |name: &str, quantile: &str, scale: f64| {
+        let prefix = format!("{name}{{quantile=\"{quantile}\"}} ");
+        body.lines()
+            .find_map(|l| l.strip_prefix(&prefix)?.trim().parse::<f64>().ok())
+            .map_or_else(|| "-".to_owned(), |v| format!("{:.0}", v * scale))
+    };
+    format!(
+        "batches p50 {} / p99 {} messages; commits p50 {} / p99 {} / max {} ms; state writes p50 {} / p99 {} ms",
+        q("fleet_ingest_batch_messages", "0.5", 1.0),
+        q("fleet_ingest_batch_messages", "0.99", 1.0),
+        q("fleet_ingest_commit_seconds", "0.5", 1e3),
+        q("fleet_ingest_commit_seconds", "0.99", 1e3),
+        q("fleet_ingest_commit_seconds", "1", 1e3),
+        q("fleet_ingest_state_write_seconds", "0.5", 1e3),
+        q("fleet_ingest_state_write_seconds", "0.99", 1e3),
+    )
 }
