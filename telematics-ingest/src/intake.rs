@@ -82,8 +82,8 @@ impl Intake {
         let states = state_writer::SharedStates::default();
         let writer_done = CancellationToken::new();
         let state_writer = tokio::spawn(state_writer::run(states.clone(), self.store.clone(), writer_done.clone()));
-        writer::run(batch_rx, self.store.clone(), self.bus.clone(), ack_tx, self.in_hand.clone(), states, shutdown)
-            .await;
+        let (store, bus, in_hand) = (self.store.clone(), self.bus.clone(), self.in_hand.clone());
+        writer::run(batch_rx, store, bus, ack_tx, in_hand, states, writer::AckOrder::Committed, shutdown).await;
         writer_done.cancel();
         let _ = state_writer.await;
         tasks.close();

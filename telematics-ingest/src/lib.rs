@@ -34,10 +34,10 @@ pub mod decode;
 mod delivery;
 mod emqx;
 pub mod gateway;
-pub mod gbt32960_gateway;
+mod gbt32960_gateway;
 mod in_hand;
 pub mod intake;
-pub mod jt808_gateway;
+mod jt808_gateway;
 mod mqtt;
 mod registry;
 mod state_writer;
@@ -206,6 +206,7 @@ impl Ingest {
             ack_tx,
             in_hand.clone(),
             states,
+            writer::AckOrder::Received,
             shutdown.clone(),
         ));
         let _ = writer.await;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use fleet_bus::{Bus, Event};
 use fleet_storage::{Backend, BatchOutcome, Store};
 use futures_util::StreamExt;
-use futures_util::stream::FuturesOrdered;
+use futures_util::stream::{FuturesOrdered, FuturesUnordered};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -34,9 +34,58 @@ fn parallel_commits(store: &Store) -> usize {
     }
 }
 
-/// Commits batches (several at once where the database allows) and acknowledges them in the
-/// order they were received: MQTT wants PUBACKs in PUBLISH order, and rumqttd insists.
-/// Reordered commits are harmless: duplicates are skipped and the state never moves back.
+/// In what order committed batches are acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AckOrder {
+    /// In the order the batches were received: MQTT wants PUBACKs in PUBLISH order, and
+    /// rumqttd insists.
+    Received,
+    /// Each as soon as its commit is in: a gateway connection orders its own answers, and a
+    /// batch that commits quickly need not wait for a slower one beside it (on PostgreSQL
+    /// two commits run at once, and one that meets a checkpoint can take ten times the other).
+    Committed,
+}
+
+/// The commits in flight, finished in the [`AckOrder`] asked for.
+enum InFlight<F: Future> {
+    Received(FuturesOrdered<F>),
+    Committed(FuturesUnordered<F>),
+}
+
+impl<F: Future> InFlight<F> {
+    fn new(order: AckOrder) -> Self {
+        match order {
+            AckOrder::Received => Self::Received(FuturesOrdered::new()),
+            AckOrder::Committed => Self::Committed(FuturesUnordered::new()),
+        }
+    }
+
+    fn push(&mut self, commit: F) {
+        match self {
+            Self::Received(f) => f.push_back(commit),
+            Self::Committed(f) => f.push(commit),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Self::Received(f) => f.len(),
+            Self::Committed(f) => f.len(),
+        }
+    }
+
+    async fn next(&mut self) -> Option<F::Output> {
+        match self {
+            Self::Received(f) => f.next().await,
+            Self::Committed(f) => f.next().await,
+        }
+    }
+}
+
+/// Commits batches (several at once where the database allows) and acknowledges them in
+/// `order`. Reordered commits are harmless: duplicates are skipped and the state never moves
+/// back.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn run(
     mut rx: mpsc::Receiver<Batch>,
     store: Store,
@@ -44,15 +93,16 @@ pub(crate) async fn run(
     acks: mpsc::UnboundedSender<Vec<MqttReceipt>>,
     in_hand: InHand,
     states: SharedStates,
+    order: AckOrder,
     shutdown: CancellationToken,
 ) {
     let parallel = parallel_commits(&store);
-    let mut in_flight = FuturesOrdered::new();
+    let mut in_flight = InFlight::new(order);
     let mut open = true;
     loop {
         tokio::select! {
             biased;
-            Some(done) = in_flight.next(), if !in_flight.is_empty() => {
+            Some(done) = in_flight.next(), if in_flight.len() > 0 => {
                 // None: shutting down while a commit was failing. Later batches may have
                 // committed, but acking them before this one would break the order: none is
                 // acked, and the broker redelivers them all (stored once).
@@ -60,7 +110,7 @@ pub(crate) async fn run(
                 finish(batch, outcome, &bus, &acks, &in_hand, &states);
             }
             next = rx.recv(), if open && in_flight.len() < parallel => match next {
-                Some(batch) => in_flight.push_back(commit(store.clone(), batch, shutdown.clone())),
+                Some(batch) => in_flight.push(commit(store.clone(), batch, shutdown.clone())),
                 None => open = false,
             },
             else => break,

@@ -228,6 +228,15 @@ both_with!(an_unregistered_terminal_is_refused_and_disconnected, gateway_on, |ap
     let mut idle = Terminal::connect(&app).await?;
     assert!(!idle.closed(IDLE / 2).await?, "closed before the idle time");
     assert!(idle.closed(IDLE * 3).await?, "still open well past the idle time");
+
+    // The idle time counts from the last bytes heard, whatever they were: a connection that
+    // keeps speaking stays open well past it, then closes once silent.
+    let mut chatty = Terminal::connect(&app).await?;
+    for _ in 0..4 {
+        assert!(!chatty.closed(IDLE / 2).await?, "closed while the terminal kept speaking");
+        chatty.send(b"\x00").await?;
+    }
+    assert!(chatty.closed(IDLE * 3).await?, "still open well past the idle time after its last bytes");
     Ok(())
 });
 

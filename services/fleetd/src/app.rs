@@ -15,6 +15,7 @@ use anyhow::Context;
 use fleet_broker::{self as broker, MqttTls};
 use fleet_bus::Bus;
 use fleet_domain::Secret;
+use fleet_ingest::gateway::{GatewayKind, TcpGateway};
 use fleet_sim as simulate;
 use fleet_sim::demo::DEMO_GBT32960_SHARE;
 use fleet_storage::Store;
@@ -58,8 +59,8 @@ pub enum Stopped {
 /// pipeline of its own, batching as the broker's does).
 struct Gateways {
     intake: fleet_ingest::intake::Intake,
-    gbt32960: Option<fleet_ingest::gbt32960_gateway::Gbt32960Gateway>,
-    jt808: Option<fleet_ingest::jt808_gateway::Jt808Gateway>,
+    gbt32960: Option<TcpGateway>,
+    jt808: Option<TcpGateway>,
 }
 
 impl Gateways {
@@ -69,23 +70,15 @@ impl Gateways {
         store: &Store,
         bus: &Bus,
     ) -> anyhow::Result<Self> {
-        use fleet_ingest::{gbt32960_gateway::Gbt32960Gateway, jt808_gateway::Jt808Gateway};
         let (intake, submitter) = fleet_ingest::intake::Intake::new(ingest_cfg.clone(), store.clone(), bus.clone());
+        let bind =
+            |kind, addr, tls| TcpGateway::bind(kind, addr, settings.gateway, tls, store.clone(), submitter.clone());
         let gbt32960 = match settings.gbt32960_addr {
-            Some(addr) => Some(
-                Gbt32960Gateway::bind(
-                    addr,
-                    settings.gateway,
-                    settings.gbt32960_tls.clone(),
-                    store.clone(),
-                    submitter.clone(),
-                )
-                .await?,
-            ),
+            Some(addr) => Some(bind(GatewayKind::Gbt32960, addr, settings.gbt32960_tls.clone()).await?),
             None => None,
         };
         let jt808 = match settings.jt808_addr {
-            Some(addr) => Some(Jt808Gateway::bind(addr, settings.gateway, store.clone(), submitter).await?),
+            Some(addr) => Some(bind(GatewayKind::Jt808, addr, None).await?),
             None => None,
         };
         Ok(Self { intake, gbt32960, jt808 })

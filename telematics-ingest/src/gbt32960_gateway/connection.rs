@@ -11,7 +11,7 @@ use fleet_gbt32960::{
 };
 use fleet_storage::Store;
 
-use crate::gateway::{Answers, Protocol};
+use crate::gateway::{Answers, Protocol, reject};
 use crate::intake::{IntakeClosed, Submitter};
 
 /// Who the connection speaks for.
@@ -25,7 +25,7 @@ enum Session {
 }
 
 /// The GB/T 32960 side of one connection.
-pub(super) struct Gbt32960 {
+pub(crate) struct Gbt32960 {
     peer: SocketAddr,
     store: Store,
     intake: Submitter,
@@ -36,22 +36,30 @@ pub(super) struct Gbt32960 {
 impl Protocol for Gbt32960 {
     const NAME: &'static str = "gbt32960";
 
-    async fn read(&mut self, bytes: &[u8], answers: &mut Answers) -> Result<(), IntakeClosed> {
-        for piece in self.splitter.feed(bytes) {
-            self.piece(piece, answers).await?;
-            if answers.closing() {
-                break;
+    fn new(peer: SocketAddr, store: Store, intake: Submitter) -> Self {
+        Self { peer, store, intake, session: Session::None, splitter: FrameSplitter::new() }
+    }
+
+    async fn read(&mut self, mut bytes: Vec<u8>, answers: &mut Answers) -> Result<(), IntakeClosed> {
+        loop {
+            // The splitter takes the whole read unless a long frame fills it; only what it
+            // did not take is kept meanwhile (usually nothing: the read buffer goes now).
+            let taken = self.splitter.push(&bytes);
+            bytes = bytes.split_off(taken);
+            while let Some(piece) = self.splitter.pop() {
+                self.piece(piece, answers).await?;
+                if answers.closing() {
+                    return Ok(());
+                }
+            }
+            if bytes.is_empty() {
+                return Ok(());
             }
         }
-        Ok(())
     }
 }
 
 impl Gbt32960 {
-    pub(super) fn new(peer: SocketAddr, store: Store, intake: Submitter) -> Self {
-        Self { peer, store, intake, session: Session::None, splitter: FrameSplitter::new() }
-    }
-
     async fn piece(&mut self, piece: Piece, answers: &mut Answers) -> Result<(), IntakeClosed> {
         match piece {
             Piece::Frame(frame) => self.frame(frame, answers).await,
@@ -232,15 +240,10 @@ impl Gbt32960 {
         reason: DeadLetterReason,
         detail: impl Into<String>,
     ) -> Result<(), IntakeClosed> {
-        metrics::counter!("fleet_gateway_rejected_total", "listener" => "gbt32960", "reason" => reason.as_str())
-            .increment(1);
         let vin = frame.get(4..21).map(|b| b.iter().map(|&c| char::from(c)).collect::<String>());
         let vin = vin.filter(|v| Vin::parse(v).is_ok());
         let topic = format!("gbt32960/tcp/{}", self.peer);
-        let dead = DeadLetter::new(&topic, vin.as_deref(), reason, detail, frame);
-        // Stored in the background of this connection: nothing waits for it.
-        let _settled = self.intake.dead_letter(dead).await?;
-        Ok(())
+        reject(&self.intake, Self::NAME, DeadLetter::new(&topic, vin.as_deref(), reason, detail, frame)).await
     }
 }
 

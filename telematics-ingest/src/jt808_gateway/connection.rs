@@ -12,7 +12,7 @@ use fleet_jt808::{
 use fleet_storage::{StorageError, Store};
 use rand::Rng;
 
-use crate::gateway::{Answers, Protocol};
+use crate::gateway::{Answers, Protocol, reject};
 use crate::intake::{IntakeClosed, Submitter};
 
 /// Length of the authentication codes given at registration.
@@ -27,7 +27,7 @@ struct Terminal {
     vin: Vin,
 }
 
-pub(super) struct Jt808 {
+pub(crate) struct Jt808 {
     peer: SocketAddr,
     store: Store,
     intake: Submitter,
@@ -42,8 +42,13 @@ pub(super) struct Jt808 {
 impl Protocol for Jt808 {
     const NAME: &'static str = "jt808";
 
-    async fn read(&mut self, bytes: &[u8], answers: &mut Answers) -> Result<(), IntakeClosed> {
-        self.reader.push(bytes);
+    fn new(peer: SocketAddr, store: Store, intake: Submitter) -> Self {
+        Self { peer, store, intake, reader: FrameReader::default(), skipped: 0, terminal: None, serial: 0 }
+    }
+
+    async fn read(&mut self, bytes: Vec<u8>, answers: &mut Answers) -> Result<(), IntakeClosed> {
+        self.reader.push(&bytes);
+        drop(bytes);
         let skipped = self.reader.skipped_bytes();
         if skipped > self.skipped {
             metrics::counter!("fleet_gateway_bytes_skipped_total", "listener" => "jt808")
@@ -61,10 +66,6 @@ impl Protocol for Jt808 {
 }
 
 impl Jt808 {
-    pub(super) fn new(peer: SocketAddr, store: Store, intake: Submitter) -> Self {
-        Self { peer, store, intake, reader: FrameReader::default(), skipped: 0, terminal: None, serial: 0 }
-    }
-
     fn next_serial(&mut self) -> u16 {
         let serial = self.serial;
         self.serial = self.serial.wrapping_add(1);
@@ -269,13 +270,8 @@ impl Jt808 {
         reason: DeadLetterReason,
         detail: impl Into<String>,
     ) -> Result<(), IntakeClosed> {
-        metrics::counter!("fleet_gateway_rejected_total", "listener" => "jt808", "reason" => reason.as_str())
-            .increment(1);
-        let vin = self.terminal.as_ref().map(|t| t.vin.as_str().to_owned());
-        let dead = DeadLetter::new(&self.topic(), vin.as_deref(), reason, detail, frame);
-        // Stored in the background of this connection: nothing waits for it.
-        let _settled = self.intake.dead_letter(dead).await?;
-        Ok(())
+        let vin = self.terminal.as_ref().map(|t| t.vin.as_str());
+        reject(&self.intake, Self::NAME, DeadLetter::new(&self.topic(), vin, reason, detail, frame)).await
     }
 }
 
