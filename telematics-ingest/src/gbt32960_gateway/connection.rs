@@ -10,6 +10,7 @@ use fleet_gbt32960::{
     decode_frame, decode_platform_frame, encode_reply,
 };
 use fleet_storage::Store;
+use tokio::time::Instant;
 
 use crate::gateway::{Answers, Protocol, reject};
 use crate::intake::{IntakeClosed, Submitter};
@@ -186,6 +187,7 @@ impl Gbt32960 {
     }
 
     async fn report(&mut self, frame: Vec<u8>, header: Header, answers: &mut Answers) -> Result<(), IntakeClosed> {
+        let received = Instant::now();
         let vin = header.vin();
         match &self.session {
             Session::None => {
@@ -207,6 +209,8 @@ impl Gbt32960 {
                 // Durable as a sample (or a duplicate of one): answered.
                 Ok(s) if s.rejected.is_none() => {
                     metrics::counter!("fleet_gateway_reports_durable_total", "listener" => "gbt32960").increment(1);
+                    metrics::histogram!("fleet_gateway_report_seconds", "listener" => "gbt32960")
+                        .record(received.elapsed().as_secs_f64());
                     reply(&frame, Ack::Success)
                 }
                 // Dead-lettered, or never committed (shutdown): no answer.

@@ -11,6 +11,7 @@ use fleet_jt808::{
 };
 use fleet_storage::{StorageError, Store};
 use rand::Rng;
+use tokio::time::Instant;
 
 use crate::gateway::{Answers, Protocol, reject};
 use crate::intake::{IntakeClosed, Submitter};
@@ -218,6 +219,7 @@ impl Jt808 {
         vin: &Vin,
         answers: &mut Answers,
     ) -> Result<(), IntakeClosed> {
+        let received = Instant::now();
         let mut samples = Vec::with_capacity(locations.len());
         let mut errors = Vec::new();
         for (i, location) in locations.iter().enumerate() {
@@ -246,6 +248,8 @@ impl Jt808 {
             // no answer, and the terminal sends it again.
             settled.await.ok()?;
             metrics::counter!("fleet_gateway_reports_durable_total", "listener" => "jt808").increment(stored as u64);
+            metrics::histogram!("fleet_gateway_report_seconds", "listener" => "jt808")
+                .record(received.elapsed().as_secs_f64());
             encode_general_response(&header, serial, result).ok()
         });
         Ok(())

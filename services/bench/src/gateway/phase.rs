@@ -225,6 +225,7 @@ async fn measure(
     terminals.stats.reset_latencies();
     let c0 = terminals.stats.counts();
     let stored0 = Totals::read(fleetd).await?.stored;
+    let inside0 = ReportTime::read(fleetd).await;
     let cpu0 = Cpu::now(fleetd);
     let t0 = Instant::now();
     let end = t0 + plan.window;
@@ -258,7 +259,11 @@ async fn measure(
     let cpu1 = Cpu::now(fleetd);
     let c1 = terminals.stats.counts();
     let latency = terminals.stats.latencies();
-    progress(format!("{name}: {}", pipeline_quantiles(fleetd).await));
+    let inside = ReportTime::read(fleetd).await.mean_ms_since(&inside0);
+    progress(format!(
+        "{name}: inside fleetd over the window, a report until its answer is due: mean {inside:.1} ms; {}",
+        pipeline_quantiles(fleetd).await
+    ));
     let secs = (t1 - t0).as_secs_f64();
     let window = Window {
         durable_per_s: (stored1 - stored0) as f64 / secs,
@@ -319,8 +324,20 @@ async fn pipeline_quantiles(fleetd: &Fleetd) -> String {
             .find_map(|l| l.strip_prefix(&prefix)?.trim().parse::<f64>().ok())
             .map_or_else(|| "-".to_owned(), |v| format!("{:.0}", v * scale))
     };
+    // A report's time inside fleetd: from its frame taken off the connection to its answer due.
+    let report = |listener: &str, quantile: &str| {
+        let prefix = format!("fleet_gateway_report_seconds{{listener=\"{listener}\",quantile=\"{quantile}\"}} ");
+        body.lines()
+            .find_map(|l| l.strip_prefix(&prefix)?.trim().parse::<f64>().ok())
+            .map_or_else(|| "-".to_owned(), |v| format!("{:.0}", v * 1e3))
+    };
     format!(
-        "batches p50 {} / p99 {} messages; commits p50 {} / p99 {} / max {} ms; state writes p50 {} / p99 {} ms",
+        "inside fleetd, a report until its answer is due: GB/T 32960 p50 {} / p99 {} ms, JT/T 808 p50 {} / p99 {} ms; \
+         batches p50 {} / p99 {} messages; commits p50 {} / p99 {} / max {} ms; state writes p50 {} / p99 {} ms",
+        report("gbt32960", "0.5"),
+        report("gbt32960", "0.99"),
+        report("jt808", "0.5"),
+        report("jt808", "0.99"),
         q("fleet_ingest_batch_messages", "0.5", 1.0),
         q("fleet_ingest_batch_messages", "0.99", 1.0),
         q("fleet_ingest_commit_seconds", "0.5", 1e3),
@@ -329,4 +346,24 @@ async fn pipeline_quantiles(fleetd: &Fleetd) -> String {
         q("fleet_ingest_state_write_seconds", "0.5", 1e3),
         q("fleet_ingest_state_write_seconds", "0.99", 1e3),
     )
+}
+
+/// fleetd's running total of the time reports spent inside it (frame taken off the
+/// connection to answer due) and their count, both gateways: the mean over a window comes from
+/// two readings, where the summaries' quantiles on `/metrics` cover their own recent minute.
+struct ReportTime {
+    seconds: f64,
+    count: f64,
+}
+
+impl ReportTime {
+    async fn read(fleetd: &Fleetd) -> Self {
+        let body = fleetd.metrics().await.unwrap_or_default();
+        let sum = |name: &str| child::metric_sum(&body, name).unwrap_or(f64::NAN);
+        Self { seconds: sum("fleet_gateway_report_seconds_sum"), count: sum("fleet_gateway_report_seconds_count") }
+    }
+
+    fn mean_ms_since(&self, before: &Self) -> f64 {
+        (self.seconds - before.seconds) / (self.count - before.count) * 1e3
+    }
 }
