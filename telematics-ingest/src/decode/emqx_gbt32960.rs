@@ -16,11 +16,12 @@ use chrono::{NaiveDate, NaiveDateTime};
 use fleet_domain::{InvalidSample, Sample, Vin};
 use serde_json::{Map, Value};
 
-use super::emqx_json::{BYTE, DWORD, EmqxError, WORD, envelope, kind, message, raw, required_raw};
+use super::emqx_json::{BYTE, DWORD, EmqxError, WORD, envelope, message, raw, required_raw};
 use super::gbt32960::{
     self, Body, Command, ENCRYPTION_NONE, Edition, Extremes, Frame, Position, ProbeTemperatures, RESPONSE_COMMAND,
     Report, WholeVehicle,
 };
+use super::json::kind;
 
 /// The current's offset in the 2016 edition: the raw value counts 0.1 A from −1000 A.
 const CURRENT_OFFSET_A: f64 = 1000.0;

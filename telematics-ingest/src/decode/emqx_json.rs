@@ -9,6 +9,8 @@
 use fleet_domain::{DeadLetterReason, InvalidSample};
 use serde_json::{Map, Value};
 
+use super::json::kind;
+
 /// The largest value of a BYTE, WORD and DWORD on the wire.
 pub(crate) const BYTE: u64 = 0xFF;
 pub(crate) const WORD: u64 = 0xFFFF;
@@ -77,18 +79,6 @@ pub(crate) fn raw(object: &Map<String, Value>, key: &'static str, max: u64) -> R
 /// Like [`raw`], for a field the message must have.
 pub(crate) fn required_raw(object: &Map<String, Value>, key: &'static str, max: u64) -> Result<u64, InvalidSample> {
     raw(object, key, max)?.ok_or_else(|| InvalidSample::new(key, "missing"))
-}
-
-/// A JSON value's kind, for messages.
-pub(crate) fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 #[cfg(test)]

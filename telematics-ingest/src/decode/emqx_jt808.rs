@@ -16,7 +16,8 @@ use fleet_domain::{InvalidSample, Sample, Vin};
 use fleet_jt808::{Location, id};
 use serde_json::{Map, Value};
 
-use super::emqx_json::{DWORD, EmqxError, WORD, envelope, kind, message, raw, required_raw};
+use super::emqx_json::{DWORD, EmqxError, WORD, envelope, message, raw, required_raw};
+use super::json::kind;
 
 /// What one message of the up topic holds for ingest.
 #[derive(Debug, Clone, PartialEq)]

@@ -113,7 +113,8 @@ fn optional_bool(object: &Map<String, Value>, field: &'static str) -> Result<Opt
     }
 }
 
-fn kind(value: &Value) -> &'static str {
+/// A JSON value's kind, for messages (the EMQX gateways' decoders say it the same way).
+pub(crate) fn kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
