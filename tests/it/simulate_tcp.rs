@@ -10,7 +10,7 @@ use std::time::Duration;
 use fleet_ingest::decode::gbt32960::{FrameSplitter, Piece};
 use fleet_jt808::{Body, FrameReader, decode_message, id};
 use fleet_sim::tcp::TcpCounts;
-use fleet_sim::{SimConfig, SimLogin, SimStats, SimVehicle, TcpConfig, TcpProtocol, TcpStats, TcpTiming, Via};
+use fleet_sim::{SimConfig, SimStats, SimVehicle, TcpConfig, TcpProtocol, TcpStats, TcpTiming};
 use fleet_tests::{both_with, random_vin};
 use rand::Rng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -62,26 +62,16 @@ impl Sim {
         let mut tcp = TcpConfig::new(protocol, gateway);
         tcp.timing = timing();
         let stats = Arc::clone(&tcp.stats);
-        let cfg = SimConfig {
-            via: Via::Tcp(tcp),
-            broker_host: String::new(),
-            broker_port: 0,
-            login: SimLogin::Anonymous,
-            client_id_prefix: String::new(),
-            vehicles: cars
-                .iter()
-                .map(|(vin, phone)| SimVehicle {
-                    vin: fleet_domain::Vin::parse(vin).expect("a valid VIN"),
-                    battery_kwh: 60.0,
-                    consumption_kwh_per_100km: 15.0,
-                    terminal_phone: phone.clone(),
-                })
-                .collect(),
-            interval: Duration::from_secs(1),
-            gbt32960_share: 0.0,
-            seed: 3,
-            tls: None,
-        };
+        let vehicles = cars
+            .iter()
+            .map(|(vin, phone)| SimVehicle {
+                vin: fleet_domain::Vin::parse(vin).expect("a valid VIN"),
+                battery_kwh: 60.0,
+                consumption_kwh_per_100km: 15.0,
+                terminal_phone: phone.clone(),
+            })
+            .collect();
+        let cfg = SimConfig::over_tcp(tcp, vehicles, Duration::from_secs(1), 3);
         let stop = CancellationToken::new();
         let task = tokio::spawn(fleet_sim::run(cfg, stop.clone()));
         Self { stats, stop, task }

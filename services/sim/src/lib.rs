@@ -86,6 +86,25 @@ pub struct SimConfig {
     pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
+impl SimConfig {
+    /// A run whose cars are each a terminal of `tcp`'s protocol on a connection of its own to
+    /// its gateway; the broker's fields, unused over TCP, are left empty.
+    pub fn over_tcp(tcp: TcpConfig, vehicles: Vec<SimVehicle>, interval: Duration, seed: u64) -> Self {
+        Self {
+            via: Via::Tcp(tcp),
+            broker_host: String::new(),
+            broker_port: 0,
+            login: SimLogin::Anonymous,
+            client_id_prefix: String::new(),
+            vehicles,
+            interval,
+            gbt32960_share: 0.0,
+            seed,
+            tls: None,
+        }
+    }
+}
+
 impl fmt::Debug for SimConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SimConfig")

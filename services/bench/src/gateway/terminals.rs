@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use fleet_sim::{
-    SimConfig, SimError, SimLogin, SimStats, SimVehicle, TcpConfig, TcpProtocol, TcpStats, Via, sim_phone,
-};
+use fleet_sim::{SimConfig, SimError, SimStats, SimVehicle, TcpConfig, TcpProtocol, TcpStats, sim_phone};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -83,18 +81,7 @@ impl Terminals {
                     terminal_phone: Some(phone(i)),
                 })
                 .collect();
-            let cfg = SimConfig {
-                via: Via::Tcp(tcp),
-                broker_host: String::new(),
-                broker_port: 0,
-                login: SimLogin::Anonymous,
-                client_id_prefix: String::new(),
-                vehicles,
-                interval,
-                gbt32960_share: 0.0,
-                seed: seed as u64 + 1,
-                tls: None,
-            };
+            let cfg = SimConfig::over_tcp(tcp, vehicles, interval, seed as u64 + 1);
             runs.push(tokio::spawn(fleet_sim::run(cfg, stop.clone())));
         }
         Self { stats, stop, runs, count: fleet.terminals }

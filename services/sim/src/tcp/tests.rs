@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::{SimLogin, SimVehicle, Via, sim_phone, sim_vins};
+use crate::{SimVehicle, Via, sim_phone, sim_vins};
 
 /// How long a test waits for what it expects before failing.
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -145,27 +145,17 @@ impl Sim {
     /// `cars` terminals as `tcp` says, reporting every `interval`.
     pub fn start_with(tcp: TcpConfig, cars: usize, interval: Duration) -> Self {
         let stats = Arc::clone(&tcp.stats);
-        let cfg = SimConfig {
-            via: Via::Tcp(tcp),
-            broker_host: String::new(),
-            broker_port: 0,
-            login: SimLogin::Anonymous,
-            client_id_prefix: String::new(),
-            vehicles: sim_vins(cars)
-                .into_iter()
-                .enumerate()
-                .map(|(i, vin)| SimVehicle {
-                    vin,
-                    battery_kwh: 60.0,
-                    consumption_kwh_per_100km: 15.0,
-                    terminal_phone: Some(sim_phone(i)),
-                })
-                .collect(),
-            interval,
-            gbt32960_share: 0.0,
-            seed: 11,
-            tls: None,
-        };
+        let vehicles = sim_vins(cars)
+            .into_iter()
+            .enumerate()
+            .map(|(i, vin)| SimVehicle {
+                vin,
+                battery_kwh: 60.0,
+                consumption_kwh_per_100km: 15.0,
+                terminal_phone: Some(sim_phone(i)),
+            })
+            .collect();
+        let cfg = SimConfig::over_tcp(tcp, vehicles, interval, 11);
         let stop = CancellationToken::new();
         let task = tokio::spawn(crate::run(cfg, stop.clone()));
         Self { stats, stop, task }
@@ -196,23 +186,13 @@ async fn a_jt808_run_refuses_cars_without_a_usable_phone() {
     let cfg_phone = |phone: Option<&str>| {
         let tcp = TcpConfig::new(TcpProtocol::Jt808 { v2019_share: 0.5 }, "127.0.0.1:1");
         let vin = sim_vins(1).remove(0);
-        SimConfig {
-            via: Via::Tcp(tcp),
-            broker_host: String::new(),
-            broker_port: 0,
-            login: SimLogin::Anonymous,
-            client_id_prefix: String::new(),
-            vehicles: vec![SimVehicle {
-                vin,
-                battery_kwh: 60.0,
-                consumption_kwh_per_100km: 15.0,
-                terminal_phone: phone.map(str::to_owned),
-            }],
-            interval: Duration::from_secs(1),
-            gbt32960_share: 0.0,
-            seed: 1,
-            tls: None,
-        }
+        let vehicle = SimVehicle {
+            vin,
+            battery_kwh: 60.0,
+            consumption_kwh_per_100km: 15.0,
+            terminal_phone: phone.map(str::to_owned),
+        };
+        SimConfig::over_tcp(tcp, vec![vehicle], Duration::from_secs(1), 1)
     };
     let run = |cfg| crate::run(cfg, CancellationToken::new());
     assert!(matches!(run(cfg_phone(None)).await, Err(SimError::NoTerminalPhone(_))));
