@@ -244,11 +244,17 @@ pub(crate) fn machine_busy_seconds() -> Option<f64> {
 
 /// A quantile of a summary on a /metrics page (`name{…quantile="q"…} value`), if present.
 pub(crate) fn summary_quantile(metrics: &str, name: &str, quantile: &str) -> Option<f64> {
+    summary_quantile_with(metrics, name, &[], quantile)
+}
+
+/// Like [`summary_quantile`], of the series that also carries each of `labels`
+/// (`listener="jt808"`).
+pub(crate) fn summary_quantile_with(metrics: &str, name: &str, labels: &[&str], quantile: &str) -> Option<f64> {
     let label = format!("quantile=\"{quantile}\"");
     metrics
         .lines()
         .filter(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with('{')))
-        .find(|l| l.contains(&label))
+        .find(|l| l.contains(&label) && labels.iter().all(|want| l.contains(want)))
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
@@ -311,5 +317,12 @@ mod tests {
         assert_eq!(summary_quantile(text, "fleet_ingest_commit_seconds", "0.99"), Some(0.031));
         assert_eq!(summary_quantile(text, "fleet_ingest_commit_seconds", "0.9"), None);
         assert_eq!(summary_quantile(text, "fleet_ingest_batch_messages", "0.5"), None);
+
+        let text = "fleet_gateway_report_seconds{listener=\"gbt32960\",quantile=\"0.5\"} 0.02\n\
+                    fleet_gateway_report_seconds{listener=\"jt808\",quantile=\"0.5\"} 0.03\n";
+        let of = |listener: &str| summary_quantile_with(text, "fleet_gateway_report_seconds", &[listener], "0.5");
+        assert_eq!(of("listener=\"jt808\""), Some(0.03));
+        assert_eq!(of("listener=\"gbt32960\""), Some(0.02));
+        assert_eq!(of("listener=\"mqtt\""), None);
     }
 }

@@ -318,18 +318,12 @@ async fn settle(fleetd: &Fleetd) -> anyhow::Result<Totals> {
 /// (their recent window): batch sizes, commit times, state writes.
 async fn pipeline_quantiles(fleetd: &Fleetd) -> String {
     let Ok(body) = fleetd.metrics().await else { return "fleetd's /metrics unreadable".into() };
-    let q = |name: &str, quantile: &str, scale: f64| {
-        let prefix = format!("{name}{{quantile=\"{quantile}\"}} ");
-        body.lines()
-            .find_map(|l| l.strip_prefix(&prefix)?.trim().parse::<f64>().ok())
-            .map_or_else(|| "-".to_owned(), |v| format!("{:.0}", v * scale))
-    };
+    let shown = |v: Option<f64>, scale: f64| v.map_or_else(|| "-".to_owned(), |v| format!("{:.0}", v * scale));
+    let q = |name: &str, quantile: &str, scale: f64| shown(child::summary_quantile(&body, name, quantile), scale);
     // A report's time inside fleetd: from its frame taken off the connection to its answer due.
     let report = |listener: &str, quantile: &str| {
-        let prefix = format!("fleet_gateway_report_seconds{{listener=\"{listener}\",quantile=\"{quantile}\"}} ");
-        body.lines()
-            .find_map(|l| l.strip_prefix(&prefix)?.trim().parse::<f64>().ok())
-            .map_or_else(|| "-".to_owned(), |v| format!("{:.0}", v * 1e3))
+        let label = format!("listener=\"{listener}\"");
+        shown(child::summary_quantile_with(&body, "fleet_gateway_report_seconds", &[&label], quantile), 1e3)
     };
     format!(
         "inside fleetd, a report until its answer is due: GB/T 32960 p50 {} / p99 {} ms, JT/T 808 p50 {} / p99 {} ms; \
