@@ -275,10 +275,11 @@ impl Deriver {
     }
 }
 
-/// Ties a trip to the order whose passengers it carried longest.
+/// Ties a trip to the order it served longest (from acceptance to completion: the drive to the
+/// pickup and the ride).
 fn attribute(trip: fleet_domain::trips::Trip, served: &[Served]) -> StoredTrip {
     let overlap = |s: &Served| {
-        let start = trip.start_ts.max(s.picked_up_at);
+        let start = trip.start_ts.max(s.accepted_at);
         let end = s.done_at.map_or(trip.end_ts, |d| d.min(trip.end_ts));
         (end - start).num_milliseconds()
     };

@@ -263,7 +263,7 @@ impl Order {
 }
 
 /// An order as applied for.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NewOrder {
     pub unit_id: String,
     pub passengers: u32,

@@ -58,20 +58,49 @@ impl Default for MisuseRules {
     }
 }
 
-/// The reasons a trip looks like misuse (empty: it does not).
-pub fn misuse_reasons(trip: &Trip, served_order: bool, rules: &MisuseRules) -> Vec<MisuseReason> {
+/// What a trip was for, as far as the misuse rules can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TripPurpose {
+    /// It served an order (the drive to the pickup and the ride).
+    Order,
+    /// It ended where the car then charged ([`drives_to_charge`]): upkeep, not private use.
+    Charging,
+    /// Nothing on record.
+    Unexplained,
+}
+
+/// A charging session that starts at most this long after a trip's end...
+pub const CHARGE_AFTER_TRIP: Duration = Duration::from_secs(15 * 60);
+/// ...and this close to where it ended makes the trip a drive to charge.
+pub const CHARGE_NEAR_TRIP_END_M: f64 = 500.0;
+
+/// Whether the car charged right where and after the trip ended (`sessions` of any cars).
+pub fn drives_to_charge(trip: &Trip, sessions: &[ChargingSession]) -> bool {
+    let latest = trip.end_ts + chrono::Duration::from_std(CHARGE_AFTER_TRIP).unwrap_or_default();
+    sessions.iter().any(|c| {
+        c.vin == trip.vin
+            && c.start_ts >= trip.end_ts
+            && c.start_ts <= latest
+            && haversine_m(c.position, trip.end) <= CHARGE_NEAR_TRIP_END_M
+    })
+}
+
+/// The reasons a trip looks like misuse (empty: it does not). A trip with a purpose on record
+/// (an order, a charge) is misuse only where it went outside the service area; one without is
+/// also reported for having no order, and for starting outside working hours.
+pub fn misuse_reasons(trip: &Trip, purpose: TripPurpose, rules: &MisuseRules) -> Vec<MisuseReason> {
     use chrono::{Datelike, Timelike, Weekday};
     if trip.distance_km < rules.min_km {
         return Vec::new();
     }
     let mut out = Vec::new();
-    if !served_order {
+    if purpose == TripPurpose::Unexplained {
         out.push(MisuseReason::NoOrder);
-    }
-    let local = trip.start_ts.with_timezone(&china_offset());
-    let weekend = matches!(local.weekday(), Weekday::Sat | Weekday::Sun);
-    if weekend || local.hour() < rules.work_start_hour || local.hour() >= rules.work_end_hour {
-        out.push(MisuseReason::OffHours);
+        let local = trip.start_ts.with_timezone(&china_offset());
+        let weekend = matches!(local.weekday(), Weekday::Sat | Weekday::Sun);
+        if weekend || local.hour() < rules.work_start_hour || local.hour() >= rules.work_end_hour {
+            out.push(MisuseReason::OffHours);
+        }
     }
     let (x0, y0, x1, y1) = rules.area;
     let inside = |p: &GeoPoint| (x0..=x1).contains(&p.lon) && (y0..=y1).contains(&p.lat);
@@ -435,18 +464,49 @@ mod tests {
         s.extend(stand(110, 8, 30, 30.009, 79.5, 0.999));
         let t = derive(&s, 60.0, &DeriveParams::default()).trips.remove(0);
         let rules = MisuseRules::default();
-        assert!(misuse_reasons(&t, true, &rules).is_empty());
-        assert_eq!(misuse_reasons(&t, false, &rules), vec![MisuseReason::NoOrder]);
+        use TripPurpose::{Charging, Order, Unexplained};
+        assert!(misuse_reasons(&t, Order, &rules).is_empty());
+        assert_eq!(misuse_reasons(&t, Unexplained, &rules), vec![MisuseReason::NoOrder]);
         let mut late = t.clone();
         late.start_ts += chrono::Duration::hours(5); // 21:00
+        assert_eq!(misuse_reasons(&late, Unexplained, &rules), vec![MisuseReason::NoOrder, MisuseReason::OffHours]);
+        assert!(misuse_reasons(&late, Order, &rules).is_empty(), "an order at night is official use");
+        assert!(misuse_reasons(&late, Charging, &rules).is_empty(), "so is a drive to charge");
         late.end.lon = 121.0;
-        assert_eq!(misuse_reasons(&late, true, &rules), vec![MisuseReason::OffHours, MisuseReason::OutsideArea]);
+        assert_eq!(misuse_reasons(&late, Order, &rules), vec![MisuseReason::OutsideArea]);
+        assert_eq!(
+            misuse_reasons(&late, Unexplained, &rules),
+            vec![MisuseReason::NoOrder, MisuseReason::OffHours, MisuseReason::OutsideArea]
+        );
         let mut saturday = t.clone();
         saturday.start_ts += chrono::Duration::days(1);
-        assert_eq!(misuse_reasons(&saturday, true, &rules), vec![MisuseReason::OffHours]);
+        assert_eq!(misuse_reasons(&saturday, Unexplained, &rules), vec![MisuseReason::NoOrder, MisuseReason::OffHours]);
         let mut short = t;
         short.distance_km = 0.2;
-        assert!(misuse_reasons(&short, false, &rules).is_empty(), "moving in a car park is no trip to report");
+        assert!(misuse_reasons(&short, Unexplained, &rules).is_empty(), "moving in a car park is no trip to report");
+    }
+
+    #[test]
+    fn a_trip_followed_by_a_charge_where_it_ended_is_a_drive_to_charge() {
+        let mut s = drive(0, 10, 30.0, 80.0, 0.0);
+        s.extend(stand(110, 8, 30, 30.009, 79.5, 0.999));
+        let t = derive(&s, 60.0, &DeriveParams::default()).trips.remove(0);
+        let session = |after_min: i64, lat: f64, vin: &Vin| ChargingSession {
+            vin: vin.clone(),
+            start_ts: t.end_ts + chrono::Duration::minutes(after_min),
+            end_ts: t.end_ts + chrono::Duration::minutes(after_min + 40),
+            position: GeoPoint::new(lat, t.end.lon),
+            start_soc_pct: Some(30.0),
+            end_soc_pct: Some(90.0),
+            energy_kwh: 30.0,
+            open: false,
+        };
+        let other = Vin::parse("LSVAU2180N2183294").unwrap();
+        assert!(drives_to_charge(&t, &[session(3, t.end.lat, &t.vin)]));
+        assert!(!drives_to_charge(&t, &[session(20, t.end.lat, &t.vin)]), "charged much later");
+        assert!(!drives_to_charge(&t, &[session(3, t.end.lat + 0.01, &t.vin)]), "charged a kilometre away");
+        assert!(!drives_to_charge(&t, &[session(3, t.end.lat, &other)]), "another car charged");
+        assert!(!drives_to_charge(&t, &[session(-30, t.end.lat, &t.vin)]), "charged before");
     }
 
     #[test]

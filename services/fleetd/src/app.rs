@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::bootstrap::{self, AdminBootstrap};
 use crate::config::{MqttTarget, Settings};
 use crate::supervise::{ServiceFailed, Services};
+use crate::thread_runtime::ThreadRuntime;
 use crate::{housekeeping, observability, relay, sessions};
 
 /// Longest wait for the database pool to close at stop (a stuck task may hold a connection).
@@ -56,12 +57,18 @@ pub enum Stopped {
 }
 
 /// The TCP gateways of this instance and the intake both hand what they read to (an ingest
-/// pipeline of its own, batching as the broker's does).
+/// pipeline of its own, batching as the broker's does), which runs on a runtime of its own
+/// (see `thread_runtime`) with its own database pool.
 struct Gateways {
     intake: fleet_ingest::intake::Intake,
+    intake_runtime: ThreadRuntime,
     gbt32960: Option<TcpGateway>,
     jt808: Option<TcpGateway>,
 }
+
+/// PostgreSQL connections of the gateways' intake: its parallel commits, the state writer and
+/// a registry lookup.
+const INTAKE_CONNECTIONS: u32 = 4;
 
 impl Gateways {
     async fn bind(
@@ -70,7 +77,13 @@ impl Gateways {
         store: &Store,
         bus: &Bus,
     ) -> anyhow::Result<Self> {
-        let (intake, submitter) = fleet_ingest::intake::Intake::new(ingest_cfg.clone(), store.clone(), bus.clone());
+        let intake_runtime =
+            ThreadRuntime::new("fleetd-intake").context("cannot start the gateway intake's runtime")?;
+        let intake_store = {
+            let store = store.clone();
+            intake_runtime.run(async move { store.apart(INTAKE_CONNECTIONS).await }).await
+        };
+        let (intake, submitter) = fleet_ingest::intake::Intake::new(ingest_cfg.clone(), intake_store, bus.clone());
         let bind =
             |kind, addr, tls| TcpGateway::bind(kind, addr, settings.gateway, tls, store.clone(), submitter.clone());
         let gbt32960 = match settings.gbt32960_addr {
@@ -81,7 +94,7 @@ impl Gateways {
             Some(addr) => Some(bind(GatewayKind::Jt808, addr, None).await?),
             None => None,
         };
-        Ok(Self { intake, gbt32960, jt808 })
+        Ok(Self { intake, intake_runtime, gbt32960, jt808 })
     }
 }
 
@@ -134,6 +147,7 @@ impl App {
         let mut ingest = None;
         let mut gateways = None;
         let mut sim = Vec::new();
+        let mut demo_control = None;
         if services.ingest {
             let mut cfg = match &settings.mqtt {
                 MqttTarget::Embedded(addr) => {
@@ -189,7 +203,10 @@ impl App {
                     gateways.as_ref().and_then(|g| g.gbt32960.as_ref()).map(|g| g.local_addr()),
                     gateways.as_ref().and_then(|g| g.jt808.as_ref()).map(|g| g.local_addr()),
                 );
-                sim = Self::demo_simulators(&settings, &store, &cfg, embedded.as_ref(), gateway_addrs).await?;
+                let control = simulate::Control::default();
+                sim =
+                    Self::demo_simulators(&settings, &store, &cfg, embedded.as_ref(), gateway_addrs, &control).await?;
+                demo_control = Some(control);
             }
             ingest = Some(match (&settings.mqtt_share_group, settings.relays_events()) {
                 (Some(group), true) => {
@@ -279,7 +296,8 @@ impl App {
         }
         if let Some(gateways) = gateways {
             // Connections stop reading at shutdown; the intake commits what they handed over.
-            supervised.spawn("gateway intake", gateways.intake.run(shutdown.child_token()));
+            let (intake, runtime, token) = (gateways.intake, gateways.intake_runtime, shutdown.child_token());
+            supervised.spawn("gateway intake", async move { runtime.run(intake.run(token)).await });
             if let Some(gateway) = gateways.gbt32960 {
                 supervised.spawn("gbt32960 gateway", gateway.run(shutdown.child_token()));
             }
@@ -306,6 +324,22 @@ impl App {
                 }
                 result
             });
+        }
+        if let Some(control) = demo_control {
+            // The demo's people place orders and drive the cars to them, through the API
+            // this process serves.
+            let ip =
+                if http_addr.ip().is_unspecified() { std::net::Ipv4Addr::LOCALHOST.into() } else { http_addr.ip() };
+            let cfg = simulate::operator::OperatorConfig {
+                api_base: format!("http://{}", SocketAddr::new(ip, http_addr.port())),
+                cast: simulate::demo::operator_cast(),
+                orders_per_min: settings.demo_orders_per_min,
+                by_hour: true,
+                bursts_per_day: simulate::demo::DEMO_BURSTS_PER_DAY,
+                private_trips_per_hour: simulate::demo::DEMO_PRIVATE_TRIPS_PER_HOUR,
+                seed: 2026,
+            };
+            supervised.spawn("demo order simulator", simulate::operator::run(cfg, control, shutdown.child_token()));
         }
         if let Some(broker) = broker {
             let stop = shutdown.clone();
@@ -347,6 +381,7 @@ impl App {
         ingest_cfg: &fleet_ingest::Config,
         embedded: Option<&broker::Bound>,
         (gbt32960, jt808): (Option<SocketAddr>, Option<SocketAddr>),
+        control: &simulate::Control,
     ) -> anyhow::Result<Vec<(&'static str, simulate::SimConfig)>> {
         let vehicles: Vec<simulate::SimVehicle> = store
             .vehicles()
@@ -391,6 +426,8 @@ impl App {
             gbt32960_share: DEMO_GBT32960_SHARE,
             seed: 2026,
             tls,
+            // On call: the demo's order simulator sends them to their orders.
+            control: Some(control.clone()),
         };
         let tcp = |protocol, addr: SocketAddr, vehicles| simulate::SimConfig {
             via: simulate::Via::Tcp(simulate::TcpConfig::new(protocol, addr.to_string())),

@@ -129,6 +129,10 @@ pub struct RunArgs {
     /// Reporting interval of the demo simulator, seconds.
     #[arg(long, env = "FLEET_DEMO_INTERVAL_S", default_value_t = 5)]
     pub demo_interval_s: u64,
+    /// Orders the demo's units place a minute in working hours (fewer in the evening and at
+    /// night; 0: none).
+    #[arg(long, env = "FLEET_DEMO_ORDERS_PER_MIN", default_value_t = fleet_sim::demo::DEMO_ORDERS_PER_MIN)]
+    pub demo_orders_per_min: f64,
     /// Lifetime of a login token, hours.
     #[arg(long, env = "FLEET_TOKEN_TTL_HOURS", default_value_t = 12)]
     pub token_ttl_hours: u64,
@@ -441,6 +445,10 @@ impl RunArgs {
             return Err(ConfigError::new("FLEET_DEMO_INTERVAL_S", "must be 1 to 3600"));
         }
         s.demo_interval = Duration::from_secs(self.demo_interval_s);
+        if !(0.0..=1000.0).contains(&self.demo_orders_per_min) {
+            return Err(ConfigError::new("FLEET_DEMO_ORDERS_PER_MIN", "must be 0 to 1000"));
+        }
+        s.demo_orders_per_min = self.demo_orders_per_min;
         if !(1..=24 * 30).contains(&self.token_ttl_hours) {
             return Err(ConfigError::new("FLEET_TOKEN_TTL_HOURS", "must be 1 to 720"));
         }
@@ -547,4 +555,17 @@ pub struct SimulateArgs {
     /// Stop after this many seconds (default: run until Ctrl-C).
     #[arg(long)]
     pub duration_s: Option<u64>,
+    /// Also place this many orders a minute through fleetd's HTTP API and drive the cars to
+    /// them as their drivers (0: none; the cars then drive about by themselves). Needs
+    /// `--database-url` (the cars must be the registry's) and `--api-password`.
+    #[arg(long, env = "FLEET_SIM_ORDERS_PER_MIN", default_value_t = 0.0)]
+    pub orders_per_min: f64,
+    /// fleetd's HTTP address for the orders.
+    #[arg(long, env = "FLEET_SIM_API_URL", default_value = "http://127.0.0.1:8080")]
+    pub api_url: String,
+    /// The account that places the orders and acts for the drivers (a dispatcher or admin).
+    #[arg(long, env = "FLEET_SIM_API_USER", default_value = "dispatcher")]
+    pub api_user: String,
+    #[arg(long, env = "FLEET_SIM_API_PASSWORD", hide_env_values = true)]
+    pub api_password: Option<fleet_domain::Secret>,
 }

@@ -129,6 +129,8 @@ pub struct Settings {
     pub demo: bool,
     /// The demo simulator's reporting interval.
     pub demo_interval: Duration,
+    /// Orders a minute the demo's units place in working hours.
+    pub demo_orders_per_min: f64,
     pub token_ttl: Duration,
     pub ingest_max_batch: usize,
     pub ingest_max_batch_delay: Duration,
@@ -269,6 +271,7 @@ impl Settings {
             admin_password: None,
             demo: false,
             demo_interval: Duration::from_secs(5),
+            demo_orders_per_min: fleet_sim::demo::DEMO_ORDERS_PER_MIN,
             token_ttl: Duration::from_secs(12 * 3600),
             ingest_max_batch,
             ingest_max_batch_delay: fleet_ingest::Config::DEFAULT_MAX_BATCH_DELAY,

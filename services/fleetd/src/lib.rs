@@ -16,6 +16,7 @@ pub mod relay;
 pub mod sessions;
 pub mod simulate_cmd;
 pub mod supervise;
+mod thread_runtime;
 
 pub use app::{App, Stopped};
 pub use config::{MqttTarget, Settings};

@@ -33,6 +33,7 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
     if args.vehicles == 0 || args.vehicles > 200_000 {
         return Err(ConfigError::new("--vehicles", "must be 1 to 200000").into());
     }
+    let orders = orders(&args)?;
     let mut vehicles: Vec<SimVehicle> = match &args.database_url {
         Some(db) => {
             let store = fleet_storage::Store::connect(db.expose()).await.context("opening the registry database")?;
@@ -78,6 +79,7 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
         gbt32960_share: args.gbt32960_share,
         seed: args.seed,
         tls: None,
+        control: orders.as_ref().map(|_| simulate::Control::default()),
     };
     let mut tcp_stats: Option<Arc<TcpStats>> = None;
     match target {
@@ -128,7 +130,31 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
         }
         stop.cancel();
     });
-    let stats = simulate::run(cfg, shutdown).await?;
+    let operator = match (orders, &cfg.control) {
+        (Some(orders), Some(control)) => {
+            eprintln!("placing {} orders a minute through {}", orders.orders_per_min, orders.api_base);
+            Some(tokio::spawn(simulate::operator::run(orders, control.clone(), shutdown.clone())))
+        }
+        _ => None,
+    };
+    let stats = simulate::run(cfg, shutdown.clone()).await;
+    shutdown.cancel();
+    if let Some(operator) = operator {
+        let s = operator.await.context("the order simulator")?.context("the order simulator")?;
+        eprintln!(
+            "orders: {} placed ({} over budget), {} approved, {} accepted, {} declined, {} left to expire, {} picked up, {} completed; {} failed calls",
+            s.created,
+            s.over_budget,
+            s.approved,
+            s.accepted,
+            s.declined,
+            s.let_expire,
+            s.picked_up,
+            s.completed,
+            s.errors
+        );
+    }
+    let stats = stats?;
     match tcp_stats {
         None => eprintln!("published {} messages ({} errors)", stats.published, stats.errors),
         Some(tcp) => {
@@ -152,6 +178,34 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The order simulator the arguments ask for, checked.
+fn orders(args: &SimulateArgs) -> Result<Option<simulate::operator::OperatorConfig>, ConfigError> {
+    if args.orders_per_min == 0.0 {
+        return Ok(None);
+    }
+    if !(0.0..=10_000.0).contains(&args.orders_per_min) {
+        return Err(ConfigError::new("--orders-per-min", "must be 0 to 10000"));
+    }
+    if args.database_url.is_none() {
+        return Err(ConfigError::new("--orders-per-min", "needs --database-url: the cars must be the registry's"));
+    }
+    if !args.api_url.starts_with("http://") {
+        return Err(ConfigError::new("--api-url", "must be an http:// address"));
+    }
+    let password = args.api_password.as_ref().ok_or_else(|| {
+        ConfigError::new("--api-password", "is needed with --orders-per-min (the password of --api-user)")
+    })?;
+    Ok(Some(simulate::operator::OperatorConfig {
+        api_base: args.api_url.clone(),
+        cast: simulate::operator::Cast::One { username: args.api_user.clone(), password: password.expose().to_owned() },
+        orders_per_min: args.orders_per_min,
+        by_hour: false,
+        bursts_per_day: 0.0,
+        private_trips_per_hour: 0.0,
+        seed: args.seed,
+    }))
 }
 
 /// The way in the arguments ask for, checked.

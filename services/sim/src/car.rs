@@ -29,6 +29,10 @@ const AUXILIARY_KW: f64 = 0.6;
 const TAPER_ABOVE_PCT: f64 = 80.0;
 /// Fastest a pack accepts charge, in multiples of its capacity per hour.
 const MAX_CHARGE_C_RATE: f64 = 1.5;
+/// How often a car on call that is parked looks at its battery (and goes to charge if low).
+const ON_CALL_CHECK: TimeDelta = TimeDelta::minutes(5);
+/// A car sent to a place stops within this distance of it (at the kerb, not in a car park).
+const KERB_SPREAD_M: f64 = 15.0;
 /// Pack voltage at 0 % state of charge, rising by [`VOLTS_PER_PCT`] per percent.
 const PACK_EMPTY_V: f64 = 330.0;
 const VOLTS_PER_PCT: f64 = 0.8;
@@ -55,6 +59,19 @@ pub enum Rhythm {
     /// A municipal car: trips on working days (Monday to Friday, 07:30–18:30 Beijing time),
     /// back to its home place for the night and the weekend.
     WorkingDays,
+    /// A dispatched car: it stays where it is until it is sent somewhere ([`Car::go_to`], as
+    /// its driver does for an order), and between errands goes to charge by itself when its
+    /// battery runs low.
+    OnCall,
+}
+
+/// Where a car that was sent somewhere ([`Car::go_to`]) is with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Errand {
+    /// On the way to the place at this index of [`PLACES`].
+    EnRoute { to: usize },
+    /// Parked there, waiting to be sent on.
+    Arrived { at: usize },
 }
 
 /// What the car is doing, as seen from outside.
@@ -73,6 +90,8 @@ enum Goal {
     Home,
     /// To the charging site at this index of [`CHARGERS`].
     Charge(usize),
+    /// Where it was sent ([`Car::go_to`]).
+    Errand,
 }
 
 #[derive(Debug, Clone)]
@@ -121,6 +140,7 @@ pub struct Car {
     speed_kmh: f64,
     power_kw: f64,
     state: State,
+    errand: Option<Errand>,
 }
 
 impl Car {
@@ -132,6 +152,7 @@ impl Car {
             Rhythm::AroundTheClock => start + minutes(rng.random_range(0.0..15.0)),
             Rhythm::WorkingDays if is_working_time(start) => start + minutes(rng.random_range(0.0..60.0)),
             Rhythm::WorkingDays => next_shift_start(start) + minutes(rng.random_range(0.0..90.0)),
+            Rhythm::OnCall => start + ON_CALL_CHECK,
         };
         let mut car = Self {
             rhythm,
@@ -146,6 +167,7 @@ impl Car {
             speed_kmh: 0.0,
             power_kw: 0.0,
             state: State::Parked { until: first_departure },
+            errand: None,
             spec,
             rng,
         };
@@ -173,6 +195,47 @@ impl Car {
             State::Driving(trip) if self.on_ferry(trip) => CarActivity::Ferry,
             State::Driving(_) => CarActivity::Driving,
         }
+    }
+
+    /// Where the car is (at its current time).
+    pub fn position_now(&self) -> LatLon {
+        self.position()
+    }
+
+    pub fn soc_pct(&self) -> f64 {
+        self.soc_pct
+    }
+
+    /// Where it is with the last errand it was sent on, if any.
+    pub fn errand(&self) -> Option<Errand> {
+        self.errand
+    }
+
+    /// Sends the car to the place of the road graph nearest `to` (its driver setting off for
+    /// an order's pickup or drop-off): it leaves what it is doing (a charge is cut short, a
+    /// trip turns at its next waypoint) and, once there, parks and waits to be sent on.
+    pub fn go_to(&mut self, to: LatLon) {
+        let g = graph();
+        let dest = g.nearest_stop(to);
+        self.errand = Some(Errand::EnRoute { to: dest });
+        let state = std::mem::replace(&mut self.state, State::Parked { until: self.now });
+        self.state = match state {
+            State::Driving(trip) => {
+                // On from the waypoint ahead: the car does not jump back to where it started.
+                let (from, ahead) = (trip.path[trip.seg], trip.path[trip.seg + 1]);
+                let mut path = vec![from];
+                path.extend(g.path(ahead, dest));
+                if path.len() < 2 {
+                    path.push(ahead);
+                }
+                State::Driving(Trip { path, seg: 0, goal: Goal::Errand, ..trip })
+            }
+            State::Parked { .. } | State::Charging { .. } => {
+                self.speed_kmh = 0.0;
+                self.power_kw = 0.0;
+                self.start_trip(dest, Goal::Errand, 0.0)
+            }
+        };
     }
 
     /// Advances the car by `dt` and reports where it is and how it is.
@@ -261,6 +324,15 @@ impl Car {
     /// Chooses what to do after a stop, and does it for the `spare_s` seconds left in this step.
     fn depart(&mut self, spare_s: f64) -> State {
         let g = graph();
+        if self.rhythm == Rhythm::OnCall {
+            // Waits where it is; charges when low.
+            if self.soc_pct < CHARGE_BELOW_PCT {
+                self.errand = None;
+                let site = self.best_charger();
+                return self.start_trip(g.charger_places()[site], Goal::Charge(site), spare_s);
+            }
+            return State::Parked { until: self.now + ON_CALL_CHECK };
+        }
         let working = self.rhythm == Rhythm::AroundTheClock || is_working_time(self.now);
         let (dest, goal) = match (working, self.at == self.home) {
             (true, _) => (self.pick_destination(), Goal::Visit),
@@ -421,11 +493,17 @@ impl Car {
                 let until = next_shift_start(arrived) + minutes(self.rng.random_range(0.0..90.0));
                 State::Parked { until }
             }
+            Goal::Errand => {
+                // At the kerb, waiting for the next word.
+                self.errand = Some(Errand::Arrived { at: self.at });
+                self.park_offset = self.draw_park_offset(KERB_SPREAD_M);
+                State::Parked { until: arrived + ON_CALL_CHECK }
+            }
             Goal::Home | Goal::Visit => {
                 self.park_offset = self.draw_park_offset(PARK_SPREAD_M);
                 let dwell_min = match self.rhythm {
                     Rhythm::AroundTheClock => self.rng.random_range(3.0..25.0),
-                    Rhythm::WorkingDays => self.rng.random_range(20.0..150.0),
+                    Rhythm::WorkingDays | Rhythm::OnCall => self.rng.random_range(20.0..150.0),
                 };
                 State::Parked { until: arrived + minutes(dwell_min) }
             }

@@ -50,6 +50,48 @@ pub fn ways_in(vehicles: Vec<crate::SimVehicle>, gbt32960: bool, jt808: bool) ->
     ways
 }
 
+/// The demo's order rate in working hours (orders a minute; lower in the evening and at
+/// night): enough to keep well over a sixth of its sixty cars on the road at any hour, each
+/// order holding a car for ten to twenty minutes.
+pub const DEMO_ORDERS_PER_MIN: f64 = 2.5;
+/// Conferences a day, each booking a burst of trips to one venue.
+pub const DEMO_BURSTS_PER_DAY: f64 = 3.0;
+/// Private trips an hour the demo takes with idle cars, for the misuse list (never more than
+/// three an hour: they come at least twenty minutes apart).
+pub const DEMO_PRIVATE_TRIPS_PER_HOUR: f64 = 1.0;
+
+/// The demo's people as the order simulator acts for them: the dispatcher watches, each
+/// unit's user applies and approves, each car's driver drives it.
+pub fn operator_cast() -> crate::operator::Cast {
+    let data = demo_data();
+    let driver_car: std::collections::HashMap<&str, &str> =
+        data.drivers.iter().filter_map(|d| Some((d.id.as_deref()?, d.vehicle_vin.as_deref()?))).collect();
+    let mut units = std::collections::HashMap::new();
+    let mut drivers = std::collections::HashMap::new();
+    for u in &data.users {
+        match u.role {
+            fleet_domain::Role::Unit => {
+                if let Some(unit) = &u.unit_id {
+                    units.insert(unit.clone(), u.username.clone());
+                }
+            }
+            fleet_domain::Role::Driver => {
+                let car = u.driver_id.as_deref().and_then(|d| driver_car.get(d));
+                if let Some(vin) = car.and_then(|v| fleet_domain::Vin::parse(v).ok()) {
+                    drivers.insert(vin, u.username.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+    crate::operator::Cast::Each {
+        password: DEMO_PASSWORD.to_owned(),
+        overseer: "dispatcher".to_owned(),
+        units,
+        drivers,
+    }
+}
+
 /// The password of every demo user.
 pub const DEMO_PASSWORD: &str = "demo";
 

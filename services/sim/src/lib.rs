@@ -14,9 +14,11 @@
 //! GB/T 32960.3 or JT/T 808, one connection and one task per car), chosen by [`Via`].
 
 pub mod car;
+pub mod control;
 pub mod demo;
 pub mod geo;
 mod link;
+pub mod operator;
 pub mod payload;
 mod phones;
 pub mod places;
@@ -38,6 +40,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use self::car::{Car, CarActivity, CarSpec, Rhythm};
+pub use self::control::Control;
+use self::control::Driven;
 use self::link::{CARS_PER_LINK, Link};
 pub use self::phones::{is_terminal_phone, sim_phone};
 pub use self::tcp::{TcpConfig, TcpProtocol, TcpStats, TcpTiming};
@@ -84,6 +88,9 @@ pub struct SimConfig {
     pub seed: u64,
     /// TLS to an `mqtts://` broker (the server name checked is `broker_host`); `None`: plain MQTT.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// With a control, the cars are on call ([`Rhythm::OnCall`]: they go where they are sent
+    /// through it, and otherwise only to charge); without, they drive around by themselves.
+    pub control: Option<Control>,
 }
 
 impl SimConfig {
@@ -101,7 +108,13 @@ impl SimConfig {
             gbt32960_share: 0.0,
             seed,
             tls: None,
+            control: None,
         }
+    }
+
+    /// How the cars of this run behave.
+    fn rhythm(&self) -> Rhythm {
+        if self.control.is_some() { Rhythm::OnCall } else { Rhythm::AroundTheClock }
     }
 }
 
@@ -118,6 +131,7 @@ impl fmt::Debug for SimConfig {
             .field("gbt32960_share", &self.gbt32960_share)
             .field("seed", &self.seed)
             .field("tls", &self.tls.is_some())
+            .field("control", &self.control.is_some())
             .finish()
     }
 }
@@ -204,7 +218,7 @@ pub enum SimError {
 
 /// One car of the running fleet.
 struct SimCar {
-    car: Car,
+    car: Driven,
     uplink: Uplink,
     link: usize,
 }
@@ -333,7 +347,7 @@ fn fleet(cfg: &SimConfig, start: impl Fn(usize) -> chrono::DateTime<Utc>) -> Vec
                 source: protocol.source(),
             };
             SimCar {
-                car: Car::new(spec, start(i), Rhythm::AroundTheClock, seed),
+                car: Driven::new(Car::new(spec, start(i), cfg.rhythm(), seed), cfg.control.as_ref()),
                 uplink: Uplink::new(v.vin.clone(), protocol, seed ^ 0x5EED_0FC0_FFEE),
                 link: i / cfg.login.cars_per_link(),
             }

@@ -368,6 +368,15 @@ impl RoadGraph {
         &self.destinations
     }
 
+    /// The place a car can stop at nearest `p`: a destination or a road's waypoint, never a
+    /// pier or a point on the water.
+    pub fn nearest_stop(&self, p: LatLon) -> usize {
+        (0..PLACES.len())
+            .filter(|&i| matches!(PLACES[i].kind, PlaceKind::Destination | PlaceKind::Junction))
+            .min_by(|&a, &b| p.distance_m(PLACES[a].pos()).total_cmp(&p.distance_m(PLACES[b].pos())))
+            .unwrap_or(0)
+    }
+
     /// The place of each entry of [`CHARGERS`].
     pub fn charger_places(&self) -> &[usize] {
         &self.chargers

@@ -33,7 +33,8 @@ use tokio_util::task::TaskTracker;
 
 use self::driver::{Shared, Terminal, Warnings};
 pub use self::stats::{LATENCY_RESERVOIR, LatencySummary, TcpCounts, TcpStats};
-use super::car::{Car, CarSpec, Rhythm};
+use super::car::{Car, CarSpec};
+use super::control::Driven;
 use super::phones::{PHONE_DIGITS_2013, is_terminal_phone};
 use super::{SimConfig, SimError, SimStats, car_seed, picks};
 
@@ -166,12 +167,13 @@ pub(super) async fn run(cfg: &SimConfig, tcp: &TcpConfig, shutdown: Cancellation
         };
         // A car's clock reads its first tick's time at its first step.
         let car = |source| {
-            Car::new(
+            let car = Car::new(
                 spec(source),
                 start + TimeDelta::from_std(clock_offset).unwrap_or_default(),
-                Rhythm::AroundTheClock,
+                cfg.rhythm(),
                 seed,
-            )
+            );
+            Driven::new(car, cfg.control.as_ref())
         };
         let task_seed = seed ^ 0x7C9_5EED;
         let connect_at = t0 + offset;

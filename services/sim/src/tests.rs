@@ -19,6 +19,7 @@ fn config(port: u16, vehicles: usize, interval: Duration) -> SimConfig {
         gbt32960_share: 0.5,
         seed: 7,
         tls: None,
+        control: None,
     }
 }
 

@@ -218,23 +218,25 @@ impl Derived<'_> {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<ChargingSession>, StorageError> {
-        type Row = (i64, i64, f64, f64, Option<f64>, Option<f64>, f64, bool);
-        let q = "SELECT start_ms, end_ms, lat, lon, start_soc_pct, end_soc_pct, energy_kwh, open FROM charging_sessions \
-                 WHERE vin = $1 AND start_ms >= $2 AND start_ms < $3 ORDER BY start_ms";
-        let rows: Vec<Row> = on_pool!(self.0, pool => sqlx::query_as(q).bind(vin.as_str()).bind(to_ms(from)).bind(to_ms(to)).fetch_all(pool).await)?;
-        Ok(rows
-            .into_iter()
-            .map(|(s, e, lat, lon, a, b, kwh, open)| ChargingSession {
-                vin: vin.clone(),
-                start_ts: from_ms(s),
-                end_ts: from_ms(e),
-                position: GeoPoint::new(lat, lon),
-                start_soc_pct: a,
-                end_soc_pct: b,
-                energy_kwh: kwh,
-                open,
-            })
-            .collect())
+        let q = format!(
+            "SELECT {SESSION_COLUMNS} FROM charging_sessions WHERE vin = $1 AND start_ms >= $2 AND start_ms < $3 ORDER BY start_ms"
+        );
+        let rows: Vec<SessionRow> = on_pool!(self.0, pool => sqlx::query_as(sqlx::AssertSqlSafe(q)).bind(vin.as_str()).bind(to_ms(from)).bind(to_ms(to)).fetch_all(pool).await)?;
+        rows.into_iter().map(session_of).collect()
+    }
+
+    /// Every car's charging sessions starting in `[from, to)`, at most `limit`, in time order.
+    pub async fn all_sessions(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<ChargingSession>, StorageError> {
+        let q = format!(
+            "SELECT {SESSION_COLUMNS} FROM charging_sessions WHERE start_ms >= $1 AND start_ms < $2 ORDER BY start_ms, vin LIMIT $3"
+        );
+        let rows: Vec<SessionRow> = on_pool!(self.0, pool => sqlx::query_as(sqlx::AssertSqlSafe(q)).bind(to_ms(from)).bind(to_ms(to)).bind(limit).fetch_all(pool).await)?;
+        rows.into_iter().map(session_of).collect()
     }
 
     /// kWh of the trips that served `unit_id`'s orders and started in `month` (Asia/Shanghai):
@@ -303,4 +305,20 @@ impl Derived<'_> {
                  WHERE month = $1 GROUP BY vin ORDER BY vin";
         Ok(on_pool!(self.0, pool => sqlx::query_as(q).bind(month).fetch_all(pool).await)?)
     }
+}
+
+const SESSION_COLUMNS: &str = "vin, start_ms, end_ms, lat, lon, start_soc_pct, end_soc_pct, energy_kwh, open";
+type SessionRow = (String, i64, i64, f64, f64, Option<f64>, Option<f64>, f64, bool);
+
+fn session_of((vin, s, e, lat, lon, a, b, kwh, open): SessionRow) -> Result<ChargingSession, StorageError> {
+    Ok(ChargingSession {
+        vin: Vin::parse(&vin).map_err(|e| StorageError::Corrupt(format!("charging session VIN {vin:?}: {e}")))?,
+        start_ts: from_ms(s),
+        end_ts: from_ms(e),
+        position: GeoPoint::new(lat, lon),
+        start_soc_pct: a,
+        end_soc_pct: b,
+        energy_kwh: kwh,
+        open,
+    })
 }

@@ -145,6 +145,25 @@ impl Store {
         }
     }
 
+    /// The same database through a pool of its own, for a pipeline that runs on a runtime of
+    /// its own: a PostgreSQL connection answers through the I/O driver of the runtime that
+    /// opened it, so the pipeline's queries would otherwise wait for the other runtime's
+    /// threads. Call it on the runtime that will use it (its connections open there, lazily,
+    /// at most `max_connections`). SQLite is shared as it is: its connections run on threads of
+    /// their own, and telemetry must go through its one writer.
+    pub async fn apart(&self, max_connections: u32) -> Self {
+        match self {
+            Self::Sqlite(..) => self.clone(),
+            Self::Postgres(pool, partitions) => {
+                let own = PgPoolOptions::new()
+                    .max_connections(max_connections)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_lazy_with((*pool.connect_options()).clone());
+                Self::Postgres(own, partitions.clone())
+            }
+        }
+    }
+
     pub fn backend(&self) -> Backend {
         match self {
             Self::Sqlite(..) => Backend::Sqlite,

@@ -341,15 +341,16 @@ impl Orders<'_> {
             .collect()
     }
 
-    /// The orders whose passengers `vin` carried at some time in `[from, to]`: from their
-    /// pickup event to their completion or cancellation (None while still on board).
+    /// The orders `vin` served at some time in `[from, to]`: from its driver's acceptance (the
+    /// car sets off for the pickup, so the drive there serves the order too) to the order's
+    /// completion or cancellation (None while still open).
     pub async fn served_by(
         &self,
         vin: &Vin,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<Served>, StorageError> {
-        let q = "SELECT o.id, o.unit_id, o.driver_id, p.ts_ms,                    (SELECT MIN(c.ts_ms) FROM order_events c WHERE c.order_id = o.id AND c.action IN ('complete', 'cancel') AND c.id > p.id)                  FROM order_events p JOIN orders o ON o.id = p.order_id                  WHERE p.action = 'pickup' AND p.vin = $1 AND p.ts_ms <= $3 ORDER BY p.ts_ms";
+        let q = "SELECT o.id, o.unit_id, o.driver_id, p.ts_ms,                    (SELECT MIN(c.ts_ms) FROM order_events c WHERE c.order_id = o.id AND c.action IN ('complete', 'cancel') AND c.id > p.id)                  FROM order_events p JOIN orders o ON o.id = p.order_id                  WHERE p.action = 'accept' AND p.vin = $1 AND p.ts_ms <= $3 ORDER BY p.ts_ms";
         type Row = (String, String, Option<String>, i64, Option<i64>);
         let rows: Vec<Row> = on_pool!(self.0, pool => sqlx::query_as(q).bind(vin.as_str()).bind(to_ms(from)).bind(to_ms(to)).fetch_all(pool).await)?;
         Ok(rows
@@ -359,7 +360,7 @@ impl Orders<'_> {
                 order_id,
                 unit_id,
                 driver_id,
-                picked_up_at: from_ms(picked),
+                accepted_at: from_ms(picked),
                 done_at: done.map(from_ms),
             })
             .collect())
@@ -373,12 +374,12 @@ impl Orders<'_> {
     }
 }
 
-/// An order a car carried passengers for (see [`Orders::served_by`]).
+/// An order a car served (see [`Orders::served_by`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Served {
     pub order_id: String,
     pub unit_id: String,
     pub driver_id: Option<String>,
-    pub picked_up_at: DateTime<Utc>,
+    pub accepted_at: DateTime<Utc>,
     pub done_at: Option<DateTime<Utc>>,
 }

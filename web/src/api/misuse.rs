@@ -8,7 +8,7 @@ use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use fleet_domain::Role;
-use fleet_domain::trips::{MisuseReason, MisuseRules, misuse_reasons, month_of};
+use fleet_domain::trips::{MisuseReason, MisuseRules, TripPurpose, drives_to_charge, misuse_reasons, month_of};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
@@ -18,6 +18,8 @@ use crate::extract::ApiQuery;
 
 /// Trips read for one month's alarms at most.
 const MAX_TRIPS: i64 = 200_000;
+/// Charging sessions read for one month's alarms at most.
+const MAX_SESSIONS: i64 = 200_000;
 
 #[derive(Deserialize)]
 pub(crate) struct MisuseQuery {
@@ -64,6 +66,9 @@ pub(crate) async fn list(
     let cars: HashMap<String, fleet_domain::Vehicle> =
         state.store.vehicles().list(own_unit.as_deref()).await?.into_iter().map(|v| (v.vin.to_string(), v)).collect();
     let rules = MisuseRules::default();
+    // A drive to charge may end just before the month does and charge just after it.
+    let sessions_to = end + fleet_domain::trips::CHARGE_AFTER_TRIP;
+    let sessions = state.store.derived().all_sessions(start, sessions_to, MAX_SESSIONS).await?;
     let alarms = state
         .store
         .derived()
@@ -72,7 +77,14 @@ pub(crate) async fn list(
         .into_iter()
         .filter_map(|t| {
             let car = cars.get(t.trip.vin.as_str())?;
-            let reasons = misuse_reasons(&t.trip, t.order_id.is_some(), &rules);
+            let purpose = if t.order_id.is_some() {
+                TripPurpose::Order
+            } else if drives_to_charge(&t.trip, &sessions) {
+                TripPurpose::Charging
+            } else {
+                TripPurpose::Unexplained
+            };
+            let reasons = misuse_reasons(&t.trip, purpose, &rules);
             (!reasons.is_empty()).then(|| MisuseAlarm {
                 vin: car.vin.to_string(),
                 plate: car.plate.clone(),

@@ -108,6 +108,7 @@ pub(super) fn simulators(
         gbt32960_share: if gbt { 1.0 } else { 0.0 },
         seed,
         tls: None,
+        control: None,
     };
     Ok([config("json", false), config("gbt", true)])
 }

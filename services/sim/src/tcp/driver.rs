@@ -26,7 +26,7 @@ use super::backoff::Backoff;
 use super::dialect::{Dialect, Handshake, Reply};
 use super::stats::TcpStats;
 use super::unanswered::Unanswered;
-use crate::car::Car;
+use crate::control::Driven;
 
 /// Report frames written and not answered yet, per connection; more wait in the queue.
 pub(super) const MAX_FRAMES_IN_FLIGHT: usize = 32;
@@ -113,7 +113,7 @@ enum End {
 
 /// One terminal. See the module documentation.
 pub(super) struct Terminal<D> {
-    car: Car,
+    car: Driven,
     dialect: D,
     queue: Unanswered,
     backoff: Backoff,
@@ -122,7 +122,7 @@ pub(super) struct Terminal<D> {
 }
 
 impl<D: Dialect> Terminal<D> {
-    pub(super) fn new(car: Car, dialect: D, seed: u64, shared: Arc<Shared>) -> Self {
+    pub(super) fn new(car: Driven, dialect: D, seed: u64, shared: Arc<Shared>) -> Self {
         Self {
             car,
             dialect,
@@ -348,7 +348,7 @@ impl<D: Dialect> Terminal<D> {
 }
 
 /// Steps `car` and queues its sample, counting what the bound drops.
-fn keep(car: &mut Car, queue: &mut Unanswered, shared: &Shared, reissue: bool) {
+fn keep(car: &mut Driven, queue: &mut Unanswered, shared: &Shared, reissue: bool) {
     let sample = car.step(shared.sample_step);
     let dropped = queue.keep(sample, reissue);
     shared.stats.dropped(dropped);
