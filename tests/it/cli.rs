@@ -62,6 +62,7 @@ fn bad_configuration_exits_64_with_one_line_naming_the_setting() {
         (("FLEET_EMQX_GATEWAYS", "gbt32960,mqtt"), "FLEET_EMQX_GATEWAYS"),
         // EMQX's gateways publish on EMQX, never on the embedded broker.
         (("FLEET_EMQX_GATEWAYS", "jt808"), "FLEET_EMQX_GATEWAYS"),
+        (("FLEET_DEMO_ORDERS_PER_MIN", "-3"), "FLEET_DEMO_ORDERS_PER_MIN"),
     ] {
         let out = run_with(&["run"], &[env]);
         assert_eq!(out.status.code(), Some(64), "{env:?}");
@@ -81,7 +82,7 @@ fn bad_configuration_exits_64_with_one_line_naming_the_setting() {
 }
 
 #[test]
-fn simulate_refuses_a_tcp_way_without_its_gateway_naming_the_flag() {
+fn simulate_refuses_bad_flags_naming_them() {
     for (args, setting) in [
         (&["simulate", "--via", "gbt32960-tcp"][..], "--gateway-addr"),
         (&["simulate", "--via", "jt808-tcp", "--gateway-addr", "localhost"][..], "--gateway-addr"),
@@ -90,6 +91,24 @@ fn simulate_refuses_a_tcp_way_without_its_gateway_naming_the_flag() {
             "--jt808-2019-share",
         ),
         (&["simulate", "--gateway-addr", "127.0.0.1:32960"][..], "--gateway-addr"),
+        // Orders need the registry's cars and an account's password, over plain HTTP.
+        (&["simulate", "--orders-per-min", "5", "--api-password", "x"][..], "--orders-per-min"),
+        (&["simulate", "--orders-per-min", "5", "--database-url", "sqlite:///nowhere/x.db"][..], "--api-password"),
+        (
+            &[
+                "simulate",
+                "--orders-per-min",
+                "5",
+                "--database-url",
+                "sqlite:///nowhere/x.db",
+                "--api-password",
+                "x",
+                "--api-url",
+                "ftp://h",
+            ][..],
+            "--api-url",
+        ),
+        (&["simulate", "--orders-per-min=-1"][..], "--orders-per-min"),
     ] {
         let out = run_with(args, &[]);
         assert_eq!(out.status.code(), Some(64), "{args:?}");

@@ -23,6 +23,7 @@ mod pages_driver;
 mod pages_orders;
 mod pages_stats;
 mod security;
+mod simulate_orders;
 mod simulate_tcp;
 mod slow_clients;
 mod startup;

@@ -186,27 +186,7 @@ pub async fn run(
     control: Control,
     shutdown: CancellationToken,
 ) -> Result<OperatorStats, ApiError> {
-    let api = Api::new(&cfg.api_base, cfg.cast.passwords())?;
-    let mut rng = StdRng::seed_from_u64(cfg.seed);
-    let now = Instant::now();
-    let next_private = now + exp_gap(&mut rng, cfg.private_trips_per_hour / 3600.0);
-    let next_burst = now + exp_gap(&mut rng, cfg.bursts_per_day / 86_400.0);
-    let mut op = Operator {
-        cfg,
-        api,
-        control,
-        rng,
-        stats: OperatorStats::default(),
-        units: Vec::new(),
-        owed: 0.0,
-        approvals: HashMap::new(),
-        answers: HashMap::new(),
-        rides: HashMap::new(),
-        private: HashSet::new(),
-        next_private,
-        next_burst,
-        started: now,
-    };
+    let mut op = Operator::new(cfg, control)?;
     tracing::info!(api = %op.cfg.api_base, orders_per_min = op.cfg.orders_per_min, "order simulator started");
     let mut ticks = tokio::time::interval(TICK);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -238,7 +218,7 @@ pub async fn run(
             }
         }
         op.drive().await;
-        op.take_private_trip();
+        op.take_private_trip(now);
         if now - last_report >= REPORT_EVERY {
             last_report = now;
             let s = op.stats;
@@ -267,6 +247,30 @@ fn exp_gap(rng: &mut impl Rng, rate_per_s: f64) -> Duration {
 }
 
 impl Operator {
+    fn new(cfg: OperatorConfig, control: Control) -> Result<Self, ApiError> {
+        let api = Api::new(&cfg.api_base, cfg.cast.passwords())?;
+        let mut rng = StdRng::seed_from_u64(cfg.seed);
+        let now = Instant::now();
+        let next_private = now + exp_gap(&mut rng, cfg.private_trips_per_hour / 3600.0);
+        let next_burst = now + exp_gap(&mut rng, cfg.bursts_per_day / 86_400.0);
+        Ok(Self {
+            cfg,
+            api,
+            control,
+            rng,
+            stats: OperatorStats::default(),
+            units: Vec::new(),
+            owed: 0.0,
+            approvals: HashMap::new(),
+            answers: HashMap::new(),
+            rides: HashMap::new(),
+            private: HashSet::new(),
+            next_private,
+            next_burst,
+            started: now,
+        })
+    }
+
     fn failed(&mut self, what: &str, e: &ApiError) {
         self.stats.errors += 1;
         tracing::warn!(error = %e, "order simulator: {what} failed");
@@ -455,16 +459,16 @@ impl Operator {
     }
 
     /// Now and then a driver takes an idle car somewhere without an order.
-    fn take_private_trip(&mut self) {
+    fn take_private_trip(&mut self, now: Instant) {
         let control = &self.control;
         self.private.retain(|v| {
             control.pending(v) || control.view(v).is_some_and(|c| matches!(c.errand, Some(Errand::EnRoute { .. })))
         });
-        if Instant::now() < self.next_private {
+        if now < self.next_private {
             return;
         }
         let gap = exp_gap(&mut self.rng, self.cfg.private_trips_per_hour / 3600.0);
-        self.next_private = Instant::now() + gap.max(PRIVATE_MIN_GAP);
+        self.next_private = now + gap.max(PRIVATE_MIN_GAP);
         let busy: HashSet<&Vin> =
             self.rides.values().map(|r| &r.vin).chain(self.answers.keys().map(|k| &k.1)).collect();
         let idle: Vec<(Vin, LatLon)> = self
@@ -488,3 +492,6 @@ impl Operator {
         self.stats.private_trips += 1;
     }
 }
+
+#[cfg(test)]
+mod tests;
