@@ -42,10 +42,13 @@ const UNITS_EVERY: Duration = Duration::from_secs(600);
 const REPORT_EVERY: Duration = Duration::from_secs(300);
 /// Orders placed in one tick at most (a load generator's rate is spread over ticks).
 const MAX_PER_TICK: usize = 200;
-/// For this long after the start the rate is [`WARM_UP_FACTOR`] times higher, so that a
-/// fresh demo has its cars on the road within minutes instead of filling up over half an hour.
+/// Over this long after the start (with `by_hour`: the demo), the orders of the next
+/// [`WARM_UP_AHEAD_MIN`] minutes at the day rate come on top of the rate, for at most
+/// [`WARM_UP_SHARE`] of the cars: a fresh demo has its cars on the road within minutes
+/// instead of filling up over half an hour.
 const WARM_UP: Duration = Duration::from_secs(120);
-const WARM_UP_FACTOR: f64 = 6.0;
+const WARM_UP_AHEAD_MIN: f64 = 10.0;
+const WARM_UP_SHARE: f64 = 0.4;
 /// Private trips come at least this far apart (so never more than three an hour).
 const PRIVATE_MIN_GAP: Duration = Duration::from_secs(20 * 60);
 /// A car sent for private use has at least this much charge.
@@ -282,12 +285,14 @@ impl Operator {
             return;
         }
         let now = Utc::now();
-        let mut share = if self.cfg.by_hour { people::rate_share(now) } else { 1.0 };
-        if self.cfg.by_hour && self.started.elapsed() < WARM_UP {
-            share *= WARM_UP_FACTOR;
-        }
+        let share = if self.cfg.by_hour { people::rate_share(now) } else { 1.0 };
         // Jittered around the mean, so arrivals do not come like clockwork.
         self.owed += self.cfg.orders_per_min * share * dt.as_secs_f64() / 60.0 * self.rng.random_range(0.5..1.5);
+        if self.cfg.by_hour && self.cfg.orders_per_min > 0.0 && self.started.elapsed() < WARM_UP {
+            let extra =
+                (self.cfg.orders_per_min * WARM_UP_AHEAD_MIN).min(self.control.vins().len() as f64 * WARM_UP_SHARE);
+            self.owed += extra * dt.as_secs_f64() / WARM_UP.as_secs_f64();
+        }
         let mut orders = Vec::new();
         while self.owed >= 1.0 && orders.len() < MAX_PER_TICK {
             self.owed -= 1.0;
