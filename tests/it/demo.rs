@@ -116,6 +116,27 @@ async fn get(http: &str, token: &str, path: &str) -> anyhow::Result<Value> {
     Ok(resp.error_for_status()?.json().await?)
 }
 
+/// Polls `GET path` every 2 s until `done` holds for its answer, within `within` (an error
+/// from `done` ends the wait at once); answers it.
+async fn poll(
+    http: &str,
+    token: &str,
+    path: &str,
+    within: Duration,
+    what: &str,
+    done: impl Fn(&Value) -> anyhow::Result<bool>,
+) -> anyhow::Result<Value> {
+    let deadline = Instant::now() + within;
+    loop {
+        let v = get(http, token, path).await?;
+        if done(&v)? {
+            return Ok(v);
+        }
+        anyhow::ensure!(Instant::now() < deadline, "no {what} within {within:?}; last seen {v}");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
 fn at(v: &Value) -> anyhow::Result<DateTime<Utc>> {
     Ok(DateTime::parse_from_rfc3339(v.as_str().unwrap_or_default())?.to_utc())
 }
@@ -148,17 +169,11 @@ async fn whole_loop(http: &str) -> anyhow::Result<()> {
     let token = login(http, "dispatcher").await?;
 
     // The demo's units place orders by themselves, and its drivers accept them.
-    let deadline = Instant::now() + ACCEPTED_WITHIN;
-    loop {
-        let path = format!("/api/v1/orders?status=accepted,picked_up,completed&from={since}");
-        let orders = get(http, &token, &path).await?;
-        let placed_by_demo = orders["orders"].as_array().into_iter().flatten().any(|o| o["vin"].is_string());
-        if placed_by_demo {
-            break;
-        }
-        anyhow::ensure!(Instant::now() < deadline, "no order of the demo's was accepted within {ACCEPTED_WITHIN:?}");
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    }
+    let path = format!("/api/v1/orders?status=accepted,picked_up,completed&from={since}");
+    poll(http, &token, &path, ACCEPTED_WITHIN, "an accepted order of the demo's", |orders| {
+        Ok(orders["orders"].as_array().into_iter().flatten().any(|o| o["vin"].is_string()))
+    })
+    .await?;
 
     // An order of our own, from where an idle car stands to the nearest place from there.
     let g = graph();
@@ -198,17 +213,15 @@ async fn whole_loop(http: &str) -> anyhow::Result<()> {
     let id = order["id"].as_str().unwrap_or_default().to_owned();
 
     // Approved, assigned, accepted, picked up and completed by the demo's people and cars.
-    let deadline = Instant::now() + COMPLETED_WITHIN;
-    let detail = loop {
-        let detail = get(http, &token, &format!("/api/v1/orders/{id}")).await?;
+    let what = format!("order {id} completed");
+    let detail = poll(http, &token, &format!("/api/v1/orders/{id}"), COMPLETED_WITHIN, &what, |detail| {
         match detail["status"].as_str() {
-            Some("completed") => break detail,
+            Some("completed") => Ok(true),
             Some("rejected" | "canceled") => anyhow::bail!("the order ended {}: {detail}", detail["status"]),
-            _ => {}
+            _ => Ok(false),
         }
-        anyhow::ensure!(Instant::now() < deadline, "order {id} not completed within {COMPLETED_WITHIN:?}: {detail}");
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    };
+    })
+    .await?;
     let vin = detail["vin"].as_str().unwrap_or_default().to_owned();
     let events = detail["events"].as_array().cloned().unwrap_or_default();
     let when = |action: &str| {
@@ -230,17 +243,10 @@ async fn whole_loop(http: &str) -> anyhow::Result<()> {
     anyhow::ensure!(metres(at_dropoff, (d.lat, d.lon)) < 100.0, "completed at {at_dropoff:?}, not at {}", d.name_zh);
 
     // The trip the car drove for it carries the order.
-    let deadline = Instant::now() + TRIP_WITHIN;
-    loop {
-        let trips = get(http, &token, &format!("/api/v1/trips?vin={vin}&from={since}")).await?;
-        if trips["trips"].as_array().into_iter().flatten().any(|t| t["order_id"] == id.as_str()) {
-            break;
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "no trip of {vin} carries order {id} within {TRIP_WITHIN:?}: {trips}"
-        );
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    }
+    let what = format!("a trip of {vin} carrying order {id}");
+    poll(http, &token, &format!("/api/v1/trips?vin={vin}&from={since}"), TRIP_WITHIN, &what, |trips| {
+        Ok(trips["trips"].as_array().into_iter().flatten().any(|t| t["order_id"] == id.as_str()))
+    })
+    .await?;
     Ok(())
 }

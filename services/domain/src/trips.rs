@@ -74,15 +74,16 @@ pub const CHARGE_AFTER_TRIP: Duration = Duration::from_secs(15 * 60);
 /// ...and this close to where it ended makes the trip a drive to charge.
 pub const CHARGE_NEAR_TRIP_END_M: f64 = 500.0;
 
-/// Whether the car charged right where and after the trip ended (`sessions` of any cars).
+/// Whether the car charged right where and after the trip ended. `sessions` in the order of
+/// their start (the car's own, so that only the few after the trip's end are looked at; a
+/// session of another car never counts).
 pub fn drives_to_charge(trip: &Trip, sessions: &[ChargingSession]) -> bool {
     let latest = trip.end_ts + chrono::Duration::from_std(CHARGE_AFTER_TRIP).unwrap_or_default();
-    sessions.iter().any(|c| {
-        c.vin == trip.vin
-            && c.start_ts >= trip.end_ts
-            && c.start_ts <= latest
-            && haversine_m(c.position, trip.end) <= CHARGE_NEAR_TRIP_END_M
-    })
+    let after = sessions.partition_point(|c| c.start_ts < trip.end_ts);
+    sessions[after..]
+        .iter()
+        .take_while(|c| c.start_ts <= latest)
+        .any(|c| c.vin == trip.vin && haversine_m(c.position, trip.end) <= CHARGE_NEAR_TRIP_END_M)
 }
 
 /// The reasons a trip looks like misuse (empty: it does not). A trip with a purpose on record
@@ -507,6 +508,9 @@ mod tests {
         assert!(!drives_to_charge(&t, &[session(3, t.end.lat + 0.01, &t.vin)]), "charged a kilometre away");
         assert!(!drives_to_charge(&t, &[session(3, t.end.lat, &other)]), "another car charged");
         assert!(!drives_to_charge(&t, &[session(-30, t.end.lat, &t.vin)]), "charged before");
+        let day = [session(-30, t.end.lat, &t.vin), session(3, t.end.lat, &other), session(5, t.end.lat, &t.vin)];
+        assert!(drives_to_charge(&t, &day), "among the car's sessions of the day");
+        assert!(!drives_to_charge(&t, &day[..2]), "only another car's after the trip");
     }
 
     #[test]

@@ -197,11 +197,6 @@ impl Car {
         }
     }
 
-    /// Where the car is (at its current time).
-    pub fn position_now(&self) -> LatLon {
-        self.position()
-    }
-
     pub fn soc_pct(&self) -> f64 {
         self.soc_pct
     }
@@ -295,7 +290,8 @@ impl Car {
         }
     }
 
-    fn position(&self) -> LatLon {
+    /// Where the car is (at its current time).
+    pub fn position(&self) -> LatLon {
         match &self.state {
             State::Driving(trip) => {
                 let (a, b) = (trip.path[trip.seg], trip.path[trip.seg + 1]);

@@ -9,7 +9,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use chrono::{DateTime, Utc};
 use fleet_domain::Vin;
 
 use crate::car::{Car, CarActivity, Errand};
@@ -18,7 +17,6 @@ use crate::geo::LatLon;
 /// What a steered car looked like when it was last stepped.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CarView {
-    pub at: DateTime<Utc>,
     pub position: LatLon,
     pub activity: CarActivity,
     pub soc_pct: f64,
@@ -93,13 +91,7 @@ impl Attached {
 }
 
 fn view_of(car: &Car) -> CarView {
-    CarView {
-        at: car.now(),
-        position: car.position_now(),
-        activity: car.activity(),
-        soc_pct: car.soc_pct(),
-        errand: car.errand(),
-    }
+    CarView { position: car.position(), activity: car.activity(), soc_pct: car.soc_pct(), errand: car.errand() }
 }
 
 /// A car as a simulator run holds it: steered through a [`Control`] when the run has one.

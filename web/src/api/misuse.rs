@@ -68,7 +68,11 @@ pub(crate) async fn list(
     let rules = MisuseRules::default();
     // A drive to charge may end just before the month does and charge just after it.
     let sessions_to = end + fleet_domain::trips::CHARGE_AFTER_TRIP;
-    let sessions = state.store.derived().all_sessions(start, sessions_to, MAX_SESSIONS).await?;
+    // Each car's sessions, in the order of their start (as read).
+    let mut sessions: HashMap<fleet_domain::Vin, Vec<fleet_domain::trips::ChargingSession>> = HashMap::new();
+    for s in state.store.derived().all_sessions(start, sessions_to, MAX_SESSIONS).await? {
+        sessions.entry(s.vin.clone()).or_default().push(s);
+    }
     let alarms = state
         .store
         .derived()
@@ -79,7 +83,7 @@ pub(crate) async fn list(
             let car = cars.get(t.trip.vin.as_str())?;
             let purpose = if t.order_id.is_some() {
                 TripPurpose::Order
-            } else if drives_to_charge(&t.trip, &sessions) {
+            } else if sessions.get(&t.trip.vin).is_some_and(|own| drives_to_charge(&t.trip, own)) {
                 TripPurpose::Charging
             } else {
                 TripPurpose::Unexplained

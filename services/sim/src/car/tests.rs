@@ -170,7 +170,7 @@ fn a_working_day_car_spends_nights_and_weekends_at_home() {
 fn a_car_on_call_waits_until_sent_then_drives_there_and_parks_at_the_kerb() {
     let g = graph();
     let mut car = Car::new(spec(3, 60.0, 16.0), start(), Rhythm::OnCall, 11);
-    let parked_at = car.position_now();
+    let parked_at = car.position();
     for (s, activity) in run(&mut car, 5, 720) {
         assert_eq!(activity, CarActivity::Parked, "an hour on call without a word: it stays");
         assert!(LatLon::new(s.lat, s.lon).distance_m(parked_at) < 1.0);
@@ -191,14 +191,14 @@ fn a_car_on_call_waits_until_sent_then_drives_there_and_parks_at_the_kerb() {
     }
     assert!(arrived, "the car reaches where it was sent");
     assert_eq!(car.activity(), CarActivity::Parked);
-    assert!(car.position_now().distance_m(PLACES[target].pos()) <= KERB_SPREAD_M + 1.0);
+    assert!(car.position().distance_m(PLACES[target].pos()) <= KERB_SPREAD_M + 1.0);
     assert!(car.sample().odometer_km.unwrap() > odometer, "it drove there");
 }
 
 #[test]
 fn a_car_sent_where_it_stands_has_arrived_at_once() {
     let mut car = Car::new(spec(4, 60.0, 16.0), start(), Rhythm::OnCall, 12);
-    let here = graph().nearest_stop(car.position_now());
+    let here = graph().nearest_stop(car.position());
     car.go_to(PLACES[here].pos());
     car.step(std::time::Duration::from_secs(5));
     assert_eq!(car.errand(), Some(Errand::Arrived { at: here }));
@@ -208,12 +208,12 @@ fn a_car_sent_where_it_stands_has_arrived_at_once() {
 fn a_car_sent_elsewhere_mid_trip_turns_at_its_next_waypoint() {
     let g = graph();
     let mut car = Car::new(spec(5, 60.0, 16.0), start(), Rhythm::OnCall, 13);
-    let home = g.nearest_stop(car.position_now());
+    let home = g.nearest_stop(car.position());
     let far: Vec<usize> = g.destinations().iter().copied().filter(|&d| g.travel_s(home, d) > 900.0).collect();
     car.go_to(PLACES[far[0]].pos());
     run(&mut car, 5, 30);
     assert_eq!(car.activity(), CarActivity::Driving);
-    let before = car.position_now();
+    let before = car.position();
     car.go_to(PLACES[far[1]].pos());
     let after = car.step(std::time::Duration::from_secs(1));
     assert!(LatLon::new(after.lat, after.lon).distance_m(before) < 60.0, "no jump when the destination changes");
