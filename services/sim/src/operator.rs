@@ -46,13 +46,19 @@ const MAX_PER_TICK: usize = 200;
 /// [`WARM_UP_AHEAD_MIN`] minutes at the day rate come on top of the rate, for at most
 /// [`WARM_UP_SHARE`] of the cars: a fresh demo has its cars on the road within minutes
 /// instead of filling up over half an hour.
-const WARM_UP: Duration = Duration::from_secs(120);
+const WARM_UP: Duration = Duration::from_secs(45);
 const WARM_UP_AHEAD_MIN: f64 = 10.0;
 const WARM_UP_SHARE: f64 = 0.4;
 /// Private trips come at least this far apart (so never more than three an hour).
 const PRIVATE_MIN_GAP: Duration = Duration::from_secs(20 * 60);
 /// A car sent for private use has at least this much charge.
 const PRIVATE_MIN_SOC: f64 = 50.0;
+/// The share of private trips that leave the service area (one car at a time)...
+const AWAY_SHARE: f64 = 0.25;
+/// ...with at least this much charge for about 220 km there and back...
+const AWAY_MIN_SOC: f64 = 80.0;
+/// ...staying this long before the next private trip's turn brings the car back.
+const AWAY_STAY: Duration = Duration::from_secs(30 * 60);
 
 /// Who does what.
 #[derive(Debug, Clone)]
@@ -177,7 +183,7 @@ struct Operator {
     answers: HashMap<(String, Vin), (Answer, Instant)>,
     rides: HashMap<String, Ride>,
     /// Cars out on a private trip.
-    private: HashSet<Vin>,
+    private: HashMap<Vin, Private>,
     next_private: Instant,
     next_burst: Instant,
     started: Instant,
@@ -267,7 +273,7 @@ impl Operator {
             approvals: HashMap::new(),
             answers: HashMap::new(),
             rides: HashMap::new(),
-            private: HashSet::new(),
+            private: HashMap::new(),
             next_private,
             next_burst,
             started: now,
@@ -463,39 +469,88 @@ impl Operator {
         }
     }
 
-    /// Now and then a driver takes an idle car somewhere without an order.
+    /// Now and then a driver takes an idle car somewhere without an order: mostly across the
+    /// islands, now and then (one car at a time) over the bridges to Yuyao, outside the service
+    /// area, where it stays a while before it is driven back. Bringing it back takes the turn of
+    /// a new private trip, so trips without an order start at most three an hour.
     fn take_private_trip(&mut self, now: Instant) {
         let control = &self.control;
-        self.private.retain(|v| {
-            control.pending(v) || control.view(v).is_some_and(|c| matches!(c.errand, Some(Errand::EnRoute { .. })))
+        self.private.retain(|v, trip| match trip {
+            Private::Local => {
+                control.pending(v) || control.view(v).is_some_and(|c| matches!(c.errand, Some(Errand::EnRoute { .. })))
+            }
+            Private::Away { arrived, .. } => {
+                if arrived.is_none()
+                    && !control.pending(v)
+                    && control.view(v).is_some_and(|c| matches!(c.errand, Some(Errand::Arrived { .. })))
+                {
+                    *arrived = Some(now);
+                }
+                true
+            }
         });
         if now < self.next_private {
             return;
         }
         let gap = exp_gap(&mut self.rng, self.cfg.private_trips_per_hour / 3600.0);
         self.next_private = now + gap.max(PRIVATE_MIN_GAP);
+        let stayed = self.private.iter().find_map(|(v, trip)| match trip {
+            Private::Away { home, arrived: Some(at) } if now.duration_since(*at) >= AWAY_STAY => {
+                Some((v.clone(), *home))
+            }
+            _ => None,
+        });
+        if let Some((vin, home)) = stayed {
+            tracing::info!(vehicle.vin = %vin, "order simulator: a car taken out of the service area is driven back");
+            self.control.go_to(&vin, home);
+            self.private.insert(vin, Private::Local);
+            self.stats.private_trips += 1;
+            return;
+        }
+        let someone_away = self.private.values().any(|t| matches!(t, Private::Away { .. }));
+        let away = !someone_away && self.rng.random_bool(AWAY_SHARE);
+        self.start_private_trip(away);
+    }
+
+    /// Takes an idle car (with charge for the way there and back when `away`) for a private
+    /// trip; none when no car is free.
+    fn start_private_trip(&mut self, away: bool) {
         let busy: HashSet<&Vin> =
             self.rides.values().map(|r| &r.vin).chain(self.answers.keys().map(|k| &k.1)).collect();
+        let min_soc = if away { AWAY_MIN_SOC } else { PRIVATE_MIN_SOC };
         let idle: Vec<(Vin, LatLon)> = self
             .control
             .vins()
             .into_iter()
-            .filter(|v| !busy.contains(v) && !self.private.contains(v))
+            .filter(|v| !busy.contains(v) && !self.private.contains_key(v))
             .filter_map(|v| {
                 let view = self.control.view(&v)?;
-                (view.activity == CarActivity::Parked && view.soc_pct >= PRIVATE_MIN_SOC).then_some((v, view.position))
+                (view.activity == CarActivity::Parked && view.soc_pct >= min_soc).then_some((v, view.position))
             })
             .collect();
         if idle.is_empty() {
             return;
         }
         let (vin, from) = idle[self.rng.random_range(0..idle.len())].clone();
-        let to = people::private_destination(&mut self.rng, from);
+        let (to, trip) = if away {
+            (people::away_destination(), Private::Away { home: from, arrived: None })
+        } else {
+            (people::private_destination(&mut self.rng, from), Private::Local)
+        };
         tracing::info!(vehicle.vin = %vin, to = %to.name, "order simulator: a driver takes a car for a private trip");
         self.control.go_to(&vin, LatLon::new(to.lat, to.lon));
-        self.private.insert(vin);
+        self.private.insert(vin, trip);
         self.stats.private_trips += 1;
     }
+}
+
+/// A car out on a private trip.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Private {
+    /// Somewhere on the islands (it stays where it went).
+    Local,
+    /// Out of the service area, to be driven back `home` once it has stayed [`AWAY_STAY`].
+    Away { home: LatLon, arrived: Option<Instant> },
 }
 
 #[cfg(test)]

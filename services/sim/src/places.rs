@@ -8,7 +8,10 @@
 //! chosen so that every straight road segment stays on land (checked against the GSHHG
 //! full-resolution coastline when the table was made); bridges cross water as the real ones
 //! do. The one leg over open water is the ro-ro ferry from Sanjiang pier to Gaoting on
-//! Daishan, whose waypoints lie in the channel west of Changbai island.
+//! Daishan, whose waypoints lie in the channel west of Changbai island. Beyond Jintang, the
+//! Jintang bridge lands at Zhenhai on the mainland, and a road runs on through Ningbo to Yuyao,
+//! outside the service area: no order goes there, only a car taken for private use (placed by
+//! hand on the mainland's plain, not checked against the coastline).
 
 use std::sync::OnceLock;
 
@@ -25,6 +28,8 @@ pub enum PlaceKind {
     Pier,
     /// A waypoint of the ferry route, on water.
     Waterway,
+    /// On the mainland, off the demo's map: only a car taken for private use goes there.
+    Mainland,
 }
 
 /// A named point of the graph.
@@ -109,7 +114,7 @@ impl Bbox {
 }
 
 /// Zhoushan city from Jintang to Zhujiajian and up to Daishan: every simulated position lies
-/// inside.
+/// inside, but for a car taken to the mainland for private use.
 pub const ZHOUSHAN_BBOX: Bbox = Bbox { min_lat: 29.85, max_lat: 30.30, min_lon: 121.85, max_lon: 122.45 };
 
 /// Minutes spent waiting at the pier before the ferry leaves, at most.
@@ -127,7 +132,7 @@ const fn place(
     Place { id, name_zh, name_pinyin, lat, lon, kind, popularity }
 }
 
-use PlaceKind::{Destination as D, Junction as J, Pier as P, Waterway as W};
+use PlaceKind::{Destination as D, Junction as J, Mainland as M, Pier as P, Waterway as W};
 
 /// Every point of the graph (WGS-84; longitude first in each row, as on a map).
 pub static PLACES: &[Place] = &[
@@ -180,7 +185,14 @@ pub static PLACES: &[Place] = &[
     place("ferry_3", "高亭航道", "Gaoting Hangdao", 122.170, 30.232, W, 0),
     place("gaoting_pier", "高亭码头", "Gaoting Matou", 122.197, 30.246, P, 0),
     place("gaoting", "岱山高亭", "Daishan Gaoting", 122.200, 30.258, D, 2),
+    // Over the Jintang bridge to the mainland, and on to Yuyao (west of the service area).
+    place("zhenhai", "镇海", "Zhenhai", 121.713, 29.960, M, 0),
+    place("ningbo", "宁波市区", "Ningbo Shiqu", 121.550, 29.874, M, 0),
+    place(AWAY, "余姚", "Yuyao", 121.154, 30.037, M, 0),
 ];
+
+/// The place outside the service area where the demo's out-of-area private trips go.
+pub const AWAY: &str = "yuyao";
 
 const fn road(from: &'static str, to: &'static str, link: Link) -> Road {
     Road { from, to, link }
@@ -239,6 +251,9 @@ pub static ROADS: &[Road] = &[
     road("ferry_2", "ferry_3", F),
     road("ferry_3", "gaoting_pier", F),
     road("gaoting_pier", "gaoting", U),
+    road("jintang", "zhenhai", B),
+    road("zhenhai", "ningbo", H),
+    road("ningbo", AWAY, H),
 ];
 
 /// Public charging sites the cars use, each at a place of the graph.
@@ -368,11 +383,11 @@ impl RoadGraph {
         &self.destinations
     }
 
-    /// The place a car can stop at nearest `p`: a destination or a road's waypoint, never a
-    /// pier or a point on the water.
+    /// The place a car can stop at nearest `p`: a destination or a road's waypoint (on the
+    /// islands or the mainland), never a pier or a point on the water.
     pub fn nearest_stop(&self, p: LatLon) -> usize {
         (0..PLACES.len())
-            .filter(|&i| matches!(PLACES[i].kind, PlaceKind::Destination | PlaceKind::Junction))
+            .filter(|&i| matches!(PLACES[i].kind, PlaceKind::Destination | PlaceKind::Junction | PlaceKind::Mainland))
             .min_by(|&a, &b| p.distance_m(PLACES[a].pos()).total_cmp(&p.distance_m(PLACES[b].pos())))
             .unwrap_or(0)
     }
@@ -438,7 +453,7 @@ mod tests {
     fn place_ids_are_unique_and_every_road_joins_known_places() {
         for (i, p) in PLACES.iter().enumerate() {
             assert_eq!(place_index(p.id), i, "duplicate id {}", p.id);
-            assert!(ZHOUSHAN_BBOX.contains(p.pos()), "{} outside Zhoushan", p.id);
+            assert_eq!(ZHOUSHAN_BBOX.contains(p.pos()), p.kind != PlaceKind::Mainland, "{} in Zhoushan or not", p.id);
             assert_eq!(p.popularity > 0, p.kind == PlaceKind::Destination, "{}", p.id);
         }
         assert_eq!(graph().edges().len(), ROADS.len());

@@ -160,6 +160,11 @@ pub(crate) fn private_destination(rng: &mut impl Rng, from: crate::geo::LatLon) 
     place(to)
 }
 
+/// Where a car taken out of the service area goes (Yuyao, over the bridges).
+pub(crate) fn away_destination() -> Place {
+    place(crate::places::place_index(crate::places::AWAY))
+}
+
 #[cfg(test)]
 mod tests {
     use rand::SeedableRng;
