@@ -212,8 +212,16 @@ impl Dispatcher {
         let vehicles = self.store.vehicles().list(None).await?;
         let states: HashMap<Vin, fleet_domain::VehicleState> =
             self.store.telemetry().states().await?.into_iter().map(|s| (s.vin.clone(), s)).collect();
-        let drivers: HashMap<Vin, String> =
-            self.store.drivers().list().await?.into_iter().filter_map(|d| d.vehicle_vin.map(|v| (v, d.id))).collect();
+        // Retired drivers and cars are never dispatched; a car in the workshop shows as such.
+        let drivers: HashMap<Vin, String> = self
+            .store
+            .drivers()
+            .list()
+            .await?
+            .into_iter()
+            .filter(|d| !d.retired)
+            .filter_map(|d| d.vehicle_vin.map(|v| (v, d.id)))
+            .collect();
         let occupying = self.store.orders().occupying().await?;
         let mut duty: HashMap<&Vin, Duty> = HashMap::new();
         let mut reservations: HashMap<&Vin, Vec<TimeWindow>> = HashMap::new();
@@ -229,11 +237,13 @@ impl Dispatcher {
         }
         Ok(vehicles
             .into_iter()
+            .filter(|v| !v.retired)
             .filter_map(|v| {
                 let driver_id = drivers.get(&v.vin)?.clone();
                 let state = states.get(&v.vin)?;
                 let (Some(lat), Some(lon)) = (state.lat, state.lon) else { return None };
-                let status = state.status(now, duty.get(&v.vin).copied().unwrap_or_default());
+                let car_duty = duty.get(&v.vin).copied().unwrap_or_default();
+                let status = state.status(now, Duty { in_maintenance: v.file.in_maintenance, ..car_duty });
                 let online = status != VehicleStatus::Offline;
                 Some(Candidate {
                     batch: BatchCar {

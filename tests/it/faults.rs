@@ -33,6 +33,7 @@ async fn kill_9_mid_ingest(db: Db) -> anyhow::Result<()> {
             consumption_kwh_per_100km: 17.0,
             unit_id: None,
             terminal_phone: None,
+            ..Default::default()
         };
         store.vehicles().create(&v.validate()?, &v).await?;
     }
@@ -188,6 +189,7 @@ async fn a_broker_restart_is_ridden_out_and_health_says_so_meanwhile() -> anyhow
         consumption_kwh_per_100km: 17.0,
         unit_id: None,
         terminal_phone: None,
+        ..Default::default()
     };
     store.vehicles().create(&v.validate()?, &v).await?;
     let broker = Broker::start();
@@ -244,6 +246,7 @@ async fn a_dispatch_batch_killed_mid_way_leaves_no_half_assigned_order() -> anyh
                 name: "市委办".into(),
                 monthly_energy_budget_kwh: 1e6,
                 auto_approve: true,
+                ..Default::default()
             },
         )
         .await?;
@@ -260,6 +263,7 @@ async fn a_dispatch_batch_killed_mid_way_leaves_no_half_assigned_order() -> anyh
             consumption_kwh_per_100km: 17.0,
             unit_id: None,
             terminal_phone: None,
+            ..Default::default()
         };
         let parsed = v.validate()?;
         store.vehicles().create(&parsed, &v).await?;

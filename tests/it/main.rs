@@ -8,6 +8,7 @@ mod dispatch;
 mod driver_offline;
 mod emqx_gateways;
 mod faults;
+mod fleet_admin;
 mod fuzz_regressions;
 mod gateway_gbt32960;
 mod gateway_jt808;

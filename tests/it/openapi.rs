@@ -440,6 +440,60 @@ both_with!(every_answer_and_request_matches_the_openapi_document, quick, |app: T
     api.expect(204, M::POST, "/api/v1/auth/logout", "/api/v1/auth/logout", Some(&leaver), Body::None).await?;
     api.expect(401, M::POST, "/api/v1/auth/logout", "/api/v1/auth/logout", Some(&leaver), Body::None).await?;
 
+    // Fleet administration: edits, the vehicle file, service records, reminders, retiring.
+    let spare = random_vin();
+    let body = json!({"vin": spare, "plate": "浙L·D90003", "model": "BYD e6", "seats": 5, "battery_kwh": 71.7,
+        "consumption_kwh_per_100km": 17.0, "unit_id": "u9", "insurance_until": "2020-01-31"});
+    api.post("/api/v1/vehicles", "/api/v1/vehicles", &admin, body).await?;
+    let unit_path = "/api/v1/units/u9";
+    let patch = json!({"contact_email": "u9@zhoushan.example", "monthly_energy_budget_kwh": 900.0});
+    let u9 = api.expect(200, M::PATCH, "/api/v1/units/{id}", unit_path, Some(&admin), Body::Json(patch)).await?;
+    assert_eq!(
+        (u9["contact_email"].as_str(), u9["monthly_energy_budget_kwh"].as_f64()),
+        (Some("u9@zhoushan.example"), Some(900.0))
+    );
+    let refused = json!({"contact_email": "not an address"});
+    api.expect(422, M::PATCH, "/api/v1/units/{id}", unit_path, Some(&admin), Body::Refused(refused)).await?;
+    let car_path = format!("/api/v1/vehicles/{spare}");
+    let patch = json!({"maintenance_every_km": 10000.0, "last_maintenance_km": 0.0, "inspection_due": null});
+    let car = api.expect(200, M::PATCH, "/api/v1/vehicles/{vin}", &car_path, Some(&admin), Body::Json(patch)).await?;
+    assert_eq!(car["maintenance_every_km"].as_f64(), Some(10_000.0));
+    api.expect(422, M::PATCH, "/api/v1/vehicles/{vin}", &car_path, Some(&admin), Body::Refused(json!({"vin": vin})))
+        .await?;
+    let service = json!({"on": "2026-11-30", "odometer_km": 1234.5, "note": "保养", "cost_yuan": 480.0});
+    let service_path = format!("/api/v1/vehicles/{spare}/maintenance");
+    api.expect(201, M::POST, "/api/v1/vehicles/{vin}/maintenance", &service_path, Some(&admin), Body::Json(service))
+        .await?;
+    let records = api.get("/api/v1/vehicles/{vin}/maintenance", &service_path, &admin).await?;
+    assert_eq!(records["records"][0]["odometer_km"].as_f64(), Some(1234.5));
+    let due = api.get("/api/v1/reminders", "/api/v1/reminders", &admin).await?;
+    assert!(
+        due["reminders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["vin"] == spare.as_str() && r["kind"] == "insurance" && r["overdue"] == true),
+        "{due}"
+    );
+    let body = json!({"id": "d10", "name": "司机十", "phone": "13800001010", "vehicle_vin": null});
+    api.post("/api/v1/drivers", "/api/v1/drivers", &admin, body).await?;
+    let patch = json!({"vehicle_vin": spare});
+    api.expect(200, M::PATCH, "/api/v1/drivers/{id}", "/api/v1/drivers/d10", Some(&admin), Body::Json(patch)).await?;
+    api.expect(200, M::POST, "/api/v1/drivers/{id}/retire", "/api/v1/drivers/d10/retire", Some(&admin), Body::None)
+        .await?;
+    api.expect(200, M::POST, "/api/v1/vehicles/{vin}/retire", &format!("{car_path}/retire"), Some(&admin), Body::None)
+        .await?;
+    let body = json!({"username": "gone9", "password": "gone9-pass", "role": "dispatcher"});
+    let gone = api.post("/api/v1/users", "/api/v1/users", &admin, body).await?;
+    let gone_path = format!("/api/v1/users/{}", gone["id"]);
+    let patch = json!({"role": "unit", "unit_id": "u9"});
+    let edited = api.expect(200, M::PATCH, "/api/v1/users/{id}", &gone_path, Some(&admin), Body::Json(patch)).await?;
+    assert_eq!(edited["role"], "unit");
+    let retired = api
+        .expect(200, M::POST, "/api/v1/users/{id}/retire", &format!("{gone_path}/retire"), Some(&admin), Body::None)
+        .await?;
+    assert_eq!(retired["retired"], true);
+
     let uncovered = api.uncovered();
     assert!(uncovered.is_empty(), "operations answering JSON never called with success: {uncovered:?}");
     let mismatches = api.mismatches.lock().unwrap().clone();

@@ -8,10 +8,13 @@ use fleet_storage::{Act, Acted, Actor, OrderRecord, StorageError, Store};
 use fleet_tests::{both, random_vin};
 
 async fn fixture(s: &Store) -> anyhow::Result<(Vin, String)> {
-    let unit =
-        NewUnit {
-            id: Some("u1".into()), name: "市委办".into(), monthly_energy_budget_kwh: 900.0, auto_approve: false
-        };
+    let unit = NewUnit {
+        id: Some("u1".into()),
+        name: "市委办".into(),
+        monthly_energy_budget_kwh: 900.0,
+        auto_approve: false,
+        ..Default::default()
+    };
     s.units().create("u1", &unit).await?;
     let vin = random_vin();
     let v = NewVehicle {
@@ -23,6 +26,7 @@ async fn fixture(s: &Store) -> anyhow::Result<(Vin, String)> {
         consumption_kwh_per_100km: 17.0,
         unit_id: None,
         terminal_phone: None,
+        ..Default::default()
     };
     let vin = v.validate()?;
     s.vehicles().create(&vin, &v).await?;
@@ -188,6 +192,7 @@ both!(a_driver_the_order_has_left_may_only_repeat_their_own_last_tap, |app: Test
         consumption_kwh_per_100km: 17.0,
         unit_id: None,
         terminal_phone: None,
+        ..Default::default()
     };
     let vin2 = v2.validate()?;
     s.vehicles().create(&vin2, &v2).await?;

@@ -39,6 +39,10 @@ async fn every_route_answers_every_role_as_the_table_says() -> anyhow::Result<()
     post(&app, &w.dispatcher, &format!("/api/v1/orders/{order}/assign"), json!({"vin": vin})).await?;
     let tokens =
         [w.admin.clone(), w.dispatcher.clone(), w.auditor.clone(), w.unit1.clone(), driver.clone(), former.clone()];
+    // A user none of the columns is: edited and retired by the last rows.
+    let (_, users) = crate::orders::get(&app, &w.admin, "/api/v1/users").await?;
+    let unit2 = users["users"].as_array().unwrap().iter().find(|u| u["username"] == "unit2").unwrap()["id"].clone();
+    let former_driver = w.cars[1].1.clone();
 
     let csv =
         "unit_id,passengers,pickup_name,pickup_lat,pickup_lon,dropoff_name,dropoff_lat,dropoff_lon,pickup_at,purpose\n";
@@ -119,6 +123,71 @@ async fn every_route_answers_every_role_as_the_table_says() -> anyhow::Result<()
         (Method::POST, "/api/v1/orders/{id}/pickup", o("pickup"), Some(json!({})), [Y, Y, F, F, Y, N]),
         (Method::POST, "/api/v1/orders/{id}/complete", o("complete"), Some(json!({})), [Y, Y, F, F, Y, N]),
         (Method::POST, "/api/v1/orders/{id}/cancel", o("cancel"), Some(json!({})), [Y, Y, F, Y, F, N]),
+        // Fleet administration; the retiring rows come last (they end what they touch).
+        (Method::GET, "/api/v1/reminders", "/api/v1/reminders".into(), None, [Y, Y, Y, Y, Y, Y]),
+        (
+            Method::GET,
+            "/api/v1/vehicles/{vin}/maintenance",
+            format!("/api/v1/vehicles/{vin}/maintenance"),
+            None,
+            [Y, Y, Y, N, Y, N],
+        ),
+        (
+            Method::POST,
+            "/api/v1/vehicles/{vin}/maintenance",
+            format!("/api/v1/vehicles/{vin}/maintenance"),
+            Some(json!({"on": "2026-01-05", "cost_yuan": 100.0})),
+            [Y, F, F, F, F, F],
+        ),
+        (
+            Method::PATCH,
+            "/api/v1/units/{id}",
+            "/api/v1/units/u1".into(),
+            Some(json!({"name": "新名"})),
+            [Y, F, F, F, F, F],
+        ),
+        (
+            Method::PATCH,
+            "/api/v1/vehicles/{vin}",
+            format!("/api/v1/vehicles/{vin}"),
+            Some(json!({"model": "BYD e6"})),
+            [Y, F, F, F, F, F],
+        ),
+        (
+            Method::PATCH,
+            "/api/v1/drivers/{id}",
+            format!("/api/v1/drivers/{driver_id}"),
+            Some(json!({"phone": "13800002222"})),
+            [Y, F, F, F, F, F],
+        ),
+        (
+            Method::PATCH,
+            "/api/v1/users/{id}",
+            format!("/api/v1/users/{unit2}"),
+            Some(json!({"unit_id": "u2"})),
+            [Y, F, F, F, F, F],
+        ),
+        (
+            Method::POST,
+            "/api/v1/vehicles/{vin}/retire",
+            format!("/api/v1/vehicles/{former_vin}/retire"),
+            Some(json!({})),
+            [Y, F, F, F, F, F],
+        ),
+        (
+            Method::POST,
+            "/api/v1/drivers/{id}/retire",
+            format!("/api/v1/drivers/{former_driver}/retire"),
+            Some(json!({})),
+            [Y, F, F, F, F, F],
+        ),
+        (
+            Method::POST,
+            "/api/v1/users/{id}/retire",
+            format!("/api/v1/users/{unit2}/retire"),
+            Some(json!({})),
+            [Y, F, F, F, F, F],
+        ),
     ];
     // Routes answered by their own tests: the login, the token's own session, the WebSocket,
     // and a vehicle's MQTT secret.

@@ -15,6 +15,7 @@ fn new_vehicle(vin: &str, plate: &str, unit: Option<&str>) -> NewVehicle {
         consumption_kwh_per_100km: 13.0,
         unit_id: unit.map(Into::into),
         terminal_phone: None,
+        ..Default::default()
     }
 }
 
@@ -25,6 +26,7 @@ both!(registry_round_trips_and_reports_conflicts, |app: TestApp| async move {
         name: "舟山市测试局".into(),
         monthly_energy_budget_kwh: 800.0,
         auto_approve: true,
+        ..Default::default()
     };
     s.units().create("u-test", &unit).await?;
     assert!(matches!(s.units().create("u-test", &unit).await, Err(StorageError::Conflict("unit id"))));

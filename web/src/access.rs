@@ -203,7 +203,7 @@ mod tests {
     fn user(role: Role) -> User {
         let unit_id = (role == Role::Unit).then(|| "u1".to_owned());
         let driver_id = (role == Role::Driver).then(|| "d1".to_owned());
-        User { id: 1, username: "x".into(), role, unit_id, driver_id }
+        User { id: 1, username: "x".into(), role, unit_id, driver_id, retired: false }
     }
 
     fn vin(n: u8) -> Vin {
@@ -220,6 +220,8 @@ mod tests {
             consumption_kwh_per_100km: 15.0,
             unit_id: unit.map(str::to_owned),
             terminal_phone: None,
+            file: fleet_domain::VehicleFile::default(),
+            retired: false,
         }
     }
 
@@ -315,7 +317,13 @@ mod tests {
 
     #[test]
     fn a_driver_sees_only_themselves_and_a_unit_the_drivers_of_its_cars() {
-        let d1 = Driver { id: "d1".into(), name: "n".into(), phone: "13800000000".into(), vehicle_vin: Some(vin(1)) };
+        let d1 = Driver {
+            id: "d1".into(),
+            name: "n".into(),
+            phone: "13800000000".into(),
+            vehicle_vin: Some(vin(1)),
+            retired: false,
+        };
         let d2 = Driver { id: "d2".into(), vehicle_vin: Some(vin(2)), ..d1.clone() };
         let own = DriverScope::of(&user(Role::Driver));
         assert!(own.sees(&d1, None) && !own.sees(&d2, None));

@@ -2,6 +2,7 @@
 
 pub(crate) mod dead_letters;
 pub(crate) mod drivers;
+pub(crate) mod edit;
 pub(crate) mod import;
 pub(crate) mod misuse;
 pub(crate) mod orders;
@@ -10,6 +11,7 @@ pub(crate) mod stations;
 pub(crate) mod stats;
 pub(crate) mod trips;
 pub(crate) mod units;
+pub(crate) mod upkeep;
 pub(crate) mod users;
 pub(crate) mod vehicles;
 

@@ -137,7 +137,8 @@ pub(crate) async fn login(
         None => (None, None),
     };
     let verified = check_password(req.password, hash).await?;
-    let Some(user) = user.filter(|_| verified) else {
+    // A retired account is refused as a wrong password is: the answer tells nothing more.
+    let Some(user) = user.filter(|u| verified && !u.retired) else {
         state.throttle.record_failure(ip, &key, Instant::now());
         metrics::counter!("http_logins_total", "outcome" => "failed").increment(1);
         tracing::info!("login failed");

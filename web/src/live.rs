@@ -134,7 +134,7 @@ impl Live {
     /// A car's order duty as the feed tracks it (off duty when unknown), so that the API
     /// derives the same status as the feed.
     pub(crate) fn duty(&self, vin: &Vin) -> fleet_domain::Duty {
-        self.fleet.read().unwrap_or_else(|e| e.into_inner()).cars.get(vin).map(|c| c.duty).unwrap_or_default()
+        self.fleet.read().unwrap_or_else(|e| e.into_inner()).cars.get(vin).map(fleet::Car::duty).unwrap_or_default()
     }
 }
 

@@ -1,7 +1,7 @@
 //! Every route of the server, in one table, and the layers around them.
 
 use axum::Router;
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{MethodRouter, get, patch, post};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
@@ -27,8 +27,10 @@ pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/api/v1/auth/password", post(auth::change_password)),
         ("/api/v1/me", get(api::users::me)),
         ("/api/v1/users", get(api::users::list).post(api::users::create)),
+        ("/api/v1/users/{id}", patch(api::users::patch)),
+        ("/api/v1/users/{id}/retire", post(api::users::retire)),
         ("/api/v1/units", get(api::units::list).post(api::units::create)),
-        ("/api/v1/units/{id}", get(api::units::get)),
+        ("/api/v1/units/{id}", get(api::units::get).patch(api::units::patch)),
         ("/api/v1/units/{id}/budget", get(api::trips::budget)),
         ("/api/v1/trips", get(api::trips::list)),
         ("/api/v1/stats/monthly", get(api::stats::monthly)),
@@ -36,11 +38,15 @@ pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/api/v1/audit", get(audit::list)),
         ("/api/v1/vehicles", get(api::vehicles::list).post(api::vehicles::create)),
         ("/api/v1/vehicles/states", get(api::vehicles::states)),
-        ("/api/v1/vehicles/{vin}", get(api::vehicles::get)),
+        ("/api/v1/vehicles/{vin}", get(api::vehicles::get).patch(api::vehicles::patch)),
+        ("/api/v1/vehicles/{vin}/retire", post(api::vehicles::retire)),
+        ("/api/v1/vehicles/{vin}/maintenance", get(api::upkeep::list).post(api::upkeep::record)),
+        ("/api/v1/reminders", get(api::upkeep::reminders_list)),
         ("/api/v1/vehicles/{vin}/track", get(api::vehicles::track)),
         ("/api/v1/vehicles/{vin}/mqtt-secret", post(api::vehicles::mqtt_secret)),
         ("/api/v1/drivers", get(api::drivers::list).post(api::drivers::create)),
-        ("/api/v1/drivers/{id}", get(api::drivers::get)),
+        ("/api/v1/drivers/{id}", get(api::drivers::get).patch(api::drivers::patch)),
+        ("/api/v1/drivers/{id}/retire", post(api::drivers::retire)),
         ("/api/v1/dead-letters", get(api::dead_letters::list)),
         ("/api/v1/platforms", get(api::platforms::list).post(api::platforms::create)),
         ("/api/v1/charging-stations", get(api::stations::list)),

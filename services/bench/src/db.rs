@@ -58,6 +58,7 @@ pub(crate) async fn register_cars(store: &Store, n: usize, car: impl Fn(usize) -
                 consumption_kwh_per_100km: c.consumption_kwh_per_100km,
                 unit_id: c.unit_id,
                 terminal_phone: c.terminal_phone,
+                ..Default::default()
             };
             store.vehicles().create(&vin, &v).await.with_context(|| format!("registering {vin}"))
         })

@@ -238,6 +238,7 @@ async fn prepare(
             name: format!("Bench unit {u}"),
             monthly_energy_budget_kwh: 5_000.0,
             auto_approve: true,
+            ..Default::default()
         };
         store.units().create(&unit_id(u * CARS_PER_UNIT), &unit).await?;
     }

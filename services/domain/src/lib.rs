@@ -12,6 +12,7 @@ pub mod sample;
 pub mod secret;
 pub mod state;
 pub mod trips;
+pub mod upkeep;
 pub mod user;
 pub mod vin;
 
@@ -22,7 +23,8 @@ pub use feasibility::{
 };
 pub use order::{DriverStanding, NewOrder, Order, OrderAction, OrderEvent, OrderStatus, Place, driver_standing};
 pub use registry::{
-    Driver, NewDriver, NewUnit, NewVehicle, TERMINAL_PHONE_MAX_DIGITS, Unit, ValidationError, Vehicle, terminal_phone,
+    Driver, NewDriver, NewUnit, NewVehicle, TERMINAL_PHONE_MAX_DIGITS, Unit, ValidationError, Vehicle, VehicleFile,
+    terminal_phone, validate_email,
 };
 pub use sample::{InvalidSample, MAX_CLOCK_AHEAD, Sample, SampleSource};
 pub use secret::{Secret, SecretUrl};

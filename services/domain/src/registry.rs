@@ -1,5 +1,6 @@
 //! The registry: units (departments), vehicles and drivers, with the validation of new ones.
 
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::Vin;
@@ -25,16 +26,35 @@ pub struct Unit {
     pub name: String,
     pub monthly_energy_budget_kwh: f64,
     pub auto_approve: bool,
+    /// Where the unit's budget alarms and monthly report go.
+    pub contact_email: Option<String>,
 }
 
-/// A unit to create, as received.
-#[derive(Debug, Clone, Deserialize)]
+/// A unit to create (or a unit's writable fields after an edit), as received.
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct NewUnit {
     pub id: Option<String>,
     pub name: String,
     pub monthly_energy_budget_kwh: f64,
     #[serde(default)]
     pub auto_approve: bool,
+    #[serde(default)]
+    pub contact_email: Option<String>,
+}
+
+/// An e-mail address as far as it can be checked without sending to it: one `@` with
+/// something on each side, a dot in the domain, no spaces or angle brackets, at most 254 bytes.
+pub fn validate_email(field: &'static str, email: &str) -> Result<(), ValidationError> {
+    let bad = || ValidationError::new(field, "expected an address such as office@zhoushan.gov.cn");
+    if email.len() > 254 || email.chars().any(|c| c.is_whitespace() || c.is_control() || "<>,;\"".contains(c)) {
+        return Err(bad());
+    }
+    let (local, domain) = email.split_once('@').ok_or_else(bad)?;
+    let domain_ok = domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.') && !domain.contains('@');
+    if local.is_empty() || !domain_ok {
+        return Err(bad());
+    }
+    Ok(())
 }
 
 /// Ids chosen by clients (units, drivers): short, URL-safe and readable.
@@ -67,6 +87,9 @@ impl NewUnit {
         if !b.is_finite() || !(0.0..=10_000_000.0).contains(&b) {
             return Err(ValidationError::new("monthly_energy_budget_kwh", "must be 0 to 10,000,000"));
         }
+        if let Some(e) = &self.contact_email {
+            validate_email("contact_email", e)?;
+        }
         Ok(())
     }
 }
@@ -84,10 +107,66 @@ pub struct Vehicle {
     /// The phone number its JT/T 808 (Beidou) terminal reports under, if it has one:
     /// digits only, without the leading zeros of the BCD padding ([`terminal_phone`]).
     pub terminal_phone: Option<String>,
+    #[serde(flatten)]
+    pub file: VehicleFile,
+    /// Out of service: never dispatched, still named by history and statistics.
+    pub retired: bool,
 }
 
-/// A vehicle to register, as received.
-#[derive(Debug, Clone, Deserialize)]
+/// The vehicle file: insurance, the annual inspection and maintenance by time and distance.
+/// Dates are calendar days in Asia/Shanghai.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VehicleFile {
+    /// The compulsory insurance runs until this day.
+    #[serde(default)]
+    pub insurance_until: Option<NaiveDate>,
+    /// The next annual inspection is due on this day.
+    #[serde(default)]
+    pub inspection_due: Option<NaiveDate>,
+    /// A service is due this many km after the last one...
+    #[serde(default)]
+    pub maintenance_every_km: Option<f64>,
+    /// ...or this many months after it, whichever comes first.
+    #[serde(default)]
+    pub maintenance_every_months: Option<u32>,
+    #[serde(default)]
+    pub last_maintenance_on: Option<NaiveDate>,
+    /// The odometer at the last service (none on record: the distance counts from 0 km).
+    #[serde(default)]
+    pub last_maintenance_km: Option<f64>,
+    /// In the workshop: never dispatched, and its status shows `maintenance`.
+    #[serde(default)]
+    pub in_maintenance: bool,
+}
+
+/// Longest maintenance interval by distance, km.
+pub const MAX_MAINTENANCE_EVERY_KM: f64 = 100_000.0;
+/// Highest odometer reading taken as real, km.
+pub const MAX_ODOMETER_KM: f64 = 2_000_000.0;
+
+impl VehicleFile {
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if let Some(km) = self.maintenance_every_km
+            && !(km.is_finite() && (100.0..=MAX_MAINTENANCE_EVERY_KM).contains(&km))
+        {
+            return Err(ValidationError::new("maintenance_every_km", "must be 100 to 100,000"));
+        }
+        if let Some(m) = self.maintenance_every_months
+            && !(1..=120).contains(&m)
+        {
+            return Err(ValidationError::new("maintenance_every_months", "must be 1 to 120"));
+        }
+        if let Some(km) = self.last_maintenance_km
+            && !(km.is_finite() && (0.0..=MAX_ODOMETER_KM).contains(&km))
+        {
+            return Err(ValidationError::new("last_maintenance_km", "must be 0 to 2,000,000"));
+        }
+        Ok(())
+    }
+}
+
+/// A vehicle to register (or a vehicle's writable fields after an edit), as received.
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct NewVehicle {
     pub vin: String,
     pub plate: String,
@@ -99,6 +178,8 @@ pub struct NewVehicle {
     /// The JT/T 808 terminal's phone number, as printed on it (leading zeros are dropped).
     #[serde(default)]
     pub terminal_phone: Option<String>,
+    #[serde(flatten)]
+    pub file: VehicleFile,
 }
 
 /// Longest phone number a JT/T 808 header can carry (2019 edition: BCD\[10\]).
@@ -167,6 +248,7 @@ impl NewVehicle {
         if let Some(p) = &self.terminal_phone {
             terminal_phone(p)?;
         }
+        self.file.validate()?;
         Ok(vin)
     }
 }
@@ -178,10 +260,12 @@ pub struct Driver {
     pub name: String,
     pub phone: String,
     pub vehicle_vin: Option<Vin>,
+    /// Out of service: never dispatched, still named by history and statistics.
+    pub retired: bool,
 }
 
-/// A driver to register, as received.
-#[derive(Debug, Clone, Deserialize)]
+/// A driver to register (or a driver's writable fields after an edit), as received.
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct NewDriver {
     pub id: Option<String>,
     pub name: String,
@@ -224,6 +308,7 @@ mod tests {
             consumption_kwh_per_100km: 15.0,
             unit_id: None,
             terminal_phone: None,
+            file: VehicleFile::default(),
         }
     }
 
@@ -266,11 +351,48 @@ mod tests {
         let mut v = vehicle();
         v.battery_kwh = f64::INFINITY;
         assert_eq!(v.validate().unwrap_err().field, "battery_kwh");
+        let mut v = vehicle();
+        v.file.maintenance_every_km = Some(50.0);
+        assert_eq!(v.validate().unwrap_err().field, "maintenance_every_km");
+        let mut v = vehicle();
+        v.file.maintenance_every_months = Some(0);
+        assert_eq!(v.validate().unwrap_err().field, "maintenance_every_months");
+        let mut v = vehicle();
+        v.file.last_maintenance_km = Some(f64::NAN);
+        assert_eq!(v.validate().unwrap_err().field, "last_maintenance_km");
+    }
+
+    #[test]
+    fn the_vehicle_file_reads_dates_and_defaults_to_empty() {
+        let v: NewVehicle = serde_json::from_value(serde_json::json!({
+            "vin": "LSJA24U66NS000001", "plate": "浙LD12345", "model": "m", "seats": 5,
+            "battery_kwh": 60.0, "consumption_kwh_per_100km": 15.0, "unit_id": null,
+            "insurance_until": "2027-03-31", "maintenance_every_km": 10000.0
+        }))
+        .unwrap();
+        assert_eq!(v.file.insurance_until, NaiveDate::from_ymd_opt(2027, 3, 31));
+        assert_eq!(v.file.maintenance_every_km, Some(10_000.0));
+        assert!(!v.file.in_maintenance && v.file.inspection_due.is_none());
+        let bad = serde_json::json!({
+            "vin": "LSJA24U66NS000001", "plate": "浙LD12345", "model": "m", "seats": 5,
+            "battery_kwh": 60.0, "consumption_kwh_per_100km": 15.0, "insurance_until": "31/03/2027"
+        });
+        assert!(serde_json::from_value::<NewVehicle>(bad).is_err());
+    }
+
+    #[test]
+    fn unit_contact_addresses_are_checked() {
+        for ok in ["office@zhoushan.gov.cn", "a.b+c@d.org"] {
+            assert_eq!(validate_email("contact_email", ok), Ok(()), "{ok}");
+        }
+        for bad in ["", "office", "@zhoushan.gov.cn", "a@b", "a@.cn", "a b@c.cn", "a@b.cn>", "a@b@c.cn"] {
+            assert!(validate_email("contact_email", bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
     fn rejects_drivers_with_bad_phone_or_vin() {
-        let mut d = NewDriver { id: None, name: "王师傅".into(), phone: "13800000000".into(), vehicle_vin: None };
+        let mut d = NewDriver { name: "王师傅".into(), phone: "13800000000".into(), ..NewDriver::default() };
         assert!(d.validate().is_ok());
         d.phone = "call me".into();
         assert_eq!(d.validate().unwrap_err().field, "phone");

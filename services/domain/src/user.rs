@@ -46,6 +46,9 @@ pub struct User {
     pub role: Role,
     pub unit_id: Option<String>,
     pub driver_id: Option<String>,
+    /// Out of service: cannot log in.
+    #[serde(default)]
+    pub retired: bool,
 }
 
 /// A user to create, as received.

@@ -99,6 +99,9 @@ pub async fn seed_demo(store: &Store) -> anyhow::Result<bool> {
     let cast = demo::Cast::new(&data.units, &data.vehicles, &data.drivers, &data.users);
     let battery: std::collections::HashMap<&str, f64> =
         data.vehicles.iter().map(|v| (v.vin.as_str(), v.battery_kwh)).collect();
+    let index: std::collections::HashMap<&str, usize> =
+        data.vehicles.iter().enumerate().map(|(i, v)| (v.vin.as_str(), i)).collect();
+    let today = Utc::now().with_timezone(&fleet_domain::trips::china_offset()).date_naive();
     let (mut car, mut total, mut orders, mut seq) = (Vec::new(), 0usize, Vec::new(), 0u64);
     let mut history = demo::history(&data.vehicles, Utc::now(), DEMO_HISTORY_DAYS, DEMO_HISTORY_STEP, 2026).peekable();
     while let Some(sample) = history.next() {
@@ -111,6 +114,12 @@ pub async fn seed_demo(store: &Store) -> anyhow::Result<bool> {
             total += car.len();
             let kwh = battery.get(car[0].vin.as_str()).copied().unwrap_or(60.0);
             orders.extend(demo::orders_for(&cast, &car, kwh, &mut seq));
+            // The car's file, with its last service some km before the odometer it reached.
+            if let Some(&i) = index.get(car[0].vin.as_str()) {
+                let mut v = data.vehicles[i].clone();
+                v.file = demo::vehicle_file(i, today, car.iter().rev().find_map(|s| s.odometer_km));
+                store.vehicles().update(&car[0].vin, &v).await.context("demo vehicle file")?;
+            }
             car.clear();
         }
     }

@@ -40,7 +40,7 @@ pub use mqtt_secrets::{MqttAccount, MqttSecrets};
 pub use notify::{CHANNEL as EVENT_CHANNEL, Listener, MAX_PAYLOAD as MAX_EVENT_PAYLOAD};
 pub use orders::{Act, Acted, Actor, HistoricOrder, OrderQuery, OrderRecord, Orders, Served};
 pub use platforms::{Platform, Platforms};
-pub use registry::{Drivers, Units, Vehicles};
+pub use registry::{Drivers, MaintenanceRecord, Units, Vehicles};
 pub use stations::{ChargingStation, ChargingStations};
 pub use telemetry::{BatchOutcome, StateBacklog, Telemetry};
 pub use users::{AuthTokens, Users};

@@ -12,7 +12,10 @@ struct UserRow {
     role: String,
     unit_id: Option<String>,
     driver_id: Option<String>,
+    retired_ms: Option<i64>,
 }
+
+const USER_COLUMNS: &str = "id, username, role, unit_id, driver_id, retired_ms";
 
 #[derive(sqlx::FromRow)]
 struct SessionRow {
@@ -25,7 +28,14 @@ impl TryFrom<UserRow> for User {
     type Error = StorageError;
     fn try_from(r: UserRow) -> Result<Self, StorageError> {
         let role = Role::parse(&r.role).ok_or_else(|| StorageError::Corrupt(format!("role {:?}", r.role)))?;
-        Ok(User { id: r.id, username: r.username, role, unit_id: r.unit_id, driver_id: r.driver_id })
+        Ok(User {
+            id: r.id,
+            username: r.username,
+            role,
+            unit_id: r.unit_id,
+            driver_id: r.driver_id,
+            retired: r.retired_ms.is_some(),
+        })
     }
 }
 
@@ -65,12 +75,49 @@ impl Users<'_> {
             role,
             unit_id: unit_id.map(str::to_owned),
             driver_id: driver_id.map(str::to_owned),
+            retired: false,
         })
+    }
+
+    /// Gives a user a new role and links (validated: [`fleet_domain::NewUser::validate_account`]);
+    /// `None` when there is no such user.
+    pub async fn update(
+        &self,
+        id: i64,
+        role: Role,
+        unit_id: Option<&str>,
+        driver_id: Option<&str>,
+    ) -> Result<Option<User>, StorageError> {
+        let q = "UPDATE users SET role = $2, unit_id = $3, driver_id = $4 WHERE id = $1";
+        let n = on_pool!(self.0, pool => sqlx::query(q)
+            .bind(id)
+            .bind(role.as_str())
+            .bind(unit_id)
+            .bind(driver_id)
+            .execute(pool)
+            .await.map(|r| r.rows_affected()))
+        .map_err(|e| StorageError::classify(e, "username", "unit or driver"))?;
+        if n == 0 { Ok(None) } else { self.get(id).await }
+    }
+
+    /// Takes a user out of service (once): they cannot log in any more. `None` when there is
+    /// no such user. The caller revokes their tokens.
+    pub async fn retire(&self, id: i64) -> Result<Option<User>, StorageError> {
+        let q = "UPDATE users SET retired_ms = $2 WHERE id = $1 AND retired_ms IS NULL";
+        on_pool!(self.0, pool => sqlx::query(q).bind(id).bind(to_ms(Utc::now())).execute(pool).await.map(|r| r.rows_affected()))?;
+        self.get(id).await
+    }
+
+    pub async fn get(&self, id: i64) -> Result<Option<User>, StorageError> {
+        let q = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
+        let row: Option<UserRow> = on_pool!(self.0, pool => sqlx::query_as(sqlx::AssertSqlSafe(q.as_str())).bind(id).fetch_optional(pool).await)?;
+        row.map(User::try_from).transpose()
     }
 
     /// A user and their password hash, by username (for login).
     pub async fn credentials(&self, username: &str) -> Result<Option<(User, String)>, StorageError> {
-        let q = "SELECT id, username, role, unit_id, driver_id, password_hash FROM users WHERE username = $1";
+        let q =
+            "SELECT id, username, role, unit_id, driver_id, retired_ms, password_hash FROM users WHERE username = $1";
         let row: Option<CredentialsRow> =
             on_pool!(self.0, pool => sqlx::query_as(q).bind(username).fetch_optional(pool).await)?;
         row.map(|r| User::try_from(r.user).map(|u| (u, r.password_hash))).transpose()
@@ -89,8 +136,9 @@ impl Users<'_> {
     }
 
     pub async fn list(&self) -> Result<Vec<User>, StorageError> {
-        let q = "SELECT id, username, role, unit_id, driver_id FROM users ORDER BY id";
-        let rows: Vec<UserRow> = on_pool!(self.0, pool => sqlx::query_as(q).fetch_all(pool).await)?;
+        let q = format!("SELECT {USER_COLUMNS} FROM users ORDER BY id");
+        let rows: Vec<UserRow> =
+            on_pool!(self.0, pool => sqlx::query_as(sqlx::AssertSqlSafe(q.as_str())).fetch_all(pool).await)?;
         rows.into_iter().map(User::try_from).collect()
     }
 
@@ -126,8 +174,9 @@ impl AuthTokens<'_> {
         token_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<(User, DateTime<Utc>)>, StorageError> {
-        let q = "SELECT u.id, u.username, u.role, u.unit_id, u.driver_id, t.expires_ms FROM auth_tokens t JOIN users u ON u.id = t.user_id \
-                 WHERE t.token_hash = $1 AND t.revoked_ms IS NULL AND t.expires_ms > $2";
+        let q = "SELECT u.id, u.username, u.role, u.unit_id, u.driver_id, u.retired_ms, t.expires_ms \
+                 FROM auth_tokens t JOIN users u ON u.id = t.user_id \
+                 WHERE t.token_hash = $1 AND t.revoked_ms IS NULL AND t.expires_ms > $2 AND u.retired_ms IS NULL";
         let row: Option<SessionRow> =
             on_pool!(self.0, pool => sqlx::query_as(q).bind(token_hash).bind(to_ms(now)).fetch_optional(pool).await)?;
         row.map(|r| Ok((User::try_from(r.user)?, from_ms(r.expires_ms)))).transpose()
@@ -136,8 +185,8 @@ impl AuthTokens<'_> {
     /// The user a token was issued to, whether or not it is still live (for the audit log:
     /// a logout is attributed although it revokes its token).
     pub async fn owner(&self, token_hash: &str) -> Result<Option<User>, StorageError> {
-        let q = "SELECT u.id, u.username, u.role, u.unit_id, u.driver_id FROM auth_tokens t JOIN users u ON u.id = t.user_id \
-                 WHERE t.token_hash = $1";
+        let q = "SELECT u.id, u.username, u.role, u.unit_id, u.driver_id, u.retired_ms \
+                 FROM auth_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1";
         let row: Option<UserRow> =
             on_pool!(self.0, pool => sqlx::query_as(q).bind(token_hash).fetch_optional(pool).await)?;
         row.map(User::try_from).transpose()

@@ -217,6 +217,7 @@ async fn register(store: &Store, n: usize, phones: bool) -> anyhow::Result<Vec<(
             consumption_kwh_per_100km: 17.0,
             unit_id: None,
             terminal_phone: phone.clone(),
+            ..Default::default()
         };
         let vin = v.validate()?;
         store.vehicles().create(&vin, &v).await?;

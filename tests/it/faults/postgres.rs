@@ -64,6 +64,7 @@ async fn outage(pg: &PrivatePg, log: &Path) -> anyhow::Result<()> {
             consumption_kwh_per_100km: 17.0,
             unit_id: None,
             terminal_phone: None,
+            ..Default::default()
         };
         store.vehicles().create(&v.validate()?, &v).await?;
     }

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::AppState;
 use crate::access::{self, DriverScope};
+use crate::api::edit;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, JsonBody};
@@ -79,4 +80,38 @@ pub(crate) async fn create(
     })?;
     tracing::info!(driver.id = %driver.id, user.id = auth.user.id, "driver created");
     Ok((StatusCode::CREATED, super::location("drivers", &driver.id), Json(driver)))
+}
+
+/// `PATCH /api/v1/drivers/{id}` (admin): name, phone, and the car the driver drives.
+pub(crate) async fn patch(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath(id): ApiPath<String>,
+    body: JsonBody,
+) -> Result<Json<Driver>, ApiError> {
+    access::require(access::manages_registry(auth.user.role))?;
+    let current = state.store.drivers().get(&id).await?.ok_or(ApiError::NotFound("driver"))?;
+    let merged = edit::merge(&current, body.parse()?, &["name", "phone", "vehicle_vin"], &["id", "retired"])?;
+    let new: NewDriver = edit::read(merged)?;
+    let vin = new.validate()?;
+    let driver = state.store.drivers().update(&id, &new, vin.as_ref()).await.map_err(|e| match e {
+        StorageError::MissingReference(_) => ApiError::validation("vehicle_vin", "no vehicle has this VIN"),
+        e => e.into(),
+    })?;
+    let driver = driver.ok_or(ApiError::NotFound("driver"))?;
+    tracing::info!(driver.id = %driver.id, user.id = auth.user.id, "driver edited");
+    Ok(Json(driver))
+}
+
+/// `POST /api/v1/drivers/{id}/retire` (admin): never dispatched again; trips and statistics
+/// keep naming the driver.
+pub(crate) async fn retire(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Driver>, ApiError> {
+    access::require(access::manages_registry(auth.user.role))?;
+    let driver = state.store.drivers().retire(&id).await?.ok_or(ApiError::NotFound("driver"))?;
+    tracing::info!(driver.id = %driver.id, user.id = auth.user.id, "driver retired");
+    Ok(Json(driver))
 }

@@ -308,6 +308,12 @@ pub(crate) async fn assign(
         .get(vin.as_str())
         .await?
         .ok_or_else(|| ApiError::validation("vin", "no vehicle has this VIN"))?;
+    if vehicle.retired {
+        return Err(ApiError::Conflict("the vehicle is retired".to_owned()));
+    }
+    if vehicle.file.in_maintenance {
+        return Err(ApiError::Conflict("the vehicle is in maintenance".to_owned()));
+    }
     let driver = state.store.drivers().of_vehicle(vehicle.vin.as_str()).await?.map(|d| d.id);
     if driver.is_none() {
         return Err(ApiError::Conflict("the vehicle has no driver bound to it".to_owned()));

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::AppState;
 use crate::access::{self, UnitScope};
+use crate::api::edit;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, JsonBody};
@@ -54,4 +55,26 @@ pub(crate) async fn create(
     let unit = state.store.units().create(&id, &new).await?;
     tracing::info!(unit.id = %unit.id, user.id = auth.user.id, "unit created");
     Ok((StatusCode::CREATED, super::location("units", &unit.id), Json(unit)))
+}
+
+/// `PATCH /api/v1/units/{id}` (admin): name, budget, auto-approval, contact e-mail.
+pub(crate) async fn patch(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath(id): ApiPath<String>,
+    body: JsonBody,
+) -> Result<Json<Unit>, ApiError> {
+    access::require(access::manages_registry(auth.user.role))?;
+    let current = state.store.units().get(&id).await?.ok_or(ApiError::NotFound("unit"))?;
+    let merged = edit::merge(
+        &current,
+        body.parse()?,
+        &["name", "monthly_energy_budget_kwh", "auto_approve", "contact_email"],
+        &["id"],
+    )?;
+    let new: NewUnit = edit::read(merged)?;
+    new.validate()?;
+    let unit = state.store.units().update(&id, &new).await?.ok_or(ApiError::NotFound("unit"))?;
+    tracing::info!(unit.id = %unit.id, user.id = auth.user.id, "unit edited");
+    Ok(Json(unit))
 }

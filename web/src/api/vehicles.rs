@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::access::{self, VehicleScope};
+use crate::api::edit;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ApiQuery, JsonBody};
@@ -103,7 +104,7 @@ pub(crate) struct StateList {
 }
 
 /// The vehicles a scope sees, in plate order.
-async fn visible_vehicles(state: &AppState, scope: &VehicleScope) -> Result<Vec<Vehicle>, ApiError> {
+pub(crate) async fn visible_vehicles(state: &AppState, scope: &VehicleScope) -> Result<Vec<Vehicle>, ApiError> {
     Ok(match scope {
         VehicleScope::All => state.store.vehicles().list(None).await?,
         VehicleScope::Unit(unit) => state.store.vehicles().list(Some(unit)).await?,
@@ -113,7 +114,7 @@ async fn visible_vehicles(state: &AppState, scope: &VehicleScope) -> Result<Vec<
 }
 
 /// A vehicle the caller sees, else 404 (whether it exists or not).
-async fn visible_vehicle(state: &AppState, auth: &AuthUser, vin: &str) -> Result<Vehicle, ApiError> {
+pub(crate) async fn visible_vehicle(state: &AppState, auth: &AuthUser, vin: &str) -> Result<Vehicle, ApiError> {
     let scope = VehicleScope::load(&state.store, &auth.user).await?;
     match state.store.vehicles().get(vin).await? {
         Some(v) if scope.sees(&v) => Ok(v),
@@ -312,6 +313,67 @@ pub(crate) fn parse_time(field: &str, s: &str) -> Result<DateTime<Utc>, ApiError
         .map_err(|e| {
             ApiError::BadRequest(format!("{field}: expected an RFC 3339 time such as 2026-05-01T08:00:00+08:00 ({e})"))
         })
+}
+
+/// The fields `PATCH /api/v1/vehicles/{vin}` may change.
+const VEHICLE_WRITABLE: [&str; 14] = [
+    "plate",
+    "model",
+    "seats",
+    "battery_kwh",
+    "consumption_kwh_per_100km",
+    "unit_id",
+    "terminal_phone",
+    "insurance_until",
+    "inspection_due",
+    "maintenance_every_km",
+    "maintenance_every_months",
+    "last_maintenance_on",
+    "last_maintenance_km",
+    "in_maintenance",
+];
+
+/// `PATCH /api/v1/vehicles/{vin}` (admin): any registry or vehicle-file field; a car put
+/// `in_maintenance` is not dispatched and shows status `maintenance`.
+pub(crate) async fn patch(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath(vin): ApiPath<String>,
+    body: JsonBody,
+) -> Result<Json<Vehicle>, ApiError> {
+    access::require(access::manages_registry(auth.user.role))?;
+    let current = state.store.vehicles().get(&vin).await?.ok_or(ApiError::NotFound("vehicle"))?;
+    let merged = edit::merge(&current, body.parse()?, &VEHICLE_WRITABLE, &["vin", "retired"])?;
+    let new: NewVehicle = edit::read(merged)?;
+    let vin = new.validate()?;
+    let vehicle = state.store.vehicles().update(&vin, &new).await.map_err(|e| match e {
+        StorageError::MissingReference(_) => ApiError::validation("unit_id", "no unit has this id"),
+        e => e.into(),
+    })?;
+    let vehicle = vehicle.ok_or(ApiError::NotFound("vehicle"))?;
+    tracing::info!(vehicle.vin = %vehicle.vin, user.id = auth.user.id, "vehicle edited");
+    state.bus.publish(fleet_bus::Event::VehicleChanged(std::sync::Arc::new(vehicle.clone())));
+    Ok(Json(vehicle))
+}
+
+/// `POST /api/v1/vehicles/{vin}/retire` (admin): never dispatched again; its history and
+/// statistics stay. A car holding an order (assigned, accepted or under way) → 409: the
+/// dispatcher moves the order first.
+pub(crate) async fn retire(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath(vin): ApiPath<String>,
+) -> Result<Json<Vehicle>, ApiError> {
+    access::require(access::manages_registry(auth.user.role))?;
+    let current = state.store.vehicles().get(&vin).await?.ok_or(ApiError::NotFound("vehicle"))?;
+    let holding = state.store.orders().occupying().await?;
+    if let Some(o) = holding.iter().find(|o| o.order.vin.as_ref() == Some(&current.vin)) {
+        return Err(ApiError::Conflict(format!("the vehicle holds order {}; reassign or finish it first", o.order.id)));
+    }
+    let vehicle = state.store.vehicles().retire(&vin).await?.ok_or(ApiError::NotFound("vehicle"))?;
+    tracing::info!(vehicle.vin = %vehicle.vin, user.id = auth.user.id, "vehicle retired");
+    state.bus.publish(fleet_bus::Event::VehicleChanged(std::sync::Arc::new(vehicle.clone())));
+    Ok(Json(vehicle))
 }
 
 #[cfg(test)]

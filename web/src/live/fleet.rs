@@ -63,11 +63,17 @@ impl Car {
         }
     }
 
+    /// The order duty with the workshop's: a car the registry has in maintenance is in it.
+    pub(crate) fn duty(&self) -> Duty {
+        Duty { in_maintenance: self.duty.in_maintenance || self.vehicle.file.in_maintenance, ..self.duty }
+    }
+
     /// Re-derives the status and, when anything shown may have changed, the JSON.
     pub(crate) fn refresh(&mut self, now: DateTime<Utc>) {
+        let duty = self.duty();
         self.status = match &self.state {
-            Some(s) => s.status(now, self.duty),
-            None if self.duty.in_maintenance => VehicleStatus::Maintenance,
+            Some(s) => s.status(now, duty),
+            None if duty.in_maintenance => VehicleStatus::Maintenance,
             None => VehicleStatus::Offline,
         };
         let view = VehicleStateView::with_status(&self.vehicle, self.state.as_ref(), self.status);
@@ -78,7 +84,7 @@ impl Car {
     pub(crate) fn restatus(&mut self, now: DateTime<Utc>) -> bool {
         let before = self.status;
         let status = match &self.state {
-            Some(s) => s.status(now, self.duty),
+            Some(s) => s.status(now, self.duty()),
             None => before,
         };
         if status == before {

@@ -54,6 +54,7 @@ pub(super) async fn register(store: &Store, vehicles: usize, drivers: usize) -> 
             name: format!("Soak unit {u}"),
             monthly_energy_budget_kwh: 1e9,
             auto_approve: true,
+            ..Default::default()
         };
         store.units().create(u, &unit).await.with_context(|| format!("registering unit {u}"))?;
     }

@@ -103,8 +103,30 @@ pub fn units() -> Vec<NewUnit> {
             name: name.to_owned(),
             monthly_energy_budget_kwh: budget,
             auto_approve: auto,
+            contact_email: Some(format!("unit{:02}@zhoushan.example", i + 1)),
         })
         .collect()
+}
+
+/// Days between a demo car's dates, spread so that a few of sixty fall due within a month.
+const FILE_SPREAD_DAYS: usize = 365;
+
+/// The file of the demo's car number `i`, as of `today` with the odometer at `odometer_km`:
+/// insurance and inspection dates spread over the coming year, a service every 15,000 km or
+/// 12 months with the last one some months and km ago; a few of sixty cars have something
+/// due within 30 days or 500 km, and one is in the workshop.
+pub fn vehicle_file(i: usize, today: chrono::NaiveDate, odometer_km: Option<f64>) -> fleet_domain::VehicleFile {
+    let days = |k: usize| chrono::TimeDelta::days(i64::try_from(k % FILE_SPREAD_DAYS).unwrap_or(0));
+    let since_km = ((i * 1_613) % 15_000) as f64;
+    fleet_domain::VehicleFile {
+        insurance_until: Some(today + days(i * 53 + 11)),
+        inspection_due: Some(today + days(i * 89 + 40)),
+        maintenance_every_km: Some(15_000.0),
+        maintenance_every_months: Some(12),
+        last_maintenance_on: Some(today - days(i * 37 + 20)),
+        last_maintenance_km: odometer_km.map(|o| (o - since_km).max(0.0).round()),
+        in_maintenance: i == 7,
+    }
 }
 
 pub fn vehicles(units: &[NewUnit]) -> Vec<NewVehicle> {
@@ -142,6 +164,8 @@ pub fn vehicles(units: &[NewUnit]) -> Vec<NewVehicle> {
                 unit_id,
                 // Every official car carries a Beidou terminal; some report through it.
                 terminal_phone: Some(crate::sim_phone(i)),
+                // Filled in with today's dates when the demo is loaded (`vehicle_file`).
+                file: fleet_domain::VehicleFile::default(),
             }
         })
         .collect()

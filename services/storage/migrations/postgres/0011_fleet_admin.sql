@@ -1,0 +1,29 @@
+-- Fleet administration, first part: editing and retiring registry records, the vehicle file
+-- (insurance, inspection and maintenance dates and intervals) and its service records.
+-- Retired records stay (history and statistics keep naming them); `retired_ms` says since when.
+-- Dates are kept as 'YYYY-MM-DD' text (Asia/Shanghai calendar days), which sort as dates.
+
+ALTER TABLE units ADD COLUMN contact_email TEXT;
+
+ALTER TABLE vehicles ADD COLUMN retired_ms BIGINT;
+ALTER TABLE vehicles ADD COLUMN insurance_until TEXT;
+ALTER TABLE vehicles ADD COLUMN inspection_due TEXT;
+ALTER TABLE vehicles ADD COLUMN maintenance_every_km DOUBLE PRECISION;
+ALTER TABLE vehicles ADD COLUMN maintenance_every_months INTEGER;
+ALTER TABLE vehicles ADD COLUMN last_maintenance_on TEXT;
+ALTER TABLE vehicles ADD COLUMN last_maintenance_km DOUBLE PRECISION;
+ALTER TABLE vehicles ADD COLUMN in_maintenance BOOLEAN NOT NULL DEFAULT FALSE;
+
+ALTER TABLE drivers ADD COLUMN retired_ms BIGINT;
+ALTER TABLE users ADD COLUMN retired_ms BIGINT;
+
+CREATE TABLE maintenance_records (
+    id BIGSERIAL PRIMARY KEY,
+    vin TEXT NOT NULL REFERENCES vehicles (vin),
+    done_on TEXT NOT NULL,
+    odometer_km DOUBLE PRECISION,
+    note TEXT NOT NULL DEFAULT '',
+    cost_yuan DOUBLE PRECISION NOT NULL DEFAULT 0 CHECK (cost_yuan >= 0),
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE INDEX maintenance_records_vin_idx ON maintenance_records (vin, done_on);
