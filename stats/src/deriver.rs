@@ -264,7 +264,18 @@ impl Deriver {
         let served = self.store.orders().served_by(vin, from, to).await?;
         let trips: Vec<StoredTrip> =
             derived.trips.into_iter().filter(|t| in_window(t.start_ts)).map(|t| attribute(t, &served)).collect();
-        let sessions: Vec<_> = derived.charging.into_iter().filter(|c| in_window(c.start_ts)).collect();
+        // Each session costed at the tariff in force now (a later tariff applies to what is
+        // derived after it is set).
+        let day = self.store.settings().priced_day().await?;
+        let sessions: Vec<_> = derived
+            .charging
+            .into_iter()
+            .filter(|c| in_window(c.start_ts))
+            .map(|mut c| {
+                c.cost_yuan = fleet_domain::tariff::charging_cost(&samples, &c, vehicle.battery_kwh, &day);
+                c
+            })
+            .collect();
         metrics::counter!("fleet_stats_derivations_total").increment(1);
         self.store.derived().replace(vin, from, to, &trips, &sessions).await
     }

@@ -66,6 +66,8 @@ pub fn tables(s: &Monthly, lang: Lang) -> Vec<Table> {
         pick("减排CO₂(kg)", "CO2 avoided (kg)"),
         pick("能耗预算(kWh)", "Budget (kWh)"),
         pick("预算使用率(%)", "Budget used (%)"),
+        pick("充电费用(元)", "Charging cost (yuan)"),
+        pick("其他费用(元)", "Other costs (yuan)"),
         pick("里程环比(%)", "km vs last month (%)"),
     ]);
     let units = Table {
@@ -87,6 +89,8 @@ pub fn tables(s: &Monthly, lang: Lang) -> Vec<Table> {
                     n(u.co2_avoided_kg),
                     n(u.budget_kwh),
                     n(u.budget_share * 100.0),
+                    n(u.charging_cost_yuan),
+                    n(u.other_costs_yuan),
                     change(u.km_change_pct),
                 ]);
                 row
@@ -107,6 +111,8 @@ pub fn tables(s: &Monthly, lang: Lang) -> Vec<Table> {
             pick("电耗(kWh)", "kWh"),
             pick("充电次数", "Charging sessions"),
             pick("充电量(kWh)", "Charged (kWh)"),
+            pick("充电费用(元)", "Charging cost (yuan)"),
+            pick("其他费用(元)", "Other costs (yuan)"),
             pick("闲置天数", "Idle days"),
             pick("里程环比(%)", "km vs last month (%)"),
         ],
@@ -125,6 +131,8 @@ pub fn tables(s: &Monthly, lang: Lang) -> Vec<Table> {
                     n(v.kwh),
                     i(v.charging_sessions),
                     n(v.charging_kwh),
+                    n(v.charging_cost_yuan),
+                    n(v.other_costs_yuan),
                     i(v.idle_days),
                     change(v.km_change_pct),
                 ]

@@ -40,6 +40,10 @@ pub struct UnitStats {
     pub budget_kwh: f64,
     pub budget_share: f64,
     pub budget_warning: bool,
+    /// What the unit's cars' charging cost at the tariff, yuan.
+    pub charging_cost_yuan: f64,
+    /// The unit's cars' other costs (entered, imported, service records), yuan.
+    pub other_costs_yuan: f64,
     pub previous: Previous,
     /// km change against the month before, percent (null when it had none).
     pub km_change_pct: Option<f64>,
@@ -59,6 +63,10 @@ pub struct VehicleStats {
     pub kwh: f64,
     pub charging_sessions: i64,
     pub charging_kwh: f64,
+    /// What its charging cost at the tariff, yuan.
+    pub charging_cost_yuan: f64,
+    /// Its other costs (entered, imported, service records), yuan.
+    pub other_costs_yuan: f64,
     /// Days of the month so far without a trip.
     pub idle_days: i64,
     pub previous: Previous,
@@ -147,6 +155,18 @@ pub async fn monthly(
     );
     let charges: HashMap<String, ChargeTotals> =
         derived.charge_totals(month).await?.into_iter().map(|c| (c.key.clone(), c)).collect();
+    let other_costs: HashMap<String, f64> =
+        store.costs().totals(month).await?.into_iter().map(|c| (c.vin, c.yuan)).collect();
+    let vehicles_all = store.vehicles().list(unit_filter).await?;
+    // A unit's costs are its cars'.
+    let mut unit_costs: HashMap<&str, (f64, f64)> = HashMap::new();
+    for v in &vehicles_all {
+        if let Some(u) = v.unit_id.as_deref() {
+            let e = unit_costs.entry(u).or_default();
+            e.0 += charges.get(v.vin.as_str()).map_or(0.0, |c| c.cost_yuan);
+            e.1 += other_costs.get(v.vin.as_str()).copied().unwrap_or(0.0);
+        }
+    }
     let mut orders: HashMap<String, (BTreeMap<String, i64>, i64)> = HashMap::new();
     for (unit, status, n, passengers) in store.orders().counts_by_unit(start, end).await? {
         let entry = orders.entry(unit).or_default();
@@ -170,7 +190,10 @@ pub async fn monthly(
         let budget = budget_of(store, &unit, month).await?;
         let (order_counts, passengers) = orders.remove(&unit.id).unwrap_or_default();
         let previous = previous_of(unit_prev.get(&unit.id));
+        let (charging_cost_yuan, other_costs_yuan) = unit_costs.get(unit.id.as_str()).copied().unwrap_or_default();
         units.push(UnitStats {
+            charging_cost_yuan,
+            other_costs_yuan,
             budget_kwh: unit.monthly_energy_budget_kwh,
             budget_share: budget.share,
             budget_warning: budget.share >= BUDGET_WARNING_SHARE,
@@ -187,7 +210,6 @@ pub async fn monthly(
             previous,
         });
     }
-    let vehicles_all = store.vehicles().list(unit_filter).await?;
     let mut vehicles = Vec::new();
     for v in &vehicles_all {
         let key = v.vin.to_string();
@@ -206,6 +228,8 @@ pub async fn monthly(
             kwh,
             charging_sessions: c.map_or(0, |c| c.sessions),
             charging_kwh: c.map_or(0.0, |c| c.kwh),
+            charging_cost_yuan: c.map_or(0.0, |c| c.cost_yuan),
+            other_costs_yuan: other_costs.get(v.vin.as_str()).copied().unwrap_or(0.0),
             idle_days: (month_days - days).max(0),
             km_change_pct: change_pct(km, previous.km),
             previous,

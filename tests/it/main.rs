@@ -3,6 +3,7 @@
 mod api;
 mod cli;
 mod clock_ahead;
+mod costs;
 mod demo;
 mod dispatch;
 mod driver_offline;

@@ -494,6 +494,27 @@ both_with!(every_answer_and_request_matches_the_openapi_document, quick, |app: T
         .await?;
     assert_eq!(retired["retired"], true);
 
+    // Costs: the tariff, one cost, a file of them, the month's list.
+    let tariff = json!({"periods": [{"from": "22:00", "to": "24:00", "yuan_per_kwh": 0.3}, {"from": "00:00", "to": "22:00", "yuan_per_kwh": 1.0}]});
+    api.expect(200, M::PUT, "/api/v1/tariff", "/api/v1/tariff", Some(&admin), Body::Json(tariff)).await?;
+    let gap = json!({"periods": [{"from": "00:00", "to": "12:00", "yuan_per_kwh": 0.3}]});
+    api.expect(422, M::PUT, "/api/v1/tariff", "/api/v1/tariff", Some(&admin), Body::Refused(gap)).await?;
+    api.get("/api/v1/tariff", "/api/v1/tariff", &unit9).await?;
+    let cost = json!({"vin": vin, "on": "2026-11-30", "kind": "parking", "amount_yuan": 20.0, "note": "市行政中心"});
+    api.expect(201, M::POST, "/api/v1/costs", "/api/v1/costs", Some(&admin), Body::Json(cost)).await?;
+    let file: &'static str = Box::leak(
+        format!("vin,on,kind,amount_yuan,note\n{vin},2026-11-29,toll,35,大桥\n{vin},2026-11-29,fuel,1,\n")
+            .into_boxed_str(),
+    );
+    let imported =
+        api.expect(200, M::POST, "/api/v1/costs/import", "/api/v1/costs/import", Some(&admin), Body::Csv(file)).await?;
+    assert_eq!(
+        (imported["created"].as_array().map(Vec::len), imported["errors"][0]["line"].as_i64()),
+        (Some(1), Some(3))
+    );
+    let costs = api.get("/api/v1/costs", "/api/v1/costs?month=2026-11", &admin).await?;
+    assert_eq!(costs["costs"].as_array().map(Vec::len), Some(2), "{costs}");
+
     let uncovered = api.uncovered();
     assert!(uncovered.is_empty(), "operations answering JSON never called with success: {uncovered:?}");
     let mismatches = api.mismatches.lock().unwrap().clone();

@@ -125,6 +125,23 @@ async fn every_route_answers_every_role_as_the_table_says() -> anyhow::Result<()
         (Method::POST, "/api/v1/orders/{id}/cancel", o("cancel"), Some(json!({})), [Y, Y, F, Y, F, N]),
         // Fleet administration; the retiring rows come last (they end what they touch).
         (Method::GET, "/api/v1/reminders", "/api/v1/reminders".into(), None, [Y, Y, Y, Y, Y, Y]),
+        (Method::GET, "/api/v1/tariff", "/api/v1/tariff".into(), None, [Y, Y, Y, Y, Y, Y]),
+        (
+            Method::PUT,
+            "/api/v1/tariff",
+            "/api/v1/tariff".into(),
+            Some(json!({"periods": [{"from": "00:00", "to": "24:00", "yuan_per_kwh": 0.9}]})),
+            [Y, F, F, F, F, F],
+        ),
+        (Method::GET, "/api/v1/costs", "/api/v1/costs".into(), None, [Y, Y, Y, Y, Y, Y]),
+        (
+            Method::POST,
+            "/api/v1/costs",
+            "/api/v1/costs".into(),
+            Some(json!({"vin": vin, "on": "2026-01-05", "kind": "toll", "amount_yuan": 10.0})),
+            [Y, F, F, F, F, F],
+        ),
+        (Method::POST, "/api/v1/costs/import", "/api/v1/costs/import".into(), None, [Y, F, F, F, F, F]),
         (
             Method::GET,
             "/api/v1/vehicles/{vin}/maintenance",

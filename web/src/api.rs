@@ -1,5 +1,6 @@
 //! The JSON API under `/api/v1`, one module per resource, and its OpenAPI document.
 
+pub(crate) mod costs;
 pub(crate) mod dead_letters;
 pub(crate) mod drivers;
 pub(crate) mod edit;

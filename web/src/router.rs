@@ -42,6 +42,12 @@ pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/api/v1/vehicles/{vin}/retire", post(api::vehicles::retire)),
         ("/api/v1/vehicles/{vin}/maintenance", get(api::upkeep::list).post(api::upkeep::record)),
         ("/api/v1/reminders", get(api::upkeep::reminders_list)),
+        ("/api/v1/tariff", get(api::costs::tariff).put(api::costs::put_tariff)),
+        ("/api/v1/costs", get(api::costs::list).post(api::costs::create)),
+        (
+            "/api/v1/costs/import",
+            post(api::costs::import).layer(axum::extract::DefaultBodyLimit::max(layers::IMPORT_MAX_BODY_BYTES)),
+        ),
         ("/api/v1/vehicles/{vin}/track", get(api::vehicles::track)),
         ("/api/v1/vehicles/{vin}/mqtt-secret", post(api::vehicles::mqtt_secret)),
         ("/api/v1/drivers", get(api::drivers::list).post(api::drivers::create)),

@@ -4,6 +4,7 @@
 //! are valid once parsed (`parse`/`TryFrom`); inputs (`Sample`, `NewOrder`, the `New*` registry
 //! types) are checked once by their `validate()` before they are stored.
 
+pub mod costs;
 pub mod dead_letter;
 pub mod feasibility;
 pub mod order;
@@ -11,6 +12,7 @@ pub mod registry;
 pub mod sample;
 pub mod secret;
 pub mod state;
+pub mod tariff;
 pub mod trips;
 pub mod upkeep;
 pub mod user;

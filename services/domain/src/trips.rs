@@ -165,6 +165,9 @@ pub struct ChargingSession {
     pub energy_kwh: f64,
     /// Still charging at the last sample.
     pub open: bool,
+    /// What the energy cost at the tariff ([`crate::tariff::charging_cost`]; 0 until costed).
+    #[serde(default)]
+    pub cost_yuan: f64,
 }
 
 /// What one derivation found.
@@ -323,6 +326,7 @@ fn sessions(samples: &[&Sample], battery_kwh: f64, p: &DeriveParams) -> Vec<Char
             end_soc_pct: end_soc,
             energy_kwh,
             open,
+            cost_yuan: 0.0,
         });
     };
     for i in 0..samples.len() {
@@ -501,6 +505,7 @@ mod tests {
             end_soc_pct: Some(90.0),
             energy_kwh: 30.0,
             open: false,
+            cost_yuan: 0.0,
         };
         let other = Vin::parse("LSVAU2180N2183294").unwrap();
         assert!(drives_to_charge(&t, &[session(3, t.end.lat, &t.vin)]));

@@ -94,6 +94,16 @@ pub async fn seed_demo(store: &Store) -> anyhow::Result<bool> {
     for s in &data.charging_stations {
         store.charging_stations().create(s).await?;
     }
+    // A time-of-use tariff before the history is derived, so its charges are costed; a month
+    // of tolls, parking and repairs beside them.
+    store.settings().put_tariff(&demo::tariff()).await.context("demo tariff")?;
+    let today = Utc::now().with_timezone(&fleet_domain::trips::china_offset()).date_naive();
+    let costs: Vec<_> = demo::costs(&data.vehicles, today)
+        .into_iter()
+        .map(|c| c.validate(today).map(|vin| (vin, c)))
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow::anyhow!("demo cost: {e}"))?;
+    store.costs().create(&costs).await.context("demo costs")?;
     // The history comes car by car: each car's samples are stored, then the orders its
     // working-hours trips served.
     let cast = demo::Cast::new(&data.units, &data.vehicles, &data.drivers, &data.users);
@@ -101,7 +111,6 @@ pub async fn seed_demo(store: &Store) -> anyhow::Result<bool> {
         data.vehicles.iter().map(|v| (v.vin.as_str(), v.battery_kwh)).collect();
     let index: std::collections::HashMap<&str, usize> =
         data.vehicles.iter().enumerate().map(|(i, v)| (v.vin.as_str(), i)).collect();
-    let today = Utc::now().with_timezone(&fleet_domain::trips::china_offset()).date_naive();
     let (mut car, mut total, mut orders, mut seq) = (Vec::new(), 0usize, Vec::new(), 0u64);
     let mut history = demo::history(&data.vehicles, Utc::now(), DEMO_HISTORY_DAYS, DEMO_HISTORY_STEP, 2026).peekable();
     while let Some(sample) = history.next() {

@@ -15,7 +15,7 @@ use fleet_domain::{NewDriver, NewUnit, NewUser, NewVehicle, Sample};
 
 pub use self::history::PARKED_REPORT_EVERY;
 pub use self::orders::{Cast, orders_for};
-pub use self::registry::vehicle_file;
+pub use self::registry::{costs, tariff, vehicle_file};
 use crate::places::{CHARGERS, PLACES, place_index};
 
 /// Share of the demo's cars that speak GB/T 32960 instead of JSON (the soak bench's default

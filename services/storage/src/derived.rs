@@ -114,8 +114,8 @@ macro_rules! replace_in_tx {
         for c in $sessions {
             let c: &ChargingSession = c;
             sqlx::query(
-                "INSERT INTO charging_sessions (vin, start_ms, end_ms, month, lat, lon, start_soc_pct, end_soc_pct, energy_kwh, open) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                "INSERT INTO charging_sessions (vin, start_ms, end_ms, month, lat, lon, start_soc_pct, end_soc_pct, energy_kwh, open, \
+                 cost_yuan) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
             .bind(c.vin.as_str())
             .bind(to_ms(c.start_ts))
@@ -127,6 +127,7 @@ macro_rules! replace_in_tx {
             .bind(c.end_soc_pct)
             .bind(c.energy_kwh)
             .bind(c.open)
+            .bind(c.cost_yuan)
             .execute(&mut *$tx)
             .await?;
         }
@@ -267,6 +268,7 @@ pub struct ChargeTotals {
     pub key: String,
     pub sessions: i64,
     pub kwh: f64,
+    pub cost_yuan: f64,
 }
 
 /// Which column trip totals group by.
@@ -301,16 +303,18 @@ impl Derived<'_> {
 
     /// Charging totals of `month` by car.
     pub async fn charge_totals(&self, month: &str) -> Result<Vec<ChargeTotals>, StorageError> {
-        let q = "SELECT vin AS key, COUNT(*) AS sessions, COALESCE(SUM(energy_kwh), 0.0) AS kwh FROM charging_sessions \
+        let q = "SELECT vin AS key, COUNT(*) AS sessions, COALESCE(SUM(energy_kwh), 0.0) AS kwh, \
+                 COALESCE(SUM(cost_yuan), 0.0) AS cost_yuan FROM charging_sessions \
                  WHERE month = $1 GROUP BY vin ORDER BY vin";
         Ok(on_pool!(self.0, pool => sqlx::query_as(q).bind(month).fetch_all(pool).await)?)
     }
 }
 
-const SESSION_COLUMNS: &str = "vin, start_ms, end_ms, lat, lon, start_soc_pct, end_soc_pct, energy_kwh, open";
-type SessionRow = (String, i64, i64, f64, f64, Option<f64>, Option<f64>, f64, bool);
+const SESSION_COLUMNS: &str =
+    "vin, start_ms, end_ms, lat, lon, start_soc_pct, end_soc_pct, energy_kwh, open, cost_yuan";
+type SessionRow = (String, i64, i64, f64, f64, Option<f64>, Option<f64>, f64, bool, f64);
 
-fn session_of((vin, s, e, lat, lon, a, b, kwh, open): SessionRow) -> Result<ChargingSession, StorageError> {
+fn session_of((vin, s, e, lat, lon, a, b, kwh, open, cost): SessionRow) -> Result<ChargingSession, StorageError> {
     Ok(ChargingSession {
         vin: Vin::parse(&vin).map_err(|e| StorageError::Corrupt(format!("charging session VIN {vin:?}: {e}")))?,
         start_ts: from_ms(s),
@@ -320,5 +324,6 @@ fn session_of((vin, s, e, lat, lon, a, b, kwh, open): SessionRow) -> Result<Char
         end_soc_pct: b,
         energy_kwh: kwh,
         open,
+        cost_yuan: cost,
     })
 }

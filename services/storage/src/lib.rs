@@ -8,6 +8,7 @@
 //! table, whose `timestamptz` is its partition key.
 
 mod audit;
+mod costs;
 mod dead_letters;
 mod derived;
 mod error;
@@ -31,6 +32,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 pub use audit::{AuditEntry, AuditLog};
+pub use costs::{CostTotals, Costs, Settings};
 pub use dead_letters::DeadLetters;
 pub use derived::{ChargeTotals, Derived, StoredTrip, TripGroup, TripTotals};
 pub use error::StorageError;
@@ -195,6 +197,14 @@ impl Store {
             }
             Self::Postgres(pool, _) => pool.close().await,
         }
+    }
+
+    pub fn settings(&self) -> Settings<'_> {
+        Settings(self)
+    }
+
+    pub fn costs(&self) -> Costs<'_> {
+        Costs(self)
     }
 
     pub fn units(&self) -> Units<'_> {

@@ -95,6 +95,8 @@ export function unitsTable(el) {
       { key: 'co2', label: 'stats.col.co2', title: 'stats.col.co2.title', num: true, value: (u) => u.co2_avoided_kg, cell: (u) => num(1)(u.co2_avoided_kg) },
       { key: 'budget', label: 'stats.col.budget', num: true, value: (u) => u.budget_kwh, cell: (u) => num(1)(u.budget_kwh) },
       { key: 'share', label: 'stats.col.share', num: true, value: (u) => u.budget_share, cell: budgetCell },
+      { key: 'chargingCost', label: 'stats.col.charging_cost', title: 'stats.col.charging_cost.title', num: true, value: (u) => u.charging_cost_yuan, cell: (u) => num(2)(u.charging_cost_yuan) },
+      { key: 'otherCosts', label: 'stats.col.other_costs', title: 'stats.col.other_costs.title', num: true, value: (u) => u.other_costs_yuan, cell: (u) => num(2)(u.other_costs_yuan) },
       { key: 'change', label: 'stats.col.change', title: 'stats.col.change.title', num: true, value: (u) => u.km_change_pct, cell: (u) => changeCell(u.km_change_pct) },
     ],
   });
@@ -116,6 +118,8 @@ export function vehiclesTable(el, unitName) {
       { key: 'kwh', label: 'stats.col.kwh', num: true, value: (v) => v.kwh, cell: (v) => num(2)(v.kwh) },
       { key: 'charging', label: 'stats.col.charging', num: true, value: (v) => v.charging_sessions, cell: (v) => formatNumber(v.charging_sessions) },
       { key: 'charged', label: 'stats.col.charged', num: true, value: (v) => v.charging_kwh, cell: (v) => num(1)(v.charging_kwh) },
+      { key: 'chargingCost', label: 'stats.col.charging_cost', title: 'stats.col.charging_cost.title', num: true, value: (v) => v.charging_cost_yuan, cell: (v) => num(2)(v.charging_cost_yuan) },
+      { key: 'otherCosts', label: 'stats.col.other_costs', title: 'stats.col.other_costs.title', num: true, value: (v) => v.other_costs_yuan, cell: (v) => num(2)(v.other_costs_yuan) },
       { key: 'idle', label: 'stats.col.idle', title: 'stats.col.idle.title', num: true, value: (v) => v.idle_days, cell: (v) => formatNumber(v.idle_days) },
       { key: 'change', label: 'stats.col.change', title: 'stats.col.change.title', num: true, value: (v) => v.km_change_pct, cell: (v) => changeCell(v.km_change_pct) },
     ],

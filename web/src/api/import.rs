@@ -35,8 +35,8 @@ pub const MAX_ROWS: usize = 20_000;
 #[derive(Serialize, Debug)]
 pub(crate) struct RowError {
     /// The line in the file (the header is line 1).
-    line: u64,
-    message: String,
+    pub(crate) line: u64,
+    pub(crate) message: String,
 }
 
 #[derive(Serialize, Debug)]
@@ -55,13 +55,7 @@ pub(crate) async fn import(
     if !matches!(auth.user.role, Role::Admin | Role::Dispatcher | Role::Unit) {
         return Err(ApiError::Forbidden);
     }
-    let mime = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let essence = mime.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    if !matches!(essence.as_str(), "text/csv" | "application/csv" | "text/plain") {
-        return Err(ApiError::BadRequest(format!("expected Content-Type: text/csv, got {mime:?}")));
-    }
-    let text = std::str::from_utf8(&body).map_err(|e| ApiError::BadRequest(format!("the file is not UTF-8: {e}")))?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let text = csv_text(&headers, &body)?;
     let now = Utc::now();
     let rows = parse(text, now)?;
     let units: HashMap<String, fleet_domain::Unit> =
@@ -101,14 +95,41 @@ pub(crate) async fn import(
 
 type Row = Result<(u64, NewOrder, DateTime<Utc>), RowError>;
 
-/// Parses the file: a wrong header or too many rows refuse the whole file (400); a bad row
-/// is reported by its line.
+/// The body of a CSV upload as text: `text/csv` (or `application/csv`, `text/plain`), UTF-8,
+/// a byte-order mark dropped; anything else → 400.
+pub(crate) fn csv_text<'a>(headers: &HeaderMap, body: &'a [u8]) -> Result<&'a str, ApiError> {
+    let mime = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let essence = mime.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if !matches!(essence.as_str(), "text/csv" | "application/csv" | "text/plain") {
+        return Err(ApiError::BadRequest(format!("expected Content-Type: text/csv, got {mime:?}")));
+    }
+    let text = std::str::from_utf8(body).map_err(|e| ApiError::BadRequest(format!("the file is not UTF-8: {e}")))?;
+    Ok(text.strip_prefix('\u{feff}').unwrap_or(text))
+}
+
+/// Parses the order file: a wrong header or too many rows refuse the whole file (400); a bad
+/// row is reported by its line.
 pub(crate) fn parse(text: &str, now: DateTime<Utc>) -> Result<Vec<Row>, ApiError> {
+    let rows = parse_rows(text, &COLUMNS, |r| row(r, now))?;
+    Ok(rows.into_iter().map(|r| r.map(|(line, (new, at))| (line, new, at))).collect())
+}
+
+/// A row of a CSV file with its line, or what is wrong with it.
+pub(crate) type ParsedRow<T> = Result<(u64, T), RowError>;
+
+/// Parses a CSV file whose header row must be `columns`, each row by `row` (which answers
+/// what is wrong with it): a wrong header or more than [`MAX_ROWS`] rows refuse the whole file
+/// (400); blank rows are skipped; every other row comes back with its line (the header is 1).
+pub(crate) fn parse_rows<T>(
+    text: &str,
+    columns: &[&str],
+    row: impl Fn(&csv::StringRecord) -> Result<T, String>,
+) -> Result<Vec<ParsedRow<T>>, ApiError> {
     let mut reader = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(text.as_bytes());
     let header = reader.headers().map_err(|e| ApiError::BadRequest(format!("cannot read the header row: {e}")))?;
     let found: Vec<&str> = header.iter().collect();
-    if found != COLUMNS {
-        return Err(ApiError::BadRequest(format!("the header row must be {}", COLUMNS.join(","))));
+    if found != columns {
+        return Err(ApiError::BadRequest(format!("the header row must be {}", columns.join(","))));
     }
     let mut lines = Lines::new(text);
     let mut rows = Vec::new();
@@ -128,7 +149,12 @@ pub(crate) fn parse(text: &str, now: DateTime<Utc>) -> Result<Vec<Row>, ApiError
         if record.iter().all(str::is_empty) {
             continue;
         }
-        rows.push(row(&record, now).map(|(new, at)| (line, new, at)).map_err(|message| RowError { line, message }));
+        if record.len() != columns.len() {
+            let message = format!("{} fields, {} expected", record.len(), columns.len());
+            rows.push(Err(RowError { line, message }));
+            continue;
+        }
+        rows.push(row(&record).map(|t| (line, t)).map_err(|message| RowError { line, message }));
     }
     Ok(rows)
 }
@@ -167,9 +193,6 @@ impl<'a> Lines<'a> {
 }
 
 fn row(r: &csv::StringRecord, now: DateTime<Utc>) -> Result<(NewOrder, DateTime<Utc>), String> {
-    if r.len() != COLUMNS.len() {
-        return Err(format!("{} fields, {} expected", r.len(), COLUMNS.len()));
-    }
     let num = |i: usize| -> Result<f64, String> {
         r[i].parse::<f64>().map_err(|_| format!("{}: {:?} is not a number", COLUMNS[i], &r[i]))
     };

@@ -5,8 +5,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use chrono::{NaiveDate, TimeDelta, Utc};
-use fleet_domain::trips::china_offset;
+use chrono::{NaiveDate, TimeDelta};
+use fleet_domain::costs::{MAX_COST_YUAN, MAX_NOTE_CHARS, today};
 use fleet_domain::upkeep::{Reminder, reminders};
 use fleet_domain::{ValidationError, Vin};
 use fleet_storage::MaintenanceRecord;
@@ -19,10 +19,6 @@ use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, JsonBody};
 
-/// Longest note on a service record, in characters.
-const MAX_NOTE_CHARS: usize = 500;
-/// The most one service may cost, yuan.
-const MAX_COST_YUAN: f64 = 10_000_000.0;
 
 /// A service to record, as received.
 #[derive(Debug, Deserialize)]
@@ -54,10 +50,6 @@ impl NewService {
         }
         Ok(())
     }
-}
-
-fn today() -> NaiveDate {
-    Utc::now().with_timezone(&china_offset()).date_naive()
 }
 
 /// `POST /api/v1/vehicles/{vin}/maintenance {on, odometer_km, note, cost_yuan}` (admin):

@@ -235,3 +235,46 @@ pub fn users(units: &[NewUnit], drivers: &[NewDriver]) -> Vec<NewUser> {
     );
     users
 }
+
+/// The demo's electricity tariff: time of use shaped like a Zhejiang commercial tariff
+/// (valley at night and over midday, peak in the working morning and afternoon). The prices
+/// are illustrative, not the grid company's current schedule.
+pub fn tariff() -> fleet_domain::tariff::Tariff {
+    let p = |from: &str, to: &str, yuan_per_kwh: f64| fleet_domain::tariff::TariffPeriod {
+        from: from.to_owned(),
+        to: to.to_owned(),
+        yuan_per_kwh,
+    };
+    fleet_domain::tariff::Tariff {
+        periods: vec![
+            p("00:00", "08:00", 0.33),
+            p("08:00", "11:00", 1.12),
+            p("11:00", "13:00", 0.33),
+            p("13:00", "17:00", 1.12),
+            p("17:00", "22:00", 0.70),
+            p("22:00", "24:00", 0.33),
+        ],
+    }
+}
+
+/// A month of the demo cars' other costs up to `today`: bridge tolls for about one car in
+/// three, parking now and then, a repair or two. Deterministic.
+pub fn costs(vehicles: &[NewVehicle], today: chrono::NaiveDate) -> Vec<fleet_domain::costs::NewCost> {
+    use fleet_domain::costs::{CostKind, NewCost};
+    let mut rng = StdRng::seed_from_u64(REGISTRY_SEED ^ 0xC057);
+    let mut out = Vec::new();
+    for v in vehicles {
+        let n = rng.random_range(0..4);
+        for _ in 0..n {
+            let on = today - chrono::TimeDelta::days(rng.random_range(0..28));
+            let (kind, amount_yuan, note) = match rng.random_range(0..10) {
+                0..=4 => (CostKind::Toll, 35.0, "舟山跨海大桥通行费"),
+                5..=7 => (CostKind::Parking, f64::from(rng.random_range(2..8_u32)) * 5.0, "停车费"),
+                8 => (CostKind::Repair, f64::from(rng.random_range(2..20_u32)) * 50.0, "轮胎修补"),
+                _ => (CostKind::Other, 60.0, "洗车"),
+            };
+            out.push(NewCost { vin: v.vin.clone(), on, kind, amount_yuan, note: note.to_owned() });
+        }
+    }
+    out
+}

@@ -191,3 +191,40 @@ fn a_share_of_the_cars_reports_through_each_gateway_that_runs() {
     assert!(ways.jt808.is_empty());
     assert_eq!(ways.mqtt.len() + ways.gbt32960.len(), n);
 }
+
+#[test]
+fn the_demo_tariff_files_and_costs_validate_and_something_falls_due() {
+    tariff().validate().expect("the demo tariff tiles the day");
+    let d = demo_data();
+    let today: chrono::NaiveDate = "2026-12-08".parse().unwrap();
+    let costs = costs(&d.vehicles, today);
+    assert!(costs.len() >= d.vehicles.len() / 2, "{} costs", costs.len());
+    for c in &costs {
+        c.validate(today).unwrap();
+        assert!(c.on <= today && c.on > today - TimeDelta::days(30));
+    }
+    assert_eq!(costs, super::costs(&d.vehicles, today), "deterministic");
+    let mut due = 0;
+    let mut in_shop = 0;
+    for (i, v) in d.vehicles.iter().enumerate() {
+        let mut v = v.clone();
+        v.file = vehicle_file(i, today, Some(40_000.0));
+        v.validate().unwrap();
+        let car = fleet_domain::Vehicle {
+            vin: fleet_domain::Vin::parse(&v.vin).unwrap(),
+            plate: v.plate.clone(),
+            model: v.model.clone(),
+            seats: v.seats,
+            battery_kwh: v.battery_kwh,
+            consumption_kwh_per_100km: v.consumption_kwh_per_100km,
+            unit_id: v.unit_id.clone(),
+            terminal_phone: None,
+            file: v.file.clone(),
+            retired: false,
+        };
+        due += usize::from(!fleet_domain::upkeep::reminders(&car, Some(40_000.0), today).is_empty());
+        in_shop += usize::from(v.file.in_maintenance);
+    }
+    assert!((2..=20).contains(&due), "{due} of {} cars have something due", d.vehicles.len());
+    assert_eq!(in_shop, 1);
+}
