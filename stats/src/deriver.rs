@@ -9,6 +9,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use fleet_bus::{Bus, Event};
 use fleet_domain::Vin;
+use fleet_domain::alarm::{AlarmKind, NewAlarm};
+use fleet_domain::geofence::crossings;
 use fleet_domain::trips::{DeriveParams, derive};
 use fleet_storage::{Leadership, Served, StorageError, Store, StoredTrip};
 use tokio::sync::broadcast;
@@ -277,7 +279,56 @@ impl Deriver {
             })
             .collect();
         metrics::counter!("fleet_stats_derivations_total").increment(1);
-        self.store.derived().replace(vin, from, to, &trips, &sessions).await
+        self.store.derived().replace(vin, from, to, &trips, &sessions).await?;
+        self.fence_alarms(&vehicle, &samples, to).await
+    }
+
+    /// Evaluates the window's samples against the geofences that apply to the car, and makes
+    /// its fence alarms after the window's first sample (which only sets where the car was)
+    /// exactly the crossings found: late data raises what it should have, and what it undid
+    /// goes.
+    async fn fence_alarms(
+        &self,
+        vehicle: &fleet_domain::Vehicle,
+        samples: &[fleet_domain::Sample],
+        to: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        let Some(first) = samples.iter().find(|s| s.position_valid && s.moves_state()) else { return Ok(()) };
+        let fences: Vec<_> = self
+            .store
+            .geofences()
+            .list()
+            .await?
+            .into_iter()
+            .filter(|f| f.applies_to(vehicle))
+            .filter_map(|f| {
+                let shape = fleet_domain::geofence::shape(&f.geometry, f.radius_m).ok()?;
+                Some((f, shape))
+            })
+            .collect();
+        let hours = self.store.settings().working_hours().await?;
+        let alarms: Vec<NewAlarm> = crossings(samples, &fences, &hours)
+            .into_iter()
+            .map(|c| NewAlarm {
+                kind: c.alarm,
+                vin: Some(vehicle.vin.clone()),
+                unit_id: vehicle.unit_id.clone(),
+                ts: c.ts,
+                key: format!("{}:{}:{}:{}", c.alarm.as_str(), vehicle.vin, c.fence_id, c.ts.timestamp_millis()),
+                detail: serde_json::json!({
+                    "geofence_id": c.fence_id,
+                    "geofence": c.fence_name,
+                    "lat": c.position.lat,
+                    "lon": c.position.lon,
+                }),
+            })
+            .collect();
+        let added = self.store.alarms().replace_window(&vehicle.vin, &AlarmKind::FENCE, first.ts, to, &alarms).await?;
+        if !added.is_empty() {
+            metrics::counter!("fleet_alarms_raised_total").increment(added.len() as u64);
+            tracing::info!(vehicle.vin = %vehicle.vin, alarms = added.len(), "geofence alarms raised");
+        }
+        Ok(())
     }
 
     fn retention_cutoff(&self) -> Option<DateTime<Utc>> {

@@ -8,17 +8,11 @@ use fleet_tests::{Publisher, Settings, TestApp, both_with};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::orders::{get, post, world};
+use crate::orders::{get, patch, post, put, world};
 
 fn quick(s: &mut Settings) {
     s.stats.interval = Duration::from_millis(200);
     s.dispatch.batch_interval = Duration::from_secs(3600);
-}
-
-async fn put(app: &TestApp, token: &str, path: &str, body: Value) -> anyhow::Result<(StatusCode, Value)> {
-    let r = app.http.put(app.url(path)).bearer_auth(token).json(&body).send().await?;
-    let status = r.status();
-    Ok((status, r.json().await.unwrap_or(Value::Null)))
 }
 
 async fn upload(app: &TestApp, token: &str, mime: &str, csv: &str) -> anyhow::Result<(StatusCode, Value)> {
@@ -136,14 +130,8 @@ both_with!(the_tariff_tiles_the_day_and_costs_come_in_one_by_one_or_by_file, qui
     let (_, one) = get(&app, &w.admin, &format!("/api/v1/costs?month=2026-11&vin={other}")).await?;
     assert_eq!(one["costs"].as_array().map(Vec::len), Some(1));
     assert_eq!(one["costs"][0]["note"], "更换雨刮, 补胎");
-    let r = app
-        .http
-        .patch(app.url(&format!("/api/v1/vehicles/{other}")))
-        .bearer_auth(&w.admin)
-        .json(&json!({"unit_id": "u1"}))
-        .send()
-        .await?;
-    assert_eq!(r.status(), 200);
+    let (s, _) = patch(&app, &w.admin, &format!("/api/v1/vehicles/{other}"), json!({"unit_id": "u1"})).await?;
+    assert_eq!(s, 200);
     let (_, mine) = get(&app, &w.unit1, "/api/v1/costs?month=2026-11").await?;
     assert_eq!(mine["costs"].as_array().map(Vec::len), Some(1), "{mine}");
     let (s, _) = get(&app, &w.admin, "/api/v1/costs?month=2026-13").await?;
@@ -157,14 +145,8 @@ both_with!(
     |app: TestApp| async move {
         let w = world(&app, 1).await?;
         let vin = w.cars[0].0.clone();
-        let r = app
-            .http
-            .patch(app.url(&format!("/api/v1/vehicles/{vin}")))
-            .bearer_auth(&w.admin)
-            .json(&json!({"unit_id": "u1"}))
-            .send()
-            .await?;
-        assert_eq!(r.status(), 200);
+        let (s, _) = patch(&app, &w.admin, &format!("/api/v1/vehicles/{vin}"), json!({"unit_id": "u1"})).await?;
+        assert_eq!(s, 200);
         // Valley 0.3 until 08:00, 1.2 after.
         let tariff = json!({"periods": [period("00:00", "08:00", 0.3), period("08:00", "24:00", 1.2)]});
         let (s, _) = put(&app, &w.admin, "/api/v1/tariff", tariff).await?;
@@ -203,15 +185,12 @@ both_with!(
 
         let kwh = 0.4 * 71.7;
         let want = kwh / 2.0 * 0.3 + kwh / 2.0 * 1.2;
-        let deadline = tokio::time::Instant::now() + fleet_tests::DEFAULT_DEADLINE;
-        let month = loop {
+        app.wait_until("the charge derived", || async {
             let (_, m) = get(&app, &w.admin, "/api/v1/stats/monthly?month=2026-11").await?;
-            if m["vehicles"][0]["charging_sessions"] == 1 {
-                break m;
-            }
-            anyhow::ensure!(tokio::time::Instant::now() < deadline, "the charge never appeared: {m}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+            Ok(m["vehicles"][0]["charging_sessions"] == 1)
+        })
+        .await?;
+        let (_, month) = get(&app, &w.admin, "/api/v1/stats/monthly?month=2026-11").await?;
         let car = &month["vehicles"][0];
         assert!((car["charging_kwh"].as_f64().unwrap() - kwh).abs() < 1e-6, "{car}");
         assert!((car["charging_cost_yuan"].as_f64().unwrap() - want).abs() < 1e-6, "{car}: want {want}");

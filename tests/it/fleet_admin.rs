@@ -5,20 +5,14 @@
 
 use std::time::Duration;
 
-use fleet_tests::{Publisher, Settings, TestApp, both_with};
+use fleet_tests::{Publisher, Settings, both_with};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::orders::{feed, get, order_body, post, world};
+use crate::orders::{feed, get, order_body, patch, post, world};
 
 fn fast(s: &mut Settings) {
     s.dispatch.batch_interval = Duration::from_millis(150);
-}
-
-async fn patch(app: &TestApp, token: &str, path: &str, body: Value) -> anyhow::Result<(StatusCode, Value)> {
-    let r = app.http.patch(app.url(path)).bearer_auth(token).json(&body).send().await?;
-    let status = r.status();
-    Ok((status, r.json().await.unwrap_or(Value::Null)))
 }
 
 /// The field a 422 names.

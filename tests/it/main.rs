@@ -1,5 +1,6 @@
 //! Black-box tests: one binary for the whole suite (compile once).
 
+mod alarms;
 mod api;
 mod cli;
 mod clock_ahead;

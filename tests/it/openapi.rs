@@ -515,6 +515,22 @@ both_with!(every_answer_and_request_matches_the_openapi_document, quick, |app: T
     let costs = api.get("/api/v1/costs", "/api/v1/costs?month=2026-11", &admin).await?;
     assert_eq!(costs["costs"].as_array().map(Vec::len), Some(2), "{costs}");
 
+    // Geofences, working hours and alarms.
+    let fence = json!({"name": "舟山本岛", "kind": "service_area", "geometry": {"type": "Point", "coordinates": [122.2, 30.0]}, "radius_m": 20000.0});
+    let drawn =
+        api.expect(201, M::POST, "/api/v1/geofences", "/api/v1/geofences", Some(&admin), Body::Json(fence)).await?;
+    let open = json!({"name": "x", "kind": "zone", "geometry": {"type": "Polygon", "coordinates": [[[122.0, 30.0], [122.1, 30.0], [122.1, 30.1]]]}});
+    api.expect(422, M::POST, "/api/v1/geofences", "/api/v1/geofences", Some(&admin), Body::Refused(open)).await?;
+    api.get("/api/v1/geofences", "/api/v1/geofences", &admin).await?;
+    let fence_path = format!("/api/v1/geofences/{}", drawn["id"]);
+    api.expect(204, M::DELETE, "/api/v1/geofences/{id}", &fence_path, Some(&admin), Body::None).await?;
+    api.expect(404, M::DELETE, "/api/v1/geofences/{id}", &fence_path, Some(&admin), Body::None).await?;
+    let hours = json!({"weekdays": [1, 2, 3, 4, 5], "start": "07:30", "end": "18:00", "holidays": ["2027-01-01"], "workdays": []});
+    api.expect(200, M::PUT, "/api/v1/working-hours", "/api/v1/working-hours", Some(&admin), Body::Json(hours)).await?;
+    api.get("/api/v1/working-hours", "/api/v1/working-hours", &unit9).await?;
+    api.get("/api/v1/alarms", "/api/v1/alarms", &admin).await?;
+    api.expect(400, M::GET, "/api/v1/alarms", "/api/v1/alarms?kind=fire", Some(&admin), Body::None).await?;
+
     let uncovered = api.uncovered();
     assert!(uncovered.is_empty(), "operations answering JSON never called with success: {uncovered:?}");
     let mismatches = api.mismatches.lock().unwrap().clone();

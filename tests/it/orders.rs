@@ -25,6 +25,27 @@ pub(crate) async fn post(app: &TestApp, token: &str, path: &str, body: Value) ->
     Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
 }
 
+/// `PATCH` or `PUT` with a JSON body; answers the status and the JSON answer (null if none).
+pub(crate) async fn send(
+    app: &TestApp,
+    method: reqwest::Method,
+    token: &str,
+    path: &str,
+    body: Value,
+) -> anyhow::Result<(StatusCode, Value)> {
+    let r = app.http.request(method, app.url(path)).bearer_auth(token).json(&body).send().await?;
+    let status = r.status();
+    Ok((status, r.json().await.unwrap_or(Value::Null)))
+}
+
+pub(crate) async fn patch(app: &TestApp, token: &str, path: &str, body: Value) -> anyhow::Result<(StatusCode, Value)> {
+    send(app, reqwest::Method::PATCH, token, path, body).await
+}
+
+pub(crate) async fn put(app: &TestApp, token: &str, path: &str, body: Value) -> anyhow::Result<(StatusCode, Value)> {
+    send(app, reqwest::Method::PUT, token, path, body).await
+}
+
 pub(crate) async fn get(app: &TestApp, token: &str, path: &str) -> anyhow::Result<(StatusCode, Value)> {
     let r = app.http.get(app.url(path)).bearer_auth(token).send().await?;
     let status = r.status();

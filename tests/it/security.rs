@@ -142,6 +142,26 @@ async fn every_route_answers_every_role_as_the_table_says() -> anyhow::Result<()
             [Y, F, F, F, F, F],
         ),
         (Method::POST, "/api/v1/costs/import", "/api/v1/costs/import".into(), None, [Y, F, F, F, F, F]),
+        (Method::GET, "/api/v1/alarms", "/api/v1/alarms".into(), None, [Y, Y, Y, Y, Y, Y]),
+        (Method::GET, "/api/v1/geofences", "/api/v1/geofences".into(), None, [Y, Y, Y, Y, F, F]),
+        (
+            Method::POST,
+            "/api/v1/geofences",
+            "/api/v1/geofences".into(),
+            Some(
+                json!({"name": "区", "kind": "zone", "geometry": {"type": "Point", "coordinates": [122.1, 30.0]}, "radius_m": 100.0}),
+            ),
+            [Y, Y, F, F, F, F],
+        ),
+        (Method::DELETE, "/api/v1/geofences/{id}", "/api/v1/geofences/999999".into(), None, [N, N, F, F, F, F]),
+        (Method::GET, "/api/v1/working-hours", "/api/v1/working-hours".into(), None, [Y, Y, Y, Y, Y, Y]),
+        (
+            Method::PUT,
+            "/api/v1/working-hours",
+            "/api/v1/working-hours".into(),
+            Some(json!({"weekdays": [1, 2, 3, 4, 5], "start": "07:00", "end": "20:00"})),
+            [Y, F, F, F, F, F],
+        ),
         (
             Method::GET,
             "/api/v1/vehicles/{vin}/maintenance",

@@ -1,5 +1,6 @@
 //! The JSON API under `/api/v1`, one module per resource, and its OpenAPI document.
 
+pub(crate) mod alarms;
 pub(crate) mod costs;
 pub(crate) mod dead_letters;
 pub(crate) mod drivers;
@@ -26,6 +27,21 @@ pub(crate) const OPENAPI: &str = include_str!("openapi.json");
 /// `GET /api/v1/openapi.json`.
 pub(crate) async fn openapi() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+/// A listing's time window from its `from` and `to` query parameters (RFC 3339): `to`
+/// defaults to now, `from` to `span` before `to`; `from` after `to` → 400.
+pub(crate) fn time_window(
+    from: Option<&str>,
+    to: Option<&str>,
+    span: chrono::Duration,
+) -> Result<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>), crate::error::ApiError> {
+    let to = to.map(|s| vehicles::parse_time("to", s)).transpose()?.unwrap_or_else(chrono::Utc::now);
+    let from = from.map(|s| vehicles::parse_time("from", s)).transpose()?.unwrap_or(to - span);
+    if from > to {
+        return Err(crate::error::ApiError::BadRequest("from must not be after to".into()));
+    }
+    Ok((from, to))
 }
 
 /// A fresh id for an object whose creator gave none: `prefix` and 10 random lowercase

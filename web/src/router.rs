@@ -1,7 +1,7 @@
 //! Every route of the server, in one table, and the layers around them.
 
 use axum::Router;
-use axum::routing::{MethodRouter, get, patch, post};
+use axum::routing::{MethodRouter, delete, get, patch, post};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
@@ -34,7 +34,11 @@ pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/api/v1/units/{id}/budget", get(api::trips::budget)),
         ("/api/v1/trips", get(api::trips::list)),
         ("/api/v1/stats/monthly", get(api::stats::monthly)),
+        ("/api/v1/alarms", get(api::alarms::alarms)),
         ("/api/v1/alarms/misuse", get(api::misuse::list)),
+        ("/api/v1/geofences", get(api::alarms::list).post(api::alarms::create)),
+        ("/api/v1/geofences/{id}", delete(api::alarms::delete)),
+        ("/api/v1/working-hours", get(api::alarms::working_hours).put(api::alarms::put_working_hours)),
         ("/api/v1/audit", get(audit::list)),
         ("/api/v1/vehicles", get(api::vehicles::list).post(api::vehicles::create)),
         ("/api/v1/vehicles/states", get(api::vehicles::states)),

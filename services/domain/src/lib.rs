@@ -4,9 +4,11 @@
 //! are valid once parsed (`parse`/`TryFrom`); inputs (`Sample`, `NewOrder`, the `New*` registry
 //! types) are checked once by their `validate()` before they are stored.
 
+pub mod alarm;
 pub mod costs;
 pub mod dead_letter;
 pub mod feasibility;
+pub mod geofence;
 pub mod order;
 pub mod registry;
 pub mod sample;

@@ -3,12 +3,15 @@
 use chrono::NaiveDate;
 use fleet_domain::Vin;
 use fleet_domain::costs::{Cost, CostKind, NewCost};
+use fleet_domain::geofence::WorkingHours;
 use fleet_domain::tariff::{PricedDay, Tariff};
 
 use crate::{StorageError, Store, on_pool};
 
 /// The key of the electricity tariff.
 const TARIFF: &str = "tariff";
+/// The key of the working hours.
+const WORKING_HOURS: &str = "working_hours";
 
 /// Settings: one JSON document per key.
 pub struct Settings<'a>(pub(crate) &'a Store);
@@ -40,6 +43,22 @@ impl Settings<'_> {
     pub async fn put_tariff(&self, tariff: &Tariff) -> Result<(), StorageError> {
         let json = serde_json::to_string(tariff).map_err(|e| StorageError::Corrupt(e.to_string()))?;
         self.put(TARIFF, &json).await
+    }
+
+    /// The working hours set, or the default (Monday to Friday, 07:00–20:00).
+    pub async fn working_hours(&self) -> Result<WorkingHours, StorageError> {
+        match self.get(WORKING_HOURS).await? {
+            Some(t) => {
+                serde_json::from_str(&t).map_err(|e| StorageError::Corrupt(format!("the stored working hours: {e}")))
+            }
+            None => Ok(WorkingHours::default()),
+        }
+    }
+
+    /// Stores working hours that passed [`WorkingHours::validate`].
+    pub async fn put_working_hours(&self, hours: &WorkingHours) -> Result<(), StorageError> {
+        let json = serde_json::to_string(hours).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+        self.put(WORKING_HOURS, &json).await
     }
 
     /// Stores `value` under `key`, replacing what was there.

@@ -7,6 +7,7 @@
 //! Times are stored as integer milliseconds since the epoch, except the PostgreSQL sample
 //! table, whose `timestamptz` is its partition key.
 
+mod alarms;
 mod audit;
 mod costs;
 mod dead_letters;
@@ -31,6 +32,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
+pub use alarms::{Alarms, Geofences};
 pub use audit::{AuditEntry, AuditLog};
 pub use costs::{CostTotals, Costs, Settings};
 pub use dead_letters::DeadLetters;
@@ -197,6 +199,14 @@ impl Store {
             }
             Self::Postgres(pool, _) => pool.close().await,
         }
+    }
+
+    pub fn geofences(&self) -> Geofences<'_> {
+        Geofences(self)
+    }
+
+    pub fn alarms(&self) -> Alarms<'_> {
+        Alarms(self)
     }
 
     pub fn settings(&self) -> Settings<'_> {

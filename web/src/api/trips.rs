@@ -47,17 +47,7 @@ pub(crate) async fn list(
     auth: AuthUser,
     ApiQuery(q): ApiQuery<TripQuery>,
 ) -> Result<Json<TripList>, ApiError> {
-    let now = Utc::now();
-    let to = q.to.as_deref().map(|s| super::vehicles::parse_time("to", s)).transpose()?.unwrap_or(now);
-    let from = q
-        .from
-        .as_deref()
-        .map(|s| super::vehicles::parse_time("from", s))
-        .transpose()?
-        .unwrap_or(to - chrono::Duration::hours(24));
-    if from > to {
-        return Err(ApiError::BadRequest("from must not be after to".into()));
-    }
+    let (from, to) = super::time_window(q.from.as_deref(), q.to.as_deref(), chrono::Duration::hours(24))?;
     let scope = VehicleScope::load(&state.store, &auth.user).await?;
     let trips = match q.vin {
         Some(vin) => {

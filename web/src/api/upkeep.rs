@@ -19,7 +19,6 @@ use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, JsonBody};
 
-
 /// A service to record, as received.
 #[derive(Debug, Deserialize)]
 struct NewService {

@@ -1,0 +1,187 @@
+//! Geofences and their alarms (issue 21): drawing them with every refusal, working hours, and
+//! the alarms a car's samples raise (leaving its parking place after hours, entering and
+//! leaving a zone, leaving the service area), following the samples' own times, so that a
+//! late sample moves an alarm to where it belongs.
+
+use std::time::Duration;
+
+use fleet_tests::{Publisher, Settings, TestApp, both_with};
+use serde_json::{Value, json};
+
+use crate::orders::{get, patch, post, put, world};
+
+fn quick(s: &mut Settings) {
+    s.stats.interval = Duration::from_millis(200);
+    s.dispatch.batch_interval = Duration::from_secs(3600);
+}
+
+/// The square around 舟山市行政中心 where the test's car is kept (about 220 m a side).
+fn car_park() -> Value {
+    json!({"type": "Polygon", "coordinates": [[[122.206, 29.985], [122.208, 29.985], [122.208, 29.987], [122.206, 29.987], [122.206, 29.985]]]})
+}
+
+fn field_of(v: &Value) -> String {
+    v["error"]["message"].as_str().unwrap_or_default().split(':').next().unwrap_or_default().to_owned()
+}
+
+both_with!(geofences_are_drawn_checked_and_deleted, quick, |app: TestApp| async move {
+    let w = world(&app, 1).await?;
+    let vin = w.cars[0].0.clone();
+    let parking = json!({"name": "市政府停车场", "kind": "parking", "vin": vin, "geometry": car_park()});
+    let (s, f) = post(&app, &w.dispatcher, "/api/v1/geofences", parking).await?;
+    assert_eq!((s.as_u16(), f["kind"].as_str()), (201, Some("parking")), "{f}");
+    let zone = json!({"name": "普陀山机场", "kind": "zone", "geometry": {"type": "Point", "coordinates": [122.36, 29.93]}, "radius_m": 800.0});
+    let (s, z) = post(&app, &w.admin, "/api/v1/geofences", zone.clone()).await?;
+    assert_eq!(s, 201, "{z}");
+    let open =
+        json!({"type": "Polygon", "coordinates": [[[122.0, 30.0], [122.1, 30.0], [122.1, 30.1], [122.0, 30.1]]]});
+    for (body, field) in [
+        (json!({"name": "x", "kind": "zone", "geometry": open}), "geometry"),
+        (json!({"name": "x", "kind": "zone", "geometry": {"type": "Point", "coordinates": [122.1, 30.0]}}), "radius_m"),
+        (
+            json!({"name": "x", "kind": "zone", "geometry": {"type": "Point", "coordinates": [222.1, 30.0]}, "radius_m": 5.0}),
+            "geometry",
+        ),
+        (json!({"name": "x", "kind": "zone", "geometry": {"type": "LineString", "coordinates": []}}), "geometry"),
+        (json!({"name": "x", "kind": "zone", "vin": "LSJA24U66NS000009", "geometry": car_park()}), "vin"),
+        (json!({"name": "x", "kind": "zone", "unit_id": "ghost", "geometry": car_park()}), "unit_id"),
+        (json!({"name": "", "kind": "zone", "geometry": car_park()}), "name"),
+        (json!({"name": "x", "kind": "lake", "geometry": car_park()}), "body"),
+    ] {
+        let (s, v) = post(&app, &w.admin, "/api/v1/geofences", body.clone()).await?;
+        assert_eq!((s.as_u16(), field_of(&v)), (422, field.to_owned()), "{body}: {v}");
+    }
+    let (s, _) = post(&app, &w.unit1, "/api/v1/geofences", zone.clone()).await?;
+    assert_eq!(s, 403);
+    let (_, list) = get(&app, &w.auditor, "/api/v1/geofences").await?;
+    assert_eq!(list["geofences"].as_array().map(Vec::len), Some(2), "nothing refused was stored: {list}");
+    // A unit user sees the fleet's fences, not another car's.
+    let (_, mine) = get(&app, &w.unit1, "/api/v1/geofences").await?;
+    assert_eq!(mine["geofences"].as_array().map(Vec::len), Some(1), "{mine}");
+    let path = format!("/api/v1/geofences/{}", z["id"]);
+    let r = app.http.delete(app.url(&path)).bearer_auth(&w.unit1).send().await?;
+    assert_eq!(r.status(), 403);
+    let r = app.http.delete(app.url(&path)).bearer_auth(&w.dispatcher).send().await?;
+    assert_eq!(r.status(), 204);
+    let r = app.http.delete(app.url(&path)).bearer_auth(&w.dispatcher).send().await?;
+    assert_eq!(r.status(), 404);
+
+    // Working hours: set, read back in order, refused when wrong.
+    let (_, h) = get(&app, &w.dispatcher, "/api/v1/working-hours").await?;
+    assert_eq!(
+        (h["start"].as_str(), h["end"].as_str(), h["weekdays"].clone()),
+        (Some("07:00"), Some("20:00"), json!([1, 2, 3, 4, 5]))
+    );
+    let hours = json!({"weekdays": [5, 1, 2, 3, 4], "start": "08:00", "end": "18:30", "holidays": ["2027-01-01"], "workdays": []});
+    let (s, h) = put(&app, &w.admin, "/api/v1/working-hours", hours).await?;
+    assert_eq!((s.as_u16(), h["weekdays"].clone()), (200, json!([1, 2, 3, 4, 5])), "{h}");
+    for bad in [
+        json!({"weekdays": [8], "start": "08:00", "end": "18:00"}),
+        json!({"weekdays": [1], "start": "18:00", "end": "08:00"}),
+    ] {
+        let (s, v) = put(&app, &w.admin, "/api/v1/working-hours", bad.clone()).await?;
+        assert_eq!(s, 422, "{bad}: {v}");
+    }
+    let (s, _) =
+        put(&app, &w.dispatcher, "/api/v1/working-hours", json!({"weekdays": [1], "start": "08:00", "end": "18:00"}))
+            .await?;
+    assert_eq!(s, 403);
+    let (_, h) = get(&app, &w.admin, "/api/v1/working-hours").await?;
+    assert_eq!(h["end"], "18:30");
+    Ok(())
+});
+
+/// Polls the alarms in the window until `check` holds; answers them.
+async fn wait_alarms(
+    app: &TestApp,
+    token: &str,
+    query: &str,
+    what: &str,
+    check: impl Fn(&[Value]) -> bool,
+) -> anyhow::Result<Vec<Value>> {
+    let last = std::sync::Mutex::new(Vec::new());
+    app.wait_until(what, || async {
+        let (s, v) = get(app, token, &format!("/api/v1/alarms?{query}")).await?;
+        anyhow::ensure!(s == 200, "alarms: {s} {v}");
+        let list = v["alarms"].as_array().cloned().unwrap_or_default();
+        let ok = check(&list);
+        *last.lock().unwrap() = list;
+        Ok(ok)
+    })
+    .await?;
+    Ok(last.into_inner().unwrap())
+}
+
+both_with!(samples_raise_fence_alarms_at_their_own_times_and_late_ones_move_them, quick, |app: TestApp| async move {
+    let w = world(&app, 1).await?;
+    let vin = w.cars[0].0.clone();
+    let (s, _) = patch(&app, &w.admin, &format!("/api/v1/vehicles/{vin}"), json!({"unit_id": "u1"})).await?;
+    assert_eq!(s, 200);
+    for body in [
+        json!({"name": "市政府停车场", "kind": "parking", "vin": vin, "geometry": car_park()}),
+        json!({"name": "临城商圈", "kind": "zone", "geometry": {"type": "Point", "coordinates": [122.22, 29.99]}, "radius_m": 300.0}),
+        json!({"name": "舟山本岛", "kind": "service_area", "unit_id": "u1", "geometry": {"type": "Point", "coordinates": [122.2, 30.0]}, "radius_m": 20000.0}),
+    ] {
+        let (s, v) = post(&app, &w.admin, "/api/v1/geofences", body).await?;
+        assert_eq!(s, 201, "{v}");
+    }
+    // Tuesday 24 November 2026, Beijing time: parked at 21:00, gone at 21:10 (after hours),
+    // through the zone at 21:20, out of it at 21:30, far out of the service area at 22:00.
+    let at = |hh: u32, mm: u32| format!("2026-11-24T{hh:02}:{mm:02}:00+08:00");
+    let sample =
+        |ts: String, lat: f64, lon: f64| json!({"ts": ts, "lat": lat, "lon": lon, "speed_kmh": 30.0, "soc_pct": 70.0});
+    let batch = vec![
+        sample(at(21, 0), 29.986, 122.207),
+        sample(at(21, 10), 29.99, 122.215),
+        sample(at(21, 20), 29.99, 122.22),
+        sample(at(21, 30), 29.99, 122.23),
+        sample(at(22, 0), 30.30, 122.20),
+    ];
+    let mut p = Publisher::connect().await?;
+    p.json(&vin, &Value::Array(batch)).await?;
+    app.wait_for_samples(&vin, 5).await?;
+    let window = "from=2026-11-24T12:00:00Z&to=2026-11-24T16:00:00Z";
+    let alarms = wait_alarms(&app, &w.dispatcher, window, "four alarms", |a| a.len() >= 4).await?;
+    let seen: Vec<(&str, &str)> =
+        alarms.iter().map(|a| (a["kind"].as_str().unwrap(), a["ts"].as_str().unwrap())).collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("left_service_area", "2026-11-24T14:00:00Z"),
+            ("zone_exited", "2026-11-24T13:30:00Z"),
+            ("zone_entered", "2026-11-24T13:20:00Z"),
+            ("left_parking_off_hours", "2026-11-24T13:10:00Z"),
+        ],
+        "newest first, each at its sample's time"
+    );
+    let parked = alarms.iter().find(|a| a["kind"] == "left_parking_off_hours").unwrap();
+    assert_eq!((parked["vin"].as_str(), parked["unit_id"].as_str()), (Some(vin.as_str()), Some("u1")));
+    assert_eq!(parked["detail"]["geofence"], "市政府停车场");
+
+    // A late sample: the car was already 150 m out of its place at 21:05. The departure moves
+    // there, and the one at 21:10 goes.
+    p.json(&vin, &sample(at(21, 5), 29.986, 122.2095)).await?;
+    app.wait_for_samples(&vin, 6).await?;
+    let query = format!("{window}&kind=left_parking_off_hours");
+    let moved = wait_alarms(&app, &w.dispatcher, &query, "the departure moved to 21:05", |a| {
+        a.len() == 1 && a[0]["ts"] == "2026-11-24T13:05:00Z"
+    })
+    .await?;
+    assert_eq!(moved.len(), 1);
+    // The others were not raised twice.
+    let (_, all) = get(&app, &w.dispatcher, &format!("/api/v1/alarms?{window}")).await?;
+    assert_eq!(all["alarms"].as_array().map(Vec::len), Some(4), "{all}");
+
+    // Who sees them: the car's unit and driver, not another unit; a bad kind or window is refused.
+    let (_, unit1) = get(&app, &w.unit1, &format!("/api/v1/alarms?{window}")).await?;
+    assert_eq!(unit1["alarms"].as_array().map(Vec::len), Some(4));
+    let (_, unit2) = get(&app, &w.unit2, &format!("/api/v1/alarms?{window}")).await?;
+    assert_eq!(unit2["alarms"], json!([]));
+    let (_, driver) = get(&app, &w.cars[0].2, &format!("/api/v1/alarms?{window}")).await?;
+    assert_eq!(driver["alarms"].as_array().map(Vec::len), Some(4));
+    let (s, _) = get(&app, &w.dispatcher, "/api/v1/alarms?kind=fire").await?;
+    assert_eq!(s, 400);
+    let (s, _) = get(&app, &w.dispatcher, "/api/v1/alarms?from=2026-11-25T00:00:00Z&to=2026-11-24T00:00:00Z").await?;
+    assert_eq!(s, 400);
+    Ok(())
+});

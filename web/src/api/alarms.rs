@@ -1,0 +1,159 @@
+//! Geofences (`/api/v1/geofences`), working hours (`/api/v1/working-hours`) and the alarms
+//! they raise (`/api/v1/alarms`). Alarms are evaluated by the statistics deriver as samples
+//! are stored, late ones too (`fleet_stats::deriver`).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use fleet_domain::alarm::{Alarm, AlarmKind};
+use fleet_domain::geofence::{Geofence, NewGeofence, WorkingHours};
+use fleet_domain::{Role, User};
+use fleet_storage::StorageError;
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::access::{self, VehicleScope};
+use crate::auth::AuthUser;
+use crate::error::ApiError;
+use crate::extract::{ApiPath, ApiQuery, JsonBody};
+
+/// Alarms in one answer at most.
+pub const MAX_ALARMS: i64 = 10_000;
+
+/// Drawing and deleting geofences: admins and dispatchers (on the dispatcher's map).
+fn edits_geofences(role: Role) -> bool {
+    matches!(role, Role::Admin | Role::Dispatcher)
+}
+
+#[derive(Serialize)]
+pub(crate) struct GeofenceList {
+    geofences: Vec<Geofence>,
+}
+
+/// Whether a caller sees a geofence: the whole fleet's, and a unit user its unit's and its
+/// cars'; a driver none.
+fn sees_fence(user: &User, cars: &[fleet_domain::Vehicle], f: &Geofence) -> bool {
+    match user.role {
+        Role::Admin | Role::Dispatcher | Role::Auditor => true,
+        Role::Unit => match (&f.vin, &f.unit_id) {
+            (Some(vin), _) => cars.iter().any(|c| c.vin.as_str() == vin),
+            (None, Some(u)) => user.unit_id.as_deref() == Some(u.as_str()),
+            (None, None) => true,
+        },
+        Role::Driver => false,
+    }
+}
+
+/// `GET /api/v1/geofences`.
+pub(crate) async fn list(State(state): State<AppState>, auth: AuthUser) -> Result<Json<GeofenceList>, ApiError> {
+    access::require(auth.user.role != Role::Driver)?;
+    let scope = VehicleScope::load(&state.store, &auth.user).await?;
+    let cars = super::vehicles::visible_vehicles(&state, &scope).await?;
+    let geofences =
+        state.store.geofences().list().await?.into_iter().filter(|f| sees_fence(&auth.user, &cars, f)).collect();
+    Ok(Json(GeofenceList { geofences }))
+}
+
+/// `POST /api/v1/geofences` (admin, dispatcher): a GeoJSON Polygon (closed rings), or a Point
+/// with `radius_m`; for one car (`vin`), a unit's cars (`unit_id`) or the whole fleet.
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    body: JsonBody,
+) -> Result<impl IntoResponse, ApiError> {
+    access::require(edits_geofences(auth.user.role))?;
+    let new: NewGeofence = body.parse()?;
+    new.validate()?;
+    let fence = state.store.geofences().create(&new).await.map_err(|e| match e {
+        StorageError::MissingReference(_) if new.vin.is_some() => {
+            ApiError::validation("vin", "no vehicle has this VIN")
+        }
+        StorageError::MissingReference(_) => ApiError::validation("unit_id", "no unit has this id"),
+        e => e.into(),
+    })?;
+    tracing::info!(
+        geofence.id = fence.id,
+        geofence.kind = fence.kind.as_str(),
+        user.id = auth.user.id,
+        "geofence drawn"
+    );
+    Ok((StatusCode::CREATED, super::location("geofences", &fence.id.to_string()), Json(fence)))
+}
+
+/// `DELETE /api/v1/geofences/{id}` (admin, dispatcher): its alarms stay.
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    access::require(edits_geofences(auth.user.role))?;
+    let id: i64 = id.parse().map_err(|_| ApiError::NotFound("geofence"))?;
+    if !state.store.geofences().delete(id).await? {
+        return Err(ApiError::NotFound("geofence"));
+    }
+    tracing::info!(geofence.id = id, user.id = auth.user.id, "geofence deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/v1/working-hours`.
+pub(crate) async fn working_hours(
+    State(state): State<AppState>,
+    _auth: AuthUser,
+) -> Result<Json<WorkingHours>, ApiError> {
+    Ok(Json(state.store.settings().working_hours().await?))
+}
+
+/// `PUT /api/v1/working-hours` (admin): weekdays, hours, holidays and make-up working days.
+pub(crate) async fn put_working_hours(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    body: JsonBody,
+) -> Result<Json<WorkingHours>, ApiError> {
+    access::require(access::manages_registry(auth.user.role))?;
+    let mut hours: WorkingHours = body.parse()?;
+    hours.validate()?;
+    hours.weekdays.sort_unstable();
+    hours.weekdays.dedup();
+    hours.holidays.sort_unstable();
+    hours.workdays.sort_unstable();
+    state.store.settings().put_working_hours(&hours).await?;
+    tracing::info!(user.id = auth.user.id, "working hours set");
+    Ok(Json(hours))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct AlarmQuery {
+    from: Option<String>,
+    to: Option<String>,
+    kind: Option<String>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct AlarmList {
+    alarms: Vec<Alarm>,
+}
+
+/// `GET /api/v1/alarms?from=&to=&kind=`: alarms timed in the window (default the last 24 h),
+/// newest first: everything for admins, dispatchers and auditors, a unit's for its user, a
+/// car's for its driver.
+pub(crate) async fn alarms(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiQuery(q): ApiQuery<AlarmQuery>,
+) -> Result<Json<AlarmList>, ApiError> {
+    let (from, to) = super::time_window(q.from.as_deref(), q.to.as_deref(), chrono::Duration::hours(24))?;
+    let kind = q
+        .kind
+        .as_deref()
+        .map(|k| AlarmKind::parse(k).ok_or_else(|| ApiError::BadRequest(format!("no alarm kind {k:?}"))))
+        .transpose()?;
+    let scope = VehicleScope::load(&state.store, &auth.user).await?;
+    let all = state.store.alarms().list(from, to, kind, MAX_ALARMS).await?;
+    let alarms = match &scope {
+        VehicleScope::All => all,
+        VehicleScope::Unit(unit) => all.into_iter().filter(|a| a.unit_id.as_deref() == Some(unit.as_str())).collect(),
+        VehicleScope::Car(car) => all.into_iter().filter(|a| a.vin.is_some() && a.vin == *car).collect(),
+    };
+    Ok(Json(AlarmList { alarms }))
+}
