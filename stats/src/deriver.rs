@@ -67,6 +67,8 @@ pub struct Config {
     pub retention: Option<Duration>,
     /// The most one pass (catch-up included) waits for ingest's backlog ([`YIELD_IN_HAND`]).
     pub max_yield_per_pass: Duration,
+    /// How often the alarms no single sample raises are looked for ([`crate::sweep`]).
+    pub sweep_every: Duration,
 }
 
 impl Default for Config {
@@ -76,6 +78,7 @@ impl Default for Config {
             interval: DEFAULT_INTERVAL,
             retention: Some(DEFAULT_RETENTION),
             max_yield_per_pass: DEFAULT_MAX_YIELD_PER_PASS,
+            sweep_every: crate::sweep::DEFAULT_SWEEP_EVERY,
         }
     }
 }

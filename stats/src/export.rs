@@ -200,8 +200,8 @@ mod tests {
             let tables = tables(&month(vec![d.clone()]), lang);
             let views: Vec<&str> = tables.iter().map(|t| t.view).collect();
             assert_eq!(views, ["units", "vehicles", "drivers"]);
-            assert_eq!(tables[0].columns.len(), 2 + OrderStatus::ALL.len() + 9);
-            assert_eq!(tables[1].columns.len(), 12);
+            assert_eq!(tables[0].columns.len(), 2 + OrderStatus::ALL.len() + 11);
+            assert_eq!(tables[1].columns.len(), 14);
             for t in &tables {
                 assert!(t.rows.iter().all(|r| r.len() == t.columns.len()), "{}", t.view);
             }

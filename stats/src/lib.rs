@@ -17,7 +17,9 @@ mod retention;
 pub mod budget;
 pub mod co2;
 pub mod export;
+pub mod misuse;
 pub mod monthly;
+pub mod sweep;
 
 pub use co2::Co2Factors;
 pub use deriver::{

@@ -100,16 +100,19 @@ async fn wait_alarms(
     check: impl Fn(&[Value]) -> bool,
 ) -> anyhow::Result<Vec<Value>> {
     let last = std::sync::Mutex::new(Vec::new());
-    app.wait_until(what, || async {
-        let (s, v) = get(app, token, &format!("/api/v1/alarms?{query}")).await?;
-        anyhow::ensure!(s == 200, "alarms: {s} {v}");
-        let list = v["alarms"].as_array().cloned().unwrap_or_default();
-        let ok = check(&list);
-        *last.lock().unwrap() = list;
-        Ok(ok)
-    })
-    .await?;
-    Ok(last.into_inner().unwrap())
+    let waited = app
+        .wait_until(what, || async {
+            let (s, v) = get(app, token, &format!("/api/v1/alarms?{query}")).await?;
+            anyhow::ensure!(s == 200, "alarms: {s} {v}");
+            let list = v["alarms"].as_array().cloned().unwrap_or_default();
+            let ok = check(&list);
+            *last.lock().unwrap() = list;
+            Ok(ok)
+        })
+        .await;
+    let last = last.into_inner().unwrap();
+    waited.map_err(|e| anyhow::anyhow!("{e}; last seen {}", Value::Array(last.clone())))?;
+    Ok(last)
 }
 
 both_with!(samples_raise_fence_alarms_at_their_own_times_and_late_ones_move_them, quick, |app: TestApp| async move {
@@ -185,3 +188,96 @@ both_with!(samples_raise_fence_alarms_at_their_own_times_and_late_ones_move_them
     assert_eq!(s, 400);
     Ok(())
 });
+
+fn sweeping(s: &mut Settings) {
+    quick(s);
+    s.stats.sweep_every = Duration::from_millis(300);
+    // The statistics scene's drive is stamped up to 13 minutes ahead of now.
+    s.ingest_max_clock_ahead = Duration::from_secs(3600);
+}
+
+both_with!(
+    the_sweep_raises_budget_misuse_low_charge_file_and_offline_alarms_once,
+    sweeping,
+    |app: TestApp| async move {
+        // Unit u3's 2.5 kWh are spent by its order's drive; car 1 made the same drive without one.
+        let (w, _, _, _, joyride, _) = crate::stats::served_drive(&app, 2.5).await?;
+        // A car parked at 15 %, its insurance ran out yesterday.
+        let (flat, silent) = (fleet_tests::random_vin(), fleet_tests::random_vin());
+        for vin in [&flat, &silent] {
+            app.register_vehicle(vin).await?;
+        }
+        let yesterday = (chrono::Utc::now().with_timezone(&fleet_domain::trips::china_offset()).date_naive()
+            - chrono::TimeDelta::days(1))
+        .to_string();
+        let (s, _) =
+            patch(&app, &w.admin, &format!("/api/v1/vehicles/{flat}"), json!({"insurance_until": yesterday})).await?;
+        assert_eq!(s, 200);
+        let mut p = Publisher::connect().await?;
+        let now = chrono::Utc::now();
+        p.json(&flat, &json!({"ts": now.to_rfc3339(), "lat": 30.0, "lon": 122.1, "speed_kmh": 0.0, "soc_pct": 15.0, "charging": false}))
+        .await?;
+        // A car last heard ten minutes ago, given an order.
+        let old = now - chrono::Duration::minutes(10);
+        p.json(&silent, &json!({"ts": old.to_rfc3339(), "lat": 30.0, "lon": 122.1, "soc_pct": 90.0})).await?;
+        let (s, v) = post(
+            &app,
+            &w.admin,
+            "/api/v1/drivers",
+            json!({"id": "d-silent", "name": "司机", "phone": "13800005555", "vehicle_vin": silent}),
+        )
+        .await?;
+        assert_eq!(s, 201, "{v}");
+        app.wait_for_samples(&flat, 1).await?;
+        app.wait_for_samples(&silent, 1).await?;
+        let (_, o) = post(&app, &w.unit2, "/api/v1/orders", crate::orders::order_body("u2", 1)).await?;
+        let order = o["id"].as_str().unwrap().to_owned();
+        let (s, v) =
+            post(&app, &w.dispatcher, &format!("/api/v1/orders/{order}/assign"), json!({"vin": silent})).await?;
+        assert_eq!(s, 200, "{v}");
+
+        // The drive is stamped a little ahead of now, and so are its trips' alarms.
+        let window = format!(
+            "from={}&to={}",
+            urlencode(&(now - chrono::Duration::days(2)).to_rfc3339()),
+            urlencode(&(now + chrono::Duration::hours(1)).to_rfc3339())
+        );
+        let has = |list: &[Value], kind: &str, who: &str| {
+            list.iter().any(|a| a["kind"] == kind && (a["vin"] == who || a["unit_id"] == who))
+        };
+        let all = wait_alarms(&app, &w.auditor, &window, "every sweep alarm", |l| {
+            has(l, "budget_warning", "u3")
+                && has(l, "budget_exhausted", "u3")
+                && has(l, "misuse_no_order", &joyride)
+                && has(l, "low_soc_idle", &flat)
+                && has(l, "maintenance_due", &flat)
+                && has(l, "offline_on_order", &silent)
+        })
+        .await?;
+        let find = |kind: &str| all.iter().find(|a| a["kind"] == kind).unwrap().clone();
+        assert_eq!(find("offline_on_order")["detail"]["order_id"], order.as_str());
+        assert_eq!(find("maintenance_due")["detail"]["kind"], "insurance");
+        assert_eq!(find("low_soc_idle")["detail"]["soc_pct"].as_f64(), Some(15.0));
+        assert!(find("budget_exhausted")["detail"]["share_pct"].as_f64().unwrap() >= 100.0);
+        // Sweeps go on and raise nothing twice.
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        let (_, again) = get(&app, &w.auditor, &format!("/api/v1/alarms?{window}")).await?;
+        let again = again["alarms"].as_array().cloned().unwrap_or_default();
+        for (kind, who) in [
+            ("budget_warning", "u3"),
+            ("budget_exhausted", "u3"),
+            ("low_soc_idle", flat.as_str()),
+            ("maintenance_due", flat.as_str()),
+            ("offline_on_order", silent.as_str()),
+            ("misuse_no_order", joyride.as_str()),
+        ] {
+            let n = again.iter().filter(|a| a["kind"] == kind && (a["vin"] == who || a["unit_id"] == who)).count();
+            assert_eq!(n, 1, "{kind} of {who}: {again:?}");
+        }
+        Ok(())
+    }
+);
+
+fn urlencode(s: &str) -> String {
+    s.replace('+', "%2B").replace(':', "%3A")
+}

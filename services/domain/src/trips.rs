@@ -40,21 +40,23 @@ pub enum MisuseReason {
 }
 
 /// What counts as official use.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MisuseRules {
-    /// Working hours in Asia/Shanghai, Monday to Friday: `[start, end)` hours.
-    pub work_start_hour: u32,
-    pub work_end_hour: u32,
-    /// The service area: `(min_lon, min_lat, max_lon, max_lat)`.
+    /// When official work is done.
+    pub hours: crate::geofence::WorkingHours,
+    /// The service area where no geofence of kind `service_area` applies to a car:
+    /// `(min_lon, min_lat, max_lon, max_lat)`.
     pub area: (f64, f64, f64, f64),
     /// Trips shorter than this are ignored (moving a car in a car park).
     pub min_km: f64,
 }
 
+/// The default service area: the Zhoushan archipelago with the Ningbo side of the sea bridges.
+pub const DEFAULT_SERVICE_AREA: (f64, f64, f64, f64) = (121.3, 29.3, 123.3, 31.0);
+
 impl Default for MisuseRules {
     fn default() -> Self {
-        // The Zhoushan archipelago with the Ningbo side of the sea bridges.
-        Self { work_start_hour: 7, work_end_hour: 20, area: (121.3, 29.3, 123.3, 31.0), min_km: 0.5 }
+        Self { hours: crate::geofence::WorkingHours::default(), area: DEFAULT_SERVICE_AREA, min_km: 0.5 }
     }
 }
 
@@ -88,23 +90,32 @@ pub fn drives_to_charge(trip: &Trip, sessions: &[ChargingSession]) -> bool {
 
 /// The reasons a trip looks like misuse (empty: it does not). A trip with a purpose on record
 /// (an order, a charge) is misuse only where it went outside the service area; one without is
-/// also reported for having no order, and for starting outside working hours.
-pub fn misuse_reasons(trip: &Trip, purpose: TripPurpose, rules: &MisuseRules) -> Vec<MisuseReason> {
-    use chrono::{Datelike, Timelike, Weekday};
+/// also reported for having no order, and for starting outside working hours. The service
+/// area is the car's `service_areas` (geofences) when it has any, else the rules' default.
+pub fn misuse_reasons(
+    trip: &Trip,
+    purpose: TripPurpose,
+    rules: &MisuseRules,
+    service_areas: &[&crate::geofence::Shape],
+) -> Vec<MisuseReason> {
     if trip.distance_km < rules.min_km {
         return Vec::new();
     }
     let mut out = Vec::new();
     if purpose == TripPurpose::Unexplained {
         out.push(MisuseReason::NoOrder);
-        let local = trip.start_ts.with_timezone(&china_offset());
-        let weekend = matches!(local.weekday(), Weekday::Sat | Weekday::Sun);
-        if weekend || local.hour() < rules.work_start_hour || local.hour() >= rules.work_end_hour {
+        if !rules.hours.is_working(trip.start_ts) {
             out.push(MisuseReason::OffHours);
         }
     }
     let (x0, y0, x1, y1) = rules.area;
-    let inside = |p: &GeoPoint| (x0..=x1).contains(&p.lon) && (y0..=y1).contains(&p.lat);
+    let inside = |p: &GeoPoint| {
+        if service_areas.is_empty() {
+            (x0..=x1).contains(&p.lon) && (y0..=y1).contains(&p.lat)
+        } else {
+            service_areas.iter().any(|a| a.contains(*p))
+        }
+    };
     if !inside(&trip.start) || !inside(&trip.end) {
         out.push(MisuseReason::OutsideArea);
     }
@@ -470,25 +481,51 @@ mod tests {
         let t = derive(&s, 60.0, &DeriveParams::default()).trips.remove(0);
         let rules = MisuseRules::default();
         use TripPurpose::{Charging, Order, Unexplained};
-        assert!(misuse_reasons(&t, Order, &rules).is_empty());
-        assert_eq!(misuse_reasons(&t, Unexplained, &rules), vec![MisuseReason::NoOrder]);
+        assert!(misuse_reasons(&t, Order, &rules, &[]).is_empty());
+        assert_eq!(misuse_reasons(&t, Unexplained, &rules, &[]), vec![MisuseReason::NoOrder]);
         let mut late = t.clone();
         late.start_ts += chrono::Duration::hours(5); // 21:00
-        assert_eq!(misuse_reasons(&late, Unexplained, &rules), vec![MisuseReason::NoOrder, MisuseReason::OffHours]);
-        assert!(misuse_reasons(&late, Order, &rules).is_empty(), "an order at night is official use");
-        assert!(misuse_reasons(&late, Charging, &rules).is_empty(), "so is a drive to charge");
-        late.end.lon = 121.0;
-        assert_eq!(misuse_reasons(&late, Order, &rules), vec![MisuseReason::OutsideArea]);
         assert_eq!(
-            misuse_reasons(&late, Unexplained, &rules),
+            misuse_reasons(&late, Unexplained, &rules, &[]),
+            vec![MisuseReason::NoOrder, MisuseReason::OffHours]
+        );
+        assert!(misuse_reasons(&late, Order, &rules, &[]).is_empty(), "an order at night is official use");
+        assert!(misuse_reasons(&late, Charging, &rules, &[]).is_empty(), "so is a drive to charge");
+        late.end.lon = 121.0;
+        assert_eq!(misuse_reasons(&late, Order, &rules, &[]), vec![MisuseReason::OutsideArea]);
+        assert_eq!(
+            misuse_reasons(&late, Unexplained, &rules, &[]),
             vec![MisuseReason::NoOrder, MisuseReason::OffHours, MisuseReason::OutsideArea]
         );
         let mut saturday = t.clone();
         saturday.start_ts += chrono::Duration::days(1);
-        assert_eq!(misuse_reasons(&saturday, Unexplained, &rules), vec![MisuseReason::NoOrder, MisuseReason::OffHours]);
-        let mut short = t;
+        assert_eq!(
+            misuse_reasons(&saturday, Unexplained, &rules, &[]),
+            vec![MisuseReason::NoOrder, MisuseReason::OffHours]
+        );
+        let mut short = t.clone();
         short.distance_km = 0.2;
-        assert!(misuse_reasons(&short, Unexplained, &rules).is_empty(), "moving in a car park is no trip to report");
+        assert!(
+            misuse_reasons(&short, Unexplained, &rules, &[]).is_empty(),
+            "moving in a car park is no trip to report"
+        );
+        // A car with a service-area geofence is judged by it, not by the default area.
+        let island = crate::geofence::shape(
+            &serde_json::json!({"type": "Point", "coordinates": [t.start.lon, t.start.lat]}),
+            Some(500.0),
+        )
+        .unwrap();
+        assert_eq!(misuse_reasons(&t, Order, &rules, &[&island]), vec![MisuseReason::OutsideArea], "it ends 1 km away");
+        let wide = crate::geofence::shape(
+            &serde_json::json!({"type": "Point", "coordinates": [t.start.lon, t.start.lat]}),
+            Some(5_000.0),
+        )
+        .unwrap();
+        assert!(misuse_reasons(&t, Order, &rules, &[&island, &wide]).is_empty(), "inside one of them is inside");
+        // Working hours as configured: the Friday afternoon declared a holiday is off hours.
+        let mut holiday = rules.clone();
+        holiday.hours.holidays.push(t.start_ts.with_timezone(&china_offset()).date_naive());
+        assert_eq!(misuse_reasons(&t, Unexplained, &holiday, &[]), vec![MisuseReason::NoOrder, MisuseReason::OffHours]);
     }
 
     #[test]

@@ -466,6 +466,10 @@ impl App {
         services.spawn("dispatcher", dispatcher.run(shutdown.child_token()));
         let deriver = fleet_stats::Deriver::new(settings.stats.clone(), store.clone(), bus.clone());
         services.spawn("deriver", deriver.run(shutdown.child_token()));
+        services.spawn(
+            "alarm sweep",
+            fleet_stats::sweep::run(store.clone(), settings.stats.sweep_every, shutdown.child_token()),
+        );
         services.spawn("housekeeping", housekeeping::run(store.clone(), shutdown.child_token()));
         if let Some(keep) = settings.stats.retention {
             services.spawn("retention", fleet_stats::Deriver::retain(store.clone(), keep, shutdown.child_token()));

@@ -2,24 +2,17 @@
 //! (公车私用) — movement without an order, outside working hours, or outside the service area —
 //! listed for the auditor with a link to each trip's track.
 
-use std::collections::HashMap;
-
 use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use fleet_domain::Role;
-use fleet_domain::trips::{MisuseReason, MisuseRules, TripPurpose, drives_to_charge, misuse_reasons, month_of};
+use fleet_domain::trips::{MisuseReason, month_of};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
-
-/// Trips read for one month's alarms at most.
-const MAX_TRIPS: i64 = 200_000;
-/// Charging sessions read for one month's alarms at most.
-const MAX_SESSIONS: i64 = 200_000;
 
 #[derive(Deserialize)]
 pub(crate) struct MisuseQuery {
@@ -63,33 +56,12 @@ pub(crate) async fn list(
     };
     let (start, end) = fleet_stats::monthly::month_bounds(&month)
         .ok_or_else(|| ApiError::BadRequest(format!("bad month {month:?}")))?;
-    let cars: HashMap<String, fleet_domain::Vehicle> =
-        state.store.vehicles().list(own_unit.as_deref()).await?.into_iter().map(|v| (v.vin.to_string(), v)).collect();
-    let rules = MisuseRules::default();
-    // A drive to charge may end just before the month does and charge just after it.
-    let sessions_to = end + fleet_domain::trips::CHARGE_AFTER_TRIP;
-    // Each car's sessions, in the order of their start (as read).
-    let mut sessions: HashMap<fleet_domain::Vin, Vec<fleet_domain::trips::ChargingSession>> = HashMap::new();
-    for s in state.store.derived().all_sessions(start, sessions_to, MAX_SESSIONS).await? {
-        sessions.entry(s.vin.clone()).or_default().push(s);
-    }
-    let alarms = state
-        .store
-        .derived()
-        .trips(None, start, end, MAX_TRIPS)
+    let alarms = fleet_stats::misuse::misuse_trips(&state.store, start, end, own_unit.as_deref())
         .await?
         .into_iter()
-        .filter_map(|t| {
-            let car = cars.get(t.trip.vin.as_str())?;
-            let purpose = if t.order_id.is_some() {
-                TripPurpose::Order
-            } else if sessions.get(&t.trip.vin).is_some_and(|own| drives_to_charge(&t.trip, own)) {
-                TripPurpose::Charging
-            } else {
-                TripPurpose::Unexplained
-            };
-            let reasons = misuse_reasons(&t.trip, purpose, &rules);
-            (!reasons.is_empty()).then(|| MisuseAlarm {
+        .map(|m| {
+            let (t, car) = (m.trip, m.vehicle);
+            MisuseAlarm {
                 vin: car.vin.to_string(),
                 plate: car.plate.clone(),
                 unit_id: car.unit_id.clone(),
@@ -102,9 +74,9 @@ pub(crate) async fn list(
                 start_ts: t.trip.start_ts,
                 end_ts: t.trip.end_ts,
                 distance_km: t.trip.distance_km,
-                reasons,
+                reasons: m.reasons,
                 order_id: t.order_id,
-            })
+            }
         })
         .collect();
     Ok(Json(MisuseList { month, alarms }))

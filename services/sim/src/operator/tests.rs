@@ -134,7 +134,7 @@ async fn a_car_taken_out_of_the_service_area_stays_a_while_and_is_driven_back() 
     let out: Vec<_> = derived
         .trips
         .iter()
-        .filter(|t| misuse_reasons(t, TripPurpose::Unexplained, &rules).contains(&MisuseReason::OutsideArea))
+        .filter(|t| misuse_reasons(t, TripPurpose::Unexplained, &rules, &[]).contains(&MisuseReason::OutsideArea))
         .collect();
     assert_eq!(out.len(), 2, "{:?}", derived.trips);
     assert!(
