@@ -32,3 +32,4 @@ mod slow_clients;
 mod startup;
 mod stats;
 mod storage;
+mod webhooks;

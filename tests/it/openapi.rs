@@ -531,6 +531,23 @@ both_with!(every_answer_and_request_matches_the_openapi_document, quick, |app: T
     api.get("/api/v1/alarms", "/api/v1/alarms", &admin).await?;
     api.expect(400, M::GET, "/api/v1/alarms", "/api/v1/alarms?kind=fire", Some(&admin), Body::None).await?;
 
+    // A webhook (nothing listens at its address: its deliveries just wait in the outbox).
+    let hook = json!({"url": "http://127.0.0.1:9/fleet-hook", "kinds": ["zone_entered", "budget_warning"], "secret": "0123456789abcdef-hook"});
+    let added =
+        api.expect(201, M::POST, "/api/v1/webhooks", "/api/v1/webhooks", Some(&admin), Body::Json(hook)).await?;
+    api.expect(
+        422,
+        M::POST,
+        "/api/v1/webhooks",
+        "/api/v1/webhooks",
+        Some(&admin),
+        Body::Refused(json!({"url": "ftp://x", "kinds": ["zone_entered"], "secret": "0123456789abcdef"})),
+    )
+    .await?;
+    api.get("/api/v1/webhooks", "/api/v1/webhooks", &admin).await?;
+    let hook_path = format!("/api/v1/webhooks/{}", added["id"]);
+    api.expect(204, M::DELETE, "/api/v1/webhooks/{id}", &hook_path, Some(&admin), Body::None).await?;
+
     let uncovered = api.uncovered();
     assert!(uncovered.is_empty(), "operations answering JSON never called with success: {uncovered:?}");
     let mismatches = api.mismatches.lock().unwrap().clone();

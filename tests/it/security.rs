@@ -154,6 +154,15 @@ async fn every_route_answers_every_role_as_the_table_says() -> anyhow::Result<()
             [Y, Y, F, F, F, F],
         ),
         (Method::DELETE, "/api/v1/geofences/{id}", "/api/v1/geofences/999999".into(), None, [N, N, F, F, F, F]),
+        (Method::GET, "/api/v1/webhooks", "/api/v1/webhooks".into(), None, [Y, F, F, F, F, F]),
+        (
+            Method::POST,
+            "/api/v1/webhooks",
+            "/api/v1/webhooks".into(),
+            Some(json!({"url": "http://127.0.0.1:9/hook", "kinds": ["zone_entered"], "secret": "0123456789abcdef"})),
+            [Y, F, F, F, F, F],
+        ),
+        (Method::DELETE, "/api/v1/webhooks/{id}", "/api/v1/webhooks/999999".into(), None, [N, F, F, F, F, F]),
         (Method::GET, "/api/v1/working-hours", "/api/v1/working-hours".into(), None, [Y, Y, Y, Y, Y, Y]),
         (
             Method::PUT,

@@ -38,6 +38,8 @@ pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/api/v1/alarms/misuse", get(api::misuse::list)),
         ("/api/v1/geofences", get(api::alarms::list).post(api::alarms::create)),
         ("/api/v1/geofences/{id}", delete(api::alarms::delete)),
+        ("/api/v1/webhooks", get(api::alarms::webhooks).post(api::alarms::create_webhook)),
+        ("/api/v1/webhooks/{id}", delete(api::alarms::delete_webhook)),
         ("/api/v1/working-hours", get(api::alarms::working_hours).put(api::alarms::put_working_hours)),
         ("/api/v1/audit", get(audit::list)),
         ("/api/v1/vehicles", get(api::vehicles::list).post(api::vehicles::create)),

@@ -466,6 +466,10 @@ impl App {
         services.spawn("dispatcher", dispatcher.run(shutdown.child_token()));
         let deriver = fleet_stats::Deriver::new(settings.stats.clone(), store.clone(), bus.clone());
         services.spawn("deriver", deriver.run(shutdown.child_token()));
+        match fleet_notify::Notifier::new(store.clone(), fleet_notify::DEFAULT_POLL) {
+            Ok(notifier) => services.spawn("webhook notifier", notifier.run(shutdown.child_token())),
+            Err(e) => tracing::error!(error = %e, "the webhook notifier cannot start; alarms are not sent"),
+        }
         services.spawn(
             "alarm sweep",
             fleet_stats::sweep::run(store.clone(), settings.stats.sweep_every, shutdown.child_token()),

@@ -65,9 +65,9 @@ impl Geofences<'_> {
     }
 }
 
-type AlarmRow = (i64, String, Option<String>, Option<String>, i64, String);
+pub(crate) type AlarmRow = (i64, String, Option<String>, Option<String>, i64, String);
 
-fn alarm_of((id, kind, vin, unit_id, ts, detail): AlarmRow) -> Result<Alarm, StorageError> {
+pub(crate) fn alarm_of((id, kind, vin, unit_id, ts, detail): AlarmRow) -> Result<Alarm, StorageError> {
     Ok(Alarm {
         id,
         kind: AlarmKind::parse(&kind).ok_or_else(|| StorageError::Corrupt(format!("alarm kind {kind:?}")))?,

@@ -24,6 +24,7 @@ mod shapes;
 mod stations;
 mod telemetry;
 mod users;
+mod webhooks;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -48,6 +49,7 @@ pub use registry::{Drivers, MaintenanceRecord, Units, Vehicles};
 pub use stations::{ChargingStation, ChargingStations};
 pub use telemetry::{BatchOutcome, StateBacklog, Telemetry};
 pub use users::{AuthTokens, Users};
+pub use webhooks::{Delivery, Webhook, Webhooks};
 
 /// Which database engine a `Store` talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,6 +205,10 @@ impl Store {
 
     pub fn geofences(&self) -> Geofences<'_> {
         Geofences(self)
+    }
+
+    pub fn webhooks(&self) -> Webhooks<'_> {
+        Webhooks(self)
     }
 
     pub fn alarms(&self) -> Alarms<'_> {

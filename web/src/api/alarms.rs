@@ -157,3 +157,86 @@ pub(crate) async fn alarms(
     };
     Ok(Json(AlarmList { alarms }))
 }
+
+/// Longest webhook URL.
+const MAX_URL_LEN: usize = 2000;
+
+#[derive(Deserialize)]
+pub(crate) struct NewWebhook {
+    url: String,
+    kinds: Vec<String>,
+    secret: String,
+}
+
+#[derive(Serialize)]
+pub(crate) struct WebhookList {
+    webhooks: Vec<fleet_storage::Webhook>,
+}
+
+/// `GET /api/v1/webhooks` (admin): without their secrets.
+pub(crate) async fn webhooks(State(state): State<AppState>, auth: AuthUser) -> Result<Json<WebhookList>, ApiError> {
+    access::require(access::manages_registry(auth.user.role))?;
+    Ok(Json(WebhookList { webhooks: state.store.webhooks().list().await? }))
+}
+
+/// `POST /api/v1/webhooks {url, kinds, secret}` (admin): every alarm of those kinds raised
+/// from now on is POSTed to `url`, signed with `secret`.
+pub(crate) async fn create_webhook(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    body: JsonBody,
+) -> Result<impl IntoResponse, ApiError> {
+    access::require(access::manages_registry(auth.user.role))?;
+    let new: NewWebhook = body.parse()?;
+    let url = http_url(&new.url)?;
+    if new.kinds.is_empty() {
+        return Err(ApiError::validation("kinds", "name at least one alarm kind"));
+    }
+    let kinds = new
+        .kinds
+        .iter()
+        .map(|k| AlarmKind::parse(k).ok_or_else(|| ApiError::validation("kinds", format!("no alarm kind {k:?}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !(16..=256).contains(&new.secret.chars().count()) {
+        return Err(ApiError::validation("secret", "16 to 256 characters"));
+    }
+    let hook = state.store.webhooks().create(url, &kinds, &new.secret).await?;
+    tracing::info!(webhook.id = hook.id, user.id = auth.user.id, "webhook added");
+    Ok((StatusCode::CREATED, super::location("webhooks", &hook.id.to_string()), Json(hook)))
+}
+
+/// An `http://` URL with a host, at most [`MAX_URL_LEN`] long.
+fn http_url(url: &str) -> Result<&str, ApiError> {
+    let bad = |why: &str| ApiError::validation("url", why.to_owned());
+    if url.len() > MAX_URL_LEN || url.chars().any(char::is_whitespace) {
+        return Err(bad("at most 2000 characters, no spaces"));
+    }
+    let rest = if url.starts_with("https://") {
+        // The notifier's HTTP client has no TLS yet (docs/limits.md).
+        return Err(bad(
+            "https:// is not supported yet: give an http:// receiver on a trusted network, or a local TLS-terminating proxy",
+        ));
+    } else {
+        url.strip_prefix("http://").ok_or_else(|| bad("must start with http://"))?
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if host.is_empty() || host.starts_with(':') || host.contains('@') {
+        return Err(bad("needs a host (and no credentials)"));
+    }
+    Ok(url)
+}
+
+/// `DELETE /api/v1/webhooks/{id}` (admin): it and its pending deliveries go.
+pub(crate) async fn delete_webhook(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    access::require(access::manages_registry(auth.user.role))?;
+    let id: i64 = id.parse().map_err(|_| ApiError::NotFound("webhook"))?;
+    if !state.store.webhooks().delete(id).await? {
+        return Err(ApiError::NotFound("webhook"));
+    }
+    tracing::info!(webhook.id = id, user.id = auth.user.id, "webhook deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
