@@ -182,6 +182,29 @@ both_with!(samples_raise_fence_alarms_at_their_own_times_and_late_ones_move_them
     assert_eq!(unit2["alarms"], json!([]));
     let (_, driver) = get(&app, &w.cars[0].2, &format!("/api/v1/alarms?{window}")).await?;
     assert_eq!(driver["alarms"].as_array().map(Vec::len), Some(4));
+    // The alarm centre: acknowledged once by whoever sees it, then no longer unread.
+    let open = format!("/api/v1/alarms?{window}&unacknowledged=true");
+    let id = moved[0]["id"].as_i64().unwrap();
+    let ack = format!("/api/v1/alarms/{id}/acknowledge");
+    let (s, _) = post(&app, &w.unit2, &ack, json!({})).await?;
+    assert_eq!(s, 404, "another unit's alarm");
+    let (s, _) = post(&app, &w.auditor, &ack, json!({})).await?;
+    assert_eq!(s, 403);
+    let (s, a) = post(&app, &w.unit1, &ack, json!({})).await?;
+    assert_eq!(s, 200, "{a}");
+    assert!(a["acknowledged_at"].is_string() && a["acknowledged_by"].is_i64(), "{a}");
+    let (s, again) = post(&app, &w.dispatcher, &ack, json!({})).await?;
+    assert_eq!(
+        (s.as_u16(), &again["acknowledged_by"]),
+        (200, &a["acknowledged_by"]),
+        "the first acknowledgement stays"
+    );
+    let (_, unread) = get(&app, &w.dispatcher, &open).await?;
+    let ids: Vec<i64> = unread["alarms"].as_array().unwrap().iter().map(|a| a["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids.len(), 3, "{unread}");
+    assert!(!ids.contains(&id));
+    let (s, _) = post(&app, &w.dispatcher, "/api/v1/alarms/999999/acknowledge", json!({})).await?;
+    assert_eq!(s, 404);
     let (s, _) = get(&app, &w.dispatcher, "/api/v1/alarms?kind=fire").await?;
     assert_eq!(s, 400);
     let (s, _) = get(&app, &w.dispatcher, "/api/v1/alarms?from=2026-11-25T00:00:00Z&to=2026-11-24T00:00:00Z").await?;
@@ -255,7 +278,8 @@ both_with!(
         })
         .await?;
         let find = |kind: &str| all.iter().find(|a| a["kind"] == kind).unwrap().clone();
-        assert_eq!(find("offline_on_order")["detail"]["order_id"], order.as_str());
+        let offline = all.iter().find(|a| a["kind"] == "offline_on_order" && a["vin"] == silent.as_str()).unwrap();
+        assert_eq!(offline["detail"]["order_id"], order.as_str());
         assert_eq!(find("maintenance_due")["detail"]["kind"], "insurance");
         assert_eq!(find("low_soc_idle")["detail"]["soc_pct"].as_f64(), Some(15.0));
         assert!(find("budget_exhausted")["detail"]["share_pct"].as_f64().unwrap() >= 100.0);

@@ -528,6 +528,21 @@ both_with!(every_answer_and_request_matches_the_openapi_document, quick, |app: T
     let hours = json!({"weekdays": [1, 2, 3, 4, 5], "start": "07:30", "end": "18:00", "holidays": ["2027-01-01"], "workdays": []});
     api.expect(200, M::PUT, "/api/v1/working-hours", "/api/v1/working-hours", Some(&admin), Body::Json(hours)).await?;
     api.get("/api/v1/working-hours", "/api/v1/working-hours", &unit9).await?;
+    // A zone the car drives into: one alarm, listed and acknowledged.
+    let zone = json!({"name": "沈家门", "kind": "zone", "geometry": {"type": "Point", "coordinates": [122.30, 29.95]}, "radius_m": 300.0});
+    api.expect(201, M::POST, "/api/v1/geofences", "/api/v1/geofences", Some(&admin), Body::Json(zone)).await?;
+    let t = |secs: i64| (Utc::now() - chrono::Duration::seconds(secs)).to_rfc3339();
+    p.json(&vin, &json!([{"ts": t(50), "lat": 29.99, "lon": 122.21}, {"ts": t(40), "lat": 29.95, "lon": 122.30}]))
+        .await?;
+    app.wait_until("the zone alarm", || async {
+        let v = api.get("/api/v1/alarms", "/api/v1/alarms?kind=zone_entered", &admin).await?;
+        Ok(v["alarms"].as_array().is_some_and(|a| !a.is_empty()))
+    })
+    .await?;
+    let listed = api.get("/api/v1/alarms", "/api/v1/alarms?unacknowledged=true", &admin).await?;
+    let alarm_id = listed["alarms"][0]["id"].clone();
+    let ack = format!("/api/v1/alarms/{alarm_id}/acknowledge");
+    api.expect(200, M::POST, "/api/v1/alarms/{id}/acknowledge", &ack, Some(&admin), Body::None).await?;
     api.get("/api/v1/alarms", "/api/v1/alarms", &admin).await?;
     api.expect(400, M::GET, "/api/v1/alarms", "/api/v1/alarms?kind=fire", Some(&admin), Body::None).await?;
 

@@ -143,6 +143,13 @@ async fn every_route_answers_every_role_as_the_table_says() -> anyhow::Result<()
         ),
         (Method::POST, "/api/v1/costs/import", "/api/v1/costs/import".into(), None, [Y, F, F, F, F, F]),
         (Method::GET, "/api/v1/alarms", "/api/v1/alarms".into(), None, [Y, Y, Y, Y, Y, Y]),
+        (
+            Method::POST,
+            "/api/v1/alarms/{id}/acknowledge",
+            "/api/v1/alarms/999999/acknowledge".into(),
+            None,
+            [N, N, F, N, N, N],
+        ),
         (Method::GET, "/api/v1/geofences", "/api/v1/geofences".into(), None, [Y, Y, Y, Y, F, F]),
         (
             Method::POST,

@@ -35,6 +35,7 @@ pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/api/v1/trips", get(api::trips::list)),
         ("/api/v1/stats/monthly", get(api::stats::monthly)),
         ("/api/v1/alarms", get(api::alarms::alarms)),
+        ("/api/v1/alarms/{id}/acknowledge", post(api::alarms::acknowledge)),
         ("/api/v1/alarms/misuse", get(api::misuse::list)),
         ("/api/v1/geofences", get(api::alarms::list).post(api::alarms::create)),
         ("/api/v1/geofences/{id}", delete(api::alarms::delete)),

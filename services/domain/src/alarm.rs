@@ -88,6 +88,11 @@ pub struct Alarm {
     pub unit_id: Option<String>,
     pub ts: DateTime<Utc>,
     pub detail: Value,
+    /// When someone marked it seen and dealt with (the alarm centre), and who (user id).
+    #[serde(default)]
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub acknowledged_by: Option<i64>,
 }
 
 #[cfg(test)]

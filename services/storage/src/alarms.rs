@@ -65,9 +65,9 @@ impl Geofences<'_> {
     }
 }
 
-pub(crate) type AlarmRow = (i64, String, Option<String>, Option<String>, i64, String);
+pub(crate) type AlarmRow = (i64, String, Option<String>, Option<String>, i64, String, Option<i64>, Option<i64>);
 
-pub(crate) fn alarm_of((id, kind, vin, unit_id, ts, detail): AlarmRow) -> Result<Alarm, StorageError> {
+pub(crate) fn alarm_of((id, kind, vin, unit_id, ts, detail, ack_ms, ack_by): AlarmRow) -> Result<Alarm, StorageError> {
     Ok(Alarm {
         id,
         kind: AlarmKind::parse(&kind).ok_or_else(|| StorageError::Corrupt(format!("alarm kind {kind:?}")))?,
@@ -77,10 +77,12 @@ pub(crate) fn alarm_of((id, kind, vin, unit_id, ts, detail): AlarmRow) -> Result
         unit_id,
         ts: from_ms(ts),
         detail: serde_json::from_str(&detail).map_err(|e| StorageError::Corrupt(format!("alarm {id} detail: {e}")))?,
+        acknowledged_at: ack_ms.map(from_ms),
+        acknowledged_by: ack_by,
     })
 }
 
-const ALARM_COLUMNS: &str = "id, kind, vin, unit_id, ts_ms, detail";
+const ALARM_COLUMNS: &str = "id, kind, vin, unit_id, ts_ms, detail, acknowledged_ms, acknowledged_by";
 
 /// Alarms.
 pub struct Alarms<'a>(pub(crate) &'a Store);
@@ -103,7 +105,16 @@ macro_rules! insert_alarm {
 }
 
 fn stored(id: i64, a: &NewAlarm) -> Alarm {
-    Alarm { id, kind: a.kind, vin: a.vin.clone(), unit_id: a.unit_id.clone(), ts: a.ts, detail: a.detail.clone() }
+    Alarm {
+        id,
+        kind: a.kind,
+        vin: a.vin.clone(),
+        unit_id: a.unit_id.clone(),
+        ts: a.ts,
+        detail: a.detail.clone(),
+        acknowledged_at: None,
+        acknowledged_by: None,
+    }
 }
 
 impl Alarms<'_> {
@@ -173,10 +184,12 @@ impl Alarms<'_> {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         kind: Option<AlarmKind>,
+        unacknowledged: bool,
         limit: i64,
     ) -> Result<Vec<Alarm>, StorageError> {
+        let open = if unacknowledged { " AND acknowledged_ms IS NULL" } else { "" };
         let q = format!(
-            "SELECT {ALARM_COLUMNS} FROM alarms WHERE ts_ms >= $1 AND ts_ms < $2 AND ($3 IS NULL OR kind = $3) \
+            "SELECT {ALARM_COLUMNS} FROM alarms WHERE ts_ms >= $1 AND ts_ms < $2 AND ($3 IS NULL OR kind = $3){open} \
              ORDER BY ts_ms DESC, id DESC LIMIT $4"
         );
         let rows: Vec<AlarmRow> = on_pool!(self.0, pool => sqlx::query_as(sqlx::AssertSqlSafe(q.as_str()))
@@ -187,5 +200,19 @@ impl Alarms<'_> {
             .fetch_all(pool)
             .await)?;
         rows.into_iter().map(alarm_of).collect()
+    }
+
+    pub async fn get(&self, id: i64) -> Result<Option<Alarm>, StorageError> {
+        let q = format!("SELECT {ALARM_COLUMNS} FROM alarms WHERE id = $1");
+        let row: Option<AlarmRow> = on_pool!(self.0, pool => sqlx::query_as(sqlx::AssertSqlSafe(q.as_str())).bind(id).fetch_optional(pool).await)?;
+        row.map(alarm_of).transpose()
+    }
+
+    /// Marks an alarm dealt with by `user_id` (the first acknowledgement stays); answers it.
+    pub async fn acknowledge(&self, id: i64, user_id: i64, now: DateTime<Utc>) -> Result<Option<Alarm>, StorageError> {
+        let q =
+            "UPDATE alarms SET acknowledged_ms = $2, acknowledged_by = $3 WHERE id = $1 AND acknowledged_ms IS NULL";
+        on_pool!(self.0, pool => sqlx::query(q).bind(id).bind(to_ms(now)).bind(user_id).execute(pool).await.map(|r| r.rows_affected()))?;
+        self.get(id).await
     }
 }

@@ -83,18 +83,19 @@ impl Webhooks<'_> {
         now: DateTime<Utc>,
         body: impl Fn(&Alarm) -> String,
     ) -> Result<u64, StorageError> {
-        let q = "SELECT w.id, a.id, a.kind, a.vin, a.unit_id, a.ts_ms, a.detail FROM alarms a \
+        let q = "SELECT w.id, a.id, a.kind, a.vin, a.unit_id, a.ts_ms, a.detail, a.acknowledged_ms, a.acknowledged_by \
+                 FROM alarms a \
                  JOIN webhook_kinds k ON k.kind = a.kind JOIN webhooks w ON w.id = k.webhook_id \
                  WHERE a.created_ms >= $1 AND a.created_ms >= w.created_ms \
                  AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.webhook_id = w.id AND d.alarm_id = a.id) \
                  ORDER BY a.id LIMIT 10000";
-        type Row = (i64, i64, String, Option<String>, Option<String>, i64, String);
+        type Row = (i64, i64, String, Option<String>, Option<String>, i64, String, Option<i64>, Option<i64>);
         let rows: Vec<Row> = on_pool!(self.0, pool => sqlx::query_as(q).bind(to_ms(since)).fetch_all(pool).await)?;
         let insert = "INSERT INTO webhook_deliveries (webhook_id, alarm_id, body, next_ms, created_ms) \
                       VALUES ($1, $2, $3, $4, $4) ON CONFLICT (webhook_id, alarm_id) DO NOTHING";
         let mut added = 0;
-        for (hook, id, kind, vin, unit_id, ts, detail) in rows {
-            let alarm = crate::alarms::alarm_of((id, kind, vin, unit_id, ts, detail))?;
+        for (hook, id, kind, vin, unit_id, ts, detail, ack_ms, ack_by) in rows {
+            let alarm = crate::alarms::alarm_of((id, kind, vin, unit_id, ts, detail, ack_ms, ack_by))?;
             let text = body(&alarm);
             added += on_pool!(self.0, pool => sqlx::query(insert)
                 .bind(hook).bind(id).bind(&text).bind(to_ms(now))

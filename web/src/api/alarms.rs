@@ -127,6 +127,9 @@ pub(crate) struct AlarmQuery {
     from: Option<String>,
     to: Option<String>,
     kind: Option<String>,
+    /// Only those nobody has acknowledged (the alarm centre's unread ones).
+    #[serde(default)]
+    unacknowledged: bool,
 }
 
 #[derive(Serialize)]
@@ -149,13 +152,43 @@ pub(crate) async fn alarms(
         .map(|k| AlarmKind::parse(k).ok_or_else(|| ApiError::BadRequest(format!("no alarm kind {k:?}"))))
         .transpose()?;
     let scope = VehicleScope::load(&state.store, &auth.user).await?;
-    let all = state.store.alarms().list(from, to, kind, MAX_ALARMS).await?;
-    let alarms = match &scope {
-        VehicleScope::All => all,
-        VehicleScope::Unit(unit) => all.into_iter().filter(|a| a.unit_id.as_deref() == Some(unit.as_str())).collect(),
-        VehicleScope::Car(car) => all.into_iter().filter(|a| a.vin.is_some() && a.vin == *car).collect(),
-    };
+    let all = state.store.alarms().list(from, to, kind, q.unacknowledged, MAX_ALARMS).await?;
+    let alarms = all.into_iter().filter(|a| sees_alarm(&scope, a)).collect();
     Ok(Json(AlarmList { alarms }))
+}
+
+/// Everything for admins, dispatchers and auditors; a unit's for its user; a car's for its driver.
+fn sees_alarm(scope: &VehicleScope, a: &Alarm) -> bool {
+    match scope {
+        VehicleScope::All => true,
+        VehicleScope::Unit(unit) => a.unit_id.as_deref() == Some(unit.as_str()),
+        VehicleScope::Car(car) => a.vin.is_some() && a.vin == *car,
+    }
+}
+
+/// `POST /api/v1/alarms/{id}/acknowledge`: marks an alarm the caller sees as dealt with
+/// (admins, dispatchers, units; again: unchanged). Not for drivers or auditors.
+pub(crate) async fn acknowledge(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Alarm>, ApiError> {
+    let scope = VehicleScope::load(&state.store, &auth.user).await?;
+    let id: i64 = id.parse().map_err(|_| ApiError::NotFound("alarm"))?;
+    let alarm =
+        state.store.alarms().get(id).await?.filter(|a| sees_alarm(&scope, a)).ok_or(ApiError::NotFound("alarm"))?;
+    access::require(matches!(auth.user.role, Role::Admin | Role::Dispatcher | Role::Unit))?;
+    if alarm.acknowledged_at.is_some() {
+        return Ok(Json(alarm));
+    }
+    let alarm = state
+        .store
+        .alarms()
+        .acknowledge(id, auth.user.id, chrono::Utc::now())
+        .await?
+        .ok_or(ApiError::NotFound("alarm"))?;
+    tracing::info!(alarm.id = id, user.id = auth.user.id, "alarm acknowledged");
+    Ok(Json(alarm))
 }
 
 /// Longest webhook URL.
