@@ -173,3 +173,58 @@ async fn a_page_returns_to_the_login_form_when_its_token_is_revoked_elsewhere() 
     );
     b.close().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_alarm_centre_shows_unread_alarms_and_a_dispatcher_acknowledges_one() -> anyhow::Result<()> {
+    let app = TestApp::spawn_with(Db::Sqlite, |s| s.stats.interval = std::time::Duration::from_millis(200)).await;
+    let admin = app.admin_token().await;
+    let vin = car(&app, &admin, "浙L·D50003").await?;
+    let zone = json!({"name": "临城商圈", "kind": "zone", "geometry": {"type": "Point", "coordinates": [122.22, 29.99]}, "radius_m": 300.0});
+    let r = app.http.post(app.url("/api/v1/geofences")).bearer_auth(&admin).json(&zone).send().await?;
+    anyhow::ensure!(r.status() == 201, "zone: {}", r.status());
+    let t = |secs: i64| (Utc::now() - chrono::Duration::seconds(secs)).to_rfc3339();
+    let drive = json!([
+        {"ts": t(60), "lat": 29.99, "lon": 122.21, "speed_kmh": 30.0, "soc_pct": 70.0},
+        {"ts": t(30), "lat": 29.99, "lon": 122.22, "speed_kmh": 30.0, "soc_pct": 70.0},
+    ]);
+    Publisher::connect().await?.json(&vin, &drive).await?;
+    app.wait_until("the zone alarm stored", || async {
+        let v: Value = app
+            .http
+            .get(app.url("/api/v1/alarms?unacknowledged=true"))
+            .bearer_auth(&admin)
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok(v["alarms"].as_array().is_some_and(|a| a.len() == 1))
+    })
+    .await?;
+
+    let b = Browser::start(1280, 800).await?;
+    log_in(&b, &app, "admin", ADMIN_PASSWORD).await?;
+    b.wait_js(
+        "one unread alarm on the tab",
+        "const e = document.querySelector('#alarm-unread'); return !e.hidden && e.textContent === '1';",
+        vec![],
+    )
+    .await?;
+    b.click("#tab-alarms").await?;
+    b.wait_js(
+        "the alarm in the centre",
+        "const e = document.querySelector('#alarm-centre'); return !e.hidden && e.textContent.includes('进入区域') && e.textContent.includes('浙L·D50003') && e.textContent.includes('临城商圈');",
+        vec![],
+    )
+    .await?;
+    b.screenshot("alarm-centre-zh").await?;
+    b.click("#alarm-centre button[data-ack]").await?;
+    b.wait_js(
+        "the centre empty and the badge gone",
+        "return document.querySelector('#alarm-unread').hidden && document.querySelectorAll('#alarm-centre li').length === 0;",
+        vec![],
+    )
+    .await?;
+    let v: Value = app.http.get(app.url("/api/v1/alarms")).bearer_auth(&admin).send().await?.json().await?;
+    assert!(v["alarms"][0]["acknowledged_at"].is_string(), "acknowledged through the API: {v}");
+    b.close().await
+}

@@ -11,6 +11,7 @@ import { CENTER, ZOOM } from '../lib/basemap.js';
 import { ConnStatus } from './conn.js';
 import { OPEN_STATUSES, FINAL_STATUSES, FILTERS, mayCreate, startOfToday } from './orders.js';
 import { DEFAULT_CONFIG } from './ui.js';
+import { CENTRE_POLL_MS } from './alarm-centre.js';
 
 /** While the live feed is down, the vehicle list is refreshed over plain HTTP this often. */
 const FALLBACK_POLL_MS = 15000;
@@ -28,6 +29,7 @@ export class Page {
     this.stations = shell.stations;
     this.vehicleList = shell.vehicleList;
     this.alarmList = shell.alarmList;
+    this.alarmCentre = shell.alarmCentre;
     this.orderList = shell.orderList;
     this.orderDetail = shell.orderDetail;
     this.detail = shell.detail;
@@ -71,6 +73,9 @@ export class Page {
       if (this.live.state !== 'open') this.pollStates();
     }, FALLBACK_POLL_MS));
     this.timers.push(setInterval(() => this.flushAlarms(), 500));
+    this.alarmCentre.setUser(this.user);
+    this.alarmCentre.load();
+    this.timers.push(setInterval(() => this.alarmCentre.load(), CENTRE_POLL_MS));
   }
 
   stop() {
@@ -91,6 +96,7 @@ export class Page {
     search.dispatchEvent(new Event('input'));
     this.vehicleList.replaceAll([]);
     this.alarmList.update([], this.limits(), true);
+    this.alarmCentre.clear();
     this.orderList.setUnitFilter(null);
     this.orderList.clear();
     this.stations.set([]);
@@ -162,6 +168,7 @@ export class Page {
       plate: v.plate, seats: v.seats, hasDriver: drivers ? bound.has(v.vin) : null,
     }]));
     this.orderList.render();
+    this.alarmCentre.render();
     this.orderDetail.render();
   }
 
@@ -356,6 +363,7 @@ export class Page {
     this.fillUnitFilter();
     this.vehicleList.replaceAll([...this.state.values()]);
     this.alarmList.update([...this.state.values()], this.limits(), true);
+    this.alarmCentre.render();
     this.orderList.render();
     this.detail.relabel();
     this.orderDetail.render();

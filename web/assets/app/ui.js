@@ -11,6 +11,7 @@ import { addLegend } from './legend.js';
 import { OrderDetail } from './order-detail.js';
 import { OrderList } from './orders.js';
 import { VehicleList, AlarmList } from './panel.js';
+import { AlarmCentre } from './alarm-centre.js';
 import { StationLayer } from './stations.js';
 
 /** Used until `GET /api/v1/map/config` answers (or when it does not exist). */
@@ -38,6 +39,12 @@ export function buildUi(current) {
       list: byId('vehicle-list'), search: byId('vehicle-search'), count: byId('vehicle-count'), onPick: pick,
     }),
     alarmList: new AlarmList({ list: byId('alarm-list'), badge: byId('alarm-badge'), onPick: pick }),
+    alarmCentre: new AlarmCentre({
+      list: byId('alarm-centre'),
+      badge: byId('alarm-unread'),
+      plateOf: (vin) => current()?.registry.get(vin)?.plate ?? vin,
+      onPick: pick,
+    }),
     orderList: new OrderList({
       list: byId('order-list'),
       chips: byId('order-filters'),
