@@ -12,6 +12,7 @@ mod gateway;
 mod ingest;
 mod live;
 mod load;
+mod notify;
 mod soak;
 mod stats;
 
@@ -42,6 +43,9 @@ pub enum BenchKind {
     Dispatch(dispatch::DispatchArgs),
     /// One month's statistics report for 60 and 1,000 cars, with 1× and 10× the raw samples.
     Stats(stats::StatsArgs),
+    /// New alarms to a webhook receiver on loopback through the outbox, vs the same POSTs
+    /// sent straight.
+    Notify(notify::NotifyArgs),
     /// An hour (by default) of a simulated fleet, live clients and orders: fleetd's RSS and
     /// live-feed latency over time, and whether every published sample is stored.
     #[command(after_help = soak::AFTER_HELP)]
@@ -67,6 +71,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchKind::Live(a) => live::run(a).await?,
         BenchKind::Dispatch(a) => dispatch::run(a).await?,
         BenchKind::Stats(a) => stats::run(a).await?,
+        BenchKind::Notify(a) => notify::run(a).await?,
         BenchKind::Soak(a) => soak::run(a).await?,
     };
     println!("{}", serde_json::to_string(&figures)?);
