@@ -123,10 +123,10 @@ pub async fn seed_demo(store: &Store) -> anyhow::Result<bool> {
             total += car.len();
             let kwh = battery.get(car[0].vin.as_str()).copied().unwrap_or(60.0);
             orders.extend(demo::orders_for(&cast, &car, kwh, &mut seq));
-            // The car's file, with its last service some km before the odometer it reached.
+            // The car's file.
             if let Some(&i) = index.get(car[0].vin.as_str()) {
                 let mut v = data.vehicles[i].clone();
-                v.file = demo::vehicle_file(i, today, car.iter().rev().find_map(|s| s.odometer_km));
+                v.file = demo::vehicle_file(i, today);
                 store.vehicles().update(&car[0].vin, &v).await.context("demo vehicle file")?;
             }
             car.clear();

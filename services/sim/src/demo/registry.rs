@@ -111,20 +111,20 @@ pub fn units() -> Vec<NewUnit> {
 /// Days between a demo car's dates, spread so that a few of sixty fall due within a month.
 const FILE_SPREAD_DAYS: usize = 365;
 
-/// The file of the demo's car number `i`, as of `today` with the odometer at `odometer_km`:
-/// insurance and inspection dates spread over the coming year, a service every 15,000 km or
-/// 12 months with the last one some months and km ago; a few of sixty cars have something
-/// due within 30 days or 500 km, and one is in the workshop.
-pub fn vehicle_file(i: usize, today: chrono::NaiveDate, odometer_km: Option<f64>) -> fleet_domain::VehicleFile {
+/// The file of the demo's car number `i`, as of `today`: insurance and inspection dates spread
+/// over the coming year, a service every 12 months with the last one some months ago; a few
+/// of sixty cars have something due within 30 days, and one is in the workshop. (Services are
+/// due by months only here: the live simulator starts each car with an odometer of its own,
+/// not the one its history ended on, so an interval by km would fall due at random.)
+pub fn vehicle_file(i: usize, today: chrono::NaiveDate) -> fleet_domain::VehicleFile {
     let days = |k: usize| chrono::TimeDelta::days(i64::try_from(k % FILE_SPREAD_DAYS).unwrap_or(0));
-    let since_km = ((i * 1_613) % 15_000) as f64;
     fleet_domain::VehicleFile {
         insurance_until: Some(today + days(i * 53 + 11)),
         inspection_due: Some(today + days(i * 89 + 40)),
-        maintenance_every_km: Some(15_000.0),
+        maintenance_every_km: None,
         maintenance_every_months: Some(12),
         last_maintenance_on: Some(today - days(i * 37 + 20)),
-        last_maintenance_km: odometer_km.map(|o| (o - since_km).max(0.0).round()),
+        last_maintenance_km: None,
         in_maintenance: i == 7,
     }
 }

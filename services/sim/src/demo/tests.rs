@@ -208,7 +208,7 @@ fn the_demo_tariff_files_and_costs_validate_and_something_falls_due() {
     let mut in_shop = 0;
     for (i, v) in d.vehicles.iter().enumerate() {
         let mut v = v.clone();
-        v.file = vehicle_file(i, today, Some(40_000.0));
+        v.file = vehicle_file(i, today);
         v.validate().unwrap();
         let car = fleet_domain::Vehicle {
             vin: fleet_domain::Vin::parse(&v.vin).unwrap(),
