@@ -30,6 +30,11 @@ impl Budget {
         };
         Self { month: month.to_owned(), budget_kwh, used_kwh, share, warning: share >= BUDGET_WARNING_SHARE }
     }
+
+    /// All of it used: new orders are refused (unless an admin overrides).
+    pub fn spent(&self) -> bool {
+        self.share >= 1.0
+    }
 }
 
 /// The budget of `unit` in `month` (YYYY-MM) as used so far.

@@ -83,6 +83,15 @@ impl Default for Config {
     }
 }
 
+/// What a pass derives by, the same for every car: read once per pass, not per car.
+struct PassRules {
+    /// The tariff that prices the charging sessions.
+    day: fleet_domain::tariff::PricedDay,
+    hours: fleet_domain::geofence::WorkingHours,
+    /// Every geofence with its shape (each car takes those that apply to it).
+    fences: Vec<(fleet_domain::geofence::Geofence, fleet_domain::geofence::Shape)>,
+}
+
 /// The derivation service.
 pub struct Deriver {
     cfg: Config,
@@ -136,6 +145,13 @@ impl Deriver {
                             }
                         }
                     }
+                    let rules = match self.pass_rules().await {
+                        Ok(r) => r,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot read the tariff, working hours or geofences; deriving next pass");
+                            continue;
+                        }
+                    };
                     let mut pass = heard.dirty.take(MAX_CARS_PER_PASS).into_iter();
                     while let Some((vin, (a, b))) = pass.next() {
                         self.give_way(&mut way, &mut events, &mut heard, &shutdown).await;
@@ -143,7 +159,7 @@ impl Deriver {
                             // Stopping: the rest of the pass is left (a restart catches up).
                             break;
                         }
-                        if let Err(e) = self.derive_window(&vin, a, b).await {
+                        if let Err(e) = self.derive_window(&rules, &vin, a, b).await {
                             tracing::warn!(vehicle.vin = %vin, error = %e, "trip derivation failed; retrying");
                             if e.is_transient() {
                                 // The database is unreachable: every other car would wait out
@@ -195,6 +211,7 @@ impl Deriver {
         shutdown: &CancellationToken,
     ) -> Result<usize, StorageError> {
         let vehicles = self.store.vehicles().list(None).await?;
+        let rules = self.pass_rules().await?;
         let now = Utc::now();
         for v in &vehicles {
             self.give_way(way, events, heard, shutdown).await;
@@ -202,7 +219,7 @@ impl Deriver {
                 break;
             }
             let from = self.store.derived().latest_start(&v.vin).await?.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
-            self.derive_window(&v.vin, from, now).await?;
+            self.derive_window(&rules, &v.vin, from, now).await?;
             heard.drain(events);
         }
         Ok(vehicles.len())
@@ -240,9 +257,34 @@ impl Deriver {
         }
     }
 
+    async fn pass_rules(&self) -> Result<PassRules, StorageError> {
+        let fences = self
+            .store
+            .geofences()
+            .list()
+            .await?
+            .into_iter()
+            .filter_map(|f| {
+                let shape = f.shape().ok()?;
+                Some((f, shape))
+            })
+            .collect();
+        Ok(PassRules {
+            day: self.store.settings().priced_day().await?,
+            hours: self.store.settings().working_hours().await?,
+            fences,
+        })
+    }
+
     /// Re-derives what samples of `vin` in `[t0, t1]` can touch: the window widened by the
     /// stop and gap thresholds, and by the stored trips and sessions reaching into it.
-    pub async fn derive_window(&self, vin: &Vin, t0: DateTime<Utc>, t1: DateTime<Utc>) -> Result<(), StorageError> {
+    async fn derive_window(
+        &self,
+        rules: &PassRules,
+        vin: &Vin,
+        t0: DateTime<Utc>,
+        t1: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
         let p = &self.cfg.params;
         let margin = chrono::Duration::from_std(p.max_gap + p.stop_after).unwrap_or(chrono::Duration::minutes(15));
         let (mut from, mut to) = (t0 - margin, t1 + margin);
@@ -271,19 +313,19 @@ impl Deriver {
             derived.trips.into_iter().filter(|t| in_window(t.start_ts)).map(|t| attribute(t, &served)).collect();
         // Each session costed at the tariff in force now (a later tariff applies to what is
         // derived after it is set).
-        let day = self.store.settings().priced_day().await?;
+        let day = &rules.day;
         let sessions: Vec<_> = derived
             .charging
             .into_iter()
             .filter(|c| in_window(c.start_ts))
             .map(|mut c| {
-                c.cost_yuan = fleet_domain::tariff::charging_cost(&samples, &c, vehicle.battery_kwh, &day);
+                c.cost_yuan = fleet_domain::tariff::charging_cost(&samples, &c, vehicle.battery_kwh, day);
                 c
             })
             .collect();
         metrics::counter!("fleet_stats_derivations_total").increment(1);
         self.store.derived().replace(vin, from, to, &trips, &sessions).await?;
-        self.fence_alarms(&vehicle, &samples, to).await
+        self.fence_alarms(rules, &vehicle, &samples, to).await
     }
 
     /// Evaluates the window's samples against the geofences that apply to the car, and makes
@@ -292,25 +334,14 @@ impl Deriver {
     /// goes.
     async fn fence_alarms(
         &self,
+        rules: &PassRules,
         vehicle: &fleet_domain::Vehicle,
         samples: &[fleet_domain::Sample],
         to: DateTime<Utc>,
     ) -> Result<(), StorageError> {
         let Some(first) = samples.iter().find(|s| s.position_valid && s.moves_state()) else { return Ok(()) };
-        let fences: Vec<_> = self
-            .store
-            .geofences()
-            .list()
-            .await?
-            .into_iter()
-            .filter(|f| f.applies_to(vehicle))
-            .filter_map(|f| {
-                let shape = fleet_domain::geofence::shape(&f.geometry, f.radius_m).ok()?;
-                Some((f, shape))
-            })
-            .collect();
-        let hours = self.store.settings().working_hours().await?;
-        let alarms: Vec<NewAlarm> = crossings(samples, &fences, &hours)
+        let fences: Vec<_> = rules.fences.iter().filter(|(f, _)| f.applies_to(vehicle)).cloned().collect();
+        let alarms: Vec<NewAlarm> = crossings(samples, &fences, &rules.hours)
             .into_iter()
             .map(|c| NewAlarm {
                 kind: c.alarm,

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use fleet_domain::Vehicle;
-use fleet_domain::geofence::{FenceKind, Shape, shape};
+use fleet_domain::geofence::{FenceKind, Shape};
 use fleet_domain::trips::{ChargingSession, MisuseReason, MisuseRules, TripPurpose, drives_to_charge, misuse_reasons};
 use fleet_storage::{StorageError, Store, StoredTrip};
 
@@ -41,7 +41,7 @@ pub async fn misuse_trips(
         .into_iter()
         .filter(|f| f.kind == FenceKind::ServiceArea)
         .filter_map(|f| {
-            let s = shape(&f.geometry, f.radius_m).ok()?;
+            let s = f.shape().ok()?;
             Some((f, s))
         })
         .collect();

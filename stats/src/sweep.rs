@@ -14,7 +14,7 @@ use fleet_storage::{StorageError, Store};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::budget::{BUDGET_WARNING_SHARE, budget_of};
+use crate::budget::budget_of;
 
 /// How often the sweep runs by default.
 pub const DEFAULT_SWEEP_EVERY: Duration = Duration::from_secs(60);
@@ -96,9 +96,8 @@ pub async fn sweep(store: &Store, now: DateTime<Utc>) -> Result<Vec<Alarm>, Stor
         let odometer = states.get(&v.vin).and_then(|s| s.odometer_km);
         for r in upkeep::reminders(v, odometer, today) {
             let due = r.due_on.map(|d| d.to_string()).or(r.due_km.map(|k| format!("{k}km"))).unwrap_or_default();
-            let kind = serde_json::to_value(r.kind).unwrap_or_default();
-            let key = format!("maintenance_due:{}:{}:{due}", v.vin, kind.as_str().unwrap_or_default());
-            let detail = json!({"kind": kind, "due_on": r.due_on, "due_km": r.due_km, "overdue": r.overdue});
+            let key = format!("maintenance_due:{}:{}:{due}", v.vin, r.kind.as_str());
+            let detail = json!({"kind": r.kind, "due_on": r.due_on, "due_km": r.due_km, "overdue": r.overdue});
             found.push(alarm(AlarmKind::MaintenanceDue, Some(&v.vin), v.unit_id.as_deref(), now, key, detail));
         }
     }
@@ -108,11 +107,11 @@ pub async fn sweep(store: &Store, now: DateTime<Utc>) -> Result<Vec<Alarm>, Stor
         let b = budget_of(store, &unit, &month).await?;
         let detail =
             json!({"month": month, "budget_kwh": b.budget_kwh, "used_kwh": b.used_kwh, "share_pct": b.share * 100.0});
-        if b.share >= BUDGET_WARNING_SHARE {
+        if b.warning {
             let key = format!("budget_warning:{}:{month}", unit.id);
             found.push(alarm(AlarmKind::BudgetWarning, None, Some(&unit.id), now, key, detail.clone()));
         }
-        if b.share >= 1.0 {
+        if b.spent() {
             let key = format!("budget_exhausted:{}:{month}", unit.id);
             found.push(alarm(AlarmKind::BudgetExhausted, None, Some(&unit.id), now, key, detail));
         }

@@ -52,19 +52,35 @@ pub struct NewCost {
     pub note: String,
 }
 
+/// The checks every money entry shares (a cost, a service record): dated no later than
+/// tomorrow (`future` says why not), 0 to [`MAX_COST_YUAN`] in `amount_field`, a note of at
+/// most [`MAX_NOTE_CHARS`].
+pub fn check_entry(
+    on: NaiveDate,
+    today: NaiveDate,
+    future: &str,
+    amount_field: &'static str,
+    amount: f64,
+    note: &str,
+) -> Result<(), ValidationError> {
+    if on > today + chrono::TimeDelta::days(1) {
+        return Err(ValidationError::new("on", future));
+    }
+    if !(amount.is_finite() && (0.0..=MAX_COST_YUAN).contains(&amount)) {
+        return Err(ValidationError::new(amount_field, "must be 0 to 10,000,000"));
+    }
+    if note.chars().count() > MAX_NOTE_CHARS {
+        return Err(ValidationError::new("note", format!("at most {MAX_NOTE_CHARS} characters")));
+    }
+    Ok(())
+}
+
 impl NewCost {
     /// Checks the fields (not dated after tomorrow, 0 to 10,000,000 yuan) and gives the VIN.
     pub fn validate(&self, today: NaiveDate) -> Result<Vin, ValidationError> {
         let vin = Vin::parse(&self.vin).map_err(|e| ValidationError::new("vin", e.to_string()))?;
-        if self.on > today + chrono::TimeDelta::days(1) {
-            return Err(ValidationError::new("on", "a cost cannot be dated in the future"));
-        }
-        if !(self.amount_yuan.is_finite() && (0.0..=MAX_COST_YUAN).contains(&self.amount_yuan)) {
-            return Err(ValidationError::new("amount_yuan", "must be 0 to 10,000,000"));
-        }
-        if self.note.chars().count() > MAX_NOTE_CHARS {
-            return Err(ValidationError::new("note", format!("at most {MAX_NOTE_CHARS} characters")));
-        }
+        let future = "a cost cannot be dated in the future";
+        check_entry(self.on, today, future, "amount_yuan", self.amount_yuan, &self.note)?;
         Ok(vin)
     }
 

@@ -228,6 +228,11 @@ impl Shape {
 }
 
 impl Geofence {
+    /// The stored geometry's shape (checked when the geofence was drawn).
+    pub fn shape(&self) -> Result<Shape, ValidationError> {
+        shape(&self.geometry, self.radius_m)
+    }
+
     /// Whether the geofence applies to a car: one naming the car, one naming only its unit,
     /// or one naming neither (the whole fleet).
     pub fn applies_to(&self, v: &Vehicle) -> bool {

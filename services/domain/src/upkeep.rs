@@ -21,6 +21,16 @@ pub enum ReminderKind {
     Maintenance,
 }
 
+impl ReminderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Insurance => "insurance",
+            Self::Inspection => "inspection",
+            Self::Maintenance => "maintenance",
+        }
+    }
+}
+
 /// One thing falling due for one car.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reminder {

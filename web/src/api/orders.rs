@@ -107,7 +107,7 @@ pub(crate) async fn create_order(
     now: chrono::DateTime<Utc>,
 ) -> Result<OrderRecord, ApiError> {
     let month = fleet_domain::trips::month_of(pickup_at);
-    let spent = super::trips::budget_of(state, unit, &month).await?.share >= 1.0;
+    let spent = super::trips::budget_of(state, unit, &month).await?.spent();
     if spent && !new.override_budget {
         return Err(ApiError::BudgetExhausted(month));
     }

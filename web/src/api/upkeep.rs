@@ -5,8 +5,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use chrono::{NaiveDate, TimeDelta};
-use fleet_domain::costs::{MAX_COST_YUAN, MAX_NOTE_CHARS, today};
+use chrono::NaiveDate;
+use fleet_domain::costs::{check_entry, today};
 use fleet_domain::upkeep::{Reminder, reminders};
 use fleet_domain::{ValidationError, Vin};
 use fleet_storage::MaintenanceRecord;
@@ -33,19 +33,12 @@ struct NewService {
 
 impl NewService {
     fn validate(&self, today: NaiveDate) -> Result<(), ValidationError> {
-        if self.on > today + TimeDelta::days(1) {
-            return Err(ValidationError::new("on", "a service cannot be recorded before it is done"));
-        }
+        let future = "a service cannot be recorded before it is done";
+        check_entry(self.on, today, future, "cost_yuan", self.cost_yuan, &self.note)?;
         if let Some(km) = self.odometer_km
             && !(km.is_finite() && (0.0..=fleet_domain::registry::MAX_ODOMETER_KM).contains(&km))
         {
             return Err(ValidationError::new("odometer_km", "must be 0 to 2,000,000"));
-        }
-        if self.note.chars().count() > MAX_NOTE_CHARS {
-            return Err(ValidationError::new("note", format!("at most {MAX_NOTE_CHARS} characters")));
-        }
-        if !(self.cost_yuan.is_finite() && (0.0..=MAX_COST_YUAN).contains(&self.cost_yuan)) {
-            return Err(ValidationError::new("cost_yuan", "must be 0 to 10,000,000"));
         }
         Ok(())
     }
